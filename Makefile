@@ -1,0 +1,38 @@
+# Every target creates and uses .venv; a fresh machine needs only python3 (3.11 or 3.12).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export MUJOCO_GL ?= egl
+
+.PHONY: install demo test test-expensive bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# The CPU build of torch (on local disk here) first: an unpinned torch pulls a multi-GB CUDA build.
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet torch==2.13.0 
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/robopref demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-expensive: $(STAMP)
+	$(PY) -m pytest -q -m expensive
+
+bench: $(STAMP)
+	$(PY) benchmarks/env_throughput.py --json runs/bench/env_throughput.json
+	$(PY) benchmarks/oracle_learning.py --json runs/bench/oracle_learning.json
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

@@ -1,0 +1,45 @@
+"""robopref's MuJoCo tabletop tasks, registered with Gymnasium on import.
+
+>>> import gymnasium as gym
+>>> import robopref  # registers the ids below
+>>> env = gym.make("robopref/PlatePlacement-v0", goal=(0.2, 0.15))
+
+Other code that never imported robopref reaches them as
+``gym.make("robopref:robopref/PlatePlacement-v0")``.
+"""
+
+from robopref.envs.rendering import default_gl_backend
+
+default_gl_backend()
+
+import gymnasium as gym  # noqa: E402
+from robopref.envs.block_sort import BlockSortEnv  # noqa: E402
+from robopref.envs.plate_placement import PlatePlacementEnv  # noqa: E402
+from robopref.envs.scripted import scripted_policy  # noqa: E402
+from robopref.envs.tabletop import TabletopEnv, sample_goal  # noqa: E402
+
+#: every registered robopref env id, with its episode length.
+ENV_IDS = {
+    "robopref/PlatePlacement-v0": ("robopref.envs.plate_placement:PlatePlacementEnv", 60),
+    "robopref/BlockSort-v0": ("robopref.envs.block_sort:BlockSortEnv", 80),
+}
+
+
+def register_envs() -> None:
+    """Register every robopref task with Gymnasium (idempotent)."""
+    for env_id, (entry_point, episode_steps) in ENV_IDS.items():
+        if env_id not in gym.registry:
+            gym.register(env_id, entry_point=entry_point, max_episode_steps=episode_steps)
+
+
+register_envs()
+
+__all__ = [
+    "ENV_IDS",
+    "BlockSortEnv",
+    "PlatePlacementEnv",
+    "TabletopEnv",
+    "register_envs",
+    "sample_goal",
+    "scripted_policy",
+]

@@ -1,0 +1,173 @@
+"""``robopref/BlockSort-v0``: pick up a block and put it in one of the zones on the table.
+
+The MuJoCo counterpart of the VPL paper's Ravens sorting task. ``n_zones`` (2 to 4,
+default 2) coloured zones are painted on the table; which zone the block belongs in is
+the user's hidden goal, a zone index in ``goal_space = Discrete(n_zones)``. Zone 0 is on
+the robot's left (+y), zone 1 on its right; see ``ZONE_LAYOUTS``. The goal is never in
+the observation.
+
+Episode: the block starts on the table near the robot, the hand above it with the suction
+off; 80 control steps (3.2 s at 25 Hz). The suction takes hold of the block when
+``grip > 0`` and the tip touches its top, and lets go whenever ``grip <= 0``.
+
+Action: ``[dx, dy, dz, grip]`` in [-1, 1] (see :mod:`robopref.envs.tabletop`).
+
+Observation (float32, 16): suction tip xyz (3), holding (1), block centre xyz (3), block
+centre minus tip (3), block linear velocity (3), tip minus block top (3).
+
+Features (``info["features"]`` and :meth:`BlockSortEnv.features`, float32, in the order of
+``feature_names``): block ``x, y``; ``height`` of its bottom above the table; ``held``;
+``drop_height`` (height its bottom was last released from); ``speed``; ``reach``, the
+distance from the suction tip to the block's top; and ``zone_i``, the horizontal distance
+from the block to the centre of zone i, for each zone.
+
+With ``goal=i`` (or ``goal="random"``) the env is the oracle, with reward terms
+``reach`` (-1 · tip-to-block distance while the block is not held and not placed),
+``transport`` (-1.5 · distance from the block's bottom to the goal zone's centre on the
+table), ``placed`` (+2 while solved) and ``drop`` (-5 · release height above 2 cm, on the
+step of release); ``info["is_success"]`` is true while the block rests on the table,
+released, inside the goal zone (``ZONE_RADIUS``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from robopref.envs import scene
+from robopref.envs.tabletop import RESTING_HEIGHT, TabletopEnv
+
+BLOCK_HALF = 0.02
+ZONE_RADIUS = 0.07
+ZONE_LAYOUTS: dict[int, tuple[tuple[float, float], ...]] = {
+    2: ((0.15, 0.18), (0.15, -0.18)),
+    3: ((0.15, 0.22), (0.15, -0.22), (0.22, 0.0)),
+    4: ((0.05, 0.2), (0.05, -0.2), (0.25, 0.2), (0.25, -0.2)),
+}
+ZONE_COLOURS = (
+    (0.2, 0.45, 0.95, 1.0),
+    (0.95, 0.75, 0.15, 1.0),
+    (0.3, 0.8, 0.4, 1.0),
+    (0.7, 0.35, 0.85, 1.0),
+)
+
+
+class BlockSortEnv(TabletopEnv):
+    """Pick up a block and put it down in the (hidden) preferred zone."""
+
+    OBJECT: ClassVar[scene.ObjectSpec] = scene.ObjectSpec(
+        name="block", shape="block", size=(BLOCK_HALF,), mass=0.1, rgba=(0.85, 0.15, 0.15, 1.0)
+    )
+    WORKSPACE_LOW: ClassVar[np.ndarray] = np.array([-0.35, -0.35, 2 * BLOCK_HALF + 0.002])
+
+    def __init__(
+        self,
+        goal: Any = None,
+        n_zones: int = 2,
+        render_mode: str | None = None,
+        width: int = 320,
+        height: int = 240,
+        camera: str = "front",
+        **unknown: Any,
+    ) -> None:
+        if n_zones not in ZONE_LAYOUTS:
+            raise ValueError(
+                f"n_zones={n_zones!r} is not supported: use one of {sorted(ZONE_LAYOUTS)}"
+            )
+        self.n_zones = int(n_zones)
+        self.zone_centers = np.array(ZONE_LAYOUTS[self.n_zones], dtype=np.float64)
+        self.feature_names = (
+            "x",
+            "y",
+            "height",
+            "held",
+            "drop_height",
+            "speed",
+            "reach",
+            *(f"zone_{i}" for i in range(self.n_zones)),
+        )
+        super().__init__(goal, render_mode, width, height, camera, **unknown)
+
+    def _build_spec(self) -> mujoco.MjSpec:
+        zones = tuple(
+            scene.ZoneSpec(f"zone_{i}", tuple(c), ZONE_RADIUS, ZONE_COLOURS[i])
+            for i, c in enumerate(self.zone_centers)
+        )
+        return scene.build_scene(self.OBJECT, zones)
+
+    def _make_goal_space(self) -> gym.Space:
+        return gym.spaces.Discrete(self.n_zones)
+
+    def validate_goal(self, goal: Any) -> int:
+        """A goal is a zone index ``0 <= i < n_zones``."""
+        try:
+            index = int(np.asarray(goal).item())
+        except (TypeError, ValueError):
+            raise ValueError(f"goal={goal!r} must be a zone index (an int)") from None
+        if index != np.asarray(goal).item() or not 0 <= index < self.n_zones:
+            raise ValueError(
+                f"goal={goal!r} is not a zone: this BlockSort has {self.n_zones} zones, "
+                f"indices 0..{self.n_zones - 1} (pass n_zones=... for more)"
+            )
+        return index
+
+    def _sample_initial_state(self) -> bool:
+        rng = self.np_random
+        block = np.array([rng.uniform(-0.25, -0.05), rng.uniform(-0.15, 0.15), BLOCK_HALF])
+        self._place_object(block)
+        self._hand_pos[:] = (
+            rng.uniform(-0.28, 0.0),
+            rng.uniform(-0.2, 0.2),
+            rng.uniform(0.12, 0.22),
+        )
+        return False
+
+    def _observation(self) -> np.ndarray:
+        obs = np.empty(16, dtype=np.float32)
+        obs[0:3] = self._hand_pos
+        obs[3] = self.held
+        obs[4:7] = self._obj_pos
+        obs[7:10] = self._obj_pos - self._hand_pos
+        obs[10:13] = self._obj_linvel
+        obs[13:16] = self._hand_pos - self._obj_pos
+        obs[15] -= BLOCK_HALF
+        return obs
+
+    def features(self) -> np.ndarray:
+        """Block x, y, height, held, drop_height, speed, reach, zone distances (module doc)."""
+        x, y = self._obj_pos[0], self._obj_pos[1]
+        to_tip = self._hand_pos - self._obj_pos
+        to_tip[2] -= BLOCK_HALF
+        zone_dist = np.hypot(self.zone_centers[:, 0] - x, self.zone_centers[:, 1] - y)
+        head = [
+            x,
+            y,
+            self._obj_pos[2] - BLOCK_HALF,
+            self.held,
+            self._drop_height,
+            np.sqrt(self._obj_linvel @ self._obj_linvel),
+            np.sqrt(to_tip @ to_tip),
+        ]
+        return np.concatenate([head, zone_dist]).astype(np.float32)
+
+    def goal_reward(self, features: np.ndarray, goal: Any) -> tuple[dict[str, float], bool]:
+        """Oracle reward terms and success for a zone index (see module doc)."""
+        zone_distance = float(features[7 + goal])
+        height, held = float(features[2]), bool(features[3])
+        success = (not held) and height < RESTING_HEIGHT and zone_distance < ZONE_RADIUS
+        reach = 0.0 if held or success else -float(features[6])
+        transport = -1.5 * float(np.hypot(zone_distance, max(height, 0.0)))
+        drop = -5.0 * max(self._drop_height - 0.02, 0.0) if self._released_now else 0.0
+        terms = {
+            "reach": reach,
+            "transport": transport,
+            "placed": 2.0 if success else 0.0,
+            "drop": drop,
+        }
+        return terms, success
+
+    def _marker_geometry(self, goal: Any) -> tuple[tuple[float, float, float], float]:
+        cx, cy = self.zone_centers[goal]
+        return (float(cx), float(cy), 0.0), ZONE_RADIUS * 1.1

@@ -1,0 +1,93 @@
+"""Scripted experts: the behaviour policies that make preference data (hence ``noise``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from robopref.envs.block_sort import BLOCK_HALF, ZONE_RADIUS, BlockSortEnv
+from robopref.envs.plate_placement import PLATE_HALF_HEIGHT, PlatePlacementEnv
+from robopref.envs.tabletop import MAX_HAND_STEP
+
+CARRY_HEIGHT = 0.12
+Policy = Callable[[np.ndarray], np.ndarray]
+
+
+def _move(tip: np.ndarray, target: np.ndarray, grip: float) -> np.ndarray:
+    action = np.empty(4, dtype=np.float32)
+    action[:3] = np.clip((target - tip) / MAX_HAND_STEP, -1.0, 1.0)
+    action[3] = grip
+    return action
+
+
+def plate_expert_action(obs: np.ndarray, goal: np.ndarray, low_z: float) -> np.ndarray:
+    """Carry the plate above the goal, lower it, let go on the table, lift the hand away."""
+    tip, held, plate = obs[0:3], obs[3] > 0.5, obs[4:7]
+    if not held:
+        return _move(tip, np.array([tip[0], tip[1], CARRY_HEIGHT]), -1.0)
+    offset = goal - plate[:2]
+    distance = float(np.hypot(*offset))
+    target = np.array([tip[0] + offset[0], tip[1] + offset[1], CARRY_HEIGHT])
+    if distance < 0.03:
+        target[2] = low_z
+    on_table = plate[2] - PLATE_HALF_HEIGHT < 0.004
+    return _move(tip, target, -1.0 if distance < 0.02 and on_table else 1.0)
+
+
+def block_expert_action(obs: np.ndarray, zone: np.ndarray, low_z: float) -> np.ndarray:
+    """Go above the block, take it, carry it over the zone, set it down, lift away."""
+    tip, held, block = obs[0:3], obs[3] > 0.5, obs[4:7]
+    block_offset = zone - block[:2]
+    in_zone = float(np.hypot(*block_offset)) < ZONE_RADIUS * 0.5
+    if not held:
+        if in_zone and block[2] - BLOCK_HALF < 0.01:
+            return _move(tip, np.array([tip[0], tip[1], CARRY_HEIGHT]), -1.0)
+        above = np.array([block[0], block[1], CARRY_HEIGHT])
+        aligned = float(np.hypot(*(tip[:2] - block[:2]))) < 0.01
+        if aligned:
+            above[2] = block[2] + BLOCK_HALF + 0.002
+        touching = aligned and tip[2] - (block[2] + BLOCK_HALF) < 0.015
+        return _move(tip, above, 1.0 if touching else -1.0)
+    distance = float(np.hypot(*block_offset))
+    target = np.array([tip[0] + block_offset[0], tip[1] + block_offset[1], CARRY_HEIGHT])
+    if tip[2] < CARRY_HEIGHT - 0.03 and distance > 0.03:
+        target[:2] = tip[:2]  # lift first, then carry
+    if distance < 0.015:
+        target[2] = low_z
+    resting = block[2] - BLOCK_HALF < 0.004
+    return _move(tip, target, -1.0 if distance < 0.02 and resting else 1.0)
+
+
+def scripted_policy(
+    env: gym.Env, goal: Any, noise: float = 0.0, seed: int | np.random.Generator | None = None
+) -> Policy:
+    """An ``obs -> action`` expert for ``env``'s task aimed at ``goal``.
+
+    ``noise`` is the standard deviation of Gaussian noise added to every action (then
+    clipped to [-1, 1]), drawn from ``seed``; 0 gives the deterministic expert.
+    """
+    task = env.unwrapped
+    if not isinstance(task, PlatePlacementEnv | BlockSortEnv):
+        raise TypeError(f"no scripted expert for {type(task).__name__}")
+    goal = task.validate_goal(goal)
+    rng = np.random.default_rng(seed)
+    low_z = float(task.WORKSPACE_LOW[2])
+    if isinstance(task, PlatePlacementEnv):
+
+        def expert(obs: np.ndarray) -> np.ndarray:
+            return plate_expert_action(obs, goal, low_z)
+    else:
+        zone = task.zone_centers[goal]
+
+        def expert(obs: np.ndarray) -> np.ndarray:
+            return block_expert_action(obs, zone, low_z)
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        action = expert(np.asarray(obs))
+        if noise > 0.0:
+            action = np.clip(action + rng.normal(0.0, noise, size=4), -1.0, 1.0).astype(np.float32)
+        return action
+
+    return policy

@@ -1,0 +1,272 @@
+"""The shared machinery of robopref's tabletop tasks: a suction arm moving one object.
+
+A task subclass names its object and zones, samples its initial state, and defines its
+observation, its features (what a user judges), its goal space and its oracle reward.
+
+Action (all tasks): ``[dx, dy, dz, grip]`` in [-1, 1]. The first three move the suction
+tip by up to ``MAX_HAND_STEP`` metres per control step inside the task's workspace;
+``grip > 0`` turns the suction on (it takes hold of the object when the tip touches its
+top), ``grip <= 0`` turns it off (the object is let go, unless the task's release
+interlock forbids it at that moment).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from robopref.envs import scene
+from robopref.envs.rendering import add_marker_disc, make_renderer
+
+MAX_HAND_STEP = 0.03
+GRASP_HEIGHT = 0.02  # the suction takes hold when the tip is at most this far above the object
+RESTING_HEIGHT = 0.004  # an object whose bottom is lower than this rests on the table
+MARKER_RGBA = (0.1, 0.85, 0.3, 0.45)
+
+
+def sample_goal(goal_space: gym.Space, rng: np.random.Generator) -> Any:
+    """Draw a goal uniformly from a task's ``goal_space`` with the generator ``rng``."""
+    if isinstance(goal_space, gym.spaces.Discrete):
+        return int(goal_space.start + rng.integers(goal_space.n))
+    if isinstance(goal_space, gym.spaces.Box):
+        return rng.uniform(goal_space.low, goal_space.high)
+    raise TypeError(f"cannot sample goals from {goal_space}")
+
+
+class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
+    """Base class of the tabletop tasks (not registered itself)."""
+
+    metadata: ClassVar[dict[str, Any]] = {
+        "render_modes": ["rgb_array"],
+        "render_fps": int(round(1.0 / (scene.TIMESTEP * scene.SUBSTEPS))),
+    }
+    OBJECT: ClassVar[scene.ObjectSpec]
+    #: names of the entries of ``info["features"]`` / :meth:`features`, in order.
+    feature_names: ClassVar[tuple[str, ...]]
+    #: workspace of the suction tip, (low, high) in the table frame.
+    WORKSPACE_LOW: ClassVar[np.ndarray]
+    WORKSPACE_HIGH: ClassVar[np.ndarray] = np.array([0.35, 0.35, 0.35])
+
+    def __init__(
+        self,
+        goal: Any = None,
+        render_mode: str | None = None,
+        width: int = 320,
+        height: int = 240,
+        camera: str = "front",
+        **unknown: Any,
+    ) -> None:
+        if unknown:
+            raise TypeError(self._unknown_kwargs_message(unknown))
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(
+                f"render_mode={render_mode!r} is not supported: use "
+                f"{self.metadata['render_modes']} or None"
+            )
+        self.render_mode = render_mode
+        self.width, self.height, self.camera = int(width), int(height), camera
+
+        self._spec = self._build_spec()
+        self.model = self._spec.compile()
+        self.data = mujoco.MjData(self.model)
+        if camera not in [self.model.camera(i).name for i in range(self.model.ncam)]:
+            names = [self.model.camera(i).name for i in range(self.model.ncam)]
+            raise ValueError(f"camera={camera!r} does not exist: choose one of {names}")
+        self._bind_views()
+
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
+        obs_size = self._observation().shape[0]
+        self.observation_space = gym.spaces.Box(
+            -np.inf, np.inf, shape=(obs_size,), dtype=np.float32
+        )
+        self.goal_space = self._make_goal_space()
+
+        self._random_goal = isinstance(goal, str) and goal == "random"
+        self.goal = None if goal is None or self._random_goal else self.validate_goal(goal)
+        self.marker = None
+        self._renderer: mujoco.Renderer | None = None
+
+    # ----------------------------------------------------------------- task hooks
+    def _build_spec(self) -> mujoco.MjSpec:
+        return scene.build_scene(self.OBJECT)
+
+    def _make_goal_space(self) -> gym.Space:
+        raise NotImplementedError
+
+    def validate_goal(self, goal: Any) -> Any:
+        """Return ``goal`` in canonical form, or raise ``ValueError`` naming the fix."""
+        raise NotImplementedError
+
+    def _sample_initial_state(self) -> bool:
+        """Place the hand and the object; return whether the object starts held."""
+        raise NotImplementedError
+
+    def _observation(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def features(self) -> np.ndarray:
+        """The task state a user judges, as float32 in the order of ``feature_names``."""
+        raise NotImplementedError
+
+    def goal_reward(self, features: np.ndarray, goal: Any) -> tuple[dict[str, float], bool]:
+        """Dense reward terms (they sum to the reward) and success, for ``goal``."""
+        raise NotImplementedError
+
+    def _may_release(self) -> bool:
+        """The release interlock: whether the suction may let go now."""
+        return True
+
+    # -------------------------------------------------------------- gym interface
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start an episode; ``options={"goal": g}`` sets the goal for this and later episodes."""
+        super().reset(seed=seed)
+        mujoco.mj_resetData(self.model, self.data)
+        held = self._sample_initial_state()
+        self._drop_height = 0.0
+        self._released_now = False
+        self._set_held(False)
+        mujoco.mj_forward(self.model, self.data)
+        if held:
+            self._set_held(True)
+        if options and "goal" in options:
+            self.goal = None if options["goal"] is None else self.validate_goal(options["goal"])
+        elif self._random_goal:
+            self.goal = self.validate_goal(sample_goal(self.goal_space, self.np_random))
+        return self._observation(), self._info(self.features())[1]
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Move the suction tip, switch the suction, and advance the physics one control step."""
+        action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        target = self._hand_pos + action[:3] * MAX_HAND_STEP
+        np.clip(target, self.WORKSPACE_LOW, self.WORKSPACE_HIGH, out=self._hand_pos)
+        self._update_suction(float(action[3]))
+        mujoco.mj_step(self.model, self.data, nstep=scene.SUBSTEPS)
+        features = self.features()
+        reward, info = self._info(features)
+        self._released_now = False
+        return self._observation(), reward, False, False, info
+
+    def render(self) -> np.ndarray | None:
+        """An RGB frame (H, W, 3) uint8 from ``self.camera``, with the goal marker drawn."""
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
+            return None
+        if self._renderer is None:
+            self._renderer = make_renderer(self.model, self.height, self.width)
+        scene.pose_arm(self.model, self.data)
+        self._renderer.update_scene(self.data, camera=self.camera)
+        marker = self.marker if self.marker is not None else self.goal
+        if marker is not None:
+            add_marker_disc(self._renderer.scene, *self._marker_geometry(marker), MARKER_RGBA)
+        return self._renderer.render()
+
+    def close(self) -> None:
+        """Release the renderer (OSMesa/EGL contexts must be freed before exit)."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_renderer"] = None
+        for view in self._VIEW_NAMES:
+            state.pop(view, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._bind_views()
+
+    # ------------------------------------------------------------------- helpers
+    _VIEW_NAMES = ("_hand_pos", "_obj_pos", "_obj_xmat", "_obj_linvel", "_obj_qpos", "_eq_data")
+
+    def _bind_views(self) -> None:
+        """Cache numpy views into MjData/MjModel: name look-ups once, not every step."""
+        m, d = self.model, self.data
+        self._hand_mocap = int(m.body("hand").mocapid[0])
+        self._hand_pos = d.mocap_pos[self._hand_mocap]
+        obj = m.body(self.OBJECT.name)
+        self._obj_pos = d.xpos[obj.id]
+        self._obj_xmat = d.xmat[obj.id]
+        joint = m.joint(f"{self.OBJECT.name}_joint")
+        self._obj_qpos = d.qpos[joint.qposadr[0] : joint.qposadr[0] + 7]
+        self._obj_linvel = d.qvel[joint.dofadr[0] : joint.dofadr[0] + 3]
+        self._eq_id = int(m.equality("suction").id)
+        self._eq_data = m.eq_data[self._eq_id]
+
+    @property
+    def held(self) -> bool:
+        """Whether the suction holds the object."""
+        return bool(self.data.eq_active[self._eq_id])
+
+    def object_bottom_height(self) -> float:
+        """Height of the object's lowest point above the table top (metres)."""
+        return float(self._obj_pos[2]) - self._object_half_height()
+
+    def _object_half_height(self) -> float:
+        return self.OBJECT.size[-1] if self.OBJECT.shape == "plate" else self.OBJECT.size[0]
+
+    def _in_suction_range(self) -> bool:
+        top = self._obj_pos[2] + self._object_half_height()
+        above = self._hand_pos[2] - top
+        reach = self.OBJECT.size[0] * 0.7
+        dx = self._hand_pos[0] - self._obj_pos[0]
+        dy = self._hand_pos[1] - self._obj_pos[1]
+        return -0.005 <= above <= GRASP_HEIGHT and dx * dx + dy * dy <= reach * reach
+
+    def _update_suction(self, grip: float) -> None:
+        if self.held:
+            if grip <= 0.0 and self._may_release():
+                self._drop_height = self.object_bottom_height()
+                self._released_now = True
+                self._set_held(False)
+        elif grip > 0.0 and self._in_suction_range():
+            self._set_held(True)
+
+    def _set_held(self, held: bool) -> None:
+        if held:
+            # Weld at the current relative pose: the object's pose in the hand's frame.
+            hand_quat = self.data.mocap_quat[self._hand_mocap]
+            neg = np.zeros(4)
+            mujoco.mju_negQuat(neg, hand_quat)
+            rel_pos = np.zeros(3)
+            mujoco.mju_rotVecQuat(rel_pos, self._obj_pos - self._hand_pos, neg)
+            rel_quat = np.zeros(4)
+            mujoco.mju_mulQuat(rel_quat, neg, self._obj_qpos[3:7])
+            self._eq_data[0:3] = 0.0
+            self._eq_data[3:6] = rel_pos
+            self._eq_data[6:10] = rel_quat
+            self._eq_data[10] = 1.0
+        self.data.eq_active[self._eq_id] = held
+
+    def _place_object(self, xyz: np.ndarray) -> None:
+        self._obj_qpos[0:3] = xyz
+        self._obj_qpos[3:7] = (1.0, 0.0, 0.0, 0.0)
+
+    def _info(self, features: np.ndarray) -> tuple[float, dict[str, Any]]:
+        info: dict[str, Any] = {"features": features}
+        if self.goal is None:
+            return 0.0, info
+        terms, success = self.goal_reward(features, self.goal)
+        info["reward_terms"] = terms
+        info["is_success"] = success
+        return float(sum(terms.values())), info
+
+    def _marker_geometry(self, goal: Any) -> tuple[tuple[float, float, float], float]:
+        raise NotImplementedError
+
+    def _unknown_kwargs_message(self, unknown: dict[str, Any]) -> str:
+        valid = [
+            name
+            for name, p in inspect.signature(type(self).__init__).parameters.items()
+            if name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD
+        ]
+        return (
+            f"{type(self).__name__} got unknown keyword argument(s) {sorted(unknown)}; "
+            f"valid ones are {valid}. Fix the gym.make(...) call."
+        )
