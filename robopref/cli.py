@@ -1,0 +1,106 @@
+"""The ``robopref`` command line: one subcommand per job, each with one flat options dataclass.
+
+A command module defines a dataclass of options (defaults are the embedded demo; each field
+documented by ``field(metadata={"help": ...})``) and a function that takes it. Register it
+in ``COMMANDS`` below as ``name: ("module", "OptionsClass", "function", "one-line help")``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import sys
+import types
+import typing
+from collections.abc import Sequence
+
+from robopref.envs.rendering import default_gl_backend
+
+COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    "render": (
+        "robopref.video",
+        "RenderOptions",
+        "render_command",
+        "render a scripted rollout of a task to MP4 and GIF",
+    ),
+}
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser, options_type: type) -> None:
+    """Add one ``--flag`` per dataclass field (``snake_case`` becomes ``--kebab-case``)."""
+    hints = typing.get_type_hints(options_type)
+    for field in dataclasses.fields(options_type):
+        flag = "--" + field.name.replace("_", "-")
+        kind = hints[field.name]
+        if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        default = (
+            field.default_factory()  # type: ignore[misc]
+            if field.default_factory is not dataclasses.MISSING
+            else field.default
+        )
+        help_text = field.metadata.get("help", "")
+        if kind is bool:
+            parser.add_argument(
+                flag,
+                type=_parse_bool,
+                nargs="?",
+                const=True,
+                default=default,
+                help=f"{help_text} (default: {default})",
+            )
+        elif typing.get_origin(kind) in (list, tuple):
+            (item,) = set(typing.get_args(kind)) - {Ellipsis}
+            parser.add_argument(
+                flag,
+                type=item,
+                nargs="+",
+                default=default,
+                help=f"{help_text} (default: {default})",
+            )
+        else:
+            parser.add_argument(
+                flag, type=kind, default=default, help=f"{help_text} (default: {default})"
+            )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="robopref", description="Personalized RL from preferences on MuJoCo tabletop tasks."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, options_name, _, help_text) in COMMANDS.items():
+        options_type = getattr(importlib.import_module(module), options_name)
+        command_parser = sub.add_parser(name, help=help_text, description=options_type.__doc__)
+        add_dataclass_arguments(command_parser, options_type)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``robopref`` console script."""
+    default_gl_backend()
+    args = build_parser().parse_args(argv)
+    module, options_name, function_name, _ = COMMANDS[args.command]
+    loaded = importlib.import_module(module)
+    options_type = getattr(loaded, options_name)
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(options_type)}
+    try:
+        result = getattr(loaded, function_name)(options_type(**values))
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        print(f"robopref {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
