@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import platform
+import sys
 
 GL_HELP = (
     "MuJoCo needs an OpenGL backend to render. Set MUJOCO_GL before Python starts: "
@@ -11,15 +13,44 @@ GL_HELP = (
     "MUJOCO_GL=glfw on a machine with a display."
 )
 
+#: MUJOCO_GL values the mujoco bindings accept on this platform ("" means unset).
+VALID_GL_BACKENDS: dict[str, tuple[str, ...]] = {
+    "Linux": ("egl", "osmesa", "glx", "glfw"),
+    "Windows": ("glfw", "wgl"),
+    "Darwin": ("glfw", "cgl"),
+}
+# Values that only switch rendering on or off (mujoco then picks its default backend).
+_GL_SWITCHES = ("", "enable", "enabled", "on", "true", "1")
+_GL_SWITCHES += ("disable", "disabled", "off", "false", "0")
+
 
 def default_gl_backend() -> None:
-    """Default ``MUJOCO_GL`` to ``egl`` when no display is present and nothing is set.
+    """Default ``MUJOCO_GL`` to ``egl`` when no display is present, then check the value.
 
     It must run before ``mujoco`` is first imported, which reads the variable at import;
-    ``import robopref`` calls it first thing.
+    ``import robopref`` calls it first thing. A value mujoco would reject, or a backend
+    whose libraries are missing (mujoco then fails at import with an unrelated error),
+    raises a ``RuntimeError`` that names the MUJOCO_GL values to try.
     """
     if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
         os.environ["MUJOCO_GL"] = "egl"
+    backend = os.environ.get("MUJOCO_GL", "")
+    valid = VALID_GL_BACKENDS.get(platform.system(), ("glfw",))
+    if backend.lower().strip() not in valid + _GL_SWITCHES:
+        raise RuntimeError(
+            f"MUJOCO_GL={backend!r} is not a rendering backend: on {platform.system()} use "
+            f"one of {', '.join(valid)}. {GL_HELP}"
+        )
+    if "mujoco" in sys.modules:
+        return
+    try:
+        import mujoco  # noqa: F401  (its import loads the GL backend's libraries)
+    except Exception as error:  # a missing library surfaces as several unrelated types
+        raise RuntimeError(
+            f"mujoco failed to import with MUJOCO_GL={backend}, most likely because that "
+            f"backend's system libraries are missing ({type(error).__name__}: {error}). "
+            f"{GL_HELP}"
+        ) from error
 
 
 def make_renderer(model, height: int, width: int):

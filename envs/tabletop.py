@@ -24,6 +24,9 @@ from robopref.envs.rendering import add_marker_disc, make_renderer
 MAX_HAND_STEP = 0.03
 GRASP_HEIGHT = 0.02  # the suction takes hold when the tip is at most this far above the object
 RESTING_HEIGHT = 0.004  # an object whose bottom is lower than this rests on the table
+# Bound of every observation entry (metres, m/s, unit vectors): finite so that check_env
+# does not warn; nothing in the scene gets 10 m from the table or moves at 10 m/s.
+OBS_BOUND = 10.0
 MARKER_RGBA = (0.1, 0.85, 0.3, 0.45)
 
 
@@ -69,8 +72,7 @@ class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
         self.render_mode = render_mode
         self.width, self.height, self.camera = int(width), int(height), camera
 
-        self._spec = self._build_spec()
-        self.model = self._spec.compile()
+        self.model = self._build_spec().compile()  # the MjSpec is not kept: it cannot pickle
         self.data = mujoco.MjData(self.model)
         if camera not in [self.model.camera(i).name for i in range(self.model.ncam)]:
             names = [self.model.camera(i).name for i in range(self.model.ncam)]
@@ -80,7 +82,7 @@ class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
         obs_size = self._observation().shape[0]
         self.observation_space = gym.spaces.Box(
-            -np.inf, np.inf, shape=(obs_size,), dtype=np.float32
+            -OBS_BOUND, OBS_BOUND, shape=(obs_size,), dtype=np.float32
         )
         self.goal_space = self._make_goal_space()
 
