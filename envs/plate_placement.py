@@ -95,8 +95,8 @@ class PlatePlacementEnv(TabletopEnv):
             )
         if np.any(point < GOAL_LOW - 1e-9) or np.any(point > GOAL_HIGH + 1e-9):
             raise ValueError(
-                f"goal={tuple(point.round(3))} is off the table's goal region: x and y must lie "
-                f"in [{GOAL_LOW[0]}, {GOAL_HIGH[0]}] m (table frame, origin at its centre)"
+                f"goal={tuple(point.round(3).tolist())} is off the table's goal region: x and y "
+                f"must lie in [{GOAL_LOW[0]}, {GOAL_HIGH[0]}] m (table frame, origin at its centre)"
             )
         return point
 

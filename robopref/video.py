@@ -1,0 +1,325 @@
+"""Videos of rollouts: MP4 + GIF writing, labelled side-by-side panels, ``robopref render``.
+
+>>> env = gym.make("robopref/PlatePlacement-v0", goal=(0.2, 0.15), render_mode="rgb_array")
+>>> rollout = rollout_frames(env, scripted_policy(env, (0.2, 0.15)), seed=0)
+>>> write_video(rollout.frames, "videos/plate.mp4", fps=25)  # and videos/plate.gif
+
+Several users' rollouts go side by side with :func:`tile_videos` (a label on each panel).
+Files are written atomically: to a temporary file in the same folder, then renamed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+Policy = Callable[[np.ndarray], np.ndarray]
+GIF_FRAME_STEP = 2  # the GIF keeps every 2nd frame
+GIF_MAX_WIDTH = 480  # wider frames are halved in the GIF
+HOLD_SECONDS = 0.4  # the last frame of each episode is held this long in `robopref render`
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path`` (same suffix); rename it to ``path`` on success."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        yield Path(temp)
+        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes it private; give it the usual mode
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _even(frame: np.ndarray) -> np.ndarray:
+    """Pad a frame by one edge pixel where needed so both sides are even (H.264 needs it)."""
+    pad_h, pad_w = frame.shape[0] % 2, frame.shape[1] % 2
+    if pad_h or pad_w:
+        frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    return frame
+
+
+def _check_frames(frames: Sequence[np.ndarray]) -> None:
+    if len(frames) == 0:
+        raise ValueError("no frames to write: the rollout rendered nothing")
+    first = np.asarray(frames[0])
+    if first.ndim != 3 or first.shape[2] != 3 or first.dtype != np.uint8:
+        raise ValueError(
+            f"frames must be (H, W, 3) uint8 RGB arrays, got {first.shape} {first.dtype}: "
+            "render with render_mode='rgb_array'"
+        )
+    for frame in frames:
+        if np.shape(frame) != first.shape:
+            raise ValueError(f"all frames must have one size, got {first.shape} and {frame.shape}")
+
+
+def write_video(
+    frames: Sequence[np.ndarray], path: str | Path, fps: float, gif: bool = True
+) -> tuple[Path, Path | None]:
+    """Write ``frames`` as an H.264 MP4 at ``path`` and, with ``gif``, a GIF with the same stem.
+
+    The GIF is smaller: every ``GIF_FRAME_STEP``-th frame at the matching lower rate, at half
+    size when the frames are wider than ``GIF_MAX_WIDTH``. Returns (mp4 path, gif path or None).
+    """
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    if path.suffix.lower() != ".mp4":
+        raise ValueError(f"video path {str(path)!r} must end in .mp4 (the GIF goes next to it)")
+    _check_frames(frames)
+    with atomic_path(path) as temp:
+        writer = imageio.get_writer(
+            temp, fps=fps, codec="libx264", quality=7, macro_block_size=1, ffmpeg_log_level="error"
+        )
+        try:
+            for frame in frames:
+                writer.append_data(_even(np.asarray(frame)))
+        finally:
+            writer.close()
+    gif_path = write_gif(frames, path.with_suffix(".gif"), fps) if gif else None
+    return path, gif_path
+
+
+def write_gif(frames: Sequence[np.ndarray], path: str | Path, fps: float) -> Path:
+    """Write a looping GIF of every ``GIF_FRAME_STEP``-th frame, halved if wide (atomically)."""
+    from PIL import Image
+
+    _check_frames(frames)
+    path = Path(path)
+    height, width = np.shape(frames[0])[:2]
+    scale = 0.5 if width > GIF_MAX_WIDTH else 1.0
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    images = []
+    for frame in frames[::GIF_FRAME_STEP]:
+        image = Image.fromarray(np.asarray(frame))
+        if scale != 1.0:
+            image = image.resize(size, Image.Resampling.LANCZOS)
+        images.append(image.quantize(colors=128, method=Image.Quantize.MEDIANCUT))
+    duration_ms = int(round(1000.0 * GIF_FRAME_STEP / fps))
+    with atomic_path(path) as temp:
+        images[0].save(
+            temp,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            duration=duration_ms,
+            loop=0,
+            optimize=True,
+        )
+    return path
+
+
+def label_frame(frame: np.ndarray, label: str, font_size: int = 14) -> np.ndarray:
+    """A copy of ``frame`` with ``label`` written in white on a dark box at its top left."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.fromarray(np.asarray(frame))
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=font_size)
+    left, top, right, bottom = draw.textbbox((6, 4), label, font=font)
+    draw.rectangle((left - 4, top - 3, right + 4, bottom + 3), fill=(20, 20, 24))
+    draw.text((6, 4), label, fill=(255, 255, 255), font=font)
+    return np.asarray(image)
+
+
+def tile_frames(
+    frames: Sequence[np.ndarray],
+    labels: Sequence[str] | None = None,
+    columns: int | None = None,
+    gap: int = 4,
+) -> np.ndarray:
+    """Put same-size frames in a grid (one row unless ``columns``), each with its label.
+
+    Panels are separated by ``gap`` white pixels; empty grid cells are white.
+    """
+    _check_frames(frames)
+    if labels is not None and len(labels) != len(frames):
+        raise ValueError(f"{len(labels)} labels for {len(frames)} panels: give one per panel")
+    columns = len(frames) if columns is None else max(1, min(columns, len(frames)))
+    rows = -(-len(frames) // columns)
+    height, width = np.shape(frames[0])[:2]
+    canvas = np.full(
+        (rows * height + (rows - 1) * gap, columns * width + (columns - 1) * gap, 3),
+        255,
+        dtype=np.uint8,
+    )
+    for index, frame in enumerate(frames):
+        row, column = divmod(index, columns)
+        panel = label_frame(frame, labels[index]) if labels else np.asarray(frame)
+        top, left = row * (height + gap), column * (width + gap)
+        canvas[top : top + height, left : left + width] = panel
+    return canvas
+
+
+def tile_videos(
+    videos: Sequence[Sequence[np.ndarray]],
+    labels: Sequence[str] | None = None,
+    columns: int | None = None,
+) -> list[np.ndarray]:
+    """Play several rollouts side by side: frame t of each, tiled; short ones hold their end."""
+    if not videos or any(len(video) == 0 for video in videos):
+        raise ValueError("every video needs at least one frame")
+    length = max(len(video) for video in videos)
+    return [
+        tile_frames([video[min(t, len(video) - 1)] for video in videos], labels, columns)
+        for t in range(length)
+    ]
+
+
+@dataclass
+class RenderedRollout:
+    """The frames of one episode (reset frame first) and how it went."""
+
+    frames: list[np.ndarray] = field(repr=False)
+    steps: int
+    total_reward: float
+    success: bool | None  # None when the env has no goal (no ``is_success`` in info)
+
+
+def rollout_frames(
+    env: gym.Env,
+    policy: Policy,
+    seed: int | None,
+    options: dict[str, Any] | None = None,
+    max_steps: int | None = None,
+) -> RenderedRollout:
+    """Reset ``env`` with ``seed``, run ``policy`` to the episode's end, render every step.
+
+    ``env`` must have ``render_mode="rgb_array"``. The episode ends on termination,
+    truncation, or after ``max_steps`` steps.
+    """
+    if env.render_mode != "rgb_array":
+        raise ValueError(
+            "rollout_frames needs an env made with render_mode='rgb_array', "
+            f"got {env.render_mode!r}"
+        )
+    obs, info = env.reset(seed=seed, options=options)
+    frames = [env.render()]
+    total, steps, done = 0.0, 0, False
+    while not done and (max_steps is None or steps < max_steps):
+        obs, reward, terminated, truncated, info = env.step(policy(obs))
+        frames.append(env.render())
+        total += float(reward)
+        steps += 1
+        done = terminated or truncated
+    success = bool(info["is_success"]) if "is_success" in info else None
+    return RenderedRollout(frames, steps, total, success)
+
+
+# ------------------------------------------------------------------ robopref render
+@dataclass
+class RenderOptions:
+    """Render a scripted rollout of a task, with its goal drawn as a marker, to MP4 and GIF."""
+
+    env: str = field(default="robopref/PlatePlacement-v0", metadata={"help": "registered env id"})
+    goal: str = field(
+        default="0.2,0.15",
+        metadata={
+            "help": "the goal: 'X,Y' table point in metres for PlatePlacement, a zone index "
+            "like '1' for BlockSort, or 'random'; write --goal=-0.1,0.2 when it starts with '-'"
+        },
+    )
+    out: str = field(
+        default="videos/plate_placement.mp4",
+        metadata={"help": "MP4 path; the GIF is written next to it with the same name"},
+    )
+    seed: int = field(default=0, metadata={"help": "seed of the first episode (then +1 each)"})
+    noise: float = field(
+        default=0.0, metadata={"help": "std of Gaussian noise on the expert's actions"}
+    )
+    camera: str = field(default="front", metadata={"help": "camera: front, top or side"})
+    width: int = field(default=320, metadata={"help": "frame width in pixels"})
+    height: int = field(default=240, metadata={"help": "frame height in pixels"})
+    episodes: int = field(default=1, metadata={"help": "episodes, one after another"})
+
+
+def parse_goal(text: str, env: gym.Env, rng: np.random.Generator) -> Any:
+    """Turn a ``--goal`` string into a valid goal of ``env`` (``ValueError`` naming the fix)."""
+    from robopref.envs import sample_goal
+
+    task = env.unwrapped
+    text = text.strip()
+    if text == "random":
+        return task.validate_goal(sample_goal(task.goal_space, rng))
+    if isinstance(task.goal_space, gym.spaces.Discrete):
+        example, kind = "--goal 1", "a zone index"
+    else:
+        example, kind = "--goal 0.2,0.15", "comma-separated numbers (a table point x,y in m)"
+    try:
+        if isinstance(task.goal_space, gym.spaces.Discrete):
+            goal: Any = int(text)
+        else:
+            goal = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(
+            f"--goal {text!r} is not {kind} for {env.spec.id if env.spec else task}: "
+            f"use e.g. {example}, or --goal random"
+        ) from None
+    return task.validate_goal(goal)
+
+
+def render_command(opts: RenderOptions) -> int:
+    """``robopref render``: scripted rollouts of ``opts.env`` to ``opts.out`` (MP4) and a GIF."""
+    import robopref
+    from robopref.envs import scripted_policy
+
+    if opts.env not in robopref.ENV_IDS:
+        raise ValueError(f"--env {opts.env!r} is unknown: choose one of {list(robopref.ENV_IDS)}")
+    if opts.episodes < 1:
+        raise ValueError(f"--episodes {opts.episodes} must be at least 1")
+    if not str(opts.out).lower().endswith(".mp4"):
+        raise ValueError(f"--out {opts.out!r} must end in .mp4 (the GIF is written next to it)")
+    env = gym.make(
+        opts.env,
+        render_mode="rgb_array",
+        camera=opts.camera,
+        width=opts.width,
+        height=opts.height,
+    )
+    goal = parse_goal(opts.goal, env, np.random.default_rng(opts.seed))
+    fps = float(env.metadata["render_fps"])
+    frames: list[np.ndarray] = []
+    try:
+        for episode in range(opts.episodes):
+            seed = opts.seed + episode
+            policy = scripted_policy(env, goal, noise=opts.noise, seed=seed)
+            rollout = rollout_frames(env, policy, seed, options={"goal": goal})
+            frames += rollout.frames + [rollout.frames[-1]] * int(round(HOLD_SECONDS * fps))
+            print(
+                f"episode {episode + 1}/{opts.episodes} (seed {seed}): {rollout.steps} steps, "
+                f"success={rollout.success}, return={rollout.total_reward:.2f}",
+                flush=True,
+            )
+    finally:
+        env.close()
+    mp4, gif = write_video(frames, opts.out, fps)
+    sizes = ", ".join(f"{p} ({p.stat().st_size / 1e6:.2f} MB)" for p in (mp4, gif) if p)
+    print(f"wrote {len(frames)} frames of {opts.width}x{opts.height} at {fps:g} fps: {sizes}")
+    return 0
+
+
+__all__ = [
+    "RenderOptions",
+    "RenderedRollout",
+    "label_frame",
+    "parse_goal",
+    "render_command",
+    "rollout_frames",
+    "tile_frames",
+    "tile_videos",
+    "write_gif",
+    "write_video",
+]

@@ -1,0 +1,135 @@
+"""robopref.video: MP4/GIF writing, labelled panels, rollouts, and ``robopref render``."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from PIL import Image
+from robopref.envs import scripted_policy
+
+from robopref.cli import main
+from robopref.video import (
+    HOLD_SECONDS,
+    parse_goal,
+    rollout_frames,
+    tile_frames,
+    tile_videos,
+    write_video,
+)
+
+
+def gradient_frames(count: int, height: int, width: int) -> list[np.ndarray]:
+    """Frames that differ from each other (a moving bright bar on a gradient)."""
+    base = np.linspace(0, 200, width, dtype=np.uint8)[None, :, None]
+    frames = []
+    for i in range(count):
+        frame = np.broadcast_to(base, (height, width, 3)).copy()
+        frame[:, (i * 3) % width, :] = 255
+        frames.append(frame)
+    return frames
+
+
+def test_write_video_round_trips_frame_count_and_size(tmp_path) -> None:
+    frames = gradient_frames(21, 48, 64)
+    mp4, gif = write_video(frames, tmp_path / "clip.mp4", fps=25)
+    assert mp4 == tmp_path / "clip.mp4" and gif == tmp_path / "clip.gif"
+    video = iio.imread(mp4)
+    assert video.shape == (21, 48, 64, 3)
+    assert np.abs(video.astype(int) - np.stack(frames).astype(int)).mean() < 8
+    with Image.open(gif) as image:
+        assert image.size == (64, 48)
+        assert image.n_frames == 11  # every 2nd frame
+        assert image.info["duration"] == 80  # 2 frames at 25 fps
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.gif", "clip.mp4"], "temp left"
+
+
+def test_odd_and_wide_frames(tmp_path) -> None:
+    frames = gradient_frames(4, 51, 641)
+    mp4, gif = write_video(frames, tmp_path / "wide.mp4", fps=10)
+    assert iio.imread(mp4).shape == (4, 52, 642, 3)  # padded to even sides for H.264
+    with Image.open(gif) as image:
+        assert image.size == (320, 25)  # halved: wider than GIF_MAX_WIDTH
+
+
+def test_write_video_refuses_bad_input(tmp_path) -> None:
+    with pytest.raises(ValueError, match=r"\.mp4"):
+        write_video(gradient_frames(2, 8, 8), tmp_path / "clip.avi", fps=25)
+    with pytest.raises(ValueError, match="no frames"):
+        write_video([], tmp_path / "clip.mp4", fps=25)
+    with pytest.raises(ValueError, match="uint8"):
+        write_video([np.zeros((8, 8, 3), dtype=np.float32)], tmp_path / "clip.mp4", fps=25)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tile_frames_places_labelled_panels() -> None:
+    red = np.zeros((30, 40, 3), dtype=np.uint8)
+    red[..., 0] = 200
+    blue = np.zeros_like(red)
+    blue[..., 2] = 200
+    grid = tile_frames([red, blue, red], labels=["user 0", "user 1", "user 2"], columns=2, gap=4)
+    assert grid.shape == (64, 84, 3)
+    assert tuple(grid[25, 30]) == (200, 0, 0)  # bottom of the first panel, below its label
+    assert tuple(grid[25, 74]) == (0, 0, 200)
+    assert tuple(grid[50, 70]) == (255, 255, 255)  # the empty cell
+    assert (grid[2:14, 2:30] == 255).any(), "the label's white text is drawn"
+    unlabelled = tile_frames([red, blue])
+    assert unlabelled.shape == (30, 84, 3)
+    assert not (unlabelled[:, :40] == 255).any()
+    with pytest.raises(ValueError, match="one per panel"):
+        tile_frames([red, blue], labels=["only one"])
+
+
+def test_tile_videos_holds_the_end_of_short_videos() -> None:
+    short, long = gradient_frames(2, 10, 10), gradient_frames(5, 10, 10)
+    tiled = tile_videos([short, long])
+    assert len(tiled) == 5
+    np.testing.assert_array_equal(tiled[4][:, :10], short[1])
+
+
+def test_rollout_frames_renders_every_step() -> None:
+    env = gym.make(
+        "robopref/PlatePlacement-v0", goal=(0.1, -0.1), render_mode="rgb_array", width=32, height=32
+    )
+    rollout = rollout_frames(env, scripted_policy(env, (0.1, -0.1)), seed=0)
+    assert rollout.steps == 60 and len(rollout.frames) == 61
+    assert rollout.success is True
+    assert rollout.frames[0].shape == (32, 32, 3)
+    with pytest.raises(ValueError, match="rgb_array"):
+        rollout_frames(gym.make("robopref/PlatePlacement-v0"), lambda obs: obs[:4], seed=0)
+
+
+def test_parse_goal_explains_bad_goals() -> None:
+    rng = np.random.default_rng(0)
+    plate, block = gym.make("robopref/PlatePlacement-v0"), gym.make("robopref/BlockSort-v0")
+    np.testing.assert_allclose(parse_goal(" 0.2,0.15", plate, rng), [0.2, 0.15])
+    assert parse_goal("1", block, rng) == 1
+    assert parse_goal("random", block, rng) in (0, 1)
+    with pytest.raises(ValueError, match="use e.g. --goal 0.2,0.15"):
+        parse_goal("left", plate, rng)
+    with pytest.raises(ValueError, match="off the table"):
+        parse_goal("0.2,0.9", plate, rng)
+    with pytest.raises(ValueError, match="use e.g. --goal 1"):
+        parse_goal("0.2,0.15", block, rng)
+    with pytest.raises(ValueError, match="not a zone"):
+        parse_goal("5", block, rng)
+
+
+def test_render_command_writes_mp4_and_gif(tmp_path, capsys) -> None:
+    out = tmp_path / "videos" / "plate.mp4"
+    argv = ["render", "--goal=-0.1,0.1", "--out", str(out), "--episodes", "2"]
+    assert main([*argv, "--width", "64", "--height", "48", "--camera", "top"]) == 0
+    hold = round(HOLD_SECONDS * 25)
+    video = iio.imread(out)
+    assert video.shape == (2 * (61 + hold), 48, 64, 3)
+    assert out.with_suffix(".gif").stat().st_size > 0
+    printed = capsys.readouterr().out
+    assert printed.count("success=True") == 2 and "wrote" in printed
+
+
+def test_render_command_reports_a_bad_goal(tmp_path, capsys) -> None:
+    out = tmp_path / "x.mp4"
+    assert main(["render", "--env", "robopref/BlockSort-v0", "--goal", "x", "--out", str(out)]) == 2
+    assert "--goal 'x' is not a zone index" in capsys.readouterr().err
+    assert not out.exists()
