@@ -24,6 +24,12 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "render_command",
         "render a scripted rollout of a task to MP4 and GIF",
     ),
+    "collect": (
+        "robopref.collect",
+        "CollectOptions",
+        "collect_command",
+        "collect a preference dataset from a population of synthetic users",
+    ),
 }
 
 
@@ -99,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"robopref {args.command}: error: {error}", file=sys.stderr)
         return 2
-    return int(result or 0)
+    return result if isinstance(result, int) else 0  # a command may return a report
 
 
 if __name__ == "__main__":

@@ -25,16 +25,49 @@ field                     shape, dtype     meaning
 ``env_id`` names the task, ``feature_names`` the F features, and ``meta`` holds the rest of
 the provenance (population, seed, segment length, behaviour mix, ...). Fields marked
 "evaluation only" must never be read by a reward model's ``fit``.
+
+On disk (:meth:`PreferenceDataset.save`, :meth:`PreferenceDataset.load`) a dataset is an
+uncompressed ``.npz`` with one array per field above and a ``header`` array: the UTF-8 JSON
+of ``{"format": "robopref.PreferenceDataset", "schema_version", "env_id", "feature_names",
+"meta"}`` (``meta`` must therefore be JSON-serialisable; tuples come back as lists). It is
+written to a temporary file in the same folder and renamed, so a reader never sees half a
+file. Loading checks the format, the schema version, the env (``expected_env``) and every
+array's shape, and turns a truncated or corrupt file into a ``ValueError`` naming the fix.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
+import zipfile
+import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 SCHEMA_VERSION = 1
+FORMAT = "robopref.PreferenceDataset"
+#: the array fields, their dtype and their leading dimension ("P" pairs or "U" users).
+ARRAY_FIELDS: dict[str, tuple[type, str]] = {
+    "obs_a": (np.float32, "P"),
+    "obs_b": (np.float32, "P"),
+    "feat_a": (np.float32, "P"),
+    "feat_b": (np.float32, "P"),
+    "label": (np.float32, "P"),
+    "user": (np.int64, "P"),
+    "user_goal": (np.float64, "U"),
+    "user_group": (np.int64, "U"),
+    "true_label": (np.float32, "P"),
+    "answer_prob": (np.float32, "P"),
+    "contested": (np.bool_, "P"),
+}
+
+
+def _recollect(path: Path) -> str:
+    return f"re-create it with `robopref collect --out {path}`"
 
 
 @dataclass
@@ -116,3 +149,123 @@ class PreferenceDataset:
         return self.subset_users(np.sort(order[n_test:])), self.subset_users(
             np.sort(order[:n_test])
         )
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the field if the arrays do not fit together."""
+        sizes = {"P": self.n_pairs, "U": self.n_users}
+        for name, (_, dim) in ARRAY_FIELDS.items():
+            value = getattr(self, name)
+            if not isinstance(value, np.ndarray) or value.shape[:1] != (sizes[dim],):
+                shape = getattr(value, "shape", type(value).__name__)
+                raise ValueError(
+                    f"field {name} has shape {shape}, expected {dim}={sizes[dim]} rows"
+                )
+        pair_shape = self.obs_a.shape
+        if self.obs_b.shape != pair_shape or self.obs_a.ndim != 3:
+            raise ValueError(
+                f"obs_a {self.obs_a.shape} and obs_b {self.obs_b.shape} must be (P, T, O)"
+            )
+        expected_feat = (*pair_shape[:2], len(self.feature_names))
+        if self.feat_a.shape != expected_feat or self.feat_b.shape != expected_feat:
+            raise ValueError(
+                f"feat_a {self.feat_a.shape} and feat_b {self.feat_b.shape} must be (P, T, F) = "
+                f"{expected_feat} with F = len(feature_names)"
+            )
+        for name in ("label", "user", "true_label", "answer_prob", "contested", "user_group"):
+            if getattr(self, name).ndim != 1:
+                raise ValueError(f"field {name} must be one-dimensional")
+        if self.n_pairs and (self.user.min() < 0 or self.user.max() >= self.n_users):
+            raise ValueError(f"user ids must lie in [0, {self.n_users}) (one user_goal row each)")
+
+    def save(self, path: str | Path) -> Path:
+        """Write the dataset to ``path`` (an ``.npz``) atomically; returns the path."""
+        self.validate()
+        path = Path(path)
+        header = {
+            "format": FORMAT,
+            "schema_version": SCHEMA_VERSION,
+            "env_id": self.env_id,
+            "feature_names": list(self.feature_names),
+            "meta": self.meta,
+        }
+        try:
+            header_bytes = json.dumps(header).encode("utf-8")
+        except TypeError as error:
+            raise ValueError(
+                f"dataset meta is not JSON-serialisable ({error}): store plain values"
+            ) from None
+        arrays = {
+            name: np.asarray(getattr(self, name), dtype=dtype)
+            for name, (dtype, _) in ARRAY_FIELDS.items()
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, header=np.frombuffer(header_bytes, dtype=np.uint8), **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, expected_env: str | None = None) -> PreferenceDataset:
+        """Read a dataset written by :meth:`save`; with ``expected_env``, refuse other envs."""
+        path = Path(path)
+        fix = _recollect(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"dataset {path} does not exist: {fix}")
+        header, arrays = _read_npz(path)
+        if header.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a robopref preference dataset: {fix}")
+        version = header.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(
+                f"dataset {path} has schema version {version}, this robopref reads version "
+                f"{SCHEMA_VERSION}: {fix} (or use the robopref that wrote it)"
+            )
+        if expected_env is not None and header.get("env_id") != expected_env:
+            raise ValueError(
+                f"dataset {path} is for {header.get('env_id')!r}, not {expected_env!r}: "
+                f"collect one with `robopref collect --env {expected_env} --out PATH` or pass "
+                "the right file"
+            )
+        missing = [name for name in ARRAY_FIELDS if name not in arrays]
+        if missing:
+            raise ValueError(f"dataset {path} lacks the arrays {missing}: it is corrupt; {fix}")
+        dataset = cls(
+            env_id=str(header["env_id"]),
+            feature_names=tuple(header["feature_names"]),
+            meta=dict(header.get("meta") or {}),
+            **{name: arrays[name] for name in ARRAY_FIELDS},
+        )
+        try:
+            dataset.validate()
+        except ValueError as error:
+            raise ValueError(f"dataset {path} is inconsistent ({error}): {fix}") from None
+        return dataset
+
+
+def _read_npz(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The header and arrays of a dataset file; damage becomes a ``ValueError``."""
+    fix = _recollect(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if not hasattr(data, "files") or "header" not in data.files:
+                raise ValueError(f"{path} is not a robopref preference dataset (no header): {fix}")
+            header_bytes = data["header"].tobytes()
+            arrays = {name: data[name] for name in data.files if name != "header"}
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error, KeyError) as error:
+        raise ValueError(f"dataset {path} is truncated or corrupt ({error}): {fix}") from None
+    except ValueError as error:
+        if "robopref" in str(error):
+            raise
+        raise ValueError(f"dataset {path} is truncated or corrupt ({error}): {fix}") from None
+    try:
+        header = json.loads(header_bytes.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"dataset {path} has a corrupt header ({error}): {fix}") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"dataset {path} has a corrupt header: {fix}")
+    return header, arrays

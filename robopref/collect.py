@@ -1,0 +1,217 @@
+"""``robopref collect``: rollouts -> candidate pairs -> synthetic users' answers -> dataset.
+
+One rollout pool and one candidate pool (:mod:`robopref.queries`) are shared by all users;
+each user answers ``queries_per_user`` pairs drawn from it (:mod:`robopref.users`, labelled
+in one vectorized pass). The dataset goes to ``--out`` (:meth:`PreferenceDataset.save`) and
+the printed summary to ``<out stem>.summary.json`` beside it (:func:`summarize` defines
+every figure).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robopref.dataset import PreferenceDataset
+from robopref.population import Population, resolve_population
+from robopref.queries import BehaviourMix, build_query_pool, collect_rollouts, make_env
+from robopref.users import NOISE_KEYS, label_pairs
+
+
+@dataclass
+class CollectOptions:
+    """Collect a preference dataset from a population of synthetic users (defaults: the demo)."""
+
+    env: str = field(
+        default="robopref/PlatePlacement-v0", metadata={"help": "Gymnasium id of the task"}
+    )
+    population: str = field(
+        default="two-modes",
+        metadata={"help": "two-modes, modes, continuous, norms-and-goals, or a YAML/JSON file"},
+    )
+    users: int = field(default=200, metadata={"help": "number of users drawn"})
+    queries_per_user: int = field(default=16, metadata={"help": "pairs each user answers"})
+    segment: int = field(default=10, metadata={"help": "steps per segment (1: single states)"})
+    seed: int = field(default=0, metadata={"help": "seed of everything (same seed, same file)"})
+    out: str = field(default="data/plate.npz", metadata={"help": "dataset file to write (.npz)"})
+    episodes: int = field(default=200, metadata={"help": "behaviour episodes in the shared pool"})
+    pool_pairs: int = field(
+        default=0, metadata={"help": "candidate pairs in the pool (0: max(4096, 2 x asked))"}
+    )
+    expert_share: float = field(
+        default=0.8, metadata={"help": "share of episodes by the noisy scripted expert"}
+    )
+    random_share: float = field(
+        default=0.2, metadata={"help": "share of episodes by the random policy"}
+    )
+    expert_noise: float = field(
+        default=0.3, metadata={"help": "expert action noise std, drawn per episode in [0, this]"}
+    )
+    min_gap: float = field(
+        default=0.03, metadata={"help": "redraw pairs whose object trajectories differ less (m)"}
+    )
+    beta: float | None = field(default=None, metadata={"help": "override: rationality"})
+    gamma: float | None = field(default=None, metadata={"help": "override: myopia"})
+    mistake: float | None = field(default=None, metadata={"help": "override: mistake rate"})
+    skip_threshold: float | None = field(default=None, metadata={"help": "override: skip below"})
+    equal_threshold: float | None = field(default=None, metadata={"help": "override: tie within"})
+    soft: bool | None = field(default=None, metadata={"help": "override: soft labels"})
+    position_bias: float | None = field(default=None, metadata={"help": "override: first-shown"})
+    both_orders: bool | None = field(default=None, metadata={"help": "override: ask twice"})
+    progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+
+
+def _with_overrides(population: Population, options: CollectOptions) -> Population:
+    noise = {k: getattr(options, k) for k in NOISE_KEYS if getattr(options, k) is not None}
+    if not noise:
+        return population
+    model = dataclasses.replace(population.label_model, **noise)
+    return dataclasses.replace(population, label_model=model)
+
+
+def collect(options: CollectOptions) -> PreferenceDataset:
+    """Build the dataset described by ``options`` (nothing is written)."""
+    for name in ("users", "queries_per_user", "episodes"):
+        if getattr(options, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+    env, _ = make_env(options.env)
+    population = _with_overrides(resolve_population(options.population, env), options)
+    rollout_rng, pool_rng, user_rng, ask_rng, label_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(options.seed).spawn(5)
+    )
+    mix = BehaviourMix(options.expert_share, options.random_share, 0.0, options.expert_noise)
+    rollouts = collect_rollouts(
+        options.env, options.episodes, rollout_rng, mix, (), options.progress
+    )
+    asked = options.users * options.queries_per_user
+    pool_pairs = options.pool_pairs or max(4096, 2 * asked)
+    pool = build_query_pool(rollouts, pool_pairs, options.segment, pool_rng, options.min_gap)
+    users = population.sample_users(options.users, user_rng)
+    index = np.concatenate([pool.draw(options.queries_per_user, ask_rng) for _ in users])
+    user_of_pair = np.repeat(np.arange(options.users), options.queries_per_user)
+    asked_pool = pool.subset(index)
+    labels = label_pairs(users, user_of_pair, asked_pool.feat_a, asked_pool.feat_b, label_rng)
+    contested = population.contested(asked_pool.feat_a, asked_pool.feat_b)
+    meta = {
+        "population": population.name,
+        "population_spec": population.spec,
+        "label_model": dataclasses.asdict(population.label_model),
+        "norm_weight": population.norm_weight,
+        "seed": options.seed,
+        "segment": options.segment,
+        "queries_per_user": options.queries_per_user,
+        "behaviour_mix": dataclasses.asdict(mix),
+        "episodes": options.episodes,
+        "pool_pairs": pool_pairs,
+        "min_gap": options.min_gap,
+        "pool_index": index.tolist(),
+    }
+    return PreferenceDataset(
+        env_id=options.env,
+        feature_names=pool.feature_names,
+        obs_a=asked_pool.obs_a,
+        obs_b=asked_pool.obs_b,
+        feat_a=asked_pool.feat_a,
+        feat_b=asked_pool.feat_b,
+        label=labels.label,
+        user=user_of_pair,
+        user_goal=np.stack([u.goal for u in users]),
+        user_group=np.array([u.group for u in users], dtype=np.int64),
+        true_label=labels.true_label,
+        answer_prob=labels.answer_prob,
+        contested=contested,
+        meta=meta,
+    )
+
+
+def summarize(dataset: PreferenceDataset) -> dict[str, Any]:
+    """The figures the command prints.
+
+    ``label_balance``: share of answered, non-tie pairs answered A. ``tie_rate``: share of
+    answered pairs labelled exactly 0.5. ``skip_rate``: share of pairs not answered.
+    ``labeller_alignment``: mean of ``1 - |label - true_label|`` over answered pairs whose
+    noise-free answer is not a tie (the agreement of noisy answers with noise-free ones).
+    ``bayes_ceiling``: mean of ``max(p, 1 - p)`` with ``p = answer_prob`` over the same pairs:
+    the pairwise accuracy of a model that knows each user's exact answer probabilities.
+    """
+    label, true = dataset.label.astype(np.float64), dataset.true_label.astype(np.float64)
+    answered = ~np.isnan(label)
+    decided = answered & (true != 0.5)
+    nontie = answered & (label != 0.5)
+    p = dataset.answer_prob.astype(np.float64)
+
+    def share(mask: np.ndarray, of: np.ndarray) -> float:
+        return float(mask[of].mean()) if of.any() else float("nan")
+
+    groups = dataset.user_group
+    return {
+        "env": dataset.env_id,
+        "population": dataset.meta.get("population", ""),
+        "users": dataset.n_users,
+        "pairs": dataset.n_pairs,
+        "segment": dataset.segment_length,
+        "users_per_group": {int(g): int((groups == g).sum()) for g in np.unique(groups)},
+        "label_balance": share(label > 0.5, nontie),
+        "contested_share": float(dataset.contested.mean()) if dataset.n_pairs else float("nan"),
+        "tie_rate": share(label == 0.5, answered),
+        "skip_rate": float((~answered).mean()) if dataset.n_pairs else float("nan"),
+        "labeller_alignment": float(1.0 - np.abs(label - true)[decided].mean())
+        if decided.any()
+        else float("nan"),
+        "bayes_ceiling": float(np.maximum(p, 1.0 - p)[decided].mean())
+        if decided.any()
+        else float("nan"),
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The summary as aligned ``name  value`` lines."""
+    lines = []
+    for key, value in summary.items():
+        text = f"{value:.4f}" if isinstance(value, float) else str(value)
+        lines.append(f"  {key.replace('_', ' '):<20} {text}")
+    return "\n".join(lines)
+
+
+def summary_path(out: str | Path) -> Path:
+    """The summary file of dataset ``out``: ``data/plate.npz`` -> ``data/plate.summary.json``."""
+    out = Path(out)
+    return out.with_name(out.stem + ".summary.json")
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as JSON via a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def collect_command(options: CollectOptions) -> dict[str, Any]:
+    """Collect, save the dataset and its summary, print the summary; returns the summary."""
+    if not options.out.endswith(".npz"):
+        raise ValueError(f"--out {options.out} must end in .npz (e.g. data/plate.npz)")
+    start = time.perf_counter()
+    dataset = collect(options)
+    dataset.save(options.out)
+    summary = summarize(dataset)
+    summary["wall_time_s"] = round(time.perf_counter() - start, 3)
+    summary["out"] = options.out
+    write_json_atomic(summary_path(options.out), summary)
+    print(f"collected {options.out} ({summary_path(options.out).name} beside it):")
+    print(format_summary(summary))
+    return summary

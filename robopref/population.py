@@ -1,0 +1,394 @@
+"""Populations: distributions over synthetic users of one task, named or read from a file.
+
+Named populations (per task, :data:`NAMED_POPULATIONS`):
+
+* ``two-modes``: half the users want the plate at (0.20, 0.15), half at (0.20, -0.15) (top
+  right and bottom right of the table as the robot sees it); for BlockSort zone 0 vs zone 1.
+* ``modes``: several goals with weights (the plate: four goals; BlockSort: every zone).
+* ``continuous``: goals uniform over the plate's whole goal space (not for BlockSort,
+  whose goals are zone indices).
+* ``norms-and-goals``: a shared norm weighted three times as much (``norm_weight: 3``) plus
+  a personal goal: uniform over the goal space (the plate), or any zone (BlockSort).
+
+A population file (YAML or JSON) has exactly this schema::
+
+    modes:                       # or  continuous: {low: [x, y], high: [x, y]}
+      - {goal: [0.20, 0.15], weight: 0.5}   # a zone index for BlockSort: {goal: 0, ...}
+      - {goal: [0.20, -0.15], weight: 0.5}  # weights may be omitted together: equal
+    norm_weight: 1.0             # optional: how much the shared norms count (default 1)
+    beta: 20.0                   # optional noise keys, defaults of robopref.users.LabelModel:
+    gamma: 1.0                   #   beta, gamma, mistake, skip_threshold, equal_threshold,
+                                 #   soft, position_bias, both_orders
+
+Unknown keys, goals outside the env's ``goal_space``, weights that do not sum to one and
+bad values are refused with a ``ValueError`` naming the file, the line and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import yaml
+
+from robopref.envs import ENV_IDS
+from robopref.users import DEFAULT_LABEL_MODEL, NOISE_KEYS, LabelModel, SyntheticUser
+
+POPULATION_NAMES: tuple[str, ...] = ("two-modes", "modes", "continuous", "norms-and-goals")
+#: env id -> population name -> the population in the file format (``None``: not offered).
+NAMED_POPULATIONS: dict[str, dict[str, dict[str, Any] | None]] = {
+    "robopref/PlatePlacement-v0": {
+        "two-modes": {"modes": [{"goal": [0.20, 0.15]}, {"goal": [0.20, -0.15]}]},
+        "modes": {
+            "modes": [
+                {"goal": [0.20, 0.15], "weight": 0.3},
+                {"goal": [0.20, -0.15], "weight": 0.3},
+                {"goal": [-0.10, 0.20], "weight": 0.2},
+                {"goal": [-0.10, -0.20], "weight": 0.2},
+            ]
+        },
+        "continuous": {"continuous": {"low": [-0.25, -0.25], "high": [0.25, 0.25]}},
+        "norms-and-goals": {
+            "continuous": {"low": [-0.25, -0.25], "high": [0.25, 0.25]},
+            "norm_weight": 3.0,
+        },
+    },
+    "robopref/BlockSort-v0": {
+        "two-modes": {"modes": [{"goal": 0}, {"goal": 1}]},
+        "modes": None,  # every zone, built from the env's n_zones
+        "continuous": None,
+        "norms-and-goals": None,  # every zone, norm_weight 3
+    },
+}
+_BOOL_KEYS = {"soft", "both_orders"}
+
+
+@dataclass(frozen=True)
+class Population:
+    """A distribution over users: weighted ``modes`` (goals) or a ``continuous`` box.
+
+    ``modes`` is a tuple of ``(goal, weight)`` (goal a float vector, weights summing to
+    one); otherwise ``low``/``high`` bound uniform goals. Every user shares
+    ``label_model`` and ``norm_weight``.
+    """
+
+    env_id: str
+    feature_names: tuple[str, ...]
+    name: str
+    modes: tuple[tuple[np.ndarray, float], ...] = ()
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+    label_model: LabelModel = DEFAULT_LABEL_MODEL
+    norm_weight: float = 1.0
+    spec: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if bool(self.modes) == (self.low is not None):
+            raise ValueError("a Population has either modes or a continuous low/high box")
+        if self.modes and abs(sum(w for _, w in self.modes) - 1.0) > 1e-6:
+            raise ValueError(f"mode weights {[w for _, w in self.modes]} must sum to one")
+
+    @property
+    def n_groups(self) -> int:
+        """Number of modes (0 for a continuous population)."""
+        return len(self.modes)
+
+    def sample_goals(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` goals (n, G) and their group (mode index, -1 for continuous)."""
+        if self.modes:
+            group = rng.choice(len(self.modes), size=n, p=[w for _, w in self.modes])
+            return np.stack([self.modes[g][0] for g in group]).reshape(n, -1), group
+        assert self.low is not None and self.high is not None
+        return rng.uniform(self.low, self.high, size=(n, len(self.low))), np.full(n, -1)
+
+    def sample_users(self, n: int, rng: np.random.Generator) -> list[SyntheticUser]:
+        """``n`` users drawn from the population, each with its group index."""
+        goals, groups = self.sample_goals(n, rng)
+        return [
+            SyntheticUser(
+                self.env_id, self.feature_names, g, self.label_model, self.norm_weight, int(k)
+            )
+            for g, k in zip(goals, groups, strict=True)
+        ]
+
+    def representatives(self, rng: np.random.Generator, n_samples: int = 32) -> np.ndarray:
+        """Goals that stand for the population: each mode's, or ``n_samples`` drawn ones."""
+        if self.modes:
+            return np.stack([g for g, _ in self.modes])
+        return self.sample_goals(n_samples, rng)[0]
+
+    def contested(
+        self,
+        feat_a: np.ndarray,
+        feat_b: np.ndarray,
+        rng: np.random.Generator | None = None,
+        n_samples: int = 32,
+    ) -> np.ndarray:
+        """(P,) bool: some users of the population prefer A and others B, without noise.
+
+        For modes, one user per mode decides; for a continuous population ``n_samples``
+        goals drawn with ``rng`` (default seed 0) do.
+        """
+        goals = self.representatives(rng or np.random.default_rng(0), n_samples)
+        prefers_a = np.zeros(len(feat_a), dtype=bool)
+        prefers_b = np.zeros(len(feat_a), dtype=bool)
+        for goal in goals:
+            user = SyntheticUser(
+                self.env_id, self.feature_names, goal, self.label_model, self.norm_weight
+            )
+            label = user.true_label(feat_a, feat_b)
+            prefers_a |= label == 1.0
+            prefers_b |= label == 0.0
+        return prefers_a & prefers_b
+
+
+def env_id_of(env: gym.Env) -> str:
+    """The registered id of ``env`` (also for a raw env built without ``gym.make``)."""
+    raw = env.unwrapped
+    if raw.spec is not None:
+        return raw.spec.id
+    for env_id, (entry_point, _) in ENV_IDS.items():
+        if entry_point.rsplit(":", 1)[1] == type(raw).__name__:
+            return env_id
+    raise ValueError(f"{type(raw).__name__} is not a registered robopref env: use gym.make(id)")
+
+
+class _Source:
+    """Error messages that name a file (or a population name) and a line."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def error(self, node: yaml.Node | None, problem: str, fix: str) -> ValueError:
+        line = f", line {node.start_mark.line + 1}" if node is not None else ""
+        return ValueError(f"population {self.where}{line}: {problem}; fix: {fix}")
+
+
+def _value(node: yaml.Node) -> Any:
+    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+
+
+def _mapping(source: _Source, node: yaml.Node, what: str) -> dict[str, tuple[yaml.Node, Any]]:
+    if not isinstance(node, yaml.MappingNode):
+        raise source.error(
+            node, f"{what} must be a mapping of keys to values", f"write {what} as key: value lines"
+        )
+    out: dict[str, tuple[yaml.Node, Any]] = {}
+    for key_node, value_node in node.value:
+        key = str(_value(key_node))
+        if key in out:
+            raise source.error(key_node, f"key {key!r} appears twice in {what}", "keep one of them")
+        out[key] = (key_node, value_node)
+    return out
+
+
+def _check_keys(source: _Source, items: dict, allowed: Sequence[str], what: str) -> None:
+    for key, (key_node, _) in items.items():
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise source.error(
+                key_node, f"unknown key {key!r} in {what}", f"{hint}valid keys are {list(allowed)}"
+            )
+
+
+def _number(source: _Source, node: yaml.Node, key: str) -> float:
+    value = _value(node)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise source.error(node, f"{key} is {value!r}, not a number", f"give {key} a number")
+    return float(value)
+
+
+def _goal(source: _Source, node: yaml.Node, env: gym.Env, what: str) -> np.ndarray:
+    value = _value(node)
+    try:
+        goal = env.unwrapped.validate_goal(value)
+    except ValueError as error:
+        raise source.error(
+            node,
+            f"{what} {value!r} is not in the env's goal_space ({error})",
+            f"use a goal inside {env.unwrapped.goal_space}",
+        ) from None
+    return np.atleast_1d(np.asarray(goal, dtype=np.float64))
+
+
+def _modes(source: _Source, key_node: yaml.Node, node: yaml.Node, env: gym.Env) -> tuple:
+    if not isinstance(node, yaml.SequenceNode) or not node.value:
+        raise source.error(
+            node, "modes must be a non-empty list", "write - {goal: ..., weight: ...} items"
+        )
+    goals, weights = [], []
+    for item in node.value:
+        entry = _mapping(source, item, "a mode")
+        _check_keys(source, entry, ("goal", "weight"), "a mode")
+        if "goal" not in entry:
+            raise source.error(
+                item, "a mode has no goal", "add goal: [x, y] (a zone index for BlockSort)"
+            )
+        goals.append(_goal(source, entry["goal"][1], env, "goal"))
+        if "weight" in entry:
+            weight = _number(source, entry["weight"][1], "weight")
+            if weight <= 0:
+                raise source.error(
+                    entry["weight"][1],
+                    f"weight {weight} is not positive",
+                    "use a weight > 0 or drop the mode",
+                )
+            weights.append(weight)
+    if weights and len(weights) != len(goals):
+        raise source.error(
+            node,
+            "some modes have a weight and some do not",
+            "give every mode a weight, or none (equal weights)",
+        )
+    if not weights:
+        weights = [1.0 / len(goals)] * len(goals)
+    if abs(sum(weights) - 1.0) > 1e-6:
+        raise source.error(
+            key_node,
+            f"mode weights {weights} sum to {sum(weights):.6g}, not 1",
+            "make the weights sum to one",
+        )
+    return tuple(zip(goals, weights, strict=True))
+
+
+def _region(source: _Source, node: yaml.Node, env: gym.Env) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(env.unwrapped.goal_space, gym.spaces.Box):
+        raise source.error(
+            node,
+            f"continuous goals need a Box goal_space, this env's is {env.unwrapped.goal_space}",
+            "use modes: with one entry per zone",
+        )
+    box = _mapping(source, node, "continuous")
+    _check_keys(source, box, ("low", "high"), "continuous")
+    missing = [k for k in ("low", "high") if k not in box]
+    if missing:
+        raise source.error(
+            node, f"continuous lacks {missing}", "write continuous: {low: [x, y], high: [x, y]}"
+        )
+    low = _goal(source, box["low"][1], env, "low")
+    high = _goal(source, box["high"][1], env, "high")
+    if np.any(low > high):
+        raise source.error(
+            box["high"][1],
+            f"high {high.tolist()} is below low {low.tolist()}",
+            "make every high >= low",
+        )
+    return low, high
+
+
+def parse_population(root: yaml.Node | None, env: gym.Env, where: str) -> Population:
+    """Build a population from a composed YAML document (see the module doc for the schema)."""
+    source = _Source(where)
+    if root is None:
+        raise source.error(
+            None, "the file is empty", "write modes: or continuous: (see the README)"
+        )
+    top = _mapping(source, root, "the population")
+    _check_keys(source, top, ("modes", "continuous", "norm_weight", *NOISE_KEYS), "the population")
+    if ("modes" in top) == ("continuous" in top):
+        node = top["continuous"][0] if "modes" in top else root
+        raise source.error(
+            node,
+            "a population needs exactly one of modes: and continuous:",
+            "keep one (modes: a list of {goal, weight}; continuous: {low, high})",
+        )
+    noise: dict[str, Any] = {}
+    for key in NOISE_KEYS:
+        if key not in top:
+            continue
+        node = top[key][1]
+        value = _value(node)
+        if key in _BOOL_KEYS and not isinstance(value, bool):
+            raise source.error(
+                node, f"{key} is {value!r}, not true/false", f"write {key}: true or false"
+            )
+        if key not in _BOOL_KEYS and not (key == "skip_threshold" and value is None):
+            value = _number(source, node, key)
+        try:
+            LabelModel(**{key: value})
+        except ValueError as error:
+            raise source.error(node, str(error).split(";")[0], f"change {key}") from None
+        noise[key] = value
+    norm_weight = (
+        _number(source, top["norm_weight"][1], "norm_weight") if "norm_weight" in top else 1.0
+    )
+    if norm_weight < 0:
+        raise source.error(top["norm_weight"][1], "norm_weight is negative", "use norm_weight >= 0")
+    raw = env.unwrapped
+    common = {
+        "env_id": env_id_of(env),
+        "feature_names": tuple(raw.feature_names),
+        "name": where,
+        "label_model": replace(DEFAULT_LABEL_MODEL, **noise),
+        "norm_weight": norm_weight,
+        "spec": _value(root),
+    }
+    if "modes" in top:
+        return Population(modes=_modes(source, *top["modes"], env), **common)
+    low, high = _region(source, top["continuous"][1], env)
+    return Population(low=low, high=high, **common)
+
+
+def population_from_dict(data: dict[str, Any], env: gym.Env, name: str = "<dict>") -> Population:
+    """A population from a Python dict in the file schema (validated the same way)."""
+    return parse_population(yaml.compose(yaml.safe_dump(data)), env, name)
+
+
+def load_population(path: str | Path, env: gym.Env) -> Population:
+    """Read a YAML or JSON population file (see the module doc) for ``env``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"population file {path} does not exist: check the path")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".json":
+        text = text.replace("\t", " ")  # JSON allows tabs as whitespace; YAML does not
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ValueError(
+            f"population {path}{line}: not valid YAML/JSON ({problem}); fix: correct the syntax"
+        ) from None
+    return parse_population(root, env, str(path))
+
+
+def named_population(name: str, env: gym.Env) -> Population:
+    """The named population ``name`` (one of :data:`POPULATION_NAMES`) for ``env``."""
+    raw = env.unwrapped
+    env_id = env_id_of(env)
+    table = NAMED_POPULATIONS.get(env_id)
+    if table is None or name not in table:
+        raise ValueError(
+            f"no population {name!r} for {env_id!r}: use one of {list(POPULATION_NAMES)} or a file"
+        )
+    data = table[name]
+    if data is None and name in ("modes", "norms-and-goals") and hasattr(raw, "n_zones"):
+        data = {"modes": [{"goal": i} for i in range(raw.n_zones)]}
+        if name == "norms-and-goals":
+            data["norm_weight"] = 3.0
+    if data is None:
+        raise ValueError(
+            f"population {name!r} does not apply to {env_id} (its goals are "
+            f"{raw.goal_space}): use modes or two-modes"
+        )
+    return population_from_dict(data, env, name)
+
+
+def resolve_population(spec: str, env: gym.Env) -> Population:
+    """``spec`` is a population name (:data:`POPULATION_NAMES`) or a YAML/JSON file path."""
+    if spec in POPULATION_NAMES:
+        return named_population(spec, env)
+    if not Path(spec).exists():
+        raise FileNotFoundError(
+            f"population {spec!r} is neither a name ({', '.join(POPULATION_NAMES)}) nor an "
+            "existing file: check the spelling or the path"
+        )
+    return load_population(spec, env)

@@ -1,0 +1,263 @@
+"""Preference queries: pairs of trajectory segments cut from behaviour rollouts.
+
+1. :func:`collect_rollouts` runs a behaviour mix (:class:`BehaviourMix`) on the raw env:
+   the scripted expert aimed at goals drawn uniformly from the goal space with Gaussian
+   action noise, the uniformly random policy, and any ``obs -> action`` callables (for an
+   SB3 model: ``lambda obs: model.predict(obs, deterministic=False)[0]``). Every episode
+   keeps its L + 1 states (reset state included).
+2. :func:`build_query_pool` cuts them into segments of T consecutive states (T = 1: single
+   states, as in the VPL code) and draws candidate pairs so that informative comparisons
+   are common: segments that contain a release (the set-down) are drawn ``release_boost``
+   times as often, and a pair is redrawn when both segments show an object that has not
+   moved from where the episode started (an idle arm) or when the two segments' object
+   trajectories are nearly equal (mean distance of object position, plus 5 cm per unit of
+   ``held`` difference, below ``min_gap``).
+3. The result is a :class:`QueryPool` of ``obs_a/obs_b/feat_a/feat_b`` arrays shared by all
+   users: collection draws each user's queries from it, and active querying can score its
+   candidates for a new user (:meth:`QueryPool.draw`, :meth:`QueryPool.subset`).
+
+The pool knows nothing of users; whether users would disagree on a pair (contested) is
+:meth:`robopref.population.Population.contested`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from tqdm import tqdm
+
+from robopref.envs import sample_goal, scripted_policy
+
+Policy = Callable[[np.ndarray], Any]
+#: behaviour source codes stored per episode in :attr:`Rollouts.source`.
+SOURCES: tuple[str, ...] = ("expert", "random", "policy")
+
+
+@dataclass(frozen=True)
+class BehaviourMix:
+    """Shares of the behaviour policies (normalised to sum to one) and the expert's noise.
+
+    Each expert episode draws its action-noise standard deviation uniformly from
+    ``[0, expert_noise]``; ``policy`` is the share of episodes run by the callables passed
+    to :func:`collect_rollouts` (one drawn at random per episode).
+    """
+
+    expert: float = 0.8
+    random: float = 0.2
+    policy: float = 0.0
+    expert_noise: float = 0.3
+
+    def shares(self, n_policies: int) -> np.ndarray:
+        """The normalised (expert, random, policy) shares; refuses impossible mixes."""
+        shares = np.array([self.expert, self.random, self.policy], dtype=np.float64)
+        if np.any(shares < 0) or shares.sum() <= 0 or self.expert_noise < 0:
+            raise ValueError(f"{self} needs non-negative shares with a positive sum")
+        if shares[2] > 0 and n_policies == 0:
+            raise ValueError(
+                f"{self} gives policies a share but none were passed: pass policies=[...] "
+                "(obs -> action callables) or set policy=0"
+            )
+        return shares / shares.sum()
+
+
+@dataclass
+class Rollouts:
+    """E episodes of L + 1 states each: observations, features, and who acted."""
+
+    env_id: str
+    feature_names: tuple[str, ...]
+    obs: np.ndarray  # (E, L + 1, O) float32
+    feat: np.ndarray  # (E, L + 1, F) float32
+    source: np.ndarray  # (E,) int8, index into SOURCES
+
+    @property
+    def n_episodes(self) -> int:
+        """Number of episodes E."""
+        return int(self.obs.shape[0])
+
+
+def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> tuple[gym.Env, int]:
+    """The raw (unwrapped) env of ``env_id`` and its episode length, with a clear error."""
+    if env_id not in gym.registry:
+        known = sorted(k for k in gym.registry if k.startswith("robopref/"))
+        raise ValueError(f"unknown env {env_id!r}: use one of {known}")
+    wrapped = gym.make(env_id, **(env_kwargs or {}))
+    steps = wrapped.spec.max_episode_steps if wrapped.spec else None
+    if not steps:
+        raise ValueError(f"{env_id} has no max_episode_steps: register it with one")
+    return wrapped.unwrapped, int(steps)
+
+
+def collect_rollouts(
+    env_id: str,
+    episodes: int,
+    rng: np.random.Generator,
+    mix: BehaviourMix | None = None,
+    policies: Sequence[Policy] = (),
+    progress: bool = False,
+    env_kwargs: dict[str, Any] | None = None,
+) -> Rollouts:
+    """Run ``episodes`` full episodes of the behaviour ``mix`` and keep every state."""
+    if episodes < 1:
+        raise ValueError(f"episodes={episodes} must be >= 1")
+    shares = (mix or BehaviourMix()).shares(len(policies))
+    noise_max = (mix or BehaviourMix()).expert_noise
+    env, steps = make_env(env_id, env_kwargs)
+    obs0, info0 = env.reset(seed=int(rng.integers(2**31)))
+    obs = np.empty((episodes, steps + 1, obs0.shape[0]), dtype=np.float32)
+    feat = np.empty((episodes, steps + 1, info0["features"].shape[0]), dtype=np.float32)
+    source = rng.choice(3, size=episodes, p=shares).astype(np.int8)
+    for e in tqdm(range(episodes), desc="rollouts", unit="ep", disable=not progress):
+        obs[e, 0], info = env.reset(seed=int(rng.integers(2**31)))
+        feat[e, 0] = info["features"]
+        act = _behaviour(env, int(source[e]), rng, noise_max, policies)
+        for t in range(1, steps + 1):
+            obs[e, t], _, _, _, info = env.step(act(obs[e, t - 1]))
+            feat[e, t] = info["features"]
+    env.close()
+    return Rollouts(env_id, tuple(env.feature_names), obs, feat, source)
+
+
+def _behaviour(
+    env: gym.Env,
+    source: int,
+    rng: np.random.Generator,
+    noise_max: float,
+    policies: Sequence[Policy],
+) -> Policy:
+    if source == 0:
+        goal = sample_goal(env.goal_space, rng)
+        noise = float(rng.uniform(0.0, noise_max))
+        return scripted_policy(env, goal, noise=noise, seed=int(rng.integers(2**31)))
+    if source == 1:
+        child = np.random.default_rng(int(rng.integers(2**31)))
+        return lambda _obs: child.uniform(-1.0, 1.0, size=4).astype(np.float32)
+    return policies[int(rng.integers(len(policies)))]
+
+
+@dataclass
+class QueryPool:
+    """N candidate pairs of T-step segments: ``obs_a/obs_b`` (N, T, O), ``feat_a/feat_b``
+    (N, T, F), and where each segment came from (``origin``: (N, 2, 2) of episode, start)."""
+
+    env_id: str
+    feature_names: tuple[str, ...]
+    obs_a: np.ndarray
+    obs_b: np.ndarray
+    feat_a: np.ndarray
+    feat_b: np.ndarray
+    origin: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.obs_a.shape[0])
+
+    @property
+    def segment_length(self) -> int:
+        """Steps per segment T."""
+        return int(self.obs_a.shape[1])
+
+    def draw(
+        self, n: int, rng: np.random.Generator, exclude: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``n`` distinct pair indices drawn uniformly, none of them in ``exclude``."""
+        allowed = np.setdiff1d(np.arange(len(self)), exclude) if exclude is not None else None
+        available = len(self) if allowed is None else len(allowed)
+        if n > available:
+            raise ValueError(
+                f"asked for {n} queries but the pool has only {available} left: "
+                "build a larger pool (more pairs or episodes)"
+            )
+        picked = rng.choice(available, size=n, replace=False)
+        return picked if allowed is None else allowed[picked]
+
+    def subset(self, index: np.ndarray) -> QueryPool:
+        """The pairs at ``index``, in that order."""
+        return QueryPool(
+            self.env_id,
+            self.feature_names,
+            self.obs_a[index],
+            self.obs_b[index],
+            self.feat_a[index],
+            self.feat_b[index],
+            self.origin[index],
+            dict(self.meta),
+        )
+
+
+def _segment_stats(rollouts: Rollouts, segment: int) -> tuple[np.ndarray, ...]:
+    """Per (episode, start): object xyz trajectory, held, idle flag and release flag."""
+    cols = {name: i for i, name in enumerate(rollouts.feature_names)}
+    missing = [n for n in ("x", "y", "height", "held") if n not in cols]
+    if missing:
+        raise ValueError(f"features {rollouts.feature_names} lack {missing} (needed for queries)")
+    pos = rollouts.feat[..., [cols["x"], cols["y"], cols["height"]]].astype(np.float64)
+    held = rollouts.feat[..., cols["held"]].astype(np.float64)
+    moved = np.linalg.norm(pos - pos[:, :1], axis=-1) > 0.01
+    active = np.logical_or.accumulate(moved | (held > 0.5), axis=1)  # moved or held so far
+    released = np.zeros_like(held, dtype=bool)
+    released[:, 1:] = (held[:, :-1] > 0.5) & (held[:, 1:] < 0.5)
+    starts = rollouts.feat.shape[1] - segment + 1
+    window = np.lib.stride_tricks.sliding_window_view
+    seg_pos = window(pos, segment, axis=1)[:, :starts]  # (E, S, 3, T)
+    seg_held = window(held, segment, axis=1)[:, :starts]  # (E, S, T)
+    idle = ~window(active, segment, axis=1)[:, :starts].any(-1)
+    has_release = window(released, segment, axis=1)[:, :starts].any(-1)
+    return seg_pos, seg_held, idle, has_release
+
+
+def build_query_pool(
+    rollouts: Rollouts,
+    n_pairs: int,
+    segment: int,
+    rng: np.random.Generator,
+    min_gap: float = 0.03,
+    release_boost: float = 4.0,
+) -> QueryPool:
+    """Draw ``n_pairs`` informative candidate pairs of ``segment``-step segments (module doc)."""
+    length = rollouts.feat.shape[1]
+    if not 1 <= segment <= length:
+        raise ValueError(f"segment={segment} must lie in [1, {length}] (the episode's states)")
+    if n_pairs < 1:
+        raise ValueError(f"n_pairs={n_pairs} must be >= 1")
+    seg_pos, seg_held, idle, has_release = _segment_stats(rollouts, segment)
+    n_starts = idle.shape[1]
+    weight = np.where(has_release, release_boost, 1.0).ravel()
+    weight /= weight.sum()
+    chosen: list[np.ndarray] = []
+    found, tries = 0, 0
+    while found < n_pairs:
+        tries += 1
+        if tries > 50:
+            raise RuntimeError(
+                f"found only {found} of {n_pairs} informative pairs in 50 rounds: collect more "
+                f"or more varied episodes, or lower min_gap={min_gap}"
+            )
+        cand = rng.choice(weight.size, size=(2 * (n_pairs - found) + 64, 2), p=weight)
+        ea, sa = np.divmod(cand[:, 0], n_starts)
+        eb, sb = np.divmod(cand[:, 1], n_starts)
+        gap = np.linalg.norm(seg_pos[ea, sa] - seg_pos[eb, sb], axis=-2).mean(-1)
+        gap += 0.05 * np.abs(seg_held[ea, sa] - seg_held[eb, sb]).mean(-1)
+        keep = (gap >= min_gap) & ~(idle[ea, sa] & idle[eb, sb])
+        kept = cand[keep][: n_pairs - found]
+        chosen.append(kept)
+        found += len(kept)
+    pairs = np.concatenate(chosen)
+    ep, st = np.divmod(pairs, n_starts)  # (N, 2) each
+    steps = st[..., None] + np.arange(segment)  # (N, 2, T)
+    obs = rollouts.obs[ep[..., None], steps]
+    feat = rollouts.feat[ep[..., None], steps]
+    return QueryPool(
+        rollouts.env_id,
+        rollouts.feature_names,
+        obs[:, 0],
+        obs[:, 1],
+        feat[:, 0],
+        feat[:, 1],
+        np.stack([ep, st], axis=-1).astype(np.int64),
+        {"min_gap": min_gap, "release_boost": release_boost, "episodes": rollouts.n_episodes},
+    )

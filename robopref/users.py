@@ -1,0 +1,382 @@
+"""Synthetic users: a hidden goal, a reward over the env's features, and a labelling model.
+
+A :class:`SyntheticUser` judges robot behaviour by the task state the env reports in
+``info["features"]`` (never by MuJoCo internals): :meth:`SyntheticUser.reward` maps features
+of shape ``(..., F)`` to a per-step reward of shape ``(...)``, vectorized over pairs and
+steps. It answers "A or B?" for a pair of segments with :meth:`SyntheticUser.answer`;
+:func:`label_pairs` labels many pairs of many users at once (what collection uses).
+
+Rewards per task are a table, :data:`TASK_REWARDS`: env id -> a small reward function of
+``(features, goal, norm_weight, columns)`` plus its normalisation constants. Every user of
+a task shares the *norms* (do not drop the object from high, keep it on the table), scaled
+by ``norm_weight``; the goal part is personal.
+
+**Normalisation.** The per-step reward a user reports is ``(raw - offset) / scale`` with a
+per-task ``offset`` and ``scale``: the mean and standard deviation of the raw per-step reward
+over the states of the default behaviour mix (:class:`robopref.queries.BehaviourMix`, 200
+episodes, seed 0), judged by 64 users with goals drawn uniformly from the goal space and
+``norm_weight = 1`` (:func:`reward_moments` recomputes them; ``tests/test_users.py`` checks
+the table against it). A segment's return is the myopia-weighted *mean* of its per-step
+rewards, so it is in units of "standard deviations of a step's reward" whatever the segment
+length: one ``beta`` means the same noise on every task and every segment length.
+
+**Labelling** (:class:`LabelModel`, after B-Pref's simulated teachers and RLAIF): with
+returns ``R_A``, ``R_B`` and ``D = R_A - R_B``
+
+* skip: if ``skip_threshold`` is set and both returns are below it, no answer (NaN);
+* tie: if ``|D| <= equal_threshold``, the label is 0.5;
+* otherwise the content answer prefers A with ``p = mistake + (1 - 2 mistake) sigmoid(beta D)``;
+* position bias ``b``: with probability ``b`` the user picks whichever option was shown
+  first (A), so P(A) = ``b + (1 - b) p``; ``both_orders`` asks again with B shown first and
+  averages the two answers, giving the expected label ``b / 2 + (1 - b) p`` (symmetric);
+* ``soft``: the label is that probability itself instead of a sampled 0/1 answer.
+
+The defaults (:data:`DEFAULT_LABEL_MODEL`) are a mildly noisy annotator: ``beta = 20``
+(a return gap of 0.05 standard deviations is answered right 73% of the time, 0.15 at 95%),
+no myopia, 1% mistakes, no skips, ties within 0.01, hard labels, no position bias. On
+two-modes PlatePlacement with 10-step segments they give a Bayes ceiling of about 0.97.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+#: distance scale (m) of the near-field closeness term exp(-d / CLOSENESS_SCALE).
+CLOSENESS_SCALE = 0.1
+#: slope (per metre) of the far-field closeness term -FAR_SLOPE * d: "closer is better"
+#: still matters when both segments are far from the goal (the near term is ~0 there).
+FAR_SLOPE = 2.0
+#: the plate is "set down at the goal" within this horizontal distance (m).
+PLATE_PLACED_RADIUS = 0.05
+#: the block is in a zone within this horizontal distance of its centre (m, the env's).
+ZONE_RADIUS = 0.07
+#: an object whose bottom is lower than this rests on the table (m, the env's).
+RESTING_HEIGHT = 0.004
+
+RewardFn = Callable[[np.ndarray, np.ndarray, Any, dict[str, int]], np.ndarray]
+
+
+def _closeness(distance: np.ndarray) -> np.ndarray:
+    return np.exp(-distance / CLOSENESS_SCALE) - FAR_SLOPE * distance
+
+
+def plate_reward(
+    features: np.ndarray, goal: np.ndarray, norm_weight: Any, cols: dict[str, int]
+) -> np.ndarray:
+    """Raw per-step PlatePlacement reward for a goal point ``goal[..., 0:2]`` on the table.
+
+    Closeness ``exp(-d / 0.1) - 2 d`` with ``d`` the distance from the plate's bottom
+    centre to the goal point, +1 while it rests released, flat and on the table within 5 cm
+    of the goal, and the shared norms times ``norm_weight``: up to -1 for a release height
+    above 1 cm (-1 at 3 cm, the interlock's limit) and -1 while the plate is loose but not
+    resting on the table (falling, tipped over, off the table).
+    """
+    height = features[..., cols["height"]]
+    released = features[..., cols["held"]] < 0.5
+    dxy = np.hypot(features[..., cols["x"]] - goal[..., 0], features[..., cols["y"]] - goal[..., 1])
+    closeness = _closeness(np.hypot(dxy, np.maximum(height, 0.0)))
+    on_table = features[..., cols["on_table"]] > 0.5
+    placed = released & on_table & (features[..., cols["flat"]] > 0.5) & (dxy < PLATE_PLACED_RADIUS)
+    drop = np.clip((features[..., cols["drop_height"]] - 0.01) / 0.02, 0.0, 1.0) * released
+    loose = released & ~on_table
+    return closeness + placed - norm_weight * (drop + loose)
+
+
+def block_reward(
+    features: np.ndarray, goal: np.ndarray, norm_weight: Any, cols: dict[str, int]
+) -> np.ndarray:
+    """Raw per-step BlockSort reward for a zone index ``goal[..., 0]``.
+
+    Closeness ``exp(-d / 0.1) - 2 d`` with ``d`` the distance from the block's bottom to the
+    preferred zone's centre on the table, +1 while it rests released inside that zone, and
+    the shared norms times ``norm_weight``: -1 per 2 cm of release height above 2 cm (at
+    most -2), and -1 while the block is below the table top (fallen off).
+    """
+    zone_cols = np.array([cols[f"zone_{i}"] for i in range(_count_zones(cols))])
+    zone_index = np.asarray(goal[..., 0]).astype(np.int64)
+    shape = np.broadcast_shapes(features.shape[:-1], zone_index.shape)
+    zones = np.broadcast_to(features[..., zone_cols], (*shape, len(zone_cols)))
+    zone_d = np.take_along_axis(zones, np.broadcast_to(zone_index, shape)[..., None], -1)[..., 0]
+    height = features[..., cols["height"]]
+    released = features[..., cols["held"]] < 0.5
+    closeness = _closeness(np.hypot(zone_d, np.maximum(height, 0.0)))
+    placed = released & (height < RESTING_HEIGHT) & (zone_d < ZONE_RADIUS)
+    drop = np.clip((features[..., cols["drop_height"]] - 0.02) / 0.02, 0.0, 2.0) * released
+    fallen = height < -0.01
+    return closeness + placed - norm_weight * (drop + fallen)
+
+
+def _count_zones(cols: dict[str, int]) -> int:
+    n = 0
+    while f"zone_{n}" in cols:
+        n += 1
+    return n
+
+
+@dataclass(frozen=True)
+class TaskReward:
+    """One task's user reward: the function, the goal size, and the normalisation."""
+
+    fn: RewardFn
+    goal_dim: int
+    offset: float
+    scale: float
+    required: tuple[str, ...]
+
+
+#: env id -> the reward users of that task judge by (see the module docstring).
+TASK_REWARDS: dict[str, TaskReward] = {
+    "robopref/PlatePlacement-v0": TaskReward(
+        plate_reward,
+        goal_dim=2,
+        offset=-0.44,
+        scale=0.45,
+        required=("x", "y", "height", "held", "flat", "on_table", "drop_height"),
+    ),
+    "robopref/BlockSort-v0": TaskReward(
+        block_reward,
+        goal_dim=1,
+        offset=-0.06,
+        scale=1.09,
+        required=("x", "y", "height", "held", "drop_height", "zone_0"),
+    ),
+}
+
+
+def task_reward(env_id: str, feature_names: Sequence[str]) -> tuple[TaskReward, dict[str, int]]:
+    """The reward table entry of ``env_id`` and the column index of each feature name."""
+    if env_id not in TASK_REWARDS:
+        raise ValueError(
+            f"no synthetic-user reward for env {env_id!r}: use one of {sorted(TASK_REWARDS)} "
+            "(or add an entry to robopref.users.TASK_REWARDS)"
+        )
+    entry = TASK_REWARDS[env_id]
+    cols = {name: i for i, name in enumerate(feature_names)}
+    missing = [name for name in entry.required if name not in cols]
+    if missing:
+        raise ValueError(
+            f"features {list(feature_names)} of {env_id} lack {missing}: pass the env's "
+            "env.unwrapped.feature_names"
+        )
+    return entry, cols
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+class Labels(NamedTuple):
+    """Answers to P pairs: the label, the noise-free label, and P(A) with all noise."""
+
+    label: np.ndarray
+    true_label: np.ndarray
+    answer_prob: np.ndarray
+
+
+@dataclass(frozen=True)
+class LabelModel:
+    """How a user turns two segment returns into an answer (see the module docstring)."""
+
+    beta: float = 20.0
+    gamma: float = 1.0
+    mistake: float = 0.01
+    skip_threshold: float | None = None
+    equal_threshold: float = 0.01
+    soft: bool = False
+    position_bias: float = 0.0
+    both_orders: bool = False
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.beta > 0, "beta must be > 0 (inf: perfectly rational)"),
+            (0.0 < self.gamma <= 1.0, "gamma (myopia) must lie in (0, 1]; 1 means none"),
+            (0.0 <= self.mistake <= 0.5, "mistake must lie in [0, 0.5]"),
+            (self.equal_threshold >= 0.0, "equal_threshold must be >= 0"),
+            (0.0 <= self.position_bias < 1.0, "position_bias must lie in [0, 1)"),
+            (
+                self.skip_threshold is None or np.isfinite(self.skip_threshold),
+                "skip_threshold must be a finite number or None (no skips)",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"{message}; got {self}")
+
+    def weights(self, steps: int) -> np.ndarray:
+        """Myopic step weights ``gamma ** (T - 1 - t)``, normalised to sum to one."""
+        w = self.gamma ** np.arange(steps - 1, -1, -1, dtype=np.float64)
+        return w / w.sum()
+
+    def segment_return(self, rewards: np.ndarray) -> np.ndarray:
+        """Myopia-weighted mean over the last axis (steps) of per-step rewards."""
+        return rewards @ self.weights(rewards.shape[-1])
+
+    def true_label(self, ret_a: np.ndarray, ret_b: np.ndarray) -> np.ndarray:
+        """The noise-free answer: 1 (A), 0 (B) or 0.5 (within the equal threshold)."""
+        diff = np.asarray(ret_a, dtype=np.float64) - ret_b
+        return np.where(np.abs(diff) <= self.equal_threshold, 0.5, (diff > 0).astype(np.float64))
+
+    def _masks(self, ret_a: np.ndarray, ret_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ret_a, ret_b = np.asarray(ret_a, dtype=np.float64), np.asarray(ret_b, dtype=np.float64)
+        if self.skip_threshold is None:
+            skipped = np.zeros(np.broadcast_shapes(ret_a.shape, ret_b.shape), dtype=bool)
+        else:
+            skipped = np.maximum(ret_a, ret_b) < self.skip_threshold
+        tie = ~skipped & (np.abs(ret_a - ret_b) <= self.equal_threshold)
+        return skipped, tie
+
+    def _content_prob(self, ret_a: np.ndarray, ret_b: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", over="ignore"):
+            p = _sigmoid(self.beta * (np.asarray(ret_a, dtype=np.float64) - ret_b))
+        p = np.nan_to_num(p, nan=0.5)
+        return self.mistake + (1.0 - 2.0 * self.mistake) * p
+
+    def answer_prob(self, ret_a: np.ndarray, ret_b: np.ndarray) -> np.ndarray:
+        """Expected label with all noise, A shown first: P(A); 0.5 for ties, NaN for skips."""
+        skipped, tie = self._masks(ret_a, ret_b)
+        p, b = self._content_prob(ret_a, ret_b), self.position_bias
+        prob = b / 2.0 + (1.0 - b) * p if self.both_orders else b + (1.0 - b) * p
+        return np.where(skipped, np.nan, np.where(tie, 0.5, prob))
+
+    def sample(self, ret_a: np.ndarray, ret_b: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Sampled labels (A shown first); uses exactly two uniforms per pair."""
+        skipped, tie = self._masks(ret_a, ret_b)
+        p, b = self._content_prob(ret_a, ret_b), self.position_bias
+        u = rng.random((2, *p.shape))
+        if self.soft:
+            label = self.answer_prob(ret_a, ret_b)
+        elif self.both_orders:
+            label = 0.5 * ((u[0] < b + (1.0 - b) * p) + (u[1] < (1.0 - b) * p))
+        else:
+            label = (u[0] < b + (1.0 - b) * p).astype(np.float64)
+        return np.where(skipped, np.nan, np.where(tie, 0.5, label))
+
+    def label(self, ret_a: np.ndarray, ret_b: np.ndarray, rng: np.random.Generator) -> Labels:
+        """Sampled label, noise-free label and answer probability of pairs of returns."""
+        return Labels(
+            self.sample(ret_a, ret_b, rng).astype(np.float32),
+            self.true_label(ret_a, ret_b).astype(np.float32),
+            self.answer_prob(ret_a, ret_b).astype(np.float32),
+        )
+
+
+#: the documented default labelling noise (see the module docstring).
+DEFAULT_LABEL_MODEL = LabelModel()
+#: the names of the noise knobs, as population files and the CLI spell them.
+NOISE_KEYS: tuple[str, ...] = tuple(LabelModel.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class SyntheticUser:
+    """A simulated annotator: a hidden goal, shared norms and a labelling model.
+
+    ``goal`` is a float vector of the task's goal size (a table point (x, y) for the plate;
+    ``[zone index]`` for BlockSort); ``group`` is the population mode it came from (-1 if
+    none). ``feature_names`` are the env's, in order.
+    """
+
+    env_id: str
+    feature_names: tuple[str, ...]
+    goal: np.ndarray
+    label_model: LabelModel = field(default_factory=LabelModel)
+    norm_weight: float = 1.0
+    group: int = -1
+
+    def __post_init__(self) -> None:
+        entry, _ = task_reward(self.env_id, self.feature_names)
+        goal = np.asarray(self.goal, dtype=np.float64).reshape(-1)
+        if goal.shape != (entry.goal_dim,):
+            raise ValueError(
+                f"goal {self.goal!r} of a {self.env_id} user must have {entry.goal_dim} "
+                "number(s): a table point (x, y) for the plate, [zone index] for BlockSort"
+            )
+        object.__setattr__(self, "goal", goal)
+
+    def reward(self, features: np.ndarray) -> np.ndarray:
+        """Normalised per-step reward of features shaped ``(..., F)``; returns ``(...)``."""
+        entry, cols = task_reward(self.env_id, self.feature_names)
+        raw = entry.fn(np.asarray(features), self.goal, self.norm_weight, cols)
+        return (raw - entry.offset) / entry.scale
+
+    def segment_return(self, features: np.ndarray) -> np.ndarray:
+        """Normalised, myopia-weighted mean reward of segments shaped ``(..., T, F)``."""
+        return self.label_model.segment_return(self.reward(features))
+
+    def answer_prob(self, feat_a: np.ndarray, feat_b: np.ndarray) -> np.ndarray:
+        """P(A) with all noise for segments ``(..., T, F)`` (0.5 tie, NaN skip)."""
+        return self.label_model.answer_prob(
+            self.segment_return(feat_a), self.segment_return(feat_b)
+        )
+
+    def true_label(self, feat_a: np.ndarray, feat_b: np.ndarray) -> np.ndarray:
+        """Noise-free answer (1, 0 or 0.5) for segments ``(..., T, F)``."""
+        return self.label_model.true_label(self.segment_return(feat_a), self.segment_return(feat_b))
+
+    def answer(self, pair: Any, rng: np.random.Generator) -> float:
+        """Answer one query: ``pair`` is ``(feat_a, feat_b)`` or has ``feat_a``/``feat_b``.
+
+        Returns 1.0 (A), 0.0 (B), 0.5 (tie or, with ``both_orders``, two answers that
+        disagree), a probability (``soft``) or NaN (skipped).
+        """
+        feat_a, feat_b = (pair.feat_a, pair.feat_b) if hasattr(pair, "feat_a") else pair
+        ret_a = self.segment_return(np.asarray(feat_a))
+        ret_b = self.segment_return(np.asarray(feat_b))
+        return float(self.label_model.sample(ret_a, ret_b, rng))
+
+
+def label_pairs(
+    users: Sequence[SyntheticUser],
+    user_index: np.ndarray,
+    feat_a: np.ndarray,
+    feat_b: np.ndarray,
+    rng: np.random.Generator,
+) -> Labels:
+    """Label P pairs ``feat_a``, ``feat_b`` (P, T, F); pair i is asked to ``users[user_index[i]]``.
+
+    Vectorized: the rewards of all pairs are computed in one pass per distinct labelling
+    model (usually one), so collection labels hundreds of thousands of pairs per second.
+    """
+    user_index = np.asarray(user_index, dtype=np.int64)
+    if feat_a.shape != feat_b.shape or feat_a.ndim != 3 or len(user_index) != len(feat_a):
+        raise ValueError(
+            f"feat_a {feat_a.shape} and feat_b {feat_b.shape} must both be (P, T, F) with "
+            f"P = len(user_index) = {len(user_index)}"
+        )
+    if len(users) == 0:
+        raise ValueError("label_pairs needs at least one user")
+    first = users[0]
+    if any(u.env_id != first.env_id or u.feature_names != first.feature_names for u in users):
+        raise ValueError("all users of one label_pairs call must judge the same env's features")
+    entry, cols = task_reward(first.env_id, first.feature_names)
+    goals = np.stack([u.goal for u in users])[user_index][:, None, :]
+    norm = np.array([u.norm_weight for u in users])[user_index][:, None]
+    rewards = [
+        (entry.fn(f, goals, norm, cols) - entry.offset) / entry.scale for f in (feat_a, feat_b)
+    ]
+    out = Labels(*(np.empty(len(user_index), dtype=np.float32) for _ in range(3)))
+    distinct = list(dict.fromkeys(u.label_model for u in users))
+    model_of_user = np.array([distinct.index(u.label_model) for u in users])
+    model_of_pair = model_of_user[user_index]
+    for m, model in enumerate(distinct):
+        which = np.flatnonzero(model_of_pair == m)
+        ret_a = model.segment_return(rewards[0][which])
+        ret_b = model.segment_return(rewards[1][which])
+        for target, values in zip(out, model.label(ret_a, ret_b, rng), strict=True):
+            target[which] = values
+    return out
+
+
+def reward_moments(
+    env_id: str, feature_names: Sequence[str], features: np.ndarray, goals: np.ndarray
+) -> tuple[float, float]:
+    """Mean and standard deviation of the *raw* per-step reward of states ``features``
+    (N, F) judged by users with ``goals`` (K, G) and ``norm_weight`` 1: how the
+    normalisation constants of :data:`TASK_REWARDS` are chosen."""
+    entry, cols = task_reward(env_id, feature_names)
+    goals = np.asarray(goals, dtype=np.float64).reshape(len(goals), 1, -1)
+    raw = entry.fn(np.asarray(features)[None], goals, 1.0, cols)
+    return float(raw.mean()), float(raw.std())
