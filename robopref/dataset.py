@@ -203,6 +203,7 @@ class PreferenceDataset:
         try:
             with os.fdopen(fd, "wb") as handle:
                 np.savez(handle, header=np.frombuffer(header_bytes, dtype=np.uint8), **arrays)
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; a dataset is for sharing
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

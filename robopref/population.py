@@ -99,10 +99,20 @@ class Population:
         return len(self.modes)
 
     def sample_goals(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """``n`` goals (n, G) and their group (mode index, -1 for continuous)."""
+        """``n`` goals (n, G) and their group (mode index, -1 for continuous).
+
+        Modes are stratified: each mode gets ``floor(n * weight)`` users, the remaining
+        slots go to the largest remainders, and the order is shuffled, so group sizes match
+        the weights as closely as ``n`` allows (less variance between seeds).
+        """
         if self.modes:
-            group = rng.choice(len(self.modes), size=n, p=[w for _, w in self.modes])
-            return np.stack([self.modes[g][0] for g in group]).reshape(n, -1), group
+            weights = np.array([w for _, w in self.modes])
+            counts = np.floor(n * weights).astype(np.int64)
+            remainder = n * weights - counts
+            counts[np.argsort(-remainder, kind="stable")[: n - counts.sum()]] += 1
+            group = rng.permutation(np.repeat(np.arange(len(self.modes)), counts))
+            goals = np.stack([g for g, _ in self.modes])[group]
+            return goals.reshape(n, -1), group
         assert self.low is not None and self.high is not None
         return rng.uniform(self.low, self.high, size=(n, len(self.low))), np.full(n, -1)
 

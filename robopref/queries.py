@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -139,6 +139,15 @@ def _behaviour(
     return policies[int(rng.integers(len(policies)))]
 
 
+class Query(NamedTuple):
+    """One pair of segments: what :meth:`robopref.users.SyntheticUser.answer` takes."""
+
+    obs_a: np.ndarray
+    obs_b: np.ndarray
+    feat_a: np.ndarray
+    feat_b: np.ndarray
+
+
 @dataclass
 class QueryPool:
     """N candidate pairs of T-step segments: ``obs_a/obs_b`` (N, T, O), ``feat_a/feat_b``
@@ -174,6 +183,10 @@ class QueryPool:
             )
         picked = rng.choice(available, size=n, replace=False)
         return picked if allowed is None else allowed[picked]
+
+    def pair(self, i: int) -> Query:
+        """Pair ``i`` as a :class:`Query` (``(T, O)`` and ``(T, F)`` arrays)."""
+        return Query(self.obs_a[i], self.obs_b[i], self.feat_a[i], self.feat_b[i])
 
     def subset(self, index: np.ndarray) -> QueryPool:
         """The pairs at ``index``, in that order."""
