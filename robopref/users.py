@@ -250,7 +250,9 @@ class LabelModel:
         if self.soft:
             label = self.answer_prob(ret_a, ret_b)
         elif self.both_orders:
-            label = 0.5 * ((u[0] < b + (1.0 - b) * p) + (u[1] < (1.0 - b) * p))
+            first = (u[0] < b + (1.0 - b) * p).astype(np.float64)  # A shown first
+            second = (u[1] < (1.0 - b) * p).astype(np.float64)  # B shown first
+            label = 0.5 * (first + second)
         else:
             label = (u[0] < b + (1.0 - b) * p).astype(np.float64)
         return np.where(skipped, np.nan, np.where(tie, 0.5, label))
