@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import mujoco
 import numpy as np
+
 from robopref.envs import scene
 from robopref.envs.tabletop import RESTING_HEIGHT, TabletopEnv
 
@@ -78,6 +79,7 @@ class BlockSortEnv(TabletopEnv):
             )
         self.n_zones = int(n_zones)
         self.zone_centers = np.array(ZONE_LAYOUTS[self.n_zones], dtype=np.float64)
+        self._zone_x, self._zone_y = self.zone_centers[:, 0].copy(), self.zone_centers[:, 1].copy()
         self.feature_names = (
             "x",
             "y",
@@ -137,20 +139,21 @@ class BlockSortEnv(TabletopEnv):
 
     def features(self) -> np.ndarray:
         """Block x, y, height, held, drop_height, speed, reach, zone distances (module doc)."""
-        x, y = self._obj_pos[0], self._obj_pos[1]
+        x, y, z = self._obj_pos.tolist()
         to_tip = self._hand_pos - self._obj_pos
         to_tip[2] -= BLOCK_HALF
-        zone_dist = np.hypot(self.zone_centers[:, 0] - x, self.zone_centers[:, 1] - y)
-        head = [
+        features = np.empty(7 + self.n_zones, dtype=np.float32)  # filled without temporaries
+        features[:7] = (
             x,
             y,
-            self._obj_pos[2] - BLOCK_HALF,
+            z - BLOCK_HALF,
             self.held,
             self._drop_height,
             np.sqrt(self._obj_linvel @ self._obj_linvel),
             np.sqrt(to_tip @ to_tip),
-        ]
-        return np.concatenate([head, zone_dist]).astype(np.float32)
+        )
+        features[7:] = np.hypot(self._zone_x - x, self._zone_y - y)
+        return features
 
     def goal_reward(self, features: np.ndarray, goal: Any) -> tuple[dict[str, float], bool]:
         """Oracle reward terms and success for a zone index (see module doc)."""

@@ -49,6 +49,7 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
+
 from robopref.envs import scene
 from robopref.envs.tabletop import RESTING_HEIGHT, TabletopEnv
 

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import mujoco
 import numpy as np
+
 from robopref.envs import scene
 from robopref.envs.rendering import add_marker_disc, make_renderer
 
@@ -28,6 +29,11 @@ RESTING_HEIGHT = 0.004  # an object whose bottom is lower than this rests on the
 # does not warn; nothing in the scene gets 10 m from the table or moves at 10 m/s.
 OBS_BOUND = 10.0
 MARKER_RGBA = (0.1, 0.85, 0.3, 0.45)
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    """``value`` clipped to [low, high], as ``np.clip`` does (NaN stays NaN)."""
+    return min(max(value, low), high)
 
 
 def sample_goal(goal_space: gym.Space, rng: np.random.Generator) -> Any:
@@ -71,6 +77,7 @@ class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
             )
         self.render_mode = render_mode
         self.width, self.height, self.camera = int(width), int(height), camera
+        self._workspace = (tuple(self.WORKSPACE_LOW.tolist()), tuple(self.WORKSPACE_HIGH.tolist()))
 
         self.model = self._build_spec().compile()  # the MjSpec is not kept: it cannot pickle
         self.data = mujoco.MjData(self.model)
@@ -143,10 +150,17 @@ class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Move the suction tip, switch the suction, and advance the physics one control step."""
-        action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
-        target = self._hand_pos + action[:3] * MAX_HAND_STEP
-        np.clip(target, self.WORKSPACE_LOW, self.WORKSPACE_HIGH, out=self._hand_pos)
-        self._update_suction(float(action[3]))
+        # Python floats, not small numpy ops: the same float64 results, several microseconds
+        # less per step (the env's overhead over its physics is budgeted; see the benchmark).
+        dx, dy, dz, grip = (_clamp(a, -1.0, 1.0) for a in np.asarray(action, np.float64).tolist())
+        x, y, z = self._hand_pos.tolist()
+        (lx, ly, lz), (hx, hy, hz) = self._workspace
+        self._hand_pos[:] = (
+            _clamp(x + dx * MAX_HAND_STEP, lx, hx),
+            _clamp(y + dy * MAX_HAND_STEP, ly, hy),
+            _clamp(z + dz * MAX_HAND_STEP, lz, hz),
+        )
+        self._update_suction(grip)
         mujoco.mj_step(self.model, self.data, nstep=scene.SUBSTEPS)
         features = self.features()
         reward, info = self._info(features)

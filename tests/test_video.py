@@ -7,9 +7,9 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 from PIL import Image
-from robopref.envs import scripted_policy
 
 from robopref.cli import main
+from robopref.envs import scripted_policy
 from robopref.video import (
     HOLD_SECONDS,
     parse_goal,

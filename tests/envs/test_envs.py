@@ -17,9 +17,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
-from robopref.envs import sample_goal, scripted_policy
 
 import robopref
+from robopref.envs import sample_goal, scripted_policy
 
 ENV_IDS = list(robopref.ENV_IDS)
 CAMERAS = ("front", "top", "side")
