@@ -302,7 +302,8 @@ def parse_population(root: yaml.Node | None, env: gym.Env, where: str) -> Popula
     top = _mapping(source, root, "the population")
     _check_keys(source, top, ("modes", "continuous", "norm_weight", *NOISE_KEYS), "the population")
     if ("modes" in top) == ("continuous" in top):
-        node = top["continuous"][0] if "modes" in top else root
+        keys = [top[k][0] for k in ("modes", "continuous") if k in top]
+        node = max(keys, key=lambda n: n.start_mark.line) if keys else root
         raise source.error(
             node,
             "a population needs exactly one of modes: and continuous:",

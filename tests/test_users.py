@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from robopref.envs import sample_goal
 
+from robopref.envs import sample_goal
 from robopref.queries import collect_rollouts, make_env
 from robopref.users import (
     DEFAULT_LABEL_MODEL,

@@ -1,0 +1,145 @@
+"""PreferenceDataset files, seeded collection and the ``robopref collect`` command."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from robopref.cli import main
+from robopref.collect import CollectOptions, collect, collect_command, summarize
+from robopref.dataset import ARRAY_FIELDS, PreferenceDataset
+
+PLATE = "robopref/PlatePlacement-v0"
+SMALL = {"users": 12, "queries_per_user": 4, "episodes": 12, "segment": 5, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def small() -> PreferenceDataset:
+    return collect(CollectOptions(**SMALL))
+
+
+def assert_same(one: PreferenceDataset, two: PreferenceDataset) -> None:
+    for name in ARRAY_FIELDS:
+        a, b = getattr(one, name), getattr(two, name)
+        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), name
+    assert one.env_id == two.env_id and one.feature_names == two.feature_names
+
+
+def test_collected_dataset_fits_the_contract(small):
+    small.validate()
+    assert small.n_users == 12 and small.n_pairs == 48 and small.segment_length == 5
+    assert np.array_equal(small.user, np.repeat(np.arange(12), 4))
+    assert small.user_goal.shape == (12, 2) and set(small.user_group) <= {0, 1}
+    assert np.all(np.isin(small.true_label, [0.0, 0.5, 1.0]))
+    answered = ~np.isnan(small.label)
+    assert np.all(np.isin(small.label[answered], [0.0, 0.5, 1.0]))
+    assert np.all((small.answer_prob[answered] >= 0) & (small.answer_prob[answered] <= 1))
+    assert small.meta["population"] == "two-modes" and small.meta["segment"] == 5
+
+
+def test_seeded_collection_is_reproducible(small):
+    assert_same(small, collect(CollectOptions(**SMALL)))
+    other = collect(CollectOptions(**{**SMALL, "seed": 1}))
+    assert not np.array_equal(other.obs_a, small.obs_a)
+
+
+def test_save_load_round_trip(small, tmp_path):
+    path = small.save(tmp_path / "sub" / "d.npz")
+    loaded = PreferenceDataset.load(path, expected_env=PLATE)
+    assert_same(small, loaded)
+    assert loaded.meta == json.loads(json.dumps(small.meta))
+    assert not list(path.parent.glob(".*tmp"))  # the temporary file was renamed
+    train, test = loaded.split_users(0.25, seed=0)
+    assert train.n_users + test.n_users == 12 and test.n_pairs == 4 * test.n_users
+
+
+def test_truncated_and_corrupt_files_are_refused(small, tmp_path):
+    path = small.save(tmp_path / "d.npz")
+    data = path.read_bytes()
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated or corrupt.*robopref collect"):
+        PreferenceDataset.load(truncated)
+    flipped = bytearray(data)
+    middle = len(data) // 2
+    flipped[middle : middle + 64] = bytes(64)
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(bytes(flipped))
+    with pytest.raises(ValueError, match="corrupt"):
+        PreferenceDataset.load(corrupt)
+    text = tmp_path / "notes.npz"
+    text.write_text("not a dataset")
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        PreferenceDataset.load(text)
+
+
+def test_foreign_and_other_schema_files_are_refused(small, tmp_path):
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, x=np.zeros(3))
+    with pytest.raises(ValueError, match="not a robopref preference dataset"):
+        PreferenceDataset.load(foreign)
+    path = small.save(tmp_path / "d.npz")
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    header = json.loads(np.load(path)["header"].tobytes())
+    header["schema_version"] = 99
+    future = tmp_path / "future.npz"
+    arrays = {k[:-4]: np.load(path)[k[:-4]] for k in members if k != "header.npy"}
+    np.savez(future, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
+    with pytest.raises(ValueError, match="schema version 99.*reads version 1"):
+        PreferenceDataset.load(future)
+    with pytest.raises(ValueError, match="BlockSort.*robopref collect --env"):
+        PreferenceDataset.load(path, expected_env="robopref/BlockSort-v0")
+    with pytest.raises(FileNotFoundError, match="robopref collect"):
+        PreferenceDataset.load(tmp_path / "missing.npz")
+    del arrays["label"]
+    header["schema_version"] = 1
+    partial = tmp_path / "partial.npz"
+    np.savez(partial, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
+    with pytest.raises(ValueError, match=r"lacks the arrays \['label'\]"):
+        PreferenceDataset.load(partial)
+
+
+def test_inconsistent_dataset_is_not_saved(small, tmp_path):
+    broken = PreferenceDataset(**{**small.__dict__, "contested": small.contested[:-1]})
+    with pytest.raises(ValueError, match="contested has shape"):
+        broken.save(tmp_path / "x.npz")
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_summary_figures(small):
+    summary = summarize(small)
+    assert summary["users"] == 12 and summary["pairs"] == 48
+    for key in ("label_balance", "contested_share", "labeller_alignment", "bayes_ceiling"):
+        assert 0.0 <= summary[key] <= 1.0, key
+    p = small.answer_prob[small.true_label != 0.5]
+    assert summary["bayes_ceiling"] == pytest.approx(np.maximum(p, 1 - p).mean(), rel=1e-6)
+    noiseless = collect(CollectOptions(**SMALL, beta=float("inf"), mistake=0.0))
+    assert summarize(noiseless)["labeller_alignment"] == 1.0
+    assert summarize(noiseless)["bayes_ceiling"] == 1.0
+    skipping = summarize(collect(CollectOptions(**SMALL, skip_threshold=0.0)))
+    assert 0.0 < skipping["skip_rate"] < 1.0
+
+
+def test_collect_command_writes_dataset_and_summary(tmp_path, capsys):
+    out = tmp_path / "plate.npz"
+    summary = collect_command(CollectOptions(**{**SMALL, "out": str(out)}))
+    assert out.exists()
+    written = json.loads((tmp_path / "plate.summary.json").read_text())
+    assert written == json.loads(json.dumps(summary))
+    printed = capsys.readouterr().out
+    assert "bayes ceiling" in printed and "labeller alignment" in printed
+
+
+def test_cli_collect_and_its_errors(tmp_path, capsys):
+    out = tmp_path / "blocks.npz"
+    argv = ["collect", "--env", "robopref/BlockSort-v0", "--users", "4", "--queries-per-user"]
+    argv += ["2", "--episodes", "6", "--segment", "1", "--out", str(out), "--progress", "false"]
+    assert main(argv) == 0
+    assert PreferenceDataset.load(out, expected_env="robopref/BlockSort-v0").n_pairs == 8
+    assert main([*argv, "--population", "continuous"]) == 2
+    assert "does not apply" in capsys.readouterr().err
+    assert main([*argv, "--population", str(tmp_path / "nope.yaml")]) == 2
