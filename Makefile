@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/robopref demo
+	$(VENV)/bin/robopref render --env robopref/PlatePlacement-v0 --goal 0.2,-0.15 --camera side --episodes 2 --out videos/plate_placement.mp4
+	$(VENV)/bin/robopref render --env robopref/BlockSort-v0 --goal 1 --episodes 2 --out videos/block_sort.mp4
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -29,6 +30,7 @@ test-expensive: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/env_throughput.py --json runs/bench/env_throughput.json
 	$(PY) benchmarks/oracle_learning.py --json runs/bench/oracle_learning.json
+	$(PY) benchmarks/collect_throughput.py --json runs/bench/collect_throughput.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
