@@ -1,0 +1,134 @@
+"""Few-shot pairwise accuracy of reward models on held-out users.
+
+Protocol (leave one out, so that every k up to n - 1 leaves a pair to score): for each
+held-out user and each of the user's *scored* pairs j (a recorded label on one side of
+0.5), the context is chosen among the user's *other* pairs, by ``infer_user`` with the
+strategy, the user answering with the recorded labels (skips and ties included, as asked).
+The prediction for pair j with z = the posterior mean after k answers is compared with the
+recorded label. Random and active contexts are nested (the k = 2 context is the start of
+the k = 4 one), so accuracy against k is a smooth curve. ``k`` larger than the user's other
+pairs is capped (``k_used`` reports the mean actually asked).
+
+The Bayes ceiling on the same pairs is the mean of max(answer_prob, 1 - answer_prob): the
+accuracy of a predictor that knows the user's exact answering probabilities. Subsets:
+``all`` scored pairs and ``contested`` ones (the population's users disagree on them).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from robopref.dataset import PreferenceDataset
+from robopref.reward.active import infer_user
+from robopref.reward.base import RewardModel
+from robopref.reward.nets import as_tensor
+
+SUBSETS = ("all", "contested")
+
+
+def scored_pairs(dataset: PreferenceDataset, user: int) -> np.ndarray:
+    """Indices of ``user``'s pairs with a recorded label on one side of 0.5."""
+    idx = dataset.user_indices(user)
+    label = dataset.label[idx]
+    return idx[~np.isnan(label) & (label != 0.5)]
+
+
+def _predict(
+    model: RewardModel, dataset: PreferenceDataset, pair: int, z: np.ndarray
+) -> np.ndarray:
+    """Logits of ``pair`` for each row of ``z`` ``(K, Z)`` -> ``(K,)``."""
+    obs_a = as_tensor(dataset.obs_a[pair], model.device)[None]
+    obs_b = as_tensor(dataset.obs_b[pair], model.device)[None]
+    with torch.no_grad():
+        if model.latent_dim == 0:
+            logit = model.pair_logits(obs_a, obs_b, None)
+            return logit.expand(z.shape[0]).cpu().numpy()
+        return model.pair_logits(obs_a, obs_b, as_tensor(z, model.device)).cpu().numpy()
+
+
+def evaluate_few_shot(
+    model: RewardModel,
+    dataset: PreferenceDataset,
+    ks: list[int],
+    strategies: list[str],
+    seed: int = 0,
+    n_samples: int = 64,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Accuracy rows ``{strategy, k, subset, accuracy, ceiling, fraction_of_ceiling,
+    n_pairs, k_used, accuracy_true}`` over every user of ``dataset`` (module docstring)."""
+    if not ks or min(ks) < 0:
+        raise ValueError(f"query counts {ks} must be a non-empty list of numbers >= 0")
+    k_max = max(ks)
+    # (strategy, k) -> per scored pair: correct, ceiling, contested, k used, correct vs truth
+    records: dict[tuple[str, int], list[tuple[bool, float, bool, int, bool]]] = defaultdict(list)
+    users = range(dataset.n_users)
+    for user in tqdm(users, desc=f"eval {model.kind}", disable=not progress, leave=False):
+        own = dataset.user_indices(user)
+        for pair in scored_pairs(dataset, user):
+            pool = own[own != pair]
+            label = float(dataset.label[pair])
+            prob = float(dataset.answer_prob[pair])
+            ceiling = max(prob, 1.0 - prob)
+            truth = float(dataset.true_label[pair])
+            for strategy in strategies:
+                result = infer_user(
+                    model,
+                    lambda i, pool=pool: float(dataset.label[pool[i]]),
+                    min(k_max, len(pool)) if model.latent_dim else 0,
+                    strategy,
+                    (dataset.obs_a[pool], dataset.obs_b[pool]),
+                    np.random.default_rng([seed, user, int(pair)]),
+                    n_samples,
+                )
+                steps = len(result.means) - 1
+                used = [min(k, steps) if model.latent_dim else 0 for k in ks]
+                logits = _predict(model, dataset, int(pair), result.means[used])
+                for k, logit in zip(ks, logits, strict=True):
+                    records[(strategy, k)].append(
+                        (
+                            (logit > 0) == (label > 0.5),
+                            ceiling,
+                            bool(dataset.contested[pair]),
+                            min(k, len(pool)),
+                            truth != 0.5 and (logit > 0) == (truth > 0.5),
+                        )
+                    )
+    rows = []
+    for (strategy, k), items in records.items():
+        data = np.array(items, dtype=np.float64)
+        for subset in SUBSETS:
+            keep = data[:, 2] > 0 if subset == "contested" else np.ones(len(data), bool)
+            chosen = data[keep]
+            n = int(len(chosen))
+            accuracy = float(chosen[:, 0].mean()) if n else float("nan")
+            ceiling = float(chosen[:, 1].mean()) if n else float("nan")
+            rows.append(
+                {
+                    "strategy": strategy,
+                    "k": int(k),
+                    "subset": subset,
+                    "accuracy": accuracy,
+                    "ceiling": ceiling,
+                    "fraction_of_ceiling": accuracy / ceiling if n else float("nan"),
+                    "n_pairs": n,
+                    "k_used": float(chosen[:, 3].mean()) if n else float("nan"),
+                    "accuracy_true": float(chosen[:, 4].mean()) if n else float("nan"),
+                }
+            )
+    return rows
+
+
+def posterior_means(model: RewardModel, dataset: PreferenceDataset) -> np.ndarray:
+    """``(U, Z)``: each user's posterior mean given all of the user's answered pairs."""
+    means = []
+    for user in range(dataset.n_users):
+        idx = dataset.user_indices(user)
+        mean, _ = model.posterior((dataset.obs_a[idx], dataset.obs_b[idx], dataset.label[idx]))
+        means.append(np.asarray(mean, dtype=np.float64))
+    return np.stack(means) if means else np.zeros((0, model.latent_dim))

@@ -1,0 +1,83 @@
+"""A toy preference dataset made without MuJoCo, for tests, benchmarks and examples.
+
+A point moves in the square [-1, 1]^2; an observation is ``[x, y, d_1, ..., d_k]`` with
+``k`` distractor dimensions of noise. A segment is a straight walk of ``T`` steps between two
+random points. Each user wants the point near a hidden goal: the per-step reward is
+``-|p - goal|``. ``population="two-modes"`` puts half the users' goals at ``(0.5, 0.5)`` and
+half at ``(0.5, -0.5)`` (groups 0 and 1); ``"continuous"`` draws goals uniformly in
+``[-0.6, 0.6]^2`` (group -1). Answers are Bradley-Terry with rationality ``beta``:
+P(A) = sigmoid(beta (R_A - R_B)), a label drawn from it (hard 0/1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from robopref.dataset import PreferenceDataset
+
+TWO_MODE_GOALS = np.array([[0.5, 0.5], [0.5, -0.5]])
+
+
+def _segments(rng: np.random.Generator, n: int, steps: int, distractors: int) -> np.ndarray:
+    start, end = rng.uniform(-1, 1, (2, n, 1, 2))
+    frac = np.linspace(0.0, 1.0, steps).reshape(1, steps, 1)
+    path = start + (end - start) * frac
+    noise = rng.normal(0.0, 1.0, (n, steps, distractors))
+    return np.concatenate([path, noise], -1).astype(np.float32)
+
+
+def _returns(obs: np.ndarray, goals: np.ndarray) -> np.ndarray:
+    """Returns of segments ``(P, T, O)`` for each goal ``(G, 2)`` -> ``(P, G)``."""
+    dist = np.linalg.norm(obs[:, None, :, :2] - goals[None, :, None, :], axis=-1)
+    return -dist.sum(-1)
+
+
+def toy_dataset(
+    n_users: int = 60,
+    pairs_per_user: int = 16,
+    segment_length: int = 4,
+    distractors: int = 2,
+    beta: float = 20.0,
+    population: str = "two-modes",
+    seed: int = 0,
+) -> PreferenceDataset:
+    """A :class:`PreferenceDataset` of the toy task (see the module docstring)."""
+    if population not in ("two-modes", "continuous"):
+        raise ValueError(f"population={population!r} must be 'two-modes' or 'continuous'")
+    rng = np.random.default_rng(seed)
+    if population == "two-modes":
+        group = np.arange(n_users) % 2
+        goals = TWO_MODE_GOALS[group]
+    else:
+        group = np.full(n_users, -1)
+        goals = rng.uniform(-0.6, 0.6, (n_users, 2))
+    n_pairs = n_users * pairs_per_user
+    obs_a = _segments(rng, n_pairs, segment_length, distractors)
+    obs_b = _segments(rng, n_pairs, segment_length, distractors)
+    user = np.repeat(np.arange(n_users), pairs_per_user)
+    own = goals[user][:, None, :]
+    gap = np.linalg.norm(obs_b[..., :2] - own, axis=-1).sum(-1) - np.linalg.norm(
+        obs_a[..., :2] - own, axis=-1
+    ).sum(-1)
+    prob = 1.0 / (1.0 + np.exp(-beta * gap))
+    label = (rng.random(n_pairs) < prob).astype(np.float32)
+    reference = TWO_MODE_GOALS if population == "two-modes" else goals
+    votes = _returns(obs_a, reference) > _returns(obs_b, reference)
+    contested = votes.any(1) & ~votes.all(1)
+    features = np.zeros((n_pairs, segment_length, 0), dtype=np.float32)
+    return PreferenceDataset(
+        env_id="toy/PointGoal-v0",
+        feature_names=(),
+        obs_a=obs_a,
+        obs_b=obs_b,
+        feat_a=features,
+        feat_b=features.copy(),
+        label=label,
+        user=user.astype(np.int64),
+        user_goal=goals.astype(np.float64),
+        user_group=group.astype(np.int64),
+        true_label=(gap > 0).astype(np.float32),
+        answer_prob=prob.astype(np.float32),
+        contested=contested,
+        meta={"population": population, "seed": seed, "beta": beta},
+    )
