@@ -42,20 +42,25 @@ class BehaviourMix:
     """Shares of the behaviour policies (normalised to sum to one) and the expert's noise.
 
     Each expert episode draws its action-noise standard deviation uniformly from
-    ``[0, expert_noise]``; ``policy`` is the share of episodes run by the callables passed
-    to :func:`collect_rollouts` (one drawn at random per episode).
+    ``[0, expert_noise]``; a ``careless`` share of expert episodes lets go of the object as
+    soon as it is over the goal (from carry height, or the plate's interlock limit), so that
+    the shared drop-height norm shows up in the data. ``policy`` is the share of episodes
+    run by the callables passed to :func:`collect_rollouts` (one drawn per episode).
     """
 
     expert: float = 0.8
     random: float = 0.2
     policy: float = 0.0
     expert_noise: float = 0.3
+    careless: float = 0.25
 
     def shares(self, n_policies: int) -> np.ndarray:
         """The normalised (expert, random, policy) shares; refuses impossible mixes."""
         shares = np.array([self.expert, self.random, self.policy], dtype=np.float64)
         if np.any(shares < 0) or shares.sum() <= 0 or self.expert_noise < 0:
             raise ValueError(f"{self} needs non-negative shares with a positive sum")
+        if not 0.0 <= self.careless <= 1.0:
+            raise ValueError(f"careless={self.careless} is a share of expert episodes: use [0, 1]")
         if shares[2] > 0 and n_policies == 0:
             raise ValueError(
                 f"{self} gives policies a share but none were passed: pass policies=[...] "
@@ -104,8 +109,8 @@ def collect_rollouts(
     """Run ``episodes`` full episodes of the behaviour ``mix`` and keep every state."""
     if episodes < 1:
         raise ValueError(f"episodes={episodes} must be >= 1")
-    shares = (mix or BehaviourMix()).shares(len(policies))
-    noise_max = (mix or BehaviourMix()).expert_noise
+    mix = mix or BehaviourMix()
+    shares = mix.shares(len(policies))
     env, steps = make_env(env_id, env_kwargs)
     obs0, info0 = env.reset(seed=int(rng.integers(2**31)))
     obs = np.empty((episodes, steps + 1, obs0.shape[0]), dtype=np.float32)
@@ -114,7 +119,7 @@ def collect_rollouts(
     for e in tqdm(range(episodes), desc="rollouts", unit="ep", disable=not progress):
         obs[e, 0], info = env.reset(seed=int(rng.integers(2**31)))
         feat[e, 0] = info["features"]
-        act = _behaviour(env, int(source[e]), rng, noise_max, policies)
+        act = _behaviour(env, int(source[e]), rng, mix, policies)
         for t in range(1, steps + 1):
             obs[e, t], _, _, _, info = env.step(act(obs[e, t - 1]))
             feat[e, t] = info["features"]
@@ -126,17 +131,33 @@ def _behaviour(
     env: gym.Env,
     source: int,
     rng: np.random.Generator,
-    noise_max: float,
+    mix: BehaviourMix,
     policies: Sequence[Policy],
 ) -> Policy:
     if source == 0:
         goal = sample_goal(env.goal_space, rng)
-        noise = float(rng.uniform(0.0, noise_max))
-        return scripted_policy(env, goal, noise=noise, seed=int(rng.integers(2**31)))
+        noise = float(rng.uniform(0.0, mix.expert_noise))
+        expert = scripted_policy(env, goal, noise=noise, seed=int(rng.integers(2**31)))
+        if rng.random() >= mix.careless:
+            return expert
+        target = env.zone_centers[goal] if hasattr(env, "zone_centers") else np.asarray(goal)
+        return _careless(expert, target)
     if source == 1:
         child = np.random.default_rng(int(rng.integers(2**31)))
         return lambda _obs: child.uniform(-1.0, 1.0, size=4).astype(np.float32)
     return policies[int(rng.integers(len(policies)))]
+
+
+def _careless(expert: Policy, target: np.ndarray) -> Policy:
+    """``expert``, but letting go as soon as the held object is over ``target`` (x, y)."""
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        action = np.array(expert(obs), dtype=np.float32)
+        if obs[3] > 0.5 and np.hypot(obs[4] - target[0], obs[5] - target[1]) < 0.03:
+            action[3] = -1.0
+        return action
+
+    return act
 
 
 class Query(NamedTuple):

@@ -133,15 +133,15 @@ TASK_REWARDS: dict[str, TaskReward] = {
     "robopref/PlatePlacement-v0": TaskReward(
         plate_reward,
         goal_dim=2,
-        offset=-0.44,
-        scale=0.45,
+        offset=-0.53,
+        scale=0.50,
         required=("x", "y", "height", "held", "flat", "on_table", "drop_height"),
     ),
     "robopref/BlockSort-v0": TaskReward(
         block_reward,
         goal_dim=1,
-        offset=-0.06,
-        scale=1.09,
+        offset=-0.27,
+        scale=1.13,
         required=("x", "y", "height", "held", "drop_height", "zone_0"),
     ),
 }
