@@ -55,6 +55,9 @@ class CollectOptions:
     expert_noise: float = field(
         default=0.3, metadata={"help": "expert action noise std, drawn per episode in [0, this]"}
     )
+    careless_share: float = field(
+        default=0.25, metadata={"help": "share of expert episodes that drop from height"}
+    )
     min_gap: float = field(
         default=0.03, metadata={"help": "redraw pairs whose object trajectories differ less (m)"}
     )
@@ -87,7 +90,13 @@ def collect(options: CollectOptions) -> PreferenceDataset:
     rollout_rng, pool_rng, user_rng, ask_rng, label_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(options.seed).spawn(5)
     )
-    mix = BehaviourMix(options.expert_share, options.random_share, 0.0, options.expert_noise)
+    mix = BehaviourMix(
+        options.expert_share,
+        options.random_share,
+        0.0,
+        options.expert_noise,
+        options.careless_share,
+    )
     rollouts = collect_rollouts(
         options.env, options.episodes, rollout_rng, mix, (), options.progress
     )

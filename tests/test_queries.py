@@ -57,6 +57,16 @@ def test_callable_policies_join_the_mix():
         collect_rollouts(PLATE, 2, np.random.default_rng(0), mix)
 
 
+def test_careless_experts_break_the_drop_norm_careful_ones_do_not():
+    def drops(careless: float) -> np.ndarray:
+        mix = BehaviourMix(expert=1.0, random=0.0, expert_noise=0.0, careless=careless)
+        r = collect_rollouts(BLOCK, 6, np.random.default_rng(0), mix)
+        return r.feat[..., r.feature_names.index("drop_height")].max(axis=1)
+
+    assert (drops(1.0) > 0.02).mean() > 0.5
+    assert np.all(drops(0.0) < 0.02)
+
+
 def test_unknown_env_is_refused():
     with pytest.raises(ValueError, match="unknown env"):
         make_env("robopref/Nope-v0")
