@@ -1,0 +1,140 @@
+"""SB3 callbacks of ``robopref train-policy``: progress bar, held-out users, checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from tqdm import tqdm
+
+from robopref.policies.checkpoint import save_atomic, save_model, write_json_atomic
+from robopref.policies.latent_env import LatentSource
+from robopref.policies.rollout import make_eval_env, run_episode
+from robopref.reward.base import RewardModel
+
+
+class ProgressBar(BaseCallback):
+    """A tqdm bar over env steps (SB3's own needs ``rich``)."""
+
+    def __init__(self, total: int, start: int = 0, enabled: bool = True) -> None:
+        super().__init__()
+        self.total, self.start, self.enabled = total, start, enabled
+        self.bar: tqdm | None = None
+
+    def _on_training_start(self) -> None:
+        self.bar = tqdm(total=self.total, initial=self.start, unit="step", disable=not self.enabled)
+
+    def _on_step(self) -> bool:
+        assert self.bar is not None
+        self.bar.update(self.model.num_timesteps - self.bar.n)
+        return True
+
+    def _on_training_end(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class EvalUsers(BaseCallback):
+    """Every ``every`` steps: the deterministic policy's success on held-out users.
+
+    User ``i`` of ``users`` is run with its posterior mean z and its hidden goal; the
+    success rate (overall and per group) and the mean oracle return are logged to
+    TensorBoard (``eval/...``), printed, and appended to ``history``.
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        kind: str,
+        reward_model: RewardModel | None,
+        users: LatentSource,
+        every: int,
+        episodes: int,
+        history: list[dict[str, Any]],
+    ) -> None:
+        super().__init__()
+        self.env_id, self.kind, self.reward_model = env_id, kind, reward_model
+        self.users, self.every, self.episodes, self.history = users, every, episodes, history
+        self._last = 0
+
+    def _on_training_start(self) -> None:
+        self._last = self.model.num_timesteps
+
+    def _on_step(self) -> bool:
+        if self.every > 0 and self.model.num_timesteps - self._last >= self.every:
+            self._last = self.model.num_timesteps
+            self.evaluate(self.model)
+        return True
+
+    def evaluate(self, model: BaseAlgorithm) -> dict[str, Any]:
+        """Run the episodes now; returns (and records) the row."""
+        env = make_eval_env(self.env_id, self.kind, self.reward_model)
+        assert self.users.means is not None and self.users.goals is not None
+        assert self.users.groups is not None
+        successes, returns, groups = [], [], []
+        for i in range(self.episodes):
+            u = i % self.users.n_users
+            episode = run_episode(
+                env,
+                lambda obs: model.predict(obs, deterministic=True)[0],
+                self.users.goals[u],
+                self.users.means[u],
+                seed=1_000_000 + i,
+            )
+            successes.append(episode.success)
+            returns.append(episode.true_return)
+            groups.append(int(self.users.groups[u]))
+        env.close()
+        row: dict[str, Any] = {
+            "steps": int(model.num_timesteps),
+            "success": float(np.mean(successes)),
+            "true_return": float(np.mean(returns)),
+        }
+        for g in sorted(set(groups)):
+            picked = [s for s, k in zip(successes, groups, strict=True) if k == g]
+            row[f"success_group_{g}"] = float(np.mean(picked))
+        if self.history and self.history[-1]["steps"] == row["steps"]:
+            return self.history[-1]
+        self.history.append(row)
+        model.logger.record("eval/success", row["success"])
+        model.logger.record("eval/true_return", row["true_return"])
+        model.logger.dump(row["steps"])
+        per_group = "  ".join(
+            f"{k[8:]} {v:.2f}" for k, v in row.items() if k.startswith("success_")
+        )
+        tqdm.write(
+            f"step {row['steps']}: held-out success {row['success']:.2f}  ({per_group})  "
+            f"true return {row['true_return']:.1f}"
+        )
+        return row
+
+
+class CheckpointEvery(BaseCallback):
+    """Every ``every`` steps: ``checkpoint.zip`` (+ ``replay.pkl``) and ``checkpoint.json``."""
+
+    def __init__(
+        self, out: Path, every: int, meta: dict[str, Any], history: list[dict[str, Any]]
+    ) -> None:
+        super().__init__()
+        self.out, self.every, self.meta, self.history = Path(out), every, meta, history
+        self._last = 0
+
+    def _on_training_start(self) -> None:
+        self._last = self.model.num_timesteps
+
+    def _on_step(self) -> bool:
+        if self.every > 0 and self.model.num_timesteps - self._last >= self.every:
+            self._last = self.model.num_timesteps
+            self.save()
+        return True
+
+    def save(self) -> None:
+        """Write the resumable state atomically (the JSON last: it marks a complete set)."""
+        save_model(self.model, self.out / "checkpoint.zip")
+        if hasattr(self.model, "replay_buffer") and self.model.replay_buffer is not None:
+            save_atomic(lambda p: self.model.save_replay_buffer(p), self.out / "replay.pkl")
+        state = {**self.meta, "steps": int(self.model.num_timesteps), "history": self.history}
+        write_json_atomic(self.out / "checkpoint.json", state)

@@ -1,0 +1,240 @@
+"""Training envs for latent-conditioned policies: obs ⊕ z, reward r̂(s, z) from a reward model.
+
+:class:`LatentRewardEnv` wraps a robopref task. Each episode it draws a user latent ``z``
+from a :class:`LatentSource` (training users' posterior means, each with that user's hidden
+goal, or the prior N(0, I)), appends ``z`` to every observation (a float32 Box) and replaces
+the reward with the reward model's *scaled* reward (in [0, 1]) of the reached observation
+under ``z``. When the source knows the user's goal, the wrapped env is reset with
+``options={"goal": goal}``, so its oracle reward and ``info["is_success"]`` are the true
+user's: they are kept in ``info["true_reward"]`` and ``info["is_success"]`` for evaluation.
+
+The model call is the one function :func:`relabel`. Under a vectorized env,
+:class:`BatchedRewardVecEnv` computes every env's reward in one :func:`relabel` call (on
+the GPU when the model lives there) and the per-env wrappers are built with
+``defer_reward=True`` (they return reward 0 and never call the model). Observations carry
+``z`` at their tail, so the vec wrapper needs nothing but the observations (for an episode
+that just ended, SB3's ``info["terminal_observation"]``).
+
+The oracle baseline uses :class:`PopulationGoals` (a goal drawn per episode from the
+population) under :class:`robopref.envs.wrappers.GoalObservation`, with the env's own reward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+
+from robopref.reward.base import RewardModel
+
+
+@dataclass
+class LatentSource:
+    """Where each episode's z comes from.
+
+    ``means`` ``(U, Z)`` with ``goals`` ``(U, G)`` (and ``groups`` ``(U,)``): a training user
+    drawn uniformly per episode, the env reset to that user's goal. With ``means`` None the
+    prior N(0, I) of size ``latent_dim`` is sampled and the env keeps its own goal (if any).
+    """
+
+    latent_dim: int
+    means: np.ndarray | None = None
+    goals: np.ndarray | None = None
+    groups: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.means is not None:
+            self.means = np.asarray(self.means, dtype=np.float32).reshape(len(self.means), -1)
+            if self.means.shape[1] != self.latent_dim:
+                raise ValueError(
+                    f"user latents of size {self.means.shape[1]} given for a model with "
+                    f"latent_dim {self.latent_dim}: compute them with this reward model"
+                )
+            if self.goals is None or len(self.goals) != len(self.means):
+                raise ValueError("LatentSource needs one goal per user latent (goals=...)")
+            if self.groups is None:
+                self.groups = np.full(len(self.means), -1)
+
+    @classmethod
+    def prior(cls, latent_dim: int) -> LatentSource:
+        """z ~ N(0, I) every episode, no goal."""
+        return cls(latent_dim)
+
+    @property
+    def n_users(self) -> int:
+        """Number of users drawn from (0 for the prior)."""
+        return 0 if self.means is None else len(self.means)
+
+    def draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None, int]:
+        """``(z, goal or None, group)`` for one episode."""
+        if self.means is None:
+            z = rng.standard_normal(self.latent_dim).astype(np.float32)
+            return z, None, -1
+        assert self.goals is not None and self.groups is not None
+        i = int(rng.integers(len(self.means)))
+        return self.means[i].copy(), np.asarray(self.goals[i]), int(self.groups[i])
+
+
+def env_goal(env: gym.Env, goal: np.ndarray) -> Any:
+    """A stored goal vector in the form the env takes (a zone index for Discrete goals)."""
+    if isinstance(env.unwrapped.goal_space, gym.spaces.Discrete):
+        return int(np.asarray(goal).reshape(-1)[0])
+    return np.asarray(goal, dtype=np.float64)
+
+
+def relabel(model: RewardModel, obs_z: np.ndarray) -> np.ndarray:
+    """Scaled rewards ``(N,)`` of observations-with-z ``(N, O + Z)``: the one reward function."""
+    obs_z = np.asarray(obs_z, dtype=np.float32)
+    obs, z = obs_z[:, : model.obs_dim], obs_z[:, model.obs_dim :]
+    with torch.no_grad():
+        z_t = torch.as_tensor(z, device=model.device) if model.latent_dim else None
+        out = model.scaled_reward(torch.as_tensor(obs, device=model.device), z_t)
+    return out.detach().cpu().numpy().astype(np.float32)
+
+
+class LatentRewardEnv(gym.Wrapper):
+    """Append z to the observation; reward = scaled r(s', z) of the reached observation.
+
+    ``info`` gains ``true_reward`` (the env's oracle reward for the drawn user's goal, NaN
+    when there is no goal), ``user_group`` and ``z``. With ``defer_reward`` the reward is 0
+    and :class:`BatchedRewardVecEnv` must fill it in. ``z`` can be fixed for the next
+    episodes with ``reset(options={"z": z, "goal": goal})``.
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        reward_model: RewardModel,
+        source: LatentSource,
+        defer_reward: bool = False,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(env)
+        if source.latent_dim != reward_model.latent_dim:
+            raise ValueError(
+                f"the latent source has size {source.latent_dim}, the reward model "
+                f"{reward_model.latent_dim}: build the source from this model"
+            )
+        base = env.observation_space
+        if base.shape[0] != reward_model.obs_dim:
+            raise ValueError(
+                f"the env's observations have size {base.shape[0]}, the reward model expects "
+                f"{reward_model.obs_dim}: it was trained on another task"
+            )
+        self.reward_model = reward_model.cpu().eval()
+        self.source = source
+        self.defer_reward = defer_reward
+        self.latent_dim = reward_model.latent_dim
+        low = np.concatenate([base.low, np.full(self.latent_dim, -np.inf)]).astype(np.float32)
+        high = np.concatenate([base.high, np.full(self.latent_dim, np.inf)]).astype(np.float32)
+        self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
+        self._rng = np.random.default_rng(seed)
+        self.z = np.zeros(self.latent_dim, np.float32)
+        self.group = -1
+        self._has_goal = False
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Draw z (and the user's goal) for the new episode, or take ``options["z"]``."""
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        options = dict(options or {})
+        if "z" in options:
+            z, goal, self.group = options.pop("z"), options.pop("goal", None), -1
+        else:
+            z, goal, self.group = self.source.draw(self._rng)
+        self.z = np.asarray(z, dtype=np.float32).reshape(self.latent_dim)
+        if goal is not None:
+            options["goal"] = env_goal(self.env, goal)
+        obs, info = self.env.reset(seed=seed, options=options or None)
+        self._has_goal = self.env.unwrapped.goal is not None
+        return self._with_z(obs), self._info(info, 0.0)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Step the env; the reward is the model's for the reached observation under z."""
+        obs, true_reward, terminated, truncated, info = self.env.step(action)
+        obs_z = self._with_z(obs)
+        reward = 0.0 if self.defer_reward else float(relabel(self.reward_model, obs_z[None])[0])
+        return obs_z, reward, terminated, truncated, self._info(info, float(true_reward))
+
+    def _with_z(self, obs: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.asarray(obs, np.float32), self.z]).astype(np.float32)
+
+    def _info(self, info: dict[str, Any], true_reward: float) -> dict[str, Any]:
+        info["true_reward"] = true_reward if self._has_goal else float("nan")
+        info["user_group"] = self.group
+        info["z"] = self.z
+        return info
+
+
+class BatchedRewardVecEnv(VecEnvWrapper):
+    """Fill in the rewards of deferring :class:`LatentRewardEnv` workers with one model call."""
+
+    def __init__(self, venv: VecEnv, reward_model: RewardModel) -> None:
+        super().__init__(venv)
+        self.reward_model = reward_model.eval()
+
+    def reset(self) -> np.ndarray:
+        """Reset every env."""
+        return self.venv.reset()
+
+    def step_wait(self) -> Any:
+        """Step every env, then relabel all rewards in one batch."""
+        obs, _, dones, infos = self.venv.step_wait()
+        reached = np.array(obs, dtype=np.float32, copy=True)
+        for i, done in enumerate(dones):
+            if done and "terminal_observation" in infos[i]:
+                reached[i] = infos[i]["terminal_observation"]
+        rewards = relabel(self.reward_model, reached)
+        return obs, rewards, dones, infos
+
+
+class PopulationGoals(gym.Wrapper):
+    """The oracle's training env: a goal drawn per episode from ``goals`` (weighted uniform).
+
+    ``info["true_reward"]`` is the env's reward (the same as the step reward) and
+    ``info["user_group"]`` the index of the drawn goal's group.
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        goals: np.ndarray,
+        groups: np.ndarray | None = None,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(env)
+        self.goals = np.asarray(goals)
+        self.groups = np.full(len(goals), -1) if groups is None else np.asarray(groups)
+        self._rng = np.random.default_rng(seed)
+        self.group = -1
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Draw the episode's goal unless ``options`` names one."""
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        options = dict(options or {})
+        if "goal" not in options:
+            i = int(self._rng.integers(len(self.goals)))
+            options["goal"] = env_goal(self.env, self.goals[i])
+            self.group = int(self.groups[i])
+        else:
+            options["goal"] = env_goal(self.env, options["goal"])
+            self.group = int(options.pop("group", -1))
+        obs, info = self.env.reset(seed=seed, options=options)
+        info["user_group"] = self.group
+        return obs, info
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Step the env; its oracle reward is also the true reward."""
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info["true_reward"] = float(reward)
+        info["user_group"] = self.group
+        return obs, reward, terminated, truncated, info

@@ -1,0 +1,82 @@
+"""Running a trained policy for one user: the evaluation env and one episode.
+
+:func:`make_eval_env` builds the env a policy of either kind sees (obs ⊕ z for a latent
+policy, obs ⊕ goal for the oracle); :func:`run_episode` runs one episode for a given user
+(z and hidden goal) and returns its success, the env's oracle return for that goal and the
+features of every state (for users to judge), optionally with rendered frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from robopref.envs.wrappers import GoalObservation
+from robopref.policies.latent_env import LatentRewardEnv, LatentSource, PopulationGoals
+from robopref.reward.base import RewardModel
+
+
+@dataclass
+class Episode:
+    """One episode: final success, oracle return, features ``(L + 1, F)``, frames if any."""
+
+    success: bool
+    true_return: float
+    features: np.ndarray
+    frames: list[np.ndarray] = field(default_factory=list)
+
+
+def make_eval_env(
+    env_id: str,
+    kind: str,
+    reward_model: RewardModel | None,
+    render: bool = False,
+    width: int = 240,
+    height: int = 180,
+) -> gym.Env:
+    """The env a ``latent`` or ``oracle`` policy acts in (goals set per episode by reset)."""
+    kwargs: dict[str, Any] = {}
+    if render:
+        kwargs = {"render_mode": "rgb_array", "width": width, "height": height}
+    base = gym.make(env_id, **kwargs)
+    if kind == "oracle":
+        goal_space = base.unwrapped.goal_space
+        dummy = np.atleast_1d(np.asarray(goal_space.sample(), dtype=np.float64))[None]
+        return GoalObservation(PopulationGoals(base, dummy))
+    if reward_model is None:
+        raise ValueError("a latent policy needs its reward model: pass --reward")
+    source = LatentSource.prior(reward_model.latent_dim)
+    return LatentRewardEnv(base, reward_model, source, defer_reward=True)
+
+
+def run_episode(
+    env: gym.Env,
+    act: Callable[[np.ndarray], np.ndarray],
+    goal: Any,
+    z: np.ndarray | None = None,
+    seed: int | None = None,
+    render: bool = False,
+    marker: Any = None,
+) -> Episode:
+    """Run ``act`` for one episode with the hidden ``goal`` (and ``z`` for a latent env)."""
+    options: dict[str, Any] = {"goal": goal}
+    if isinstance(env, LatentRewardEnv):
+        options["z"] = np.zeros(env.latent_dim, np.float32) if z is None else z
+    obs, info = env.reset(seed=seed, options=options)
+    env.unwrapped.marker = marker
+    features = [info["features"]]
+    frames = [env.render()] if render else []
+    total, done, success = 0.0, False, False
+    while not done:
+        obs, _, terminated, truncated, info = env.step(act(obs))
+        total += float(info.get("true_reward", 0.0))
+        features.append(info["features"])
+        if render:
+            frames.append(env.render())
+        success = bool(info.get("is_success", False))
+        done = terminated or truncated
+    return Episode(success, total, np.stack(features), frames)
