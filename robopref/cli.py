@@ -30,6 +30,18 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "collect_command",
         "collect a preference dataset from a population of synthetic users",
     ),
+    "train-reward": (
+        "robopref.reward.train_command",
+        "TrainRewardOptions",
+        "train_reward_command",
+        "train a BTL, DPL or VPL reward model on a preference dataset",
+    ),
+    "eval-reward": (
+        "robopref.evaluate_reward",
+        "EvalRewardOptions",
+        "eval_reward_command",
+        "few-shot accuracy of reward models on held-out users, with plots",
+    ),
 }
 
 

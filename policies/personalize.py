@@ -1,0 +1,81 @@
+"""Few-shot personalization: ask a new user k queries, infer z, bind the policy to it.
+
+>>> pool = candidate_pool(reward_model, episodes=60, pairs=512, seed=0)
+>>> user = population.sample_users(1, rng)[0]
+>>> bound = personalize(policy, reward_model, lambda i: user.answer(pool.pair(i), rng),
+...                     k=4, strategy="active", candidates=pool, rng=rng)
+>>> action = bound(obs)  # obs of the raw env; z is appended inside
+
+Inference is :func:`robopref.reward.active.infer_user` (active: one query at a time, the
+most informative about z under the current posterior). A model without a latent (BTL) asks
+nothing and binds an empty z.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from robopref.policies.checkpoint import LoadedPolicy
+from robopref.queries import BehaviourMix, QueryPool, build_query_pool, collect_rollouts
+from robopref.reward.active import InferenceResult, infer_user
+from robopref.reward.base import RewardModel
+
+
+@dataclass
+class PersonalizedPolicy:
+    """A latent policy bound to one user's z: call it on raw observations."""
+
+    policy: Any
+    z: np.ndarray
+    inference: InferenceResult | None = None
+
+    def augment(self, obs: np.ndarray) -> np.ndarray:
+        """``obs`` with this user's z appended (float32)."""
+        return np.concatenate([np.asarray(obs, np.float32), self.z]).astype(np.float32)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """The deterministic action for a raw observation."""
+        model = self.policy.model if isinstance(self.policy, LoadedPolicy) else self.policy
+        action, _ = model.predict(self.augment(obs), deterministic=True)
+        return np.asarray(action, dtype=np.float32)
+
+
+def candidate_pool(
+    reward_model: RewardModel,
+    episodes: int = 60,
+    pairs: int = 512,
+    seed: int = 0,
+    env_id: str | None = None,
+) -> QueryPool:
+    """Candidate queries for new users: segments of the reward model's length from the
+    default behaviour mix (the same kind of pairs it was trained on)."""
+    env_id = env_id or reward_model.meta.get("env_id")
+    if not env_id:
+        raise ValueError("the reward model does not record its env id: pass env_id=...")
+    segment = int(reward_model.meta.get("segment_length", 10))
+    rng = np.random.default_rng(seed)
+    rollouts = collect_rollouts(env_id, episodes, rng, BehaviourMix())
+    return build_query_pool(rollouts, pairs, segment, rng)
+
+
+def personalize(
+    policy: Any,
+    reward_model: RewardModel,
+    ask: Callable[[int], float],
+    k: int = 4,
+    strategy: str = "active",
+    candidates: Any = None,
+    rng: np.random.Generator | int | None = None,
+) -> PersonalizedPolicy:
+    """Ask ``k`` of ``candidates`` through ``ask(index) -> label``, infer z (posterior mean),
+    and return ``policy`` bound to it (``policy``: a :class:`LoadedPolicy` or SB3 model)."""
+    if isinstance(policy, LoadedPolicy) and policy.kind != "latent":
+        raise ValueError(f"personalize needs a latent policy, {policy.folder} is {policy.kind}")
+    if reward_model.latent_dim == 0:
+        return PersonalizedPolicy(policy, np.zeros(0, np.float32), None)
+    result = infer_user(reward_model, ask, k, strategy, candidates, rng)
+    return PersonalizedPolicy(policy, np.asarray(result.mean, np.float32), result)
