@@ -99,9 +99,10 @@ class EvalUsers(BaseCallback):
         if self.history and self.history[-1]["steps"] == row["steps"]:
             return self.history[-1]
         self.history.append(row)
-        model.logger.record("eval/success", row["success"])
-        model.logger.record("eval/true_return", row["true_return"])
-        model.logger.dump(row["steps"])
+        if getattr(model, "_logger", None) is not None:  # absent when nothing was learned
+            model.logger.record("eval/success", row["success"])
+            model.logger.record("eval/true_return", row["true_return"])
+            model.logger.dump(row["steps"])
         per_group = "  ".join(
             f"{k[8:]} {v:.2f}" for k, v in row.items() if k.startswith("success_")
         )

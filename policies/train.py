@@ -43,7 +43,7 @@ from robopref.policies.latent_env import (
 from robopref.population import resolve_population
 from robopref.queries import make_env
 from robopref.reward.base import RewardModel
-from robopref.reward.checkpoint import load_reward_model
+from robopref.reward.checkpoint import load_payload, load_reward_model
 from robopref.reward.evaluation import posterior_means
 from robopref.reward.nets import resolve_device
 
@@ -132,9 +132,16 @@ def make_algo(algo: str, venv: VecEnv, seed: int, device: str, tb: str, steps: i
 
 
 def _users(options: TrainPolicyOptions, model: RewardModel) -> tuple[LatentSource, LatentSource]:
-    """Training and held-out users (the reward model's user split of ``--data``)."""
+    """Training and held-out users: the reward checkpoint's test users are held out (else a
+    ``val_fraction`` split of ``--data``)."""
     dataset = PreferenceDataset.load(options.data, expected_env=model.meta.get("env_id"))
-    train, held_out = dataset.split_users(options.val_fraction, 0)
+    split = load_payload(options.reward).get("split") or {}
+    if split.get("test_users") and split.get("n_users") == dataset.n_users:
+        test = np.array(sorted(split["test_users"]), dtype=np.int64)
+        rest = np.setdiff1d(np.arange(dataset.n_users), test)
+        train, held_out = dataset.subset_users(rest), dataset.subset_users(test)
+    else:
+        train, held_out = dataset.split_users(options.val_fraction, 0)
     sources = []
     for part in (train, held_out):
         means = posterior_means(model, part).astype(np.float32)

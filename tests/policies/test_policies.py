@@ -1,0 +1,142 @@
+"""The latent env's contract, short SAC/PPO runs, resuming, refusals, personalization."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+import robopref  # noqa: F401
+from robopref.dataset import PreferenceDataset
+from robopref.policies.checkpoint import load_policy, read_meta
+from robopref.policies.latent_env import (
+    BatchedRewardVecEnv,
+    LatentRewardEnv,
+    LatentSource,
+    relabel,
+)
+from robopref.policies.personalize import personalize
+from robopref.policies.train import TrainPolicyOptions, train_policy
+from robopref.population import resolve_population
+from robopref.reward.checkpoint import load_reward_model
+from robopref.reward.evaluation import posterior_means
+
+ENV_ID = "robopref/PlatePlacement-v0"
+
+
+def _source(model_path: Path, data: Path) -> tuple:
+    model = load_reward_model(model_path)
+    dataset = PreferenceDataset.load(data)
+    means = posterior_means(model, dataset)
+    return model, LatentSource(model.latent_dim, means, dataset.user_goal, dataset.user_group)
+
+
+def test_wrapper_contract(tiny_vpl: Path, tiny_data: Path) -> None:
+    model, source = _source(tiny_vpl, tiny_data)
+    env = LatentRewardEnv(gym.make(ENV_ID), model, source, seed=0)
+    oracle = gym.make(ENV_ID)
+    obs, info = env.reset(seed=5)
+    assert obs.shape == (16 + 3,) and obs.dtype == np.float32
+    assert env.observation_space.contains(obs)
+    z = obs[16:].copy()
+    user = int(np.flatnonzero((source.means == z).all(1))[0])
+    oracle.reset(seed=5, options={"goal": source.goals[user]})
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        action = rng.uniform(-1, 1, 4).astype(np.float32)
+        obs, reward, _, _, info = env.step(action)
+        _, true_reward, _, _, true_info = oracle.step(action)
+        assert np.array_equal(obs[16:], z)  # z fixed within the episode
+        expected = float(model.scaled_reward(obs[:16], z))
+        assert reward == pytest.approx(expected, abs=1e-6)
+        assert 0.0 <= reward <= 1.0
+        assert info["true_reward"] == pytest.approx(true_reward)
+        assert info["is_success"] == true_info["is_success"]
+    draws = {tuple(env.reset()[0][16:]) for _ in range(8)}
+    assert len(draws) > 1  # a new user per episode
+
+
+def test_prior_source_and_btl_shapes(tiny_vpl: Path, tiny_btl: Path) -> None:
+    vpl = load_reward_model(tiny_vpl)
+    env = LatentRewardEnv(gym.make(ENV_ID), vpl, LatentSource.prior(3), seed=1)
+    obs, info = env.reset()
+    assert np.isnan(info["true_reward"]) and obs.shape == (19,)
+    btl = load_reward_model(tiny_btl)
+    env = LatentRewardEnv(gym.make(ENV_ID), btl, LatentSource.prior(0), seed=1)
+    obs, _ = env.reset()
+    assert obs.shape == (16,) and env.observation_space.shape == (16,)
+    with pytest.raises(ValueError, match="latent"):
+        LatentRewardEnv(gym.make(ENV_ID), vpl, LatentSource.prior(0))
+
+
+def test_batched_rewards_equal_per_env_rewards_and_pickle(tiny_vpl: Path, tiny_data: Path) -> None:
+    model, source = _source(tiny_vpl, tiny_data)
+
+    def make(defer: bool, i: int):
+        return lambda: LatentRewardEnv(gym.make(ENV_ID), model, source, defer, seed=i)
+
+    plain = DummyVecEnv([make(False, i) for i in range(3)])
+    batched = BatchedRewardVecEnv(DummyVecEnv([make(True, i) for i in range(3)]), model)
+    plain.seed(0)
+    batched.seed(0)
+    assert np.array_equal(plain.reset(), batched.reset())
+    rng = np.random.default_rng(1)
+    for _ in range(65):  # crosses an episode end (terminal observations)
+        action = rng.uniform(-1, 1, (3, 4)).astype(np.float32)
+        _, r1, d1, _ = plain.step(action)
+        _, r2, d2, _ = batched.step(action)
+        np.testing.assert_allclose(r1, r2, atol=1e-6)
+        assert np.array_equal(d1, d2)
+    clone = pickle.loads(pickle.dumps(make(False, 0)()))  # what SubprocVecEnv needs
+    obs, _ = clone.reset(seed=0)
+    assert relabel(clone.reward_model, obs[None]).shape == (1,)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_train_smoke_resume_and_refusal(
+    algo: str, tiny_vpl: Path, tiny_btl: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / algo
+    steps = 512 if algo == "ppo" else 300
+    common = dict(
+        reward=str(tiny_vpl), data=str(tiny_data), algo=algo, out=str(out), n_envs=2,
+        eval_every=0, eval_episodes=2, checkpoint_every=steps // 2, progress=False, device="cpu",
+    )  # fmt: skip
+    meta = train_policy(TrainPolicyOptions(steps=steps // 2, **common))
+    assert meta["steps"] >= steps // 2 and (out / "checkpoint.zip").is_file()
+    assert set(meta["history"][-1]) >= {"success", "true_return", "steps"}
+    meta = train_policy(TrainPolicyOptions(steps=steps, resume=True, **common))
+    assert steps <= meta["steps"] < steps + 512
+    policy = load_policy(out, load_reward_model(tiny_vpl))
+    assert policy.model.observation_space.shape == (19,)
+    with pytest.raises(ValueError, match="another reward|its z means"):
+        load_policy(out, load_reward_model(tiny_btl))
+    with pytest.raises(ValueError, match="another reward model"):
+        other = {**common, "reward": str(tiny_btl)}
+        train_policy(TrainPolicyOptions(steps=steps, resume=True, **other))
+    assert read_meta(out)["reward_fingerprint"] == policy.meta["reward_fingerprint"]
+
+
+def test_personalize_separates_groups(tiny_vpl: Path) -> None:
+    model = load_reward_model(tiny_vpl)
+    env = gym.make(ENV_ID).unwrapped
+    population = resolve_population("two-modes", env)
+    from robopref.policies.personalize import candidate_pool
+
+    pool = candidate_pool(model, episodes=12, pairs=256, seed=0)
+    pool = pool.subset(np.flatnonzero(population.contested(pool.feat_a, pool.feat_b)))
+    assert len(pool) >= 8
+    users = population.sample_users(4, np.random.default_rng(0))
+    zs = {}
+    for i, user in enumerate(users):
+        rng = np.random.default_rng(i)
+        bound = personalize(None, model, lambda q, u=user, r=rng: u.answer(pool.pair(q), r),
+                            k=4, candidates=pool, rng=0)  # fmt: skip
+        assert bound.z.shape == (3,) and len(bound.inference.asked) == 4
+        zs.setdefault(user.group, []).append(bound.z)
+    z0, z1 = np.mean(zs[0], 0), np.mean(zs[1], 0)
+    assert np.linalg.norm(z0 - z1) > 1e-3
