@@ -1,0 +1,87 @@
+"""``robopref demo``: the whole pipeline on the embedded default (PlatePlacement, two-modes).
+
+collect -> train-reward (VPL, BTL) -> train-policy (VPL, BTL, oracle) -> evaluate, all into
+``runs/demo/``. A step whose output already exists is skipped (so an interrupted demo
+resumes where it stopped) unless ``--retrain`` is given; reward models and policies shipped
+in ``policies/checkpoints/`` are used instead of training when present.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from robopref.collect import CollectOptions, collect_command
+from robopref.evaluate import EvaluateOptions, evaluate_command
+from robopref.policies.train import TrainPolicyOptions, train_policy_command
+from robopref.reward.train_command import TrainRewardOptions, train_reward_command
+
+SHIPPED = Path(__file__).resolve().parent.parent / "policies" / "checkpoints"
+
+
+@dataclass
+class DemoOptions:
+    """Run collect, reward training, policy training and evaluation into runs/demo/."""
+
+    out: str = field(default="runs/demo", metadata={"help": "folder of everything it makes"})
+    retrain: bool = field(default=False, metadata={"help": "redo every step from scratch"})
+    steps: int = field(default=300_000, metadata={"help": "env steps per policy"})
+    users: int = field(default=20, metadata={"help": "new users in the evaluation"})
+    seed: int = field(default=0, metadata={"help": "seed of every step"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
+
+
+def _step(name: str, target: Path, retrain: bool) -> bool:
+    """Whether to run step ``name`` (its output ``target`` missing, or ``retrain``)."""
+    if target.exists() and not retrain:
+        print(f"demo: {name}: {target} exists, skipped (--retrain redoes it)", flush=True)
+        return False
+    shipped = SHIPPED / target.name
+    if shipped.exists() and not retrain:
+        copy = shutil.copytree if shipped.is_dir() else shutil.copy2
+        copy(shipped, target)
+        print(f"demo: {name}: using the shipped {shipped}", flush=True)
+        return False
+    print(f"demo: {name} -> {target}", flush=True)
+    return True
+
+
+def demo_command(options: DemoOptions) -> int:
+    """Run the pipeline; prints each step and the final table."""
+    out = Path(options.out)
+    out.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    data = out / "plate.npz"
+    if _step("collect", data, options.retrain):
+        collect_command(CollectOptions(out=str(data), seed=options.seed, progress=False))
+    for kind in ("vpl", "btl"):
+        path = out / f"{kind}.pt"
+        if _step(f"train-reward {kind}", path, options.retrain):
+            train_reward_command(
+                TrainRewardOptions(
+                    data=str(data), model=kind, out=str(path), seed=options.seed,
+                    device=options.device, overwrite=True, threads=1,
+                )
+            )  # fmt: skip
+    for name in ("vpl", "btl", "oracle"):
+        folder = out / f"policy_{name}"
+        if _step(f"train-policy {name}", folder / "model.zip", options.retrain):
+            train_policy_command(
+                TrainPolicyOptions(
+                    reward=str(out / f"{name}.pt"), data=str(data), oracle=name == "oracle",
+                    steps=options.steps, out=str(folder), name=name, seed=options.seed,
+                    device=options.device, progress=False,
+                    resume=(folder / "checkpoint.zip").exists() and not options.retrain,
+                )
+            )  # fmt: skip
+    evaluate_command(
+        EvaluateOptions(
+            policy=[str(out / f"policy_{n}") for n in ("vpl", "btl", "oracle")],
+            reward=str(out / "vpl.pt"), users=options.users, seed=options.seed,
+            json=str(out / "evaluate.json"),
+        )
+    )  # fmt: skip
+    print(f"demo: done in {time.perf_counter() - began:.0f} s; results in {out}/evaluate.json")
+    return 0
