@@ -42,6 +42,24 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "eval_reward_command",
         "few-shot accuracy of reward models on held-out users, with plots",
     ),
+    "train-policy": (
+        "robopref.policies.train",
+        "TrainPolicyOptions",
+        "train_policy_command",
+        "train a latent-conditioned SB3 policy on a reward model (or the oracle)",
+    ),
+    "evaluate": (
+        "robopref.evaluate",
+        "EvaluateOptions",
+        "evaluate_command",
+        "success, true return and win rate of personalized policies on new users",
+    ),
+    "demo": (
+        "robopref.demo",
+        "DemoOptions",
+        "demo_command",
+        "collect, train rewards and policies, evaluate: the whole pipeline into runs/demo/",
+    ),
 }
 
 
