@@ -17,6 +17,7 @@ as buffers, so callers always pass raw observations.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -93,7 +94,7 @@ class RewardModel(nn.Module):
         logits = self.pair_logits(batch.obs_a, batch.obs_b, None)
         count = batch.answered.sum().clamp(min=1)
         loss = preference_nll(logits, batch.label).sum() / count
-        return loss, {"nll": float(loss)}
+        return loss, {"nll": float(loss.detach())}
 
     def validation_sums(self, batch: UserTensors, generator: torch.Generator) -> dict[str, float]:
         """Sums over ``batch`` (held-out users): ``nll``, ``n``, ``correct``, ``scored``."""
@@ -210,6 +211,7 @@ class RewardModel(nn.Module):
         resume: bool = False,
         device: str = "auto",
         extra: dict[str, Any] | None = None,
+        log: Callable[[str], None] | None = None,
     ) -> TrainResult:
         """Train on ``dataset`` (see :func:`robopref.reward.training.train`)."""
         from robopref.reward.training import train
@@ -223,4 +225,5 @@ class RewardModel(nn.Module):
             resume=resume,
             device=device,
             extra=extra,
+            log=log,
         )

@@ -98,7 +98,7 @@ def model_payload(model: RewardModel, extra: dict[str, Any] | None = None) -> di
         "config": dataclasses.asdict(model.config),
         "meta": dict(model.meta),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         **(extra or {}),
     }
 
@@ -121,6 +121,17 @@ def load_reward_model(
     device: str | torch.device = "cpu",
 ) -> RewardModel:
     """Load a reward model, refusing another kind, env or observation size (``ValueError``)."""
+    return load_checkpoint(path, expected_kind, expected_env, obs_dim, device)[0]
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str],
+    expected_kind: str | None = None,
+    expected_env: str | None = None,
+    obs_dim: int | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[RewardModel, dict[str, Any]]:
+    """``(model, checkpoint dict)`` with the checks of :func:`load_reward_model`."""
     payload = load_payload(path)
     kind, env = payload.get("kind"), payload.get("meta", {}).get("env_id")
     if expected_kind is not None and kind != expected_kind:
@@ -139,6 +150,6 @@ def load_reward_model(
             "was trained on another task or env version"
         )
     try:
-        return model_from_payload(payload, device)
+        return model_from_payload(payload, device), payload
     except (KeyError, RuntimeError, TypeError) as error:
         raise ValueError(f"{path} is damaged or from an incompatible robopref: {error}") from error

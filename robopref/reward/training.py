@@ -21,6 +21,7 @@ import dataclasses
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,7 +144,7 @@ def train(
     resume: bool = False,
     device: str | torch.device = "auto",
     extra: dict[str, Any] | None = None,
-    log: Any = None,
+    log: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Fit ``model`` on ``dataset``; validate on ``val_dataset`` (default: a user split).
 

@@ -1,0 +1,282 @@
+"""``robopref eval-reward``: few-shot pairwise accuracy of reward models on held-out users.
+
+For every checkpoint (``--model``, several to compare them), on the users that its training
+run held out (the split is stored in the checkpoint), for each query budget k and strategy
+(``active`` or ``random``): the accuracy on the user's pairs not used as context, on all
+pairs and on contested pairs, absolute and as a fraction of the Bayes ceiling (see
+:mod:`robopref.reward.evaluation`). Checkpoints with the same name (``--names``, default
+the model kind) are averaged: train them with different ``--seed`` values.
+
+Writes the JSON (``results``: one row per model, strategy, k and subset, averaged over
+seeds; ``per_checkpoint``: the rows of each file), prints a table, and draws next to the JSON
+``<stem>.accuracy.png`` (accuracy against k) and ``<stem>.latent.png`` (held-out users'
+posterior means, first two dimensions or the first two principal components, coloured by
+their hidden group or goal).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from robopref.dataset import PreferenceDataset
+from robopref.reward.active import STRATEGIES
+from robopref.reward.checkpoint import load_checkpoint
+from robopref.reward.data import dataset_fingerprint
+from robopref.reward.evaluation import SUBSETS, evaluate_few_shot, posterior_means
+from robopref.reward.nets import resolve_device
+
+
+@dataclass
+class EvalRewardOptions:
+    """Few-shot accuracy of reward models on held-out users; JSON, table and plots."""
+
+    model: list[str] = field(
+        default_factory=lambda: ["runs/reward/vpl.pt"],
+        metadata={"help": "one or more reward-model checkpoints"},
+    )
+    data: str = field(default="data/plate.npz", metadata={"help": "the preference dataset"})
+    queries: str = field(
+        default="0,1,2,4,8,16", metadata={"help": "comma-separated query budgets k"}
+    )
+    strategy: str = field(default="active,random", metadata={"help": "active and/or random"})
+    json: str = field(default="runs/reward/eval.json", metadata={"help": "where to write JSON"})
+    users: str = field(
+        default="heldout",
+        metadata={"help": "heldout (the checkpoint's test users) or all users of --data"},
+    )
+    names: list[str] = field(
+        default_factory=list,
+        metadata={"help": "a name per checkpoint (default: its model kind); same name = averaged"},
+    )
+    seed: int = field(default=0, metadata={"help": "seed of random contexts and z samples"})
+    samples: int = field(default=64, metadata={"help": "posterior samples for active queries"})
+    device: str = field(default="cpu", metadata={"help": "auto, cpu or cuda"})
+    plot: bool = field(default=True, metadata={"help": "draw the PNG plots"})
+
+
+def parse_list(text: str, what: str) -> list[str]:
+    """Split ``"a,b"`` into ``["a", "b"]``; ``ValueError`` naming ``what`` if empty."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise ValueError(f"--{what} is empty")
+    return items
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(handle, "w") as stream:
+        json.dump(payload, stream, indent=1)
+    os.replace(temp, path)
+
+
+def heldout_users(payload: dict[str, Any], dataset: PreferenceDataset, path: str) -> list[int]:
+    """The users a checkpoint's training run held out, checked against ``dataset``."""
+    split = payload.get("split")
+    if not split:
+        raise ValueError(f"{path} stores no user split: evaluate it with --users all")
+    if split["dataset_fingerprint"] != dataset_fingerprint(dataset):
+        raise ValueError(
+            f"{path} was trained on another dataset than this --data (its held-out users are "
+            "unknown here): pass the training dataset, or --users all"
+        )
+    return [int(u) for u in split["test_users"]]
+
+
+def average_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (model, strategy, k, subset): means (and std) over checkpoints."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[(row["model"], row["strategy"], row["k"], row["subset"])].append(row)
+    averaged = []
+    for (model, strategy, k, subset), items in groups.items():
+        acc = np.array([r["accuracy"] for r in items])
+        ceiling = float(np.mean([r["ceiling"] for r in items]))
+        averaged.append(
+            {
+                "model": model,
+                "strategy": strategy,
+                "k": k,
+                "subset": subset,
+                "accuracy": float(acc.mean()),
+                "ceiling": ceiling,
+                "fraction_of_ceiling": float(np.mean([r["fraction_of_ceiling"] for r in items])),
+                "n_pairs": int(np.mean([r["n_pairs"] for r in items])),
+                "accuracy_std": float(acc.std()),
+                "n_seeds": len(items),
+                "k_used": float(np.mean([r["k_used"] for r in items])),
+            }
+        )
+    return averaged
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The averaged rows as a text table: accuracy (fraction of ceiling) per subset."""
+    lines = [
+        f"{'model':<10} {'strategy':<8} {'k':>3}  "
+        + "  ".join(f"{subset + ' acc (x ceiling)':<26}" for subset in SUBSETS)
+        + "  seeds"
+    ]
+    cells: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = defaultdict(dict)
+    for row in rows:
+        cells[(row["model"], row["strategy"], row["k"])][row["subset"]] = row
+    for (model, strategy, k), by_subset in cells.items():
+        parts = []
+        for subset in SUBSETS:
+            row = by_subset.get(subset)
+            parts.append(
+                f"{row['accuracy']:.3f} ({row['fraction_of_ceiling']:.3f}) n={row['n_pairs']:<5}"
+                if row
+                else "-"
+            )
+        seeds = next(iter(by_subset.values()))["n_seeds"]
+        lines.append(
+            f"{model:<10} {strategy:<8} {k:>3}  "
+            + "  ".join(f"{p:<26}" for p in parts)
+            + f"  {seeds}"
+        )
+    return "\n".join(lines)
+
+
+def plot_accuracy(rows: list[dict[str, Any]], path: Path) -> None:
+    """Accuracy against k, one line per model and strategy, one panel per subset."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(SUBSETS), figsize=(5.5 * len(SUBSETS), 4), squeeze=False)
+    for ax, subset in zip(axes[0], SUBSETS, strict=True):
+        chosen = [r for r in rows if r["subset"] == subset]
+        for key in sorted({(r["model"], r["strategy"]) for r in chosen}):
+            line = sorted(
+                (r for r in chosen if (r["model"], r["strategy"]) == key), key=lambda r: r["k"]
+            )
+            ks = [r["k"] for r in line]
+            ax.errorbar(
+                ks,
+                [r["accuracy"] for r in line],
+                yerr=[r["accuracy_std"] for r in line],
+                marker="o",
+                capsize=3,
+                label=f"{key[0]} ({key[1]})",
+            )
+        if chosen:
+            ax.axhline(np.mean([r["ceiling"] for r in chosen]), color="k", ls="--", label="ceiling")
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlabel("queries k")
+        ax.set_ylabel("pairwise accuracy")
+        ax.set_title(f"{subset} pairs")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _two_dims(means: np.ndarray) -> tuple[np.ndarray, str]:
+    if means.shape[1] <= 2:
+        padded = np.pad(means, ((0, 0), (0, 2 - means.shape[1])))
+        return padded, "z"
+    centred = means - means.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return centred @ vt[:2].T, "PC"
+
+
+def plot_latents(panels: list[tuple[str, np.ndarray, PreferenceDataset]], path: Path) -> None:
+    """Held-out users' posterior means per model, coloured by hidden group (or goal x)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4), squeeze=False)
+    for ax, (name, means, data) in zip(axes[0], panels, strict=True):
+        points, axis = _two_dims(means)
+        if (data.user_group >= 0).any():
+            colour, label = data.user_group, "group"
+        else:
+            colour, label = data.user_goal[:, 0], "goal[0]"
+        scatter = ax.scatter(points[:, 0], points[:, 1], c=colour, cmap="coolwarm", s=18)
+        fig.colorbar(scatter, ax=ax, label=label)
+        ax.set_xlabel(f"{axis}1")
+        ax.set_ylabel(f"{axis}2")
+        ax.set_title(f"{name}: held-out users' posterior means")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def eval_reward_command(options: EvalRewardOptions) -> int:
+    """Run ``robopref eval-reward`` with ``options``."""
+    try:
+        ks = sorted({int(k) for k in parse_list(options.queries, "queries")})
+    except ValueError as error:
+        raise ValueError(f"--queries {options.queries!r} must be integers like 0,1,2,4") from error
+    strategies = parse_list(options.strategy, "strategy")
+    unknown = set(strategies) - set(STRATEGIES)
+    if unknown:
+        raise ValueError(f"--strategy {sorted(unknown)} unknown: use {','.join(STRATEGIES)}")
+    if options.users not in ("heldout", "all"):
+        raise ValueError(f"--users {options.users!r} must be heldout or all")
+    if options.names and len(options.names) != len(options.model):
+        raise ValueError(
+            f"--names gives {len(options.names)} names for {len(options.model)} models"
+        )
+    device = resolve_device(options.device)
+    dataset = PreferenceDataset.load(options.data)
+    rows: list[dict[str, Any]] = []
+    panels: list[tuple[str, np.ndarray, PreferenceDataset]] = []
+    for i, path in enumerate(options.model):
+        model, payload = load_checkpoint(
+            path, expected_env=dataset.env_id, obs_dim=dataset.obs_a.shape[-1], device=device
+        )
+        name = options.names[i] if options.names else model.kind
+        if options.users == "heldout":
+            users = heldout_users(payload, dataset, path)
+            subset = dataset.subset_users(np.asarray(users))
+        else:
+            subset = dataset
+        print(f"eval-reward: {path} ({name}) on {subset.n_users} users of {options.data}")
+        with torch.no_grad():
+            found = evaluate_few_shot(
+                model, subset, ks, strategies, seed=options.seed, n_samples=options.samples
+            )
+        seed = payload.get("options", {}).get("seed")
+        rows += [{"model": name, "checkpoint": str(path), "seed": seed, **row} for row in found]
+        if model.latent_dim and name not in {p[0] for p in panels}:
+            panels.append((name, posterior_means(model, subset), subset))
+    results = sorted(
+        average_rows(rows), key=lambda r: (r["model"], r["strategy"], r["k"], r["subset"])
+    )
+    out = Path(options.json)
+    _write_json(
+        out,
+        {
+            "data": options.data,
+            "env_id": dataset.env_id,
+            "users": options.users,
+            "queries": ks,
+            "strategies": strategies,
+            "results": results,
+            "per_checkpoint": rows,
+        },
+    )
+    print(format_table(results))
+    print(f"eval-reward: wrote {out}")
+    if options.plot:
+        plot_accuracy(results, out.with_suffix(".accuracy.png"))
+        print(f"eval-reward: wrote {out.with_suffix('.accuracy.png')}")
+        if panels:
+            plot_latents(panels, out.with_suffix(".latent.png"))
+            print(f"eval-reward: wrote {out.with_suffix('.latent.png')}")
+    return 0

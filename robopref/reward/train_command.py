@@ -1,0 +1,155 @@
+"""``robopref train-reward``: fit a BTL, DPL or VPL reward model to a preference dataset.
+
+Users are split three ways, by user: ``test_fraction`` of them are held out for
+``robopref eval-reward`` (never seen in training; the split is stored in the checkpoint so
+evaluation uses the same users), ``val_fraction`` of the rest pick the best epoch and stop
+training early, and the others are trained on. The split depends on ``split_seed`` only,
+so runs with different ``seed`` values train on the same users.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from robopref.dataset import PreferenceDataset
+from robopref.reward.checkpoint import MODEL_KINDS, build_model
+from robopref.reward.data import dataset_fingerprint
+from robopref.reward.training import TrainSettings, resume_path, train
+
+
+@dataclass
+class TrainRewardOptions:
+    """Train a reward model on a preference dataset, validate on held-out users, save it."""
+
+    data: str = field(default="data/plate.npz", metadata={"help": "preference dataset (.npz)"})
+    model: str = field(default="vpl", metadata={"help": "model kind: vpl, btl or dpl"})
+    out: str = field(
+        default="runs/reward/vpl.pt",
+        metadata={"help": "checkpoint path (the resumable state goes to PATH.resume)"},
+    )
+    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
+    seed: int = field(default=0, metadata={"help": "seed of initialisation and batches"})
+    epochs: int = field(default=400, metadata={"help": "most passes over the training users"})
+    batch: int = field(default=32, metadata={"help": "users per gradient step (all their pairs)"})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    patience: int = field(
+        default=40, metadata={"help": "stop after this many epochs without a better validation"}
+    )
+    latent_dim: int = field(default=8, metadata={"help": "VPL: size of the user latent z"})
+    hidden: list[int] = field(
+        default_factory=lambda: [128, 128], metadata={"help": "hidden layer widths of the MLPs"}
+    )
+    kl_weight: float = field(
+        default=0.1, metadata={"help": "VPL: weight of KL(q(z | context) || N(0, I))"}
+    )
+    kl_warmup: int = field(
+        default=50, metadata={"help": "VPL: epochs over which the KL weight ramps up from 0"}
+    )
+    max_context: int = field(
+        default=0, metadata={"help": "VPL: largest training context (0: all but one pair)"}
+    )
+    decoder: str = field(
+        default="bilinear", metadata={"help": "VPL decoder: bilinear (fast) or mlp on [s, z]"}
+    )
+    test_fraction: float = field(
+        default=0.2, metadata={"help": "share of users held out for eval-reward"}
+    )
+    val_fraction: float = field(
+        default=0.1, metadata={"help": "share of the other users used for early stopping"}
+    )
+    split_seed: int = field(default=0, metadata={"help": "seed of the user split"})
+    resume: bool = field(
+        default=False, metadata={"help": "continue an interrupted run from OUT.resume"}
+    )
+    overwrite: bool = field(
+        default=False, metadata={"help": "replace an existing checkpoint at OUT"}
+    )
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch's default)"})
+
+
+def model_config(options: TrainRewardOptions) -> dict[str, object]:
+    """The model-config fields that the options set for the chosen model kind."""
+    config: dict[str, object] = {"hidden": tuple(options.hidden)}
+    if options.model == "vpl":
+        config.update(
+            latent_dim=options.latent_dim,
+            kl_weight=options.kl_weight,
+            max_context=options.max_context,
+            decoder=options.decoder,
+        )
+    return config
+
+
+def split_three_ways(
+    dataset: PreferenceDataset, test_fraction: float, val_fraction: float, seed: int
+) -> tuple[PreferenceDataset, PreferenceDataset, list[int]]:
+    """``(train, val, test_users)``: the held-out test users as indices into ``dataset``."""
+    if dataset.n_users < 3:
+        raise ValueError(f"the dataset has {dataset.n_users} users: at least 3 are needed")
+    rest, test = dataset.split_users(test_fraction, seed)
+    train_set, val = rest.split_users(val_fraction, seed)
+    return train_set, val, [int(u) for u in test.meta["parent_users"]]
+
+
+def train_reward_command(options: TrainRewardOptions) -> int:
+    """Run ``robopref train-reward`` with ``options``."""
+    if options.model not in MODEL_KINDS:
+        raise ValueError(f"--model {options.model!r} must be one of {sorted(MODEL_KINDS)}")
+    out = Path(options.out)
+    if not options.resume and not options.overwrite and (out.exists() or resume_path(out).exists()):
+        raise ValueError(
+            f"{out} already exists: pass --resume to continue that run, --overwrite to replace "
+            "it, or another --out"
+        )
+    if options.threads > 0:
+        torch.set_num_threads(options.threads)
+    dataset = PreferenceDataset.load(options.data)
+    train_set, val_set, test_users = split_three_ways(
+        dataset, options.test_fraction, options.val_fraction, options.split_seed
+    )
+    torch.manual_seed(options.seed)
+    model = build_model(options.model, dataset.obs_a.shape[-1], model_config(options))
+    settings = TrainSettings(
+        epochs=options.epochs,
+        lr=options.lr,
+        batch=options.batch,
+        patience=options.patience,
+        kl_warmup=options.kl_warmup if options.model == "vpl" else 0,
+        seed=options.seed,
+    )
+    extra = {
+        "split": {
+            "test_fraction": options.test_fraction,
+            "val_fraction": options.val_fraction,
+            "split_seed": options.split_seed,
+            "n_users": dataset.n_users,
+            "test_users": test_users,
+            "dataset_fingerprint": dataset_fingerprint(dataset),
+        },
+        "options": dataclasses.asdict(options),
+    }
+    print(
+        f"train-reward: {options.model} on {options.data} ({dataset.env_id}): "
+        f"{train_set.n_users} training, {val_set.n_users} validation, {len(test_users)} "
+        f"held-out users; device {options.device}"
+    )
+    result = train(
+        model,
+        train_set,
+        val_dataset=val_set,
+        settings=settings,
+        checkpoint=out,
+        resume=options.resume,
+        device=options.device,
+        extra=extra,
+    )
+    print(
+        f"train-reward: best epoch {result.best_epoch + 1} of {result.epochs_run}: validation "
+        f"cross-entropy {result.best_val_nll:.4f}, accuracy {result.best_val_accuracy:.3f}; "
+        f"{result.seconds:.1f} s; saved {out}"
+    )
+    return 0
