@@ -41,7 +41,7 @@ def make_ppo(env, seed: int) -> PPO:
         n_steps=256,
         batch_size=512,
         n_epochs=10,
-        learning_rate=3e-4,
+        learning_rate=1e-3,
         gamma=0.97,
         gae_lambda=0.95,
         policy_kwargs={"net_arch": [128, 128], "log_std_init": -0.5},

@@ -13,6 +13,7 @@ from robopref.envs.rendering import default_gl_backend
 default_gl_backend()
 
 import gymnasium as gym  # noqa: E402
+
 from robopref.envs.block_sort import BlockSortEnv  # noqa: E402
 from robopref.envs.plate_placement import PlatePlacementEnv  # noqa: E402
 from robopref.envs.scripted import scripted_policy  # noqa: E402

@@ -35,7 +35,8 @@ order of ``feature_names``):
 With ``goal=(x, y)`` (or ``goal="random"``: a new goal from ``goal_space`` each reset)
 the env is the oracle: the reward is the sum of ``info["reward_terms"]``
 
-* ``distance`` = -2 · distance from the plate's bottom centre to the goal point on the table,
+* ``distance`` = -2 · horizontal distance d from the plate's centre to the goal,
+* ``height``  = -4 · (height of the plate's bottom) · exp(-d / 5 cm): lower it near the goal,
 * ``placed``  = +2 while the task is solved,
 * ``drop``    = -10 · (release height above 1 cm), on the step the plate is let go,
 
@@ -140,10 +141,13 @@ class PlatePlacementEnv(TabletopEnv):
         dx, dy = features[0] - goal[0], features[1] - goal[1]
         distance_xy = np.sqrt(dx * dx + dy * dy)
         success = bool(features[5] and features[4] and distance_xy < SUCCESS_RADIUS)
-        distance = np.sqrt(distance_xy * distance_xy + max(float(features[2]), 0.0) ** 2)
+        # Lowering pays only near the goal: far from it the plate should travel high, so that
+        # it is not set down early (which PPO otherwise learns, and cannot undo).
+        lowering = float(max(features[2], 0.0)) * np.exp(-distance_xy / SUCCESS_RADIUS)
         drop = -10.0 * max(self._drop_height - 0.01, 0.0) if self._released_now else 0.0
         terms = {
-            "distance": -2.0 * float(distance),
+            "distance": -2.0 * float(distance_xy),
+            "height": -4.0 * lowering,
             "placed": 2.0 if success else 0.0,
             "drop": drop,
         }

@@ -7,6 +7,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
 from robopref.envs.block_sort import BLOCK_HALF, ZONE_RADIUS, BlockSortEnv
 from robopref.envs.plate_placement import PLATE_HALF_HEIGHT, PlatePlacementEnv
 from robopref.envs.tabletop import MAX_HAND_STEP

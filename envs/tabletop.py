@@ -273,6 +273,10 @@ class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
         info["is_success"] = success
         return float(sum(terms.values())), info
 
+    def goal_xy(self, goal: Any) -> np.ndarray:
+        """The table point ``(x, y)`` where ``goal`` wants the object (the oracle's target)."""
+        return np.asarray(self._marker_geometry(goal)[0][:2], dtype=np.float64)
+
     def _marker_geometry(self, goal: Any) -> tuple[tuple[float, float, float], float]:
         raise NotImplementedError
 

@@ -11,8 +11,10 @@ import numpy as np
 class GoalObservation(gym.ObservationWrapper):
     """Append the env's current goal to the observation: the oracle's view of the task.
 
-    A Box goal is appended as is; a Discrete goal (a zone index) as a one-hot vector. Use it
-    with ``goal="random"`` to train a goal-conditioned oracle policy over all goals.
+    Appended: the goal (a Box goal as is, a Discrete goal, a zone index, as a one-hot
+    vector), then the vector from the object to the goal's table point (2). The relative
+    vector is redundant but makes goal-conditioned RL far easier to learn. Use it with
+    ``goal="random"`` to train an oracle policy over all goals.
     """
 
     def __init__(self, env: gym.Env) -> None:
@@ -26,7 +28,7 @@ class GoalObservation(gym.ObservationWrapper):
             raise TypeError(f"GoalObservation cannot encode goals of {space}")
         base = env.observation_space
         self.observation_space = gym.spaces.Box(
-            -np.inf, np.inf, shape=(base.shape[0] + self._goal_size,), dtype=np.float32
+            -np.inf, np.inf, shape=(base.shape[0] + self._goal_size + 2,), dtype=np.float32
         )
 
     def encode_goal(self, goal: Any) -> np.ndarray:
@@ -41,5 +43,7 @@ class GoalObservation(gym.ObservationWrapper):
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
         """``observation`` followed by the encoded goal."""
-        goal = self.encode_goal(self.env.unwrapped.goal)
-        return np.concatenate([observation, goal]).astype(np.float32, copy=False)
+        task = self.env.unwrapped
+        goal = self.encode_goal(task.goal)
+        to_goal = task.goal_xy(task.goal) - task.features()[:2]
+        return np.concatenate([observation, goal, to_goal]).astype(np.float32, copy=False)
