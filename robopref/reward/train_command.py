@@ -34,17 +34,24 @@ class TrainRewardOptions:
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
     seed: int = field(default=0, metadata={"help": "seed of initialisation and batches"})
     epochs: int = field(default=400, metadata={"help": "most passes over the training users"})
-    batch: int = field(default=32, metadata={"help": "users per gradient step (all their pairs)"})
+    batch: int = field(default=16, metadata={"help": "users per gradient step (all their pairs)"})
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    weight_decay: float = field(default=0.0, metadata={"help": "Adam weight decay"})
     patience: int = field(
-        default=40, metadata={"help": "stop after this many epochs without a better validation"}
+        default=100, metadata={"help": "stop after this many epochs without a better validation"}
     )
-    latent_dim: int = field(default=8, metadata={"help": "VPL: size of the user latent z"})
+    latent_dim: int = field(default=4, metadata={"help": "VPL: size of the user latent z"})
     hidden: list[int] = field(
         default_factory=lambda: [128, 128], metadata={"help": "hidden layer widths of the MLPs"}
     )
     kl_weight: float = field(
-        default=0.1, metadata={"help": "VPL: weight of KL(q(z | context) || N(0, I))"}
+        default=1.0, metadata={"help": "VPL: weight of KL(q(z | context) || N(0, I))"}
+    )
+    free_nats: float = field(
+        default=2.0, metadata={"help": "VPL: nats of KL per user left unpenalised (free bits)"}
+    )
+    kl_delay: int = field(
+        default=20, metadata={"help": "VPL: epochs without the KL term before its warm-up"}
     )
     kl_warmup: int = field(
         default=50, metadata={"help": "VPL: epochs over which the KL weight ramps up from 0"}
@@ -78,6 +85,7 @@ def model_config(options: TrainRewardOptions) -> dict[str, object]:
         config.update(
             latent_dim=options.latent_dim,
             kl_weight=options.kl_weight,
+            free_nats=options.free_nats,
             max_context=options.max_context,
             decoder=options.decoder,
         )
@@ -118,6 +126,8 @@ def train_reward_command(options: TrainRewardOptions) -> int:
         lr=options.lr,
         batch=options.batch,
         patience=options.patience,
+        weight_decay=options.weight_decay,
+        kl_delay=options.kl_delay if options.model == "vpl" else 0,
         kl_warmup=options.kl_warmup if options.model == "vpl" else 0,
         seed=options.seed,
     )

@@ -44,8 +44,9 @@ class TrainSettings:
 
     epochs: int = 400
     lr: float = 1e-3
-    batch: int = 32
-    patience: int = 40
+    batch: int = 16
+    patience: int = 100
+    kl_delay: int = 20
     kl_warmup: int = 50
     weight_decay: float = 0.0
     grad_clip: float = 10.0
@@ -73,6 +74,14 @@ class TrainResult:
     stopped_early: bool
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
+
+
+def kl_anneal(epoch: int, delay: int, warmup: int) -> float:
+    """The KL weight's factor at ``epoch``: 0 for ``delay`` epochs, then a linear ramp to 1
+    over ``warmup`` epochs (the latent is learnt before the KL can switch it off)."""
+    if epoch < delay:
+        return 0.0
+    return min(1.0, (epoch - delay + 1) / warmup) if warmup > 0 else 1.0
 
 
 def resume_path(checkpoint: str | Path) -> Path:
@@ -228,20 +237,23 @@ def train(
     began = time.perf_counter()
     epoch = start_epoch
     while epoch < settings.epochs and not stopped:
-        kl_scale = min(1.0, (epoch + 1) / settings.kl_warmup) if settings.kl_warmup else 1.0
+        kl_scale = kl_anneal(epoch, settings.kl_delay, settings.kl_warmup)
         order = torch.randperm(train_users.n_users, generator=generator)
-        losses = []
+        sums: dict[str, float] = {}
+        n_batches = 0
         for start in range(0, len(order), settings.batch):
             batch = train_users.select(order[start : start + settings.batch].to(dev))
-            loss, _ = model.training_loss(batch, generator, kl_scale)
+            loss, stats = model.training_loss(batch, generator, kl_scale)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
             optimizer.step()
-            losses.append(float(loss.detach()))
+            for key, value in {"loss": float(loss.detach()), **stats}.items():
+                sums[key] = sums.get(key, 0.0) + value
+            n_batches += 1
         row = {
             "epoch": epoch,
-            "loss": sum(losses) / len(losses),
+            **{key: value / n_batches for key, value in sums.items()},
             **_validate(model, val_users, settings),
         }
         history.append(row)
@@ -257,11 +269,13 @@ def train(
             save_best()
         else:
             since_best += 1
-        stopped = since_best >= settings.patience and epoch >= settings.kl_warmup
+        annealed = epoch >= settings.kl_delay + settings.kl_warmup
+        stopped = since_best >= settings.patience and annealed
         if epoch % settings.log_every == 0 or stopped or epoch == settings.epochs:
             log(
                 f"{model.kind} epoch {epoch}/{settings.epochs}  loss {row['loss']:.4f}  "
-                f"val nll {row['val_nll']:.4f}  val acc {row['val_accuracy']:.3f}  "
+                + (f"kl {row['kl']:.2f}  " if "kl" in row else "")
+                + f"val nll {row['val_nll']:.4f}  val acc {row['val_accuracy']:.3f}  "
                 f"best {best['val_nll']:.4f}@{best['epoch'] + 1}  "
                 f"{time.perf_counter() - began:.1f}s"
             )

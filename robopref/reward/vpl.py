@@ -51,11 +51,12 @@ VALIDATION_CONTEXT_SIZES = (0, 1, 2, 4, 8)
 class VPLConfig:
     """Architecture and objective of a VPL model."""
 
-    latent_dim: int = 8
-    hidden: tuple[int, ...] = (64, 64)
+    latent_dim: int = 4
+    hidden: tuple[int, ...] = (128, 128)
     features: int = 32
     decoder: str = "bilinear"
     kl_weight: float = 1.0
+    free_nats: float = 2.0
     max_context: int = 0
 
     def __post_init__(self) -> None:
@@ -64,8 +65,10 @@ class VPLConfig:
             raise ValueError(f"decoder={self.decoder!r} must be one of {DECODERS}")
         if self.latent_dim <= 0 or self.features <= 0 or not self.hidden:
             raise ValueError("latent_dim and features must be >= 1 and hidden non-empty for VPL")
-        if self.kl_weight < 0 or self.max_context < 0:
-            raise ValueError("kl_weight and max_context must be >= 0 (max_context 0 = no cap)")
+        if self.kl_weight < 0 or self.max_context < 0 or self.free_nats < 0:
+            raise ValueError(
+                "kl_weight, free_nats and max_context must be >= 0 (max_context 0 = no cap)"
+            )
 
 
 class SetEncoder(nn.Module):
@@ -230,7 +233,8 @@ class VPLRewardModel(RewardModel):
         scale = n_answered / target.sum(-1).clamp(min=1)
         kl = 0.5 * (std.square() + mean.square() - 1.0 - 2.0 * std.log()).sum(-1)
         total = n_answered.sum().clamp(min=1)
-        loss = ((scale * nll).sum() + self.config.kl_weight * kl_scale * kl.sum()) / total
+        penalty = functional.relu(kl - self.config.free_nats).sum()
+        loss = ((scale * nll).sum() + self.config.kl_weight * kl_scale * penalty) / total
         stats = {
             "nll": float((scale * nll).sum().detach() / total),
             "kl": float(kl.mean().detach()),

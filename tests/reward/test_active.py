@@ -1,0 +1,105 @@
+"""Choosing queries: BALD picks the pair that splits the posterior; random is nested."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from robopref.reward.active import bald_scores, infer_user
+from robopref.reward.base import RewardModel
+
+
+class LineModel(RewardModel):
+    """Hand-built: r(s, z) = z * s[0] + s[1]; each answer about s[0] moves the posterior."""
+
+    kind = "line"
+
+    def __init__(self) -> None:
+        super().__init__(2, None)
+
+    @property
+    def latent_dim(self) -> int:
+        return 1
+
+    def step_reward(self, obs_n, z):
+        return z[..., 0] * obs_n[..., 0] + obs_n[..., 1]
+
+    def posterior(self, context):
+        label = torch.as_tensor(np.asarray(context[2]), dtype=torch.float32)
+        votes = torch.nan_to_num(2 * label - 1).sum()
+        return votes.reshape(1) / (1 + len(label)), torch.full((1,), 1 / (1 + len(label)) ** 0.5)
+
+
+def _pair(a, b):
+    return np.array([a], np.float32), np.array([b], np.float32)
+
+
+def _candidates():
+    pairs = [
+        _pair([0.0, 0.0], [0.0, 0.0]),  # 0: identical segments, nothing to learn
+        _pair([0.0, 5.0], [0.0, -5.0]),  # 1: everyone prefers A whatever z
+        _pair([1.0, 0.0], [-1.0, 0.0]),  # 2: A iff z > 0: splits the posterior in half
+        _pair([0.2, 3.0], [-0.2, 0.0]),  # 3: splits only far in the tail
+    ]
+    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+def test_active_asks_the_pair_that_splits_the_posterior() -> None:
+    obs_a, obs_b = _candidates()
+    asked: list[int] = []
+    result = infer_user(
+        LineModel(), lambda i: asked.append(i) or 1.0, 1, "active", (obs_a, obs_b), 0
+    )
+    assert result.asked == asked == [2]
+    assert result.means.shape == (2, 1) and result.mean[0] > 0  # the answer moved z
+
+
+def test_bald_scores() -> None:
+    logits = torch.tensor([[5.0, 0.0, -4.0], [5.0, 0.0, 4.0]])
+    scores = bald_scores(logits)
+    # agreeing samples (0, 1) score ~0; disagreeing confident samples (2) score highest
+    assert scores[2] > 0.5 and scores[0] < 1e-6 and scores[1] < 1e-6
+
+
+def test_random_is_seeded_nested_and_distinct() -> None:
+    obs_a, obs_b = _candidates()
+    model = LineModel()
+    short = infer_user(model, lambda i: 1.0, 2, "random", (obs_a, obs_b), 7)
+    long = infer_user(model, lambda i: 1.0, 4, "random", (obs_a, obs_b), 7)
+    assert long.asked[:2] == short.asked and sorted(long.asked) == [0, 1, 2, 3]
+    assert infer_user(model, lambda i: 1.0, 4, "random", (obs_a, obs_b), 7).asked == long.asked
+
+
+def test_active_never_repeats_and_skips_cost_a_query() -> None:
+    obs_a, obs_b = _candidates()
+    result = infer_user(LineModel(), lambda i: np.nan, 4, "active", (obs_a, obs_b), 0)
+    assert sorted(result.asked) == [0, 1, 2, 3] and np.isnan(result.answers).all()
+    np.testing.assert_array_equal(result.mean, [0.0])
+
+
+def test_infer_user_errors() -> None:
+    obs_a, obs_b = _candidates()
+    with pytest.raises(ValueError, match="strategy"):
+        infer_user(LineModel(), lambda i: 1.0, 1, "greedy", (obs_a, obs_b))
+    with pytest.raises(ValueError, match="5 queries asked for but there are 4"):
+        infer_user(LineModel(), lambda i: 1.0, 5, "active", (obs_a, obs_b))
+    with pytest.raises(ValueError, match="needs candidates"):
+        infer_user(LineModel(), lambda i: 1.0, 1, "active")
+
+
+def test_trained_vpl_active_inference_finds_the_group(toy_split, toy_vpl) -> None:
+    test = toy_split["test"]
+    signs = []
+    for user in range(test.n_users):
+        idx = test.user_indices(user)
+        result = infer_user(
+            toy_vpl, lambda i, idx=idx: float(test.label[idx[i]]), 4, "active",
+            (test.obs_a[idx], test.obs_b[idx]), np.random.default_rng(user),
+        )  # fmt: skip
+        assert len(set(result.asked)) == 4 and np.all(result.stds[-1] < result.stds[0])
+        signs.append(result.mean)
+    means = np.array(signs)
+    groups = test.user_group
+    gap = np.linalg.norm(means[groups == 0].mean(0) - means[groups == 1].mean(0))
+    assert gap > 1.0
