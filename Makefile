@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/env_throughput.py --json runs/bench/env_throughput.json
 	$(PY) benchmarks/oracle_learning.py --json runs/bench/oracle_learning.json
 	$(PY) benchmarks/collect_throughput.py --json runs/bench/collect_throughput.json
+	$(PY) benchmarks/reward_speed.py --json runs/bench/reward_speed.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,137 @@
+"""Speed of the reward models: VPL training on a 200-user dataset, few-shot user inference.
+
+Measures, on this machine:
+
+* ``train_s``: wall time of ``robopref train-reward``'s training (VPL, default options,
+  early stopping included) on ``--data`` (default ``data/plate.npz``, 200 users x 16
+  queries; target <= 120 s on 2 CPU cores), with the epochs run and the best epoch;
+* ``infer_ms``: :func:`robopref.reward.infer_user` with ``k = 4`` active queries among
+  ``--candidates`` candidate pairs (a few hundred, drawn from the dataset's pairs), median
+  and worst of ``--repeats`` simulated users (target <= 50 ms), the candidates' feature
+  precomputation included; and the same with random queries for comparison.
+
+With ``--device cuda`` (or ``auto`` on a GPU machine) it trains and infers there. ``make
+bench`` runs ``python benchmarks/reward_speed.py --json runs/bench/reward_speed.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from robopref.dataset import PreferenceDataset
+from robopref.reward.active import infer_user
+from robopref.reward.checkpoint import load_reward_model
+from robopref.reward.nets import resolve_device
+from robopref.reward.train_command import TrainRewardOptions, train_reward_command
+
+
+def time_training(
+    data: str, device: str, seed: int, threads: int, folder: Path
+) -> tuple[float, Path, dict]:
+    """Train VPL with the command's defaults; return (seconds, checkpoint, its summary)."""
+    out = folder / "vpl.pt"
+    options = TrainRewardOptions(
+        data=data, model="vpl", out=str(out), device=device, seed=seed, threads=threads
+    )
+    start = time.perf_counter()
+    train_reward_command(options)
+    seconds = time.perf_counter() - start
+    payload = torch.load(out, weights_only=True)
+    summary = {"epochs_run": len(payload["history"]), "best_epoch": payload["best"]["epoch"] + 1}
+    return seconds, out, summary
+
+
+def time_inference(
+    model_path: Path, data: str, device: str, candidates: int, repeats: int, strategy: str
+) -> dict[str, float]:
+    """Median and worst milliseconds of one ``infer_user`` call with k = 4."""
+    model = load_reward_model(model_path, device=resolve_device(device))
+    dataset = PreferenceDataset.load(data)
+    rng = np.random.default_rng(0)
+    times = []
+    for repeat in range(repeats + 1):
+        pick = rng.choice(dataset.n_pairs, size=candidates, replace=False)
+        pool = (dataset.obs_a[pick], dataset.obs_b[pick])
+        answers = dataset.label[pick]
+        start = time.perf_counter()
+        infer_user(model, lambda i, a=answers: float(a[i]), 4, strategy, pool, repeat)
+        if repeat:  # the first call warms up allocators and caches
+            times.append(1000 * (time.perf_counter() - start))
+    return {"median_ms": float(np.median(times)), "max_ms": float(np.max(times))}
+
+
+def main() -> None:
+    """Run the benchmark and print (and optionally write) its figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="data/plate.npz")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--candidates", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--json", default=None, help="write the figures here")
+    args = parser.parse_args()
+    if not Path(args.data).is_file():
+        raise SystemExit(
+            f"{args.data} does not exist: make it with `robopref collect --out {args.data}`"
+        )
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory(prefix="reward_speed_") as folder:
+        result = measure(args, Path(folder))
+    report(result, args)
+
+
+def measure(args: argparse.Namespace, folder: Path) -> dict:
+    """Train, then time inference; the figures as a dict."""
+    train_s, path, summary = time_training(args.data, args.device, args.seed, args.threads, folder)
+    result = {
+        "data": args.data,
+        "device": str(resolve_device(args.device)),
+        "threads": args.threads,
+        "train_s": train_s,
+        **summary,
+        "candidates": args.candidates,
+        "k": 4,
+    }
+    for strategy in ("active", "random"):
+        timing = time_inference(
+            path, args.data, args.device, args.candidates, args.repeats, strategy
+        )
+        result[f"infer_{strategy}_median_ms"] = timing["median_ms"]
+        result[f"infer_{strategy}_max_ms"] = timing["max_ms"]
+    return result
+
+
+def report(result: dict, args: argparse.Namespace) -> None:
+    """Print the figures and write them to ``--json``."""
+    print(
+        f"VPL training on {args.data}: {result['train_s']:.1f} s ({result['epochs_run']} epochs, "
+        f"best {result['best_epoch']}) on {result['device']} with {args.threads} threads "
+        "(target 120 s)"
+    )
+    for strategy in ("active", "random"):
+        print(
+            f"infer_user k=4 {strategy} among {args.candidates} candidates: median "
+            f"{result[f'infer_{strategy}_median_ms']:.1f} ms, worst "
+            f"{result[f'infer_{strategy}_max_ms']:.1f} ms (target 50 ms)"
+        )
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+        with os.fdopen(handle, "w") as stream:
+            json.dump(result, stream, indent=1)
+        os.replace(temp, out)
+        print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
