@@ -54,6 +54,12 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "evaluate_command",
         "success, true return and win rate of personalized policies on new users",
     ),
+    "video": (
+        "robopref.policy_video",
+        "VideoOptions",
+        "video_command",
+        "personalized (and BTL) policies for several new users side by side, MP4 and GIF",
+    ),
     "demo": (
         "robopref.demo",
         "DemoOptions",
