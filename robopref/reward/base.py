@@ -177,18 +177,22 @@ class RewardModel(nn.Module):
         obs_t = self._obs(obs)
         z_t = self._latent(z, obs_t.shape[:-1])
 
+        if z_t is not None:  # keep z's own leading shape: comparisons once per distinct z
+            z_t = as_tensor(z, self.device)
+
         def compute() -> torch.Tensor:
             own = self.step_reward(self.normalize(obs_t), z_t)
-            comp = self.normalize(self.comparison_obs)
-            if z_t is None:
-                others = self.step_reward(comp, None)  # (M,)
-            else:
-                lead = z_t.shape[:-1]
-                comp = comp.reshape((1,) * len(lead) + comp.shape)
-                others = self.step_reward(comp, z_t.unsqueeze(-2))  # (..., M)
-            return torch.sigmoid(own.unsqueeze(-1) - others).mean(-1)
+            return torch.sigmoid(own.unsqueeze(-1) - self.comparison_rewards(z_t)).mean(-1)
 
         return self._run(obs, compute)
+
+    def comparison_rewards(self, z: torch.Tensor | None) -> torch.Tensor:
+        """Rewards of the ``M`` comparison states for each ``z`` ``(..., Z)`` -> ``(..., M)``."""
+        comp = self.normalize(self.comparison_obs)
+        if z is None:
+            return self.step_reward(comp, None)
+        lead = z.shape[:-1]
+        return self.step_reward(comp.reshape((1,) * len(lead) + comp.shape), z.unsqueeze(-2))
 
     def posterior(self, context: PairContext | tuple[Any, Any, Any]) -> tuple[Any, Any]:
         """q(z | context) as ``(mean, std)`` ``(..., Z)``; ``(..., 0)`` without a latent."""

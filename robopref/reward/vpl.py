@@ -153,6 +153,13 @@ class VPLRewardModel(RewardModel):
         joint = torch.cat([obs_n.expand(*lead, -1), z.expand(*lead, -1)], -1)
         return self.decoder(joint).squeeze(-1)
 
+    def comparison_rewards(self, z: torch.Tensor | None) -> torch.Tensor:
+        """``(..., M)``; bilinear: the comparison states' features once, then one product."""
+        if not self.bilinear or z is None:
+            return super().comparison_rewards(z)
+        features = self.psi(self.normalize(self.comparison_obs))
+        return self.weights(z) @ features.T / math.sqrt(self.config.features)
+
     def segment_embedding(self, obs: torch.Tensor) -> torch.Tensor:
         """Raw segments ``(..., T, O)`` -> ``(..., D)`` (bilinear: summed features / sqrt(D))."""
         obs_n = self.normalize(obs)
