@@ -68,7 +68,9 @@ def evaluate_few_shot(
     # (strategy, k) -> per scored pair: correct, ceiling, contested, k used, correct vs truth
     records: dict[tuple[str, int], list[tuple[bool, float, bool, int, bool]]] = defaultdict(list)
     users = range(dataset.n_users)
-    for user in tqdm(users, desc=f"eval {model.kind}", disable=not progress, leave=False):
+    for user in tqdm(
+        users, desc=f"eval {model.kind}", disable=None if progress else True, leave=False
+    ):
         own = dataset.user_indices(user)
         for pair in scored_pairs(dataset, user):
             pool = own[own != pair]

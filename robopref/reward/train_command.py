@@ -44,6 +44,9 @@ class TrainRewardOptions:
     hidden: list[int] = field(
         default_factory=lambda: [128, 128], metadata={"help": "hidden layer widths of the MLPs"}
     )
+    features: int = field(
+        default=32, metadata={"help": "VPL: state features D of the decoder (and encoder)"}
+    )
     kl_weight: float = field(
         default=1.0, metadata={"help": "VPL: weight of KL(q(z | context) || N(0, I))"}
     )
@@ -84,6 +87,7 @@ def model_config(options: TrainRewardOptions) -> dict[str, object]:
     if options.model == "vpl":
         config.update(
             latent_dim=options.latent_dim,
+            features=options.features,
             kl_weight=options.kl_weight,
             free_nats=options.free_nats,
             max_context=options.max_context,

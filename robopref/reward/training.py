@@ -269,7 +269,7 @@ def train(
             save_best()
         else:
             since_best += 1
-        annealed = epoch >= settings.kl_delay + settings.kl_warmup
+        annealed = model.latent_dim == 0 or epoch >= settings.kl_delay + settings.kl_warmup
         stopped = since_best >= settings.patience and annealed
         if epoch % settings.log_every == 0 or stopped or epoch == settings.epochs:
             log(
