@@ -29,7 +29,7 @@ import torch
 
 from robopref.dataset import PreferenceDataset
 from robopref.reward.active import STRATEGIES
-from robopref.reward.checkpoint import load_checkpoint
+from robopref.reward.checkpoint import current_umask, load_checkpoint
 from robopref.reward.data import dataset_fingerprint
 from robopref.reward.evaluation import SUBSETS, evaluate_few_shot, posterior_means
 from robopref.reward.nets import resolve_device
@@ -76,6 +76,7 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     with os.fdopen(handle, "w") as stream:
         json.dump(payload, stream, indent=1)
+    os.chmod(temp, 0o666 & ~current_umask())
     os.replace(temp, path)
 
 

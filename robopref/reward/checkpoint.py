@@ -57,10 +57,18 @@ def atomic_save(payload: dict[str, Any], path: str | os.PathLike[str]) -> None:
             torch.save(payload, stream)
             stream.flush()
             os.fsync(stream.fileno())
+        os.chmod(temp, 0o666 & ~current_umask())  # mkstemp makes it private (0600)
         os.replace(temp, target)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def current_umask() -> int:
+    """The process's file-creation mask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def load_payload(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -40,6 +42,9 @@ def test_round_trip_keeps_rewards_posterior_and_provenance(tmp_path, kind) -> No
     np.testing.assert_allclose(loaded.posterior(context)[0], model.posterior(context)[0])
     assert loaded.meta["env_id"] == data.env_id and loaded.meta["segment_length"] == 3
     assert loaded.comparison_obs.shape == (9, 4)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's private 0600
     payload = torch.load(path, weights_only=True)  # plain data only: safe to load
     assert payload["kind"] == kind and payload["obs_dim"] == 4
 
