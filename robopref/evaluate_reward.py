@@ -32,6 +32,7 @@ from robopref.reward.active import STRATEGIES
 from robopref.reward.checkpoint import current_umask, load_checkpoint
 from robopref.reward.data import dataset_fingerprint
 from robopref.reward.evaluation import SUBSETS, evaluate_few_shot, posterior_means
+from robopref.reward.inputs import reward_input, reward_view
 from robopref.reward.nets import resolve_device
 
 
@@ -61,6 +62,9 @@ class EvalRewardOptions:
     samples: int = field(default=64, metadata={"help": "posterior samples for active queries"})
     device: str = field(default="cpu", metadata={"help": "auto, cpu or cuda"})
     plot: bool = field(default=True, metadata={"help": "draw the PNG plots"})
+    threads: int = field(
+        default=1, metadata={"help": "torch CPU threads (its work is many tiny steps)"}
+    )
 
 
 def parse_list(text: str, what: str) -> list[str]:
@@ -115,6 +119,7 @@ def average_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "accuracy_std": float(acc.std()),
                 "n_seeds": len(items),
                 "k_used": float(np.mean([r["k_used"] for r in items])),
+                "latent": bool(items[0].get("latent", True)),
             }
         )
     return averaged
@@ -158,7 +163,14 @@ def plot_accuracy(rows: list[dict[str, Any]], path: Path) -> None:
     fig, axes = plt.subplots(1, len(SUBSETS), figsize=(5.5 * len(SUBSETS), 4), squeeze=False)
     for ax, subset in zip(axes[0], SUBSETS, strict=True):
         chosen = [r for r in rows if r["subset"] == subset]
-        for key in sorted({(r["model"], r["strategy"]) for r in chosen}):
+        keys = sorted({(r["model"], r["strategy"]) for r in chosen})
+        # a model without a latent answers the same whatever the strategy: draw it once
+        first = {}
+        for model, strategy in keys:
+            first.setdefault(model, strategy)
+        latent = {r["model"]: r.get("latent", True) for r in chosen}
+        keys = [(m, s) for m, s in keys if latent[m] or first[m] == s]
+        for key in keys:
             line = sorted(
                 (r for r in chosen if (r["model"], r["strategy"]) == key), key=lambda r: r["k"]
             )
@@ -169,11 +181,13 @@ def plot_accuracy(rows: list[dict[str, Any]], path: Path) -> None:
                 yerr=[r["accuracy_std"] for r in line],
                 marker="o",
                 capsize=3,
-                label=f"{key[0]} ({key[1]})",
+                label=f"{key[0]} ({key[1]})" if latent[key[0]] else key[0],
             )
         if chosen:
             ax.axhline(np.mean([r["ceiling"] for r in chosen]), color="k", ls="--", label="ceiling")
         ax.set_xscale("symlog", linthresh=1)
+        ticks = sorted({r["k"] for r in chosen})
+        ax.set_xticks(ticks, [str(k) for k in ticks])
         ax.set_xlabel("queries k")
         ax.set_ylabel("pairwise accuracy")
         ax.set_title(f"{subset} pairs")
@@ -234,26 +248,36 @@ def eval_reward_command(options: EvalRewardOptions) -> int:
             f"--names gives {len(options.names)} names for {len(options.model)} models"
         )
     device = resolve_device(options.device)
+    if options.threads > 0:
+        torch.set_num_threads(options.threads)
     dataset = PreferenceDataset.load(options.data)
     rows: list[dict[str, Any]] = []
     panels: list[tuple[str, np.ndarray, PreferenceDataset]] = []
     for i, path in enumerate(options.model):
-        model, payload = load_checkpoint(
-            path, expected_env=dataset.env_id, obs_dim=dataset.obs_a.shape[-1], device=device
-        )
+        model, payload = load_checkpoint(path, expected_env=dataset.env_id, device=device)
+        view = reward_view(dataset, reward_input(model))
+        if view.obs_a.shape[-1] != model.obs_dim:
+            raise ValueError(
+                f"{path} reads {reward_input(model)} of size {model.obs_dim}, but {options.data} "
+                f"has {view.obs_a.shape[-1]}: evaluate it on data of the task it was trained on"
+            )
         name = options.names[i] if options.names else model.kind
         if options.users == "heldout":
-            users = heldout_users(payload, dataset, path)
-            subset = dataset.subset_users(np.asarray(users))
+            users = heldout_users(payload, view, path)
+            subset = view.subset_users(np.asarray(users))
         else:
-            subset = dataset
+            subset = view
         print(f"eval-reward: {path} ({name}) on {subset.n_users} users of {options.data}")
         with torch.no_grad():
             found = evaluate_few_shot(
                 model, subset, ks, strategies, seed=options.seed, n_samples=options.samples
             )
         seed = payload.get("options", {}).get("seed")
-        rows += [{"model": name, "checkpoint": str(path), "seed": seed, **row} for row in found]
+        rows += [
+            {"model": name, "checkpoint": str(path), "seed": seed, "latent": bool(model.latent_dim)}
+            | row
+            for row in found
+        ]
         if model.latent_dim and name not in {p[0] for p in panels}:
             panels.append((name, posterior_means(model, subset), subset))
     results = sorted(

@@ -18,6 +18,7 @@ import torch
 from robopref.dataset import PreferenceDataset
 from robopref.reward.checkpoint import MODEL_KINDS, build_model
 from robopref.reward.data import dataset_fingerprint
+from robopref.reward.inputs import reward_view
 from robopref.reward.training import TrainSettings, resume_path, train
 
 
@@ -27,6 +28,10 @@ class TrainRewardOptions:
 
     data: str = field(default="data/plate.npz", metadata={"help": "preference dataset (.npz)"})
     model: str = field(default="vpl", metadata={"help": "model kind: vpl, btl or dpl"})
+    input: str = field(
+        default="features",
+        metadata={"help": "what the reward reads: features (info['features']) or observations"},
+    )
     out: str = field(
         default="runs/reward/vpl.pt",
         metadata={"help": "checkpoint path (the resumable state goes to PATH.resume)"},
@@ -119,7 +124,7 @@ def train_reward_command(options: TrainRewardOptions) -> int:
         )
     if options.threads > 0:
         torch.set_num_threads(options.threads)
-    dataset = PreferenceDataset.load(options.data)
+    dataset = reward_view(PreferenceDataset.load(options.data), options.input)
     train_set, val_set, test_users = split_three_ways(
         dataset, options.test_fraction, options.val_fraction, options.split_seed
     )

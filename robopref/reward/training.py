@@ -120,6 +120,7 @@ def _provenance(model: RewardModel, dataset: PreferenceDataset) -> None:
         segment_length=dataset.segment_length,
         dataset_schema=int(dataset.meta.get("schema_version", SCHEMA_VERSION)),
         dataset_fingerprint=dataset_fingerprint(dataset),
+        reward_input=str(dataset.meta.get("reward_input", "observations")),
     )
 
 
