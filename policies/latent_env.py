@@ -8,12 +8,13 @@ under ``z``. When the source knows the user's goal, the wrapped env is reset wit
 ``options={"goal": goal}``, so its oracle reward and ``info["is_success"]`` are the true
 user's: they are kept in ``info["true_reward"]`` and ``info["is_success"]`` for evaluation.
 
-The model call is the one function :func:`relabel`. Under a vectorized env,
-:class:`BatchedRewardVecEnv` computes every env's reward in one :func:`relabel` call (on
-the GPU when the model lives there) and the per-env wrappers are built with
-``defer_reward=True`` (they return reward 0 and never call the model). Observations carry
-``z`` at their tail, so the vec wrapper needs nothing but the observations (for an episode
-that just ended, SB3's ``info["terminal_observation"]``).
+The model reads the env's features (``info["features"]``) or its observation, whichever
+it was trained on (:mod:`robopref.reward.inputs`); the wrapper puts that input of the
+reached state in ``info["reward_input"]``. The model call is the one function
+:func:`relabel`. Under a vectorized env, :class:`BatchedRewardVecEnv` computes every env's
+reward in one :func:`relabel` call from the workers' ``info["reward_input"]`` and
+``info["z"]`` (on the GPU when the model lives there) and the per-env wrappers are built
+with ``defer_reward=True`` (they return reward 0 and never call the model).
 
 The oracle baseline uses :class:`PopulationGoals` (a goal drawn per episode from the
 population) under :class:`robopref.envs.wrappers.GoalObservation`, with the env's own reward.
@@ -30,6 +31,7 @@ import torch
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from robopref.reward.base import RewardModel
+from robopref.reward.inputs import model_inputs, reward_input
 
 
 @dataclass
@@ -86,13 +88,13 @@ def env_goal(env: gym.Env, goal: np.ndarray) -> Any:
     return np.asarray(goal, dtype=np.float64)
 
 
-def relabel(model: RewardModel, obs_z: np.ndarray) -> np.ndarray:
-    """Scaled rewards ``(N,)`` of observations-with-z ``(N, O + Z)``: the one reward function."""
-    obs_z = np.asarray(obs_z, dtype=np.float32)
-    obs, z = obs_z[:, : model.obs_dim], obs_z[:, model.obs_dim :]
+def relabel(model: RewardModel, inputs: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Scaled rewards ``(N,)`` of reward inputs ``(N, D)`` under ``z`` ``(N, Z)``: the one
+    reward function (inputs are features or observations, see :mod:`robopref.reward.inputs`)."""
+    inputs = torch.as_tensor(np.asarray(inputs, dtype=np.float32), device=model.device)
     with torch.no_grad():
-        z_t = torch.as_tensor(z, device=model.device) if model.latent_dim else None
-        out = model.scaled_reward(torch.as_tensor(obs, device=model.device), z_t)
+        z_t = torch.as_tensor(np.asarray(z, np.float32), device=model.device)
+        out = model.scaled_reward(inputs, z_t if model.latent_dim else None)
     return out.detach().cpu().numpy().astype(np.float32)
 
 
@@ -120,9 +122,13 @@ class LatentRewardEnv(gym.Wrapper):
                 f"{reward_model.latent_dim}: build the source from this model"
             )
         base = env.observation_space
-        if base.shape[0] != reward_model.obs_dim:
+        self.reward_input = reward_input(reward_model)
+        size = (
+            len(env.unwrapped.feature_names) if self.reward_input == "features" else base.shape[0]
+        )
+        if size != reward_model.obs_dim:
             raise ValueError(
-                f"the env's observations have size {base.shape[0]}, the reward model expects "
+                f"the env's {self.reward_input} have size {size}, the reward model expects "
                 f"{reward_model.obs_dim}: it was trained on another task"
             )
         self.reward_model = reward_model.cpu().eval()
@@ -158,9 +164,12 @@ class LatentRewardEnv(gym.Wrapper):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Step the env; the reward is the model's for the reached observation under z."""
         obs, true_reward, terminated, truncated, info = self.env.step(action)
-        obs_z = self._with_z(obs)
-        reward = 0.0 if self.defer_reward else float(relabel(self.reward_model, obs_z[None])[0])
-        return obs_z, reward, terminated, truncated, self._info(info, float(true_reward))
+        info = self._info(info, float(true_reward))
+        info["reward_input"] = model_inputs(self.reward_model, obs, info)
+        reward = 0.0
+        if not self.defer_reward:
+            reward = float(relabel(self.reward_model, info["reward_input"][None], self.z[None])[0])
+        return self._with_z(obs), reward, terminated, truncated, info
 
     def _with_z(self, obs: np.ndarray) -> np.ndarray:
         return np.concatenate([np.asarray(obs, np.float32), self.z]).astype(np.float32)
@@ -186,12 +195,11 @@ class BatchedRewardVecEnv(VecEnvWrapper):
     def step_wait(self) -> Any:
         """Step every env, then relabel all rewards in one batch."""
         obs, _, dones, infos = self.venv.step_wait()
-        reached = np.array(obs, dtype=np.float32, copy=True)
-        for i, done in enumerate(dones):
-            if done and "terminal_observation" in infos[i]:
-                reached[i] = infos[i]["terminal_observation"]
-        rewards = relabel(self.reward_model, reached)
-        return obs, rewards, dones, infos
+        # Each worker's info holds what the model reads of the state it reached (for an
+        # episode that just ended too) and the episode's z.
+        inputs = np.stack([info["reward_input"] for info in infos])
+        z = np.stack([info["z"] for info in infos])
+        return obs, relabel(self.reward_model, inputs, z), dones, infos
 
 
 class PopulationGoals(gym.Wrapper):

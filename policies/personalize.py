@@ -23,6 +23,7 @@ from robopref.policies.checkpoint import LoadedPolicy
 from robopref.queries import BehaviourMix, QueryPool, build_query_pool, collect_rollouts
 from robopref.reward.active import InferenceResult, infer_user
 from robopref.reward.base import RewardModel
+from robopref.reward.inputs import candidate_inputs
 
 
 @dataclass
@@ -77,5 +78,7 @@ def personalize(
         raise ValueError(f"personalize needs a latent policy, {policy.folder} is {policy.kind}")
     if reward_model.latent_dim == 0:
         return PersonalizedPolicy(policy, np.zeros(0, np.float32), None)
+    if hasattr(candidates, "feat_a"):  # a QueryPool: pass the side the model reads
+        candidates = candidate_inputs(reward_model, candidates)
     result = infer_user(reward_model, ask, k, strategy, candidates, rng)
     return PersonalizedPolicy(policy, np.asarray(result.mean, np.float32), result)

@@ -45,6 +45,7 @@ from robopref.queries import make_env
 from robopref.reward.base import RewardModel
 from robopref.reward.checkpoint import load_payload, load_reward_model
 from robopref.reward.evaluation import posterior_means
+from robopref.reward.inputs import reward_input, reward_view
 from robopref.reward.nets import resolve_device
 
 
@@ -134,7 +135,10 @@ def make_algo(algo: str, venv: VecEnv, seed: int, device: str, tb: str, steps: i
 def _users(options: TrainPolicyOptions, model: RewardModel) -> tuple[LatentSource, LatentSource]:
     """Training and held-out users: the reward checkpoint's test users are held out (else a
     ``val_fraction`` split of ``--data``)."""
-    dataset = PreferenceDataset.load(options.data, expected_env=model.meta.get("env_id"))
+    dataset = reward_view(
+        PreferenceDataset.load(options.data, expected_env=model.meta.get("env_id")),
+        reward_input(model),
+    )
     split = load_payload(options.reward).get("split") or {}
     if split.get("test_users") and split.get("n_users") == dataset.n_users:
         test = np.array(sorted(split["test_users"]), dtype=np.int64)

@@ -55,3 +55,10 @@ def model_inputs(model: Any, observation: np.ndarray, info: dict[str, Any]) -> n
     if reward_input(model) == "features":
         return np.asarray(info["features"], dtype=np.float32)
     return np.asarray(observation, dtype=np.float32)
+
+
+def candidate_inputs(model: Any, pool: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The two sides of candidate queries (a ``QueryPool``) as ``model`` reads them."""
+    if reward_input(model) == "features":
+        return pool.feat_a, pool.feat_b
+    return pool.obs_a, pool.obs_b

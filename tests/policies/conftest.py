@@ -10,6 +10,7 @@ import torch
 from robopref.collect import CollectOptions, collect
 from robopref.dataset import PreferenceDataset
 from robopref.reward.checkpoint import build_model
+from robopref.reward.inputs import reward_view
 from robopref.reward.training import TrainSettings
 
 # Reward checkpoints store torch.__version__ (a TorchVersion, a str subclass) that
@@ -28,8 +29,8 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _train(kind: str, data: Path, out: Path, seed: int) -> Path:
-    dataset = PreferenceDataset.load(data)
+def _train(kind: str, data: Path, out: Path, seed: int, reward_input: str = "observations") -> Path:
+    dataset = reward_view(PreferenceDataset.load(data), reward_input)
     config = {"hidden": (32,), "latent_dim": 3} if kind == "vpl" else {"hidden": (32,)}
     model = build_model(kind, dataset.obs_a.shape[-1], config)
     settings = TrainSettings(epochs=2, kl_warmup=0, seed=seed, n_comparison=32, log_every=100)
@@ -47,3 +48,10 @@ def tiny_vpl(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_btl(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A BTL reward checkpoint trained for two epochs."""
     return _train("btl", tiny_data, tmp_path_factory.mktemp("rm") / "btl.pt", 0)
+
+
+@pytest.fixture(scope="session")
+def tiny_vpl_features(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A VPL reward checkpoint that reads the env's features (the default input)."""
+    out = tmp_path_factory.mktemp("rm") / "vpl_features.pt"
+    return _train("vpl", tiny_data, out, 0, reward_input="features")

@@ -24,19 +24,21 @@ from robopref.policies.train import TrainPolicyOptions, train_policy
 from robopref.population import resolve_population
 from robopref.reward.checkpoint import load_reward_model
 from robopref.reward.evaluation import posterior_means
+from robopref.reward.inputs import reward_input, reward_view
 
 ENV_ID = "robopref/PlatePlacement-v0"
 
 
 def _source(model_path: Path, data: Path) -> tuple:
     model = load_reward_model(model_path)
-    dataset = PreferenceDataset.load(data)
+    dataset = reward_view(PreferenceDataset.load(data), reward_input(model))
     means = posterior_means(model, dataset)
     return model, LatentSource(model.latent_dim, means, dataset.user_goal, dataset.user_group)
 
 
-def test_wrapper_contract(tiny_vpl: Path, tiny_data: Path) -> None:
-    model, source = _source(tiny_vpl, tiny_data)
+@pytest.mark.parametrize("checkpoint", ["tiny_vpl", "tiny_vpl_features"])
+def test_wrapper_contract(checkpoint: str, tiny_data: Path, request: pytest.FixtureRequest) -> None:
+    model, source = _source(request.getfixturevalue(checkpoint), tiny_data)
     env = LatentRewardEnv(gym.make(ENV_ID), model, source, seed=0)
     oracle = gym.make(ENV_ID)
     obs, info = env.reset(seed=5)
@@ -51,7 +53,8 @@ def test_wrapper_contract(tiny_vpl: Path, tiny_data: Path) -> None:
         obs, reward, _, _, info = env.step(action)
         _, true_reward, _, _, true_info = oracle.step(action)
         assert np.array_equal(obs[16:], z)  # z fixed within the episode
-        expected = float(model.scaled_reward(obs[:16], z))
+        read = info["features"] if checkpoint == "tiny_vpl_features" else obs[:16]
+        expected = float(model.scaled_reward(read, z))
         assert reward == pytest.approx(expected, abs=1e-6)
         assert 0.0 <= reward <= 1.0
         assert info["true_reward"] == pytest.approx(true_reward)
@@ -73,8 +76,11 @@ def test_prior_source_and_btl_shapes(tiny_vpl: Path, tiny_btl: Path) -> None:
         LatentRewardEnv(gym.make(ENV_ID), vpl, LatentSource.prior(0))
 
 
-def test_batched_rewards_equal_per_env_rewards_and_pickle(tiny_vpl: Path, tiny_data: Path) -> None:
-    model, source = _source(tiny_vpl, tiny_data)
+@pytest.mark.parametrize("checkpoint", ["tiny_vpl", "tiny_vpl_features"])
+def test_batched_rewards_equal_per_env_rewards_and_pickle(
+    checkpoint: str, tiny_data: Path, request: pytest.FixtureRequest
+) -> None:
+    model, source = _source(request.getfixturevalue(checkpoint), tiny_data)
 
     def make(defer: bool, i: int):
         return lambda: LatentRewardEnv(gym.make(ENV_ID), model, source, defer, seed=i)
@@ -92,8 +98,10 @@ def test_batched_rewards_equal_per_env_rewards_and_pickle(tiny_vpl: Path, tiny_d
         np.testing.assert_allclose(r1, r2, atol=1e-6)
         assert np.array_equal(d1, d2)
     clone = pickle.loads(pickle.dumps(make(False, 0)()))  # what SubprocVecEnv needs
-    obs, _ = clone.reset(seed=0)
-    assert relabel(clone.reward_model, obs[None]).shape == (1,)
+    clone.reset(seed=0)
+    _, reward, _, _, info = clone.step(np.zeros(4, np.float32))
+    again = relabel(clone.reward_model, info["reward_input"][None], info["z"][None])
+    assert again.shape == (1,) and again[0] == pytest.approx(reward, abs=1e-6)
 
 
 @pytest.mark.parametrize("algo", ["ppo", "sac"])
