@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from robopref.dataset import PreferenceDataset
@@ -58,6 +59,10 @@ class CollectOptions:
     careless_share: float = field(
         default=0.25, metadata={"help": "share of expert episodes that drop from height"}
     )
+    population_goal_share: float = field(
+        default=0.5,
+        metadata={"help": "share of expert episodes aimed near the population's own goals"},
+    )
     min_gap: float = field(
         default=0.03, metadata={"help": "redraw pairs whose object trajectories differ less (m)"}
     )
@@ -80,6 +85,29 @@ def _with_overrides(population: Population, options: CollectOptions) -> Populati
     return dataclasses.replace(population, label_model=model)
 
 
+#: half-width (m) of the square around a population goal that its behaviour goals fill.
+GOAL_JITTER = 0.08
+
+
+def goals_near_population(
+    population: Population, env: gym.Env, rng: np.random.Generator, n: int = 256
+) -> np.ndarray:
+    """``n`` behaviour goals at and around the population's goals (``(n, G)``).
+
+    Data that shows the object set down at, near and beside what users want teaches a reward
+    model where each user's reward peaks; uniform goals alone rarely land there. Table-point
+    goals are spread over a ``GOAL_JITTER`` square around each drawn goal and kept in the
+    goal space; zone goals are used as they are.
+    """
+    goals, _ = population.sample_goals(n, rng)
+    space = env.unwrapped.goal_space
+    if isinstance(space, gym.spaces.Box):
+        goals = np.clip(
+            goals + rng.uniform(-GOAL_JITTER, GOAL_JITTER, goals.shape), space.low, space.high
+        )
+    return goals
+
+
 def collect(options: CollectOptions) -> PreferenceDataset:
     """Build the dataset described by ``options`` (nothing is written)."""
     for name in ("users", "queries_per_user", "episodes"):
@@ -96,9 +124,16 @@ def collect(options: CollectOptions) -> PreferenceDataset:
         0.0,
         options.expert_noise,
         options.careless_share,
+        options.population_goal_share,
     )
     rollouts = collect_rollouts(
-        options.env, options.episodes, rollout_rng, mix, (), options.progress
+        options.env,
+        options.episodes,
+        rollout_rng,
+        mix,
+        (),
+        options.progress,
+        goal_pool=goals_near_population(population, env, rollout_rng),
     )
     asked = options.users * options.queries_per_user
     pool_pairs = options.pool_pairs or max(4096, 2 * asked)

@@ -53,12 +53,20 @@ class BehaviourMix:
     policy: float = 0.0
     expert_noise: float = 0.3
     careless: float = 0.25
+    #: share of expert episodes aimed at a goal of the ``goal_pool`` passed to
+    #: :func:`collect_rollouts` (e.g. near the population's own goals) instead of a goal
+    #: drawn uniformly from the env's goal space.
+    pool_goals: float = 0.0
 
     def shares(self, n_policies: int) -> np.ndarray:
         """The normalised (expert, random, policy) shares; refuses impossible mixes."""
         shares = np.array([self.expert, self.random, self.policy], dtype=np.float64)
         if np.any(shares < 0) or shares.sum() <= 0 or self.expert_noise < 0:
             raise ValueError(f"{self} needs non-negative shares with a positive sum")
+        if not 0.0 <= self.pool_goals <= 1.0:
+            raise ValueError(
+                f"pool_goals={self.pool_goals} is a share of expert episodes: use [0, 1]"
+            )
         if not 0.0 <= self.careless <= 1.0:
             raise ValueError(f"careless={self.careless} is a share of expert episodes: use [0, 1]")
         if shares[2] > 0 and n_policies == 0:
@@ -105,8 +113,12 @@ def collect_rollouts(
     policies: Sequence[Policy] = (),
     progress: bool = False,
     env_kwargs: dict[str, Any] | None = None,
+    goal_pool: np.ndarray | None = None,
 ) -> Rollouts:
-    """Run ``episodes`` full episodes of the behaviour ``mix`` and keep every state."""
+    """Run ``episodes`` full episodes of the behaviour ``mix`` and keep every state.
+
+    ``goal_pool`` ``(N, G)``: goals that a ``mix.pool_goals`` share of expert episodes aim at.
+    """
     if episodes < 1:
         raise ValueError(f"episodes={episodes} must be >= 1")
     mix = mix or BehaviourMix()
@@ -119,7 +131,7 @@ def collect_rollouts(
     for e in tqdm(range(episodes), desc="rollouts", unit="ep", disable=not progress):
         obs[e, 0], info = env.reset(seed=int(rng.integers(2**31)))
         feat[e, 0] = info["features"]
-        act = _behaviour(env, int(source[e]), rng, mix, policies)
+        act = _behaviour(env, int(source[e]), rng, mix, policies, goal_pool)
         for t in range(1, steps + 1):
             obs[e, t], _, _, _, info = env.step(act(obs[e, t - 1]))
             feat[e, t] = info["features"]
@@ -133,9 +145,13 @@ def _behaviour(
     rng: np.random.Generator,
     mix: BehaviourMix,
     policies: Sequence[Policy],
+    goal_pool: np.ndarray | None = None,
 ) -> Policy:
     if source == 0:
-        goal = sample_goal(env.goal_space, rng)
+        if goal_pool is not None and len(goal_pool) and rng.random() < mix.pool_goals:
+            goal = env.validate_goal(goal_pool[int(rng.integers(len(goal_pool)))])
+        else:
+            goal = sample_goal(env.goal_space, rng)
         noise = float(rng.uniform(0.0, mix.expert_noise))
         expert = scripted_policy(env, goal, noise=noise, seed=int(rng.integers(2**31)))
         if rng.random() >= mix.careless:
