@@ -207,25 +207,34 @@ def _two_dims(means: np.ndarray) -> tuple[np.ndarray, str]:
     return centred @ vt[:2].T, "PC"
 
 
+def _colourings(data: PreferenceDataset) -> list[tuple[np.ndarray, str]]:
+    """What to colour users by: their group, else each of (up to) two goal coordinates."""
+    if (data.user_group >= 0).any():
+        return [(data.user_group, "group")]
+    goal = np.asarray(data.user_goal, dtype=np.float64).reshape(data.n_users, -1)
+    return [(goal[:, i], f"goal[{i}]") for i in range(min(goal.shape[1], 2))]
+
+
 def plot_latents(panels: list[tuple[str, np.ndarray, PreferenceDataset]], path: Path) -> None:
-    """Held-out users' posterior means per model, coloured by hidden group (or goal x)."""
+    """Held-out users' posterior means per model, coloured by hidden group (or goal)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4), squeeze=False)
-    for ax, (name, means, data) in zip(axes[0], panels, strict=True):
+    cells = [
+        (name, means, colour, label)
+        for name, means, data in panels
+        for colour, label in _colourings(data)
+    ]
+    fig, axes = plt.subplots(1, len(cells), figsize=(4.5 * len(cells), 4), squeeze=False)
+    for ax, (name, means, colour, label) in zip(axes[0], cells, strict=True):
         points, axis = _two_dims(means)
-        if (data.user_group >= 0).any():
-            colour, label = data.user_group, "group"
-        else:
-            colour, label = data.user_goal[:, 0], "goal[0]"
         scatter = ax.scatter(points[:, 0], points[:, 1], c=colour, cmap="coolwarm", s=18)
         fig.colorbar(scatter, ax=ax, label=label)
         ax.set_xlabel(f"{axis}1")
         ax.set_ylabel(f"{axis}2")
-        ax.set_title(f"{name}: held-out users' posterior means")
+        ax.set_title(f"{name}: held-out users' posterior means", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
