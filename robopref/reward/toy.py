@@ -64,14 +64,13 @@ def toy_dataset(
     reference = TWO_MODE_GOALS if population == "two-modes" else goals
     votes = _returns(obs_a, reference) > _returns(obs_b, reference)
     contested = votes.any(1) & ~votes.all(1)
-    features = np.zeros((n_pairs, segment_length, 0), dtype=np.float32)
     return PreferenceDataset(
         env_id="toy/PointGoal-v0",
-        feature_names=(),
+        feature_names=tuple(f"s{i}" for i in range(obs_a.shape[-1])),  # the state is the feature
         obs_a=obs_a,
         obs_b=obs_b,
-        feat_a=features,
-        feat_b=features.copy(),
+        feat_a=obs_a.copy(),
+        feat_b=obs_b.copy(),
         label=label,
         user=user.astype(np.int64),
         user_goal=goals.astype(np.float64),
