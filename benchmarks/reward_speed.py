@@ -2,9 +2,10 @@
 
 Measures, on this machine:
 
-* ``train_s``: wall time of ``robopref train-reward``'s training (VPL, default options,
-  early stopping included) on ``--data`` (default ``data/plate.npz``, 200 users x 16
-  queries; target <= 120 s on 2 CPU cores), with the epochs run and the best epoch;
+* ``train_s``: wall time of ``robopref train-reward``'s training (VPL, default options:
+  the env's features as input; early stopping included) on ``--data`` (default
+  ``data/plate.npz``, 200 users x 16 queries; target <= 120 s on 2 CPU cores), with the
+  epochs run and the best epoch;
 * ``infer_ms``: :func:`robopref.reward.infer_user` with ``k = 4`` active queries among
   ``--candidates`` candidate pairs (a few hundred, drawn from the dataset's pairs), median
   and worst of ``--repeats`` simulated users (target <= 50 ms), the candidates' feature
@@ -29,6 +30,7 @@ import torch
 from robopref.dataset import PreferenceDataset
 from robopref.reward.active import infer_user
 from robopref.reward.checkpoint import load_reward_model
+from robopref.reward.inputs import reward_input, reward_view
 from robopref.reward.nets import resolve_device
 from robopref.reward.train_command import TrainRewardOptions, train_reward_command
 
@@ -54,7 +56,7 @@ def time_inference(
 ) -> dict[str, float]:
     """Median and worst milliseconds of one ``infer_user`` call with k = 4."""
     model = load_reward_model(model_path, device=resolve_device(device))
-    dataset = PreferenceDataset.load(data)
+    dataset = reward_view(PreferenceDataset.load(data), reward_input(model))
     rng = np.random.default_rng(0)
     times = []
     for repeat in range(repeats + 1):
