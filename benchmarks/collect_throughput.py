@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robopref.files import write_json_atomic
 from robopref.population import named_population
 from robopref.queries import build_query_pool, collect_rollouts, make_env
 from robopref.users import label_pairs
@@ -77,21 +77,6 @@ def collect_wall(env_id: str, folder: Path, repeats: int) -> dict[str, float]:
     }
 
 
-def write_json(results: dict, path: Path) -> None:
-    """Write ``results`` to ``path`` atomically (temporary file in the same folder, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as file:
-            json.dump(results, file, indent=2)
-            file.write("\n")
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def main() -> None:
     """Measure, print a table, and write ``--json``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -112,7 +97,7 @@ def main() -> None:
                 f"contested {r['contested_share']:.3f}"
             )
     if args.json:
-        write_json(results, args.json)
+        write_json_atomic(args.json, results)
         print(f"wrote {args.json}")
 
 

@@ -23,15 +23,14 @@ least disturbed one). ``make bench`` runs it as
 from __future__ import annotations
 
 from robopref.envs.rendering import default_gl_backend
+from robopref.files import write_json_atomic
 
 default_gl_backend()  # MUJOCO_GL=egl without a display, before mujoco is imported
 
 import argparse  # noqa: E402
 import copy  # noqa: E402
 import functools  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -211,21 +210,6 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def write_json(results: dict[str, dict[str, float]], path: Path) -> None:
-    """Write ``results`` to ``path`` atomically (temporary file in the same folder, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as file:
-            json.dump(results, file, indent=2)
-            file.write("\n")
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     """Measure every env id (or ``--env``), print a table, optionally write ``--json``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -250,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(MUJOCO_GL={os.environ.get('MUJOCO_GL', '<unset>')}, {os.cpu_count()} CPUs)"
     )
     if args.json is not None:
-        write_json(results, args.json)
+        write_json_atomic(args.json, results)
         print(f"wrote {args.json}")
     return 0
 

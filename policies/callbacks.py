@@ -10,7 +10,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from tqdm import tqdm
 
-from robopref.policies.checkpoint import save_atomic, save_model, write_json_atomic
+from robopref.files import write_json_atomic
+from robopref.policies.checkpoint import save_atomic, save_model
 from robopref.policies.latent_env import LatentSource
 from robopref.policies.rollout import make_eval_env, run_episode
 from robopref.reward.base import RewardModel

@@ -43,20 +43,6 @@ def reward_fingerprint(model: RewardModel) -> str:
     return digest.hexdigest()[:16]
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as JSON to a temporary file beside ``path``, then rename it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=2)
-            stream.write("\n")
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def save_atomic(write: Callable[[Path], None], path: Path) -> None:
     """Call ``write(temp)`` for a temporary file with ``path``'s suffix, then rename it."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.dataset import PreferenceDataset
 from robopref.envs.wrappers import GoalObservation
+from robopref.files import write_json_atomic
 from robopref.policies.callbacks import CheckpointEvery, EvalUsers, ProgressBar
 from robopref.policies.checkpoint import (
     ALGOS,
@@ -32,7 +33,6 @@ from robopref.policies.checkpoint import (
     read_meta,
     reward_fingerprint,
     save_model,
-    write_json_atomic,
 )
 from robopref.policies.latent_env import (
     BatchedRewardVecEnv,

@@ -10,9 +10,6 @@ every figure).
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +19,7 @@ import gymnasium as gym
 import numpy as np
 
 from robopref.dataset import PreferenceDataset
+from robopref.files import write_json_atomic
 from robopref.population import Population, resolve_population
 from robopref.queries import BehaviourMix, build_query_pool, collect_rollouts, make_env
 from robopref.users import NOISE_KEYS, label_pairs
@@ -229,21 +227,6 @@ def summary_path(out: str | Path) -> Path:
     """The summary file of dataset ``out``: ``data/plate.npz`` -> ``data/plate.summary.json``."""
     out = Path(out)
     return out.with_name(out.stem + ".summary.json")
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as JSON via a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-            handle.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def collect_command(options: CollectOptions) -> dict[str, Any]:

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 import robopref.envs  # noqa: F401  (registers the envs)
-from robopref.policies.checkpoint import LoadedPolicy, load_policy, read_meta, write_json_atomic
+from robopref.files import write_json_atomic
+from robopref.policies.checkpoint import LoadedPolicy, load_policy, read_meta
 from robopref.policies.personalize import candidate_pool, personalize
 from robopref.policies.rollout import make_eval_env, run_episode
 from robopref.population import resolve_population
