@@ -55,8 +55,10 @@ class EvalUsers(BaseCallback):
         every: int,
         episodes: int,
         history: list[dict[str, Any]],
+        set_down: bool = False,
     ) -> None:
         super().__init__()
+        self.set_down = set_down
         self.env_id, self.kind, self.reward_model = env_id, kind, reward_model
         self.users, self.every, self.episodes, self.history = users, every, episodes, history
         self._last = 0
@@ -72,7 +74,7 @@ class EvalUsers(BaseCallback):
 
     def evaluate(self, model: BaseAlgorithm) -> dict[str, Any]:
         """Run the episodes now; returns (and records) the row."""
-        env = make_eval_env(self.env_id, self.kind, self.reward_model)
+        env = make_eval_env(self.env_id, self.kind, self.reward_model, set_down=self.set_down)
         assert self.users.means is not None and self.users.goals is not None
         assert self.users.groups is not None
         successes, returns, groups = [], [], []

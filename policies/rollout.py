@@ -15,7 +15,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from robopref.envs.wrappers import GoalObservation
+from robopref.envs.wrappers import GoalObservation, SetDownOnContact
 from robopref.policies.latent_env import LatentRewardEnv, LatentSource, PopulationGoals
 from robopref.reward.base import RewardModel
 
@@ -30,6 +30,12 @@ class Episode:
     frames: list[np.ndarray] = field(default_factory=list)
 
 
+def task_env(env_id: str, set_down: bool, **kwargs: Any) -> gym.Env:
+    """``gym.make(env_id, **kwargs)``, under :class:`SetDownOnContact` if ``set_down``."""
+    env = gym.make(env_id, **kwargs)
+    return SetDownOnContact(env) if set_down else env
+
+
 def make_eval_env(
     env_id: str,
     kind: str,
@@ -37,12 +43,14 @@ def make_eval_env(
     render: bool = False,
     width: int = 240,
     height: int = 180,
+    set_down: bool = False,
 ) -> gym.Env:
-    """The env a ``latent`` or ``oracle`` policy acts in (goals set per episode by reset)."""
+    """The env a ``latent`` or ``oracle`` policy acts in (goals set per episode by reset);
+    ``set_down`` as the policy was trained (its ``meta["set_down"]``)."""
     kwargs: dict[str, Any] = {}
     if render:
         kwargs = {"render_mode": "rgb_array", "width": width, "height": height}
-    base = gym.make(env_id, **kwargs)
+    base = task_env(env_id, set_down, **kwargs)
     if kind == "oracle":
         goal_space = base.unwrapped.goal_space
         dummy = np.atleast_1d(np.asarray(goal_space.sample(), dtype=np.float64))[None]

@@ -40,6 +40,7 @@ from robopref.policies.latent_env import (
     LatentSource,
     PopulationGoals,
 )
+from robopref.policies.rollout import task_env
 from robopref.population import resolve_population
 from robopref.queries import make_env
 from robopref.reward.base import RewardModel
@@ -71,6 +72,10 @@ class TrainPolicyOptions:
     n_envs: int = field(default=8, metadata={"help": "parallel envs"})
     subproc: bool = field(default=False, metadata={"help": "one process per env (SubprocVecEnv)"})
     latent_source: str = field(default="users", metadata={"help": "users or prior"})
+    set_down: bool = field(
+        default=True,
+        metadata={"help": "let go once the lifted object rests on the table (SetDownOnContact)"},
+    )
     val_fraction: float = field(
         default=0.1, metadata={"help": "held-out users (the reward model's split)"}
     )
@@ -82,14 +87,17 @@ class TrainPolicyOptions:
 
 
 def _latent_env(
-    env_id: str, model: RewardModel, source: LatentSource, seed: int, defer: bool
+    env_id: str, model: RewardModel, source: LatentSource, seed: int, set_down: bool
 ) -> gym.Env:
     torch.set_num_threads(1)
-    return LatentRewardEnv(gym.make(env_id), model, source, defer_reward=defer, seed=seed)
+    base = task_env(env_id, set_down)
+    return LatentRewardEnv(base, model, source, defer_reward=True, seed=seed)
 
 
-def _oracle_env(env_id: str, goals: np.ndarray, groups: np.ndarray, seed: int) -> gym.Env:
-    return GoalObservation(PopulationGoals(gym.make(env_id), goals, groups, seed=seed))
+def _oracle_env(
+    env_id: str, goals: np.ndarray, groups: np.ndarray, seed: int, set_down: bool
+) -> gym.Env:
+    return GoalObservation(PopulationGoals(task_env(env_id, set_down), goals, groups, seed=seed))
 
 
 def build_vec_env(factories: list[Any], subproc: bool, seed: int) -> VecEnv:
@@ -173,13 +181,19 @@ def train_policy(options: TrainPolicyOptions) -> dict[str, Any]:
         "algo": options.algo,
         "seed": options.seed,
         "options": asdict(options),
+        "set_down": options.set_down,
     }
     if options.oracle:
         train_users = _oracle_goals(options, 1000, options.seed)
         eval_users = _oracle_goals(options, options.eval_episodes, options.seed + 10_000)
         factories = [
             functools.partial(
-                _oracle_env, options.env, train_users.goals, train_users.groups, options.seed + i
+                _oracle_env,
+                options.env,
+                train_users.goals,
+                train_users.groups,
+                options.seed + i,
+                options.set_down,
             )
             for i in range(options.n_envs)
         ]
@@ -197,7 +211,7 @@ def train_policy(options: TrainPolicyOptions) -> dict[str, Any]:
             raise ValueError(f"--latent-source {options.latent_source!r}: use users or prior")
         factories = [
             functools.partial(
-                _latent_env, env_id, reward_model, train_users, options.seed + i, True
+                _latent_env, env_id, reward_model, train_users, options.seed + i, options.set_down
             )
             for i in range(options.n_envs)
         ]
@@ -241,6 +255,7 @@ def train_policy(options: TrainPolicyOptions) -> dict[str, Any]:
             options.eval_every,
             options.eval_episodes,
             history,
+            set_down=options.set_down,
         ),
         CheckpointEvery(out, options.checkpoint_every, meta, history),
     ]

@@ -57,6 +57,10 @@ class CollectOptions:
     careless_share: float = field(
         default=0.25, metadata={"help": "share of expert episodes that drop from height"}
     )
+    hesitant_share: float = field(
+        default=0.25,
+        metadata={"help": "share of expert episodes that hold on a while before letting go"},
+    )
     population_goal_share: float = field(
         default=0.5,
         metadata={"help": "share of expert episodes aimed near the population's own goals"},
@@ -117,12 +121,13 @@ def collect(options: CollectOptions) -> PreferenceDataset:
         np.random.default_rng(s) for s in np.random.SeedSequence(options.seed).spawn(5)
     )
     mix = BehaviourMix(
-        options.expert_share,
-        options.random_share,
-        0.0,
-        options.expert_noise,
-        options.careless_share,
-        options.population_goal_share,
+        expert=options.expert_share,
+        random=options.random_share,
+        policy=0.0,
+        expert_noise=options.expert_noise,
+        careless=options.careless_share,
+        hesitant=options.hesitant_share,
+        pool_goals=options.population_goal_share,
     )
     rollouts = collect_rollouts(
         options.env,

@@ -125,7 +125,10 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
     pool = None
     if reward is not None:
         pool = candidate_pool(reward, pairs=options.pool_pairs, seed=options.seed + 1)
-    envs = {p.name: make_eval_env(env_id, p.kind, m) for p, m in policies}
+    envs = {
+        p.name: make_eval_env(env_id, p.kind, m, set_down=bool(p.meta.get("set_down", False)))
+        for p, m in policies
+    }
     records: list[dict[str, Any]] = []
     began = time.perf_counter()
     for u, user in enumerate(users):

@@ -30,7 +30,7 @@ import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.policies.checkpoint import LoadedPolicy, load_policy, read_meta
 from robopref.policies.latent_env import LatentRewardEnv, LatentSource, env_goal
 from robopref.policies.personalize import candidate_pool, personalize
-from robopref.policies.rollout import run_episode
+from robopref.policies.rollout import run_episode, task_env
 from robopref.population import resolve_population
 from robopref.queries import make_env
 from robopref.reward.base import RewardModel
@@ -138,10 +138,13 @@ def _mp4_path(out: str) -> Path:
     return path
 
 
-def _render_env(env_id: str, model: RewardModel, options: VideoOptions) -> gym.Env:
+def _render_env(
+    env_id: str, model: RewardModel, options: VideoOptions, set_down: bool = False
+) -> gym.Env:
     """The env a latent policy sees (obs ⊕ z), rendering from ``options.camera``."""
-    base = gym.make(
+    base = task_env(
         env_id,
+        set_down,
         render_mode="rgb_array",
         camera=options.camera,
         width=options.width,
@@ -196,7 +199,7 @@ def render_panels(options: VideoOptions) -> tuple[list[list[Panel]], float]:
     rows: list[list[Panel]] = []
     fps = 25.0
     for title, policy, model in loaded:
-        env = _render_env(env_id, model, options)
+        env = _render_env(env_id, model, options, bool(policy.meta.get("set_down", False)))
         fps = float(env.metadata["render_fps"])
         row = []
         try:

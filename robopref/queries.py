@@ -11,7 +11,11 @@
    times as often, and a pair is redrawn when both segments show an object that has not
    moved from where the episode started (an idle arm) or when the two segments' object
    trajectories are nearly equal (mean distance of object position, plus 5 cm per unit of
-   ``held`` difference, below ``min_gap``).
+   ``held`` difference, below ``min_gap``). A ``near_share`` of the pairs are *near pairs*:
+   the first segment, from an expert episode, ends with the object low over the table
+   (below ``LOW_HEIGHT``: set down where the expert aimed, or about to be) and the second
+   with the object within ``NEAR_RADIUS`` of there: uniform pairs rarely compare two ways
+   of being at one spot (set down or still held, gently or dropped).
 3. The result is a :class:`QueryPool` of ``obs_a/obs_b/feat_a/feat_b`` arrays shared by all
    users: collection draws each user's queries from it, and active querying can score its
    candidates for a new user (:meth:`QueryPool.draw`, :meth:`QueryPool.subset`).
@@ -35,6 +39,10 @@ from robopref.envs import sample_goal, scripted_policy
 Policy = Callable[[np.ndarray], Any]
 #: behaviour source codes stored per episode in :attr:`Rollouts.source`.
 SOURCES: tuple[str, ...] = ("expert", "random", "policy")
+#: a near pair's segments end with the object at most this far apart (m, horizontally).
+NEAR_RADIUS = 0.05
+#: a near pair's first segment ends with the object this low (m): where it is set down.
+LOW_HEIGHT = 0.02
 
 
 @dataclass(frozen=True)
@@ -44,8 +52,12 @@ class BehaviourMix:
     Each expert episode draws its action-noise standard deviation uniformly from
     ``[0, expert_noise]``; a ``careless`` share of expert episodes lets go of the object as
     soon as it is over the goal (from carry height, or the plate's interlock limit), so that
-    the shared drop-height norm shows up in the data. ``policy`` is the share of episodes
-    run by the callables passed to :func:`collect_rollouts` (one drawn per episode).
+    the shared drop-height norm shows up in the data; a ``hesitant`` share keeps holding the
+    object where the expert would let go, for a delay drawn uniformly from the episode's
+    length (so some never let go), so that the data compares "set down" with "held in
+    place": without it a learned reward cannot tell them apart and a policy trained on it
+    never lets go. ``policy`` is the share of episodes run by the callables passed to
+    :func:`collect_rollouts` (one drawn per episode).
     """
 
     expert: float = 0.8
@@ -53,6 +65,7 @@ class BehaviourMix:
     policy: float = 0.0
     expert_noise: float = 0.3
     careless: float = 0.25
+    hesitant: float = 0.25
     #: share of expert episodes aimed at a goal of the ``goal_pool`` passed to
     #: :func:`collect_rollouts` (e.g. near the population's own goals) instead of a goal
     #: drawn uniformly from the env's goal space.
@@ -67,8 +80,16 @@ class BehaviourMix:
             raise ValueError(
                 f"pool_goals={self.pool_goals} is a share of expert episodes: use [0, 1]"
             )
-        if not 0.0 <= self.careless <= 1.0:
-            raise ValueError(f"careless={self.careless} is a share of expert episodes: use [0, 1]")
+        for name in ("careless", "hesitant"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(
+                    f"{name}={getattr(self, name)} is a share of expert episodes: use [0, 1]"
+                )
+        if self.careless + self.hesitant > 1.0:
+            raise ValueError(
+                f"careless={self.careless} + hesitant={self.hesitant} exceed all expert "
+                "episodes: make their sum at most 1"
+            )
         if shares[2] > 0 and n_policies == 0:
             raise ValueError(
                 f"{self} gives policies a share but none were passed: pass policies=[...] "
@@ -131,7 +152,7 @@ def collect_rollouts(
     for e in tqdm(range(episodes), desc="rollouts", unit="ep", disable=not progress):
         obs[e, 0], info = env.reset(seed=int(rng.integers(2**31)))
         feat[e, 0] = info["features"]
-        act = _behaviour(env, int(source[e]), rng, mix, policies, goal_pool)
+        act = _behaviour(env, int(source[e]), rng, mix, policies, goal_pool, steps)
         for t in range(1, steps + 1):
             obs[e, t], _, _, _, info = env.step(act(obs[e, t - 1]))
             feat[e, t] = info["features"]
@@ -146,6 +167,7 @@ def _behaviour(
     mix: BehaviourMix,
     policies: Sequence[Policy],
     goal_pool: np.ndarray | None = None,
+    steps: int = 100,
 ) -> Policy:
     if source == 0:
         if goal_pool is not None and len(goal_pool) and rng.random() < mix.pool_goals:
@@ -154,10 +176,13 @@ def _behaviour(
             goal = sample_goal(env.goal_space, rng)
         noise = float(rng.uniform(0.0, mix.expert_noise))
         expert = scripted_policy(env, goal, noise=noise, seed=int(rng.integers(2**31)))
-        if rng.random() >= mix.careless:
-            return expert
-        target = env.zone_centers[goal] if hasattr(env, "zone_centers") else np.asarray(goal)
-        return _careless(expert, target)
+        style = rng.random()
+        if style < mix.careless:
+            target = env.zone_centers[goal] if hasattr(env, "zone_centers") else np.asarray(goal)
+            return _careless(expert, target)
+        if style < mix.careless + mix.hesitant:
+            return _hesitant(expert, int(rng.integers(steps + 1)))
+        return expert
     if source == 1:
         child = np.random.default_rng(int(rng.integers(2**31)))
         return lambda _obs: child.uniform(-1.0, 1.0, size=4).astype(np.float32)
@@ -171,6 +196,21 @@ def _careless(expert: Policy, target: np.ndarray) -> Policy:
         action = np.array(expert(obs), dtype=np.float32)
         if obs[3] > 0.5 and np.hypot(obs[4] - target[0], obs[5] - target[1]) < 0.03:
             action[3] = -1.0
+        return action
+
+    return act
+
+
+def _hesitant(expert: Policy, delay: int) -> Policy:
+    """``expert``, but holding on for ``delay`` more steps each time it would let go."""
+    waited = 0
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        nonlocal waited
+        action = np.array(expert(obs), dtype=np.float32)
+        if obs[3] > 0.5 and action[3] <= 0.0 and waited < delay:
+            waited += 1
+            action[3] = 1.0
         return action
 
     return act
@@ -260,6 +300,22 @@ def _segment_stats(rollouts: Rollouts, segment: int) -> tuple[np.ndarray, ...]:
     return seg_pos, seg_held, idle, has_release
 
 
+def _near_partners(
+    first: np.ndarray, seg_pos: np.ndarray, rng: np.random.Generator, tries: int = 256
+) -> np.ndarray:
+    """For each flat segment index in ``first``, a segment whose object ends within
+    ``NEAR_RADIUS`` of where it ends (tried among ``tries`` random ones; itself if none)."""
+    end_xy = seg_pos[:, :, :2, -1].reshape(-1, 2)  # (E * S, 2)
+    partners = first.copy()
+    for i, a in enumerate(first):
+        cand = rng.integers(len(end_xy), size=tries)
+        close = np.flatnonzero(np.hypot(*(end_xy[cand] - end_xy[a]).T) < NEAR_RADIUS)
+        close = close[cand[close] != a]
+        if len(close):
+            partners[i] = cand[close[0]]
+    return partners
+
+
 def build_query_pool(
     rollouts: Rollouts,
     n_pairs: int,
@@ -267,8 +323,11 @@ def build_query_pool(
     rng: np.random.Generator,
     min_gap: float = 0.03,
     release_boost: float = 4.0,
+    near_share: float = 0.3,
 ) -> QueryPool:
     """Draw ``n_pairs`` informative candidate pairs of ``segment``-step segments (module doc)."""
+    if not 0.0 <= near_share <= 1.0:
+        raise ValueError(f"near_share={near_share} is a share of the pairs: use [0, 1]")
     length = rollouts.feat.shape[1]
     if not 1 <= segment <= length:
         raise ValueError(f"segment={segment} must lie in [1, {length}] (the episode's states)")
@@ -276,6 +335,8 @@ def build_query_pool(
         raise ValueError(f"n_pairs={n_pairs} must be >= 1")
     seg_pos, seg_held, idle, has_release = _segment_stats(rollouts, segment)
     n_starts = idle.shape[1]
+    expert = (rollouts.source == SOURCES.index("expert"))[:, None]
+    low_end = np.flatnonzero((expert & (seg_pos[:, :, 2, -1] < LOW_HEIGHT)).ravel())
     weight = np.where(has_release, release_boost, 1.0).ravel()
     weight /= weight.sum()
     chosen: list[np.ndarray] = []
@@ -288,6 +349,10 @@ def build_query_pool(
                 f"or more varied episodes, or lower min_gap={min_gap}"
             )
         cand = rng.choice(weight.size, size=(2 * (n_pairs - found) + 64, 2), p=weight)
+        near = rng.random(len(cand)) < near_share
+        if low_end.size:
+            cand[near, 0] = rng.choice(low_end, size=int(near.sum()))
+        cand[near, 1] = _near_partners(cand[near, 0], seg_pos, rng)
         ea, sa = np.divmod(cand[:, 0], n_starts)
         eb, sb = np.divmod(cand[:, 1], n_starts)
         gap = np.linalg.norm(seg_pos[ea, sa] - seg_pos[eb, sb], axis=-2).mean(-1)
@@ -309,5 +374,10 @@ def build_query_pool(
         feat[:, 0],
         feat[:, 1],
         np.stack([ep, st], axis=-1).astype(np.int64),
-        {"min_gap": min_gap, "release_boost": release_boost, "episodes": rollouts.n_episodes},
+        {
+            "min_gap": min_gap,
+            "release_boost": release_boost,
+            "near_share": near_share,
+            "episodes": rollouts.n_episodes,
+        },
     )
