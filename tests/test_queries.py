@@ -59,12 +59,40 @@ def test_callable_policies_join_the_mix():
 
 def test_careless_experts_break_the_drop_norm_careful_ones_do_not():
     def drops(careless: float) -> np.ndarray:
-        mix = BehaviourMix(expert=1.0, random=0.0, expert_noise=0.0, careless=careless)
+        mix = BehaviourMix(
+            expert=1.0, random=0.0, expert_noise=0.0, careless=careless, hesitant=0.0
+        )
         r = collect_rollouts(BLOCK, 6, np.random.default_rng(0), mix)
         return r.feat[..., r.feature_names.index("drop_height")].max(axis=1)
 
     assert (drops(1.0) > 0.02).mean() > 0.5
     assert np.all(drops(0.0) < 0.02)
+
+
+def test_hesitant_experts_hold_the_plate_down_longer_than_prompt_ones():
+    def held_on_table(hesitant: float) -> float:
+        mix = BehaviourMix(
+            expert=1.0, random=0.0, expert_noise=0.0, careless=0.0, hesitant=hesitant
+        )
+        r = collect_rollouts(PLATE, 6, np.random.default_rng(0), mix)
+        held = r.feat[..., r.feature_names.index("held")] > 0.5
+        low = r.feat[..., r.feature_names.index("height")] < 0.004
+        return float((held & low).sum())
+
+    assert held_on_table(1.0) > held_on_table(0.0) + 30
+    with pytest.raises(ValueError, match="at most 1"):
+        BehaviourMix(careless=0.6, hesitant=0.6).shares(0)
+
+
+def test_near_pairs_end_at_one_spot(plate_rollouts):
+    def ending_close(share: float) -> float:
+        pool = build_query_pool(plate_rollouts, 400, 10, np.random.default_rng(0), near_share=share)
+        end_a, end_b = pool.feat_a[:, -1, :2], pool.feat_b[:, -1, :2]
+        return float((np.hypot(*(end_a - end_b).T) < 0.05).mean())
+
+    assert ending_close(1.0) > ending_close(0.0) + 0.3
+    with pytest.raises(ValueError, match="near_share"):
+        build_query_pool(plate_rollouts, 10, 10, np.random.default_rng(0), near_share=2.0)
 
 
 def test_unknown_env_is_refused():

@@ -336,3 +336,26 @@ def test_backend_without_a_display_names_the_values_to_try(tmp_path) -> None:
     assert result.returncode == 0, result.stderr
     assert "ERROR Rendering failed with MUJOCO_GL=glfw" in result.stdout
     assert "MUJOCO_GL=egl" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env_id", "goal"), [("robopref/PlatePlacement-v0", (0.2, 0.15)), ("robopref/BlockSort-v0", 1)]
+)
+def test_set_down_on_contact_lets_go_of_a_lifted_object_resting_on_the_table(env_id, goal):
+    from robopref.envs.wrappers import SetDownOnContact
+
+    def final_success(set_down: bool) -> bool:
+        env = gym.make(env_id, goal=goal)
+        env = SetDownOnContact(env) if set_down else env
+        expert = scripted_policy(env, goal)
+        obs, info = env.reset(seed=1)
+        for _ in range(env.spec.max_episode_steps if env.spec else 80):
+            action = expert(obs)
+            if obs[3] > 0.5:
+                action[3] = 1.0  # never let go itself
+            obs, _, _, _, info = env.step(action)
+        env.close()
+        return bool(info["is_success"])
+
+    assert final_success(True)
+    assert not final_success(False)
