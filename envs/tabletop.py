@@ -224,6 +224,10 @@ class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
         """Height of the object's lowest point above the table top (metres)."""
         return float(self._obj_pos[2]) - self._object_half_height()
 
+    def tip_above_object(self) -> float:
+        """Height of the suction tip above the object's top (metres)."""
+        return float(self._hand_pos[2] - self._obj_pos[2]) - self._object_half_height()
+
     def _object_half_height(self) -> float:
         return self.OBJECT.size[-1] if self.OBJECT.shape == "plate" else self.OBJECT.size[0]
 

@@ -53,6 +53,8 @@ class GoalObservation(gym.ObservationWrapper):
 
 #: an object held higher than this (m, its bottom above the table) counts as lifted.
 LIFTED_HEIGHT = 0.02
+#: after a set-down the suction stays off until the tip is this far above the object (m).
+RETREAT_HEIGHT = 0.05
 
 
 class SetDownOnContact(gym.Wrapper):
@@ -60,8 +62,10 @@ class SetDownOnContact(gym.Wrapper):
 
     While the object is held, has been lifted more than ``LIFTED_HEIGHT`` since it was
     taken, and its bottom is back within ``RESTING_HEIGHT`` of the table top, the action's
-    grip is turned off (``grip = -1``); otherwise actions pass unchanged, and the policy may
-    still let go itself. Learned rewards rank "set down at the goal" barely above "held
+    grip is turned off (``grip = -1``), and it stays off until the suction tip has moved
+    ``RETREAT_HEIGHT`` above the object (so that a policy that keeps asking for suction
+    does not take the object straight back; it can still lift the hand and take it again).
+    Otherwise actions pass unchanged, and the policy may still let go itself. Learned rewards rank "set down at the goal" barely above "held
     down at the goal" (few answers compare the two), and a policy trained on them learns to
     hold on; with this primitive it decides *where* to set the object down, which is what
     the users disagree about (as in the pick-and-place primitives of VPL's Ravens tasks).
@@ -70,12 +74,14 @@ class SetDownOnContact(gym.Wrapper):
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
         self._lifted = False
+        self._set_down = False
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
         """Reset the env and the lifted flag."""
         out = self.env.reset(seed=seed, options=options)
+        self._set_down = False
         self._update()
         return out
 
@@ -83,6 +89,10 @@ class SetDownOnContact(gym.Wrapper):
         """Let go if the lifted object rests on the table, then step."""
         task = self.env.unwrapped
         if self._lifted and task.held and task.object_bottom_height() < RESTING_HEIGHT:
+            self._set_down = True
+        if self._set_down and not task.held and task.tip_above_object() > RETREAT_HEIGHT:
+            self._set_down = False
+        if self._set_down:
             action = np.array(action, dtype=np.float32, copy=True)
             action[3] = -1.0
         out = self.env.step(action)
