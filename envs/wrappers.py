@@ -65,10 +65,12 @@ class SetDownOnContact(gym.Wrapper):
     grip is turned off (``grip = -1``), and it stays off until the suction tip has moved
     ``RETREAT_HEIGHT`` above the object (so that a policy that keeps asking for suction
     does not take the object straight back; it can still lift the hand and take it again).
-    Otherwise actions pass unchanged, and the policy may still let go itself. Learned rewards rank "set down at the goal" barely above "held
-    down at the goal" (few answers compare the two), and a policy trained on them learns to
-    hold on; with this primitive it decides *where* to set the object down, which is what
-    the users disagree about (as in the pick-and-place primitives of VPL's Ravens tasks).
+    Otherwise actions pass unchanged, and the policy may still let go itself.
+
+    Why: learned rewards rank "set down at the goal" barely above "held down at the goal"
+    (few answers compare the two), and a policy trained on them learns to hold on. With
+    this primitive it decides *where* to set the object down, which is what the users
+    disagree about (as with the pick-and-place primitives of VPL's Ravens tasks).
     """
 
     def __init__(self, env: gym.Env) -> None:
