@@ -55,14 +55,14 @@ class CollectOptions:
         default=0.3, metadata={"help": "expert action noise std, drawn per episode in [0, this]"}
     )
     careless_share: float = field(
-        default=0.25, metadata={"help": "share of expert episodes that drop from height"}
+        default=0.2, metadata={"help": "share of expert episodes that drop from height"}
     )
     hesitant_share: float = field(
-        default=0.25,
+        default=0.5,
         metadata={"help": "share of expert episodes that hold on a while before letting go"},
     )
     population_goal_share: float = field(
-        default=0.5,
+        default=0.8,
         metadata={"help": "share of expert episodes aimed near the population's own goals"},
     )
     min_gap: float = field(

@@ -1,9 +1,10 @@
 """``robopref demo``: the whole pipeline on the embedded default (PlatePlacement, two-modes).
 
-collect -> train-reward (VPL, BTL) -> train-policy (VPL, BTL, oracle) -> evaluate, all into
-``runs/demo/``. A step whose output already exists is skipped (so an interrupted demo
-resumes where it stopped) unless ``--retrain`` is given; reward models and policies shipped
-in ``policies/checkpoints/`` are used instead of training when present.
+collect -> train-reward (VPL, BTL) -> train-policy (VPL, BTL, oracle) -> evaluate -> video,
+into ``runs/demo/`` (the evaluation as ``runs/demo/evaluate.json``) and ``videos/``. A step
+whose output already exists is skipped (so an interrupted demo resumes where it stopped)
+unless ``--retrain`` is given; reward models and policies shipped in
+``policies/checkpoints/`` are used instead of training when present.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from robopref.collect import CollectOptions, collect_command
 from robopref.evaluate import EvaluateOptions, evaluate_command
 from robopref.policies.train import TrainPolicyOptions, train_policy_command
+from robopref.policy_video import VideoOptions, video_command
 from robopref.reward.train_command import TrainRewardOptions, train_reward_command
 
 SHIPPED = Path(__file__).resolve().parent.parent / "policies" / "checkpoints"
@@ -29,19 +31,32 @@ class DemoOptions:
     retrain: bool = field(default=False, metadata={"help": "redo every step from scratch"})
     steps: int = field(default=300_000, metadata={"help": "env steps per policy"})
     users: int = field(default=20, metadata={"help": "new users in the evaluation"})
+    queries_per_user: int = field(
+        default=48,
+        metadata={
+            "help": "answers per training user (more than collect's 16: a policy "
+            "needs the reward's peak in the right place, not only good ranking)"
+        },
+    )
     seed: int = field(default=0, metadata={"help": "seed of every step"})
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
+    video: str = field(
+        default="videos/personalized.mp4",
+        metadata={"help": "the VPL-vs-BTL video (MP4, GIF beside it); empty: no video"},
+    )
 
 
-def _step(name: str, target: Path, retrain: bool) -> bool:
-    """Whether to run step ``name`` (its output ``target`` missing, or ``retrain``)."""
+def _step(name: str, target: Path, retrain: bool, shipped: Path | None = None) -> bool:
+    """Whether to run step ``name``: its output ``target`` is missing (and nothing is
+    shipped at ``shipped`` to copy there), or ``retrain``."""
     if target.exists() and not retrain:
         print(f"demo: {name}: {target} exists, skipped (--retrain redoes it)", flush=True)
         return False
-    shipped = SHIPPED / target.name
-    if shipped.exists() and not retrain:
-        copy = shutil.copytree if shipped.is_dir() else shutil.copy2
-        copy(shipped, target)
+    if shipped is not None and shipped.exists() and not retrain:
+        if shipped.is_dir():
+            shutil.copytree(shipped, target.parent, dirs_exist_ok=True)  # a policy folder
+        else:
+            shutil.copy2(shipped, target)
         print(f"demo: {name}: using the shipped {shipped}", flush=True)
         return False
     print(f"demo: {name} -> {target}", flush=True)
@@ -55,10 +70,17 @@ def demo_command(options: DemoOptions) -> int:
     began = time.perf_counter()
     data = out / "plate.npz"
     if _step("collect", data, options.retrain):
-        collect_command(CollectOptions(out=str(data), seed=options.seed, progress=False))
+        collect_command(
+            CollectOptions(
+                out=str(data),
+                seed=options.seed,
+                queries_per_user=options.queries_per_user,
+                progress=False,
+            )
+        )
     for kind in ("vpl", "btl"):
         path = out / f"{kind}.pt"
-        if _step(f"train-reward {kind}", path, options.retrain):
+        if _step(f"train-reward {kind}", path, options.retrain, SHIPPED / path.name):
             train_reward_command(
                 TrainRewardOptions(
                     data=str(data), model=kind, out=str(path), seed=options.seed,
@@ -67,7 +89,8 @@ def demo_command(options: DemoOptions) -> int:
             )  # fmt: skip
     for name in ("vpl", "btl", "oracle"):
         folder = out / f"policy_{name}"
-        if _step(f"train-policy {name}", folder / "model.zip", options.retrain):
+        shipped = SHIPPED / folder.name
+        if _step(f"train-policy {name}", folder / "model.zip", options.retrain, shipped):
             train_policy_command(
                 TrainPolicyOptions(
                     reward=str(out / f"{name}.pt"), data=str(data), oracle=name == "oracle",
@@ -83,5 +106,13 @@ def demo_command(options: DemoOptions) -> int:
             json=str(out / "evaluate.json"),
         )
     )  # fmt: skip
+    if options.video:
+        video_command(
+            VideoOptions(
+                policy=str(out / "policy_vpl"), reward=str(out / "vpl.pt"),
+                btl_policy=str(out / "policy_btl"), users=4, seed=options.seed,
+                out=options.video,
+            )
+        )  # fmt: skip
     print(f"demo: done in {time.perf_counter() - began:.0f} s; results in {out}/evaluate.json")
     return 0

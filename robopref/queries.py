@@ -64,8 +64,8 @@ class BehaviourMix:
     random: float = 0.2
     policy: float = 0.0
     expert_noise: float = 0.3
-    careless: float = 0.25
-    hesitant: float = 0.25
+    careless: float = 0.2
+    hesitant: float = 0.5
     #: share of expert episodes aimed at a goal of the ``goal_pool`` passed to
     #: :func:`collect_rollouts` (e.g. near the population's own goals) instead of a goal
     #: drawn uniformly from the env's goal space.

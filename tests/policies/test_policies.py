@@ -127,6 +127,20 @@ def test_train_smoke_resume_and_refusal(
         other = {**common, "reward": str(tiny_btl)}
         train_policy(TrainPolicyOptions(steps=steps, resume=True, **other))
     assert read_meta(out)["reward_fingerprint"] == policy.meta["reward_fingerprint"]
+    assert read_meta(out)["set_down"] is True  # the default: evaluate rebuilds that env
+
+
+def test_eval_env_applies_the_policys_set_down(tiny_vpl: Path) -> None:
+    from robopref.envs.wrappers import SetDownOnContact
+    from robopref.policies.rollout import make_eval_env
+
+    def wrapped(set_down: bool) -> bool:
+        env = make_eval_env(ENV_ID, "latent", load_reward_model(tiny_vpl), set_down=set_down)
+        while isinstance(env, gym.Wrapper) and not isinstance(env, SetDownOnContact):
+            env = env.env
+        return isinstance(env, SetDownOnContact)
+
+    assert wrapped(True) and not wrapped(False)
 
 
 def test_personalize_separates_groups(tiny_vpl: Path) -> None:
