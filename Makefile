@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/oracle_learning.py --json runs/bench/oracle_learning.json
 	$(PY) benchmarks/collect_throughput.py --json runs/bench/collect_throughput.json
 	$(PY) benchmarks/reward_speed.py --json runs/bench/reward_speed.json
+	$(PY) benchmarks/policy_throughput.py --json runs/bench/policy_throughput.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

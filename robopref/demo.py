@@ -14,19 +14,29 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import robopref.policies
 from robopref.collect import CollectOptions, collect_command
 from robopref.evaluate import EvaluateOptions, evaluate_command
 from robopref.policies.train import TrainPolicyOptions, train_policy_command
 from robopref.policy_video import VideoOptions, video_command
 from robopref.reward.train_command import TrainRewardOptions, train_reward_command
 
-SHIPPED = Path(__file__).resolve().parent.parent / "policies" / "checkpoints"
+SHIPPED = Path(robopref.policies.__file__).resolve().parent / "checkpoints"
+DEMO_ENV = "robopref/PlatePlacement-v0"
+DEMO_POPULATION = "two-modes"
 
 
 @dataclass
 class DemoOptions:
-    """Run collect, reward training, policy training and evaluation into runs/demo/."""
+    """Run collect, reward training, policy training and evaluation into runs/demo/.
 
+    The shipped checkpoints are used only for the embedded default (``env``,
+    ``population``, ``seed``, ``steps`` and ``queries_per_user`` as here); any other task
+    or population is trained from scratch.
+    """
+
+    env: str = field(default=DEMO_ENV, metadata={"help": "task id"})
+    population: str = field(default=DEMO_POPULATION, metadata={"help": "population name/file"})
     out: str = field(default="runs/demo", metadata={"help": "folder of everything it makes"})
     retrain: bool = field(default=False, metadata={"help": "redo every step from scratch"})
     steps: int = field(default=300_000, metadata={"help": "env steps per policy"})
@@ -68,10 +78,18 @@ def demo_command(options: DemoOptions) -> int:
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
-    data = out / "plate.npz"
+    data = out / "data.npz"
+    defaults = DemoOptions()
+    embedded = all(
+        getattr(options, name) == getattr(defaults, name)
+        for name in ("env", "population", "seed", "steps", "queries_per_user")
+    )
+    shipped_dir = SHIPPED if embedded else None
     if _step("collect", data, options.retrain):
         collect_command(
             CollectOptions(
+                env=options.env,
+                population=options.population,
                 out=str(data),
                 seed=options.seed,
                 queries_per_user=options.queries_per_user,
@@ -80,7 +98,8 @@ def demo_command(options: DemoOptions) -> int:
         )
     for kind in ("vpl", "btl"):
         path = out / f"{kind}.pt"
-        if _step(f"train-reward {kind}", path, options.retrain, SHIPPED / path.name):
+        shipped = shipped_dir / path.name if shipped_dir else None
+        if _step(f"train-reward {kind}", path, options.retrain, shipped):
             train_reward_command(
                 TrainRewardOptions(
                     data=str(data), model=kind, out=str(path), seed=options.seed,
@@ -89,11 +108,12 @@ def demo_command(options: DemoOptions) -> int:
             )  # fmt: skip
     for name in ("vpl", "btl", "oracle"):
         folder = out / f"policy_{name}"
-        shipped = SHIPPED / folder.name
+        shipped = shipped_dir / folder.name if shipped_dir else None
         if _step(f"train-policy {name}", folder / "model.zip", options.retrain, shipped):
             train_policy_command(
                 TrainPolicyOptions(
                     reward=str(out / f"{name}.pt"), data=str(data), oracle=name == "oracle",
+                    env=options.env, population=options.population,
                     steps=options.steps, out=str(folder), name=name, seed=options.seed,
                     device=options.device, progress=False,
                     resume=(folder / "checkpoint.zip").exists() and not options.retrain,
@@ -103,15 +123,18 @@ def demo_command(options: DemoOptions) -> int:
         EvaluateOptions(
             policy=[str(out / f"policy_{n}") for n in ("vpl", "btl", "oracle")],
             reward=str(out / "vpl.pt"), users=options.users, seed=options.seed,
-            json=str(out / "evaluate.json"),
+            population=options.population, json=str(out / "evaluate.json"),
         )
     )  # fmt: skip
-    if options.video:
+    video = options.video
+    if video == defaults.video and not embedded:
+        video = str(out / "personalized.mp4")  # videos/ holds the embedded demo's video only
+    if video:
         video_command(
             VideoOptions(
                 policy=str(out / "policy_vpl"), reward=str(out / "vpl.pt"),
                 btl_policy=str(out / "policy_btl"), users=4, seed=options.seed,
-                out=options.video,
+                population=options.population, out=video,
             )
         )  # fmt: skip
     print(f"demo: done in {time.perf_counter() - began:.0f} s; results in {out}/evaluate.json")
