@@ -45,7 +45,7 @@ from robopref.population import resolve_population
 from robopref.queries import make_env
 from robopref.reward.base import RewardModel
 from robopref.reward.checkpoint import load_payload, load_reward_model
-from robopref.reward.evaluation import posterior_means
+from robopref.reward.evaluation import few_shot_means, posterior_means
 from robopref.reward.inputs import reward_input, reward_view
 from robopref.reward.nets import resolve_device
 
@@ -71,7 +71,13 @@ class TrainPolicyOptions:
     seed: int = field(default=0, metadata={"help": "seed of everything"})
     n_envs: int = field(default=8, metadata={"help": "parallel envs"})
     subproc: bool = field(default=False, metadata={"help": "one process per env (SubprocVecEnv)"})
-    latent_source: str = field(default="users", metadata={"help": "users or prior"})
+    latent_source: str = field(
+        default="few-shot",
+        metadata={
+            "help": "z per episode: few-shot (a training user's posterior means after 1, 2, 4, "
+            "8, 16 active queries and all answers), users (all answers only) or prior"
+        },
+    )
     set_down: bool = field(
         default=True,
         metadata={"help": "let go once the lifted object rests on the table (SetDownOnContact)"},
@@ -154,11 +160,24 @@ def _users(options: TrainPolicyOptions, model: RewardModel) -> tuple[LatentSourc
         train, held_out = dataset.subset_users(rest), dataset.subset_users(test)
     else:
         train, held_out = dataset.split_users(options.val_fraction, 0)
-    sources = []
-    for part in (train, held_out):
-        means = posterior_means(model, part).astype(np.float32)
-        sources.append(LatentSource(model.latent_dim, means, part.user_goal, part.user_group))
-    return sources[0], sources[1]
+    if options.latent_source == "few-shot":
+        means, owner = few_shot_means(model, train, seed=options.seed)
+        source = LatentSource(
+            model.latent_dim, means, train.user_goal[owner], train.user_group[owner]
+        )
+    else:
+        means = posterior_means(model, train)
+        source = LatentSource(model.latent_dim, means, train.user_goal, train.user_group)
+    # Held-out users are scored as evaluate serves a new user: z after 4 active queries.
+    eval_means, owner = few_shot_means(model, held_out, ks=(4,), seed=options.seed + 1)
+    keep = np.arange(0, len(owner), 2)  # (k = 4, all answers) per user: the k = 4 rows
+    held = LatentSource(
+        model.latent_dim,
+        eval_means[keep],
+        held_out.user_goal[owner[keep]],
+        held_out.user_group[owner[keep]],
+    )
+    return source, held
 
 
 def _oracle_goals(options: TrainPolicyOptions, n: int, seed: int) -> LatentSource:
@@ -207,8 +226,10 @@ def train_policy(options: TrainPolicyOptions) -> dict[str, Any]:
         train_users, eval_users = _users(options, reward_model)
         if options.latent_source == "prior":
             train_users = LatentSource.prior(reward_model.latent_dim)
-        elif options.latent_source != "users":
-            raise ValueError(f"--latent-source {options.latent_source!r}: use users or prior")
+        elif options.latent_source not in ("users", "few-shot"):
+            raise ValueError(
+                f"--latent-source {options.latent_source!r}: use few-shot, users or prior"
+            )
         factories = [
             functools.partial(
                 _latent_env, env_id, reward_model, train_users, options.seed + i, options.set_down

@@ -162,3 +162,15 @@ def test_personalize_separates_groups(tiny_vpl: Path) -> None:
         zs.setdefault(user.group, []).append(bound.z)
     z0, z1 = np.mean(zs[0], 0), np.mean(zs[1], 0)
     assert np.linalg.norm(z0 - z1) > 1e-3
+
+
+def test_few_shot_means_one_row_per_user_and_k_plus_all_answers(tiny_vpl: Path, tiny_data: Path):
+    from robopref.reward.evaluation import few_shot_means
+
+    model = load_reward_model(tiny_vpl)
+    dataset = reward_view(PreferenceDataset.load(tiny_data), reward_input(model))
+    means, owner = few_shot_means(model, dataset, ks=(1, 4))
+    assert means.shape == (3 * dataset.n_users, model.latent_dim)
+    assert np.array_equal(owner, np.repeat(np.arange(dataset.n_users), 3))
+    np.testing.assert_allclose(means[2::3], posterior_means(model, dataset), atol=1e-5)
+    assert not np.allclose(means[0::3], means[2::3])  # one answer is not all six
