@@ -55,15 +55,19 @@ class CollectOptions:
         default=0.3, metadata={"help": "expert action noise std, drawn per episode in [0, this]"}
     )
     careless_share: float = field(
-        default=0.2, metadata={"help": "share of expert episodes that drop from height"}
+        default=0.25, metadata={"help": "share of expert episodes that drop from height"}
     )
     hesitant_share: float = field(
-        default=0.5,
+        default=0.0,
         metadata={"help": "share of expert episodes that hold on a while before letting go"},
     )
     population_goal_share: float = field(
-        default=0.8,
+        default=0.5,
         metadata={"help": "share of expert episodes aimed near the population's own goals"},
+    )
+    near_share: float = field(
+        default=0.0,
+        metadata={"help": "share of pairs whose segments end at one spot (query pool)"},
     )
     min_gap: float = field(
         default=0.03, metadata={"help": "redraw pairs whose object trajectories differ less (m)"}
@@ -140,7 +144,10 @@ def collect(options: CollectOptions) -> PreferenceDataset:
     )
     asked = options.users * options.queries_per_user
     pool_pairs = options.pool_pairs or max(4096, 2 * asked)
-    pool = build_query_pool(rollouts, pool_pairs, options.segment, pool_rng, options.min_gap)
+    pool = build_query_pool(
+        rollouts, pool_pairs, options.segment, pool_rng, options.min_gap,
+        near_share=options.near_share,
+    )  # fmt: skip
     users = population.sample_users(options.users, user_rng)
     index = np.concatenate([pool.draw(options.queries_per_user, ask_rng) for _ in users])
     user_of_pair = np.repeat(np.arange(options.users), options.queries_per_user)

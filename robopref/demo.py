@@ -24,6 +24,15 @@ from robopref.reward.train_command import TrainRewardOptions, train_reward_comma
 SHIPPED = Path(robopref.policies.__file__).resolve().parent / "checkpoints"
 DEMO_ENV = "robopref/PlatePlacement-v0"
 DEMO_POPULATION = "two-modes"
+#: the collect settings that give a policy a reward it can act on (README, Policies): the
+#: object held on before it is let go, set down near the population's goals, and pairs that
+#: compare two ways of being at one spot. The collect defaults are the reward benchmark's.
+POLICY_DATA = {
+    "hesitant_share": 0.5,
+    "careless_share": 0.2,
+    "population_goal_share": 0.8,
+    "near_share": 0.3,
+}
 
 
 @dataclass
@@ -93,6 +102,7 @@ def demo_command(options: DemoOptions) -> int:
                 out=str(data),
                 seed=options.seed,
                 queries_per_user=options.queries_per_user,
+                **POLICY_DATA,
                 progress=False,
             )
         )

@@ -64,8 +64,8 @@ class BehaviourMix:
     random: float = 0.2
     policy: float = 0.0
     expert_noise: float = 0.3
-    careless: float = 0.2
-    hesitant: float = 0.5
+    careless: float = 0.25
+    hesitant: float = 0.0
     #: share of expert episodes aimed at a goal of the ``goal_pool`` passed to
     #: :func:`collect_rollouts` (e.g. near the population's own goals) instead of a goal
     #: drawn uniformly from the env's goal space.
@@ -323,7 +323,7 @@ def build_query_pool(
     rng: np.random.Generator,
     min_gap: float = 0.03,
     release_boost: float = 4.0,
-    near_share: float = 0.3,
+    near_share: float = 0.0,
 ) -> QueryPool:
     """Draw ``n_pairs`` informative candidate pairs of ``segment``-step segments (module doc)."""
     if not 0.0 <= near_share <= 1.0:
@@ -349,10 +349,11 @@ def build_query_pool(
                 f"or more varied episodes, or lower min_gap={min_gap}"
             )
         cand = rng.choice(weight.size, size=(2 * (n_pairs - found) + 64, 2), p=weight)
-        near = rng.random(len(cand)) < near_share
-        if low_end.size:
-            cand[near, 0] = rng.choice(low_end, size=int(near.sum()))
-        cand[near, 1] = _near_partners(cand[near, 0], seg_pos, rng)
+        if near_share > 0.0:
+            near = rng.random(len(cand)) < near_share
+            if low_end.size:
+                cand[near, 0] = rng.choice(low_end, size=int(near.sum()))
+            cand[near, 1] = _near_partners(cand[near, 0], seg_pos, rng)
         ea, sa = np.divmod(cand[:, 0], n_starts)
         eb, sb = np.divmod(cand[:, 1], n_starts)
         gap = np.linalg.norm(seg_pos[ea, sa] - seg_pos[eb, sb], axis=-2).mean(-1)
