@@ -54,6 +54,8 @@ FAR_SLOPE = 2.0
 PLATE_PLACED_RADIUS = 0.05
 #: the block is in a zone within this horizontal distance of its centre (m, the env's).
 ZONE_RADIUS = 0.07
+#: BlockSort's shared "go and get it" norm: reward per metre from the tip to a loose block.
+REACH_SLOPE = 2.0
 #: an object whose bottom is lower than this rests on the table (m, the env's).
 RESTING_HEIGHT = 0.004
 
@@ -94,7 +96,10 @@ def block_reward(
     Closeness ``exp(-d / 0.1) - 2 d`` with ``d`` the distance from the block's bottom to the
     preferred zone's centre on the table, +1 while it rests released inside that zone, and
     the shared norms times ``norm_weight``: -1 per 2 cm of release height above 2 cm (at
-    most -2), and -1 while the block is below the table top (fallen off).
+    most -2), -1 while the block is below the table top (fallen off), and ``-REACH_SLOPE``
+    per metre from the suction tip to the block while the block is neither held nor in
+    place (go and get it: without this, nobody's answers reward reaching for the block,
+    and a policy trained on them never learns to pick it up).
     """
     zone_cols = np.array([cols[f"zone_{i}"] for i in range(_count_zones(cols))])
     zone_index = np.asarray(goal[..., 0]).astype(np.int64)
@@ -107,7 +112,8 @@ def block_reward(
     placed = released & (height < RESTING_HEIGHT) & (zone_d < ZONE_RADIUS)
     drop = np.clip((features[..., cols["drop_height"]] - 0.02) / 0.02, 0.0, 2.0) * released
     fallen = height < -0.01
-    return closeness + placed - norm_weight * (drop + fallen)
+    reach = REACH_SLOPE * features[..., cols["reach"]] * (released & ~placed)
+    return closeness + placed - norm_weight * (drop + fallen + reach)
 
 
 def _count_zones(cols: dict[str, int]) -> int:
@@ -140,9 +146,9 @@ TASK_REWARDS: dict[str, TaskReward] = {
     "robopref/BlockSort-v0": TaskReward(
         block_reward,
         goal_dim=1,
-        offset=-0.27,
-        scale=1.13,
-        required=("x", "y", "height", "held", "drop_height", "zone_0"),
+        offset=-0.47,
+        scale=1.24,
+        required=("x", "y", "height", "held", "drop_height", "reach", "zone_0"),
     ),
 }
 
