@@ -9,6 +9,7 @@ unless ``--retrain`` is given; reward models and policies shipped in
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pathlib import Path
 import robopref.policies
 from robopref.collect import CollectOptions, collect_command
 from robopref.evaluate import EvaluateOptions, evaluate_command
+from robopref.files import write_json_atomic
 from robopref.policies.train import TrainPolicyOptions, train_policy_command
 from robopref.policy_video import VideoOptions, video_command
 from robopref.reward.train_command import TrainRewardOptions, train_reward_command
@@ -72,8 +74,13 @@ def _step(name: str, target: Path, retrain: bool, shipped: Path | None = None) -
         print(f"demo: {name}: {target} exists, skipped (--retrain redoes it)", flush=True)
         return False
     if shipped is not None and shipped.exists() and not retrain:
-        if shipped.is_dir():
-            shutil.copytree(shipped, target.parent, dirs_exist_ok=True)  # a policy folder
+        if shipped.is_dir():  # a policy folder: its reward model is the one beside it now
+            shutil.copytree(shipped, target.parent, dirs_exist_ok=True)
+            meta_path = target.parent / "meta.json"
+            meta = json.loads(meta_path.read_text())
+            if meta.get("reward_path"):
+                meta["reward_path"] = str(target.parent.parent / Path(meta["reward_path"]).name)
+                write_json_atomic(meta_path, meta)
         else:
             shutil.copy2(shipped, target)
         print(f"demo: {name}: using the shipped {shipped}", flush=True)
