@@ -59,6 +59,14 @@ class DemoOptions:
             "needs the reward's peak in the right place, not only good ranking)"
         },
     )
+    decoder: str = field(
+        default="bilinear",
+        metadata={
+            "help": "VPL decoder (mlp, with --latent-dim 8 --kl-weight 0.1, for continuous goals)"
+        },
+    )
+    latent_dim: int = field(default=4, metadata={"help": "VPL: size of the user latent z"})
+    kl_weight: float = field(default=1.0, metadata={"help": "VPL: weight of the KL term"})
     seed: int = field(default=0, metadata={"help": "seed of every step"})
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
     video: str = field(
@@ -98,7 +106,16 @@ def demo_command(options: DemoOptions) -> int:
     defaults = DemoOptions()
     embedded = all(
         getattr(options, name) == getattr(defaults, name)
-        for name in ("env", "population", "seed", "steps", "queries_per_user")
+        for name in (
+            "env",
+            "population",
+            "seed",
+            "steps",
+            "queries_per_user",
+            "decoder",
+            "latent_dim",
+            "kl_weight",
+        )
     )
     shipped_dir = SHIPPED if embedded else None
     if _step("collect", data, options.retrain):
@@ -121,6 +138,8 @@ def demo_command(options: DemoOptions) -> int:
                 TrainRewardOptions(
                     data=str(data), model=kind, out=str(path), seed=options.seed,
                     device=options.device, overwrite=True, threads=1,
+                    decoder=options.decoder, latent_dim=options.latent_dim,
+                    kl_weight=options.kl_weight,
                 )
             )  # fmt: skip
     for name in ("vpl", "btl", "oracle"):
