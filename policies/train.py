@@ -169,13 +169,11 @@ def _users(options: TrainPolicyOptions, model: RewardModel) -> tuple[LatentSourc
         means = posterior_means(model, train)
         source = LatentSource(model.latent_dim, means, train.user_goal, train.user_group)
     # Held-out users are scored as evaluate serves a new user: z after 4 active queries.
-    eval_means, owner = few_shot_means(model, held_out, ks=(4,), seed=options.seed + 1)
-    keep = np.arange(0, len(owner), 2)  # (k = 4, all answers) per user: the k = 4 rows
+    eval_means, owner = few_shot_means(
+        model, held_out, ks=(4,), seed=options.seed + 1, with_all_answers=False
+    )
     held = LatentSource(
-        model.latent_dim,
-        eval_means[keep],
-        held_out.user_goal[owner[keep]],
-        held_out.user_group[owner[keep]],
+        model.latent_dim, eval_means, held_out.user_goal[owner], held_out.user_group[owner]
     )
     return source, held
 

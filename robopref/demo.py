@@ -41,9 +41,9 @@ POLICY_DATA = {
 class DemoOptions:
     """Run collect, reward training, policy training and evaluation into runs/demo/.
 
-    The shipped checkpoints are used only for the embedded default (``env``,
-    ``population``, ``seed``, ``steps`` and ``queries_per_user`` as here); any other task
-    or population is trained from scratch.
+    The shipped checkpoints are used only for the embedded default (every option that
+    shapes a model, from ``env`` to ``kl_weight``, at its default); anything else is
+    trained from scratch.
     """
 
     env: str = field(default=DEMO_ENV, metadata={"help": "task id"})

@@ -202,7 +202,7 @@ def _careless(expert: Policy, target: np.ndarray) -> Policy:
 
 
 def _hesitant(expert: Policy, delay: int) -> Policy:
-    """``expert``, but holding on for ``delay`` more steps each time it would let go."""
+    """``expert``, but holding on where it would let go, for ``delay`` steps in all."""
     waited = 0
 
     def act(obs: np.ndarray) -> np.ndarray:

@@ -142,13 +142,14 @@ def few_shot_means(
     ks: tuple[int, ...] = (1, 2, 4, 8, 16),
     strategy: str = "active",
     seed: int = 0,
+    with_all_answers: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The latents a new user gets after few answers, for training a policy on them.
 
     For each user of ``dataset``, ``infer_user`` asks up to ``max(ks)`` of the user's own
     pairs (answered with the recorded labels) and the posterior mean after each ``k`` in
-    ``ks`` is kept, as is the mean given all of the user's answers. Returns ``(means, user)``:
-    ``(R, Z)`` latents and ``(R,)`` the user index of each row. Few answers give latents
+    ``ks`` is kept, and (``with_all_answers``) the mean given all of the user's answers.
+    Returns ``(means, user)``: ``(R, Z)`` latents and ``(R,)`` the user index of each row. Few answers give latents
     of another spread than many (on PlatePlacement, larger): a policy trained only on the
     all-answers means meets latents it never saw once it serves a new user after 4 queries.
     """
@@ -168,7 +169,8 @@ def few_shot_means(
         for k in ks:
             rows.append(np.asarray(result.means[min(k, len(result.means) - 1)], dtype=np.float64))
             owners.append(user)
-        mean, _ = model.posterior((dataset.obs_a[own], dataset.obs_b[own], dataset.label[own]))
-        rows.append(np.asarray(mean, dtype=np.float64))
-        owners.append(user)
+        if with_all_answers:
+            mean, _ = model.posterior((dataset.obs_a[own], dataset.obs_b[own], dataset.label[own]))
+            rows.append(np.asarray(mean, dtype=np.float64))
+            owners.append(user)
     return np.stack(rows), np.asarray(owners, dtype=np.int64)
