@@ -146,12 +146,12 @@ def few_shot_means(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The latents a new user gets after few answers, for training a policy on them.
 
-    For each user of ``dataset``, ``infer_user`` asks up to ``max(ks)`` of the user's own
-    pairs (answered with the recorded labels) and the posterior mean after each ``k`` in
-    ``ks`` is kept, and (``with_all_answers``) the mean given all of the user's answers.
-    Returns ``(means, user)``: ``(R, Z)`` latents and ``(R,)`` the user index of each row.
-    Few answers give latents of another spread than many (on PlatePlacement, larger): a policy trained only on the
-    all-answers means meets latents it never saw once it serves a new user after 4 queries.
+    For each user of ``dataset``, ``infer_user`` asks up to ``max(ks)`` of the user's own pairs
+    (answered with the recorded labels) and the posterior mean after each ``k`` in ``ks`` is
+    kept, and (``with_all_answers``) the mean given all of the user's answers. Returns ``(means,
+    user)``: ``(R, Z)`` latents and ``(R,)`` the user index of each row. Few answers give
+    latents of another spread than many (on PlatePlacement, larger): a policy trained only on
+    the all-answers means meets latents it never saw once it serves a new user after 4 queries.
     """
     rows, owners = [], []
     rng = np.random.default_rng(seed)
