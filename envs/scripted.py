@@ -61,13 +61,26 @@ def block_expert_action(obs: np.ndarray, zone: np.ndarray, low_z: float) -> np.n
     return _move(tip, target, -1.0 if distance < 0.02 and resting else 1.0)
 
 
+def goal_point(task: PlatePlacementEnv | BlockSortEnv, goal: Any) -> np.ndarray:
+    """The table point (x, y) of a validated ``goal``: the plate's goal, the zone's centre."""
+    if isinstance(task, BlockSortEnv):
+        return np.asarray(task.zone_centers[goal], dtype=np.float64)
+    return np.asarray(goal, dtype=np.float64)
+
+
 def scripted_policy(
-    env: gym.Env, goal: Any, noise: float = 0.0, seed: int | np.random.Generator | None = None
+    env: gym.Env,
+    goal: Any,
+    noise: float = 0.0,
+    seed: int | np.random.Generator | None = None,
+    aim: np.ndarray | None = None,
 ) -> Policy:
     """An ``obs -> action`` expert for ``env``'s task aimed at ``goal``.
 
     ``noise`` is the standard deviation of Gaussian noise added to every action (then
-    clipped to [-1, 1]), drawn from ``seed``; 0 gives the deterministic expert.
+    clipped to [-1, 1]), drawn from ``seed``; 0 gives the deterministic expert. ``aim``, a
+    table point (x, y), is where the expert puts the object down instead of the goal's own
+    point (the plate's goal, the zone's centre): data that misses the goal on purpose.
     """
     task = env.unwrapped
     if not isinstance(task, PlatePlacementEnv | BlockSortEnv):
@@ -75,15 +88,15 @@ def scripted_policy(
     goal = task.validate_goal(goal)
     rng = np.random.default_rng(seed)
     low_z = float(task.WORKSPACE_LOW[2])
+    point = goal_point(task, goal) if aim is None else np.asarray(aim, dtype=np.float64)
     if isinstance(task, PlatePlacementEnv):
 
         def expert(obs: np.ndarray) -> np.ndarray:
-            return plate_expert_action(obs, goal, low_z)
+            return plate_expert_action(obs, point, low_z)
     else:
-        zone = task.zone_centers[goal]
 
         def expert(obs: np.ndarray) -> np.ndarray:
-            return block_expert_action(obs, zone, low_z)
+            return block_expert_action(obs, point, low_z)
 
     def policy(obs: np.ndarray) -> np.ndarray:
         action = expert(np.asarray(obs))

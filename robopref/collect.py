@@ -21,8 +21,19 @@ import numpy as np
 from robopref.dataset import PreferenceDataset
 from robopref.files import write_json_atomic
 from robopref.population import Population, resolve_population
-from robopref.queries import BehaviourMix, build_query_pool, collect_rollouts, make_env
-from robopref.users import NOISE_KEYS, label_pairs
+from robopref.envs.scripted import goal_point
+from robopref.queries import (
+    LOW_HEIGHT,
+    BehaviourMix,
+    QueryPool,
+    build_query_pool,
+    collect_rollouts,
+    make_env,
+)
+from robopref.users import NOISE_KEYS, SyntheticUser, label_pairs
+
+#: an own-goal pair's first segment sets the object down this close to the user's goal (m).
+OWN_GOAL_RADIUS = 0.08
 
 
 @dataclass
@@ -61,6 +72,10 @@ class CollectOptions:
         default=0.0,
         metadata={"help": "share of expert episodes that hold on a while before letting go"},
     )
+    missed_share: float = field(
+        default=0.0,
+        metadata={"help": "share of expert episodes that set the object down 3-15 cm off goal"},
+    )
     population_goal_share: float = field(
         default=0.5,
         metadata={"help": "share of expert episodes aimed near the population's own goals"},
@@ -68,6 +83,10 @@ class CollectOptions:
     near_share: float = field(
         default=0.0,
         metadata={"help": "share of pairs whose segments end at one spot (query pool)"},
+    )
+    own_goal_share: float = field(
+        default=0.0,
+        metadata={"help": "share of each user's pairs that set the object down near its goal"},
     )
     min_gap: float = field(
         default=0.03, metadata={"help": "redraw pairs whose object trajectories differ less (m)"}
@@ -114,6 +133,34 @@ def goals_near_population(
     return goals
 
 
+def _draw_with_own_goal(
+    pool: QueryPool,
+    env: gym.Env,
+    user: SyntheticUser,
+    n: int,
+    share: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """``n`` pair indices for ``user``: a ``share`` whose first segment ends with the object
+    set down within ``OWN_GOAL_RADIUS`` of the user's goal, the rest drawn uniformly.
+
+    Users with goals all over the table (the continuous population) otherwise almost never
+    see the object set down at their own goal, so a learned reward cannot tell "set down at
+    my goal" from "held just above it" (where only the goal's own bonus differs), and a
+    policy trained on it hovers. A system that already roughly knows a user asks the same.
+    """
+    cols = {name: i for i, name in enumerate(pool.feature_names)}
+    end = pool.feat_a[:, -1]
+    point = goal_point(env.unwrapped, env.unwrapped.validate_goal(user.goal))
+    near_goal = (
+        np.hypot(end[:, cols["x"]] - point[0], end[:, cols["y"]] - point[1]) < OWN_GOAL_RADIUS
+    ) & (end[:, cols["height"]] < LOW_HEIGHT)
+    own = np.flatnonzero(near_goal)
+    n_own = min(round(share * n), len(own))
+    picked = rng.choice(own, size=n_own, replace=False)
+    return np.concatenate([picked, pool.draw(n - n_own, rng, exclude=picked)])
+
+
 def collect(options: CollectOptions) -> PreferenceDataset:
     """Build the dataset described by ``options`` (nothing is written)."""
     for name in ("users", "queries_per_user", "episodes"):
@@ -131,6 +178,7 @@ def collect(options: CollectOptions) -> PreferenceDataset:
         expert_noise=options.expert_noise,
         careless=options.careless_share,
         hesitant=options.hesitant_share,
+        missed=options.missed_share,
         pool_goals=options.population_goal_share,
     )
     rollouts = collect_rollouts(
@@ -149,7 +197,18 @@ def collect(options: CollectOptions) -> PreferenceDataset:
         near_share=options.near_share,
     )  # fmt: skip
     users = population.sample_users(options.users, user_rng)
-    index = np.concatenate([pool.draw(options.queries_per_user, ask_rng) for _ in users])
+    if not 0.0 <= options.own_goal_share <= 1.0:
+        raise ValueError(f"--own-goal-share={options.own_goal_share} is a share: use [0, 1]")
+    if options.own_goal_share > 0.0:
+        index = np.concatenate(
+            [
+                _draw_with_own_goal(pool, env, u, options.queries_per_user,
+                                    options.own_goal_share, ask_rng)
+                for u in users
+            ]
+        )  # fmt: skip
+    else:  # no extra draws: the same datasets as before the option existed
+        index = np.concatenate([pool.draw(options.queries_per_user, ask_rng) for _ in users])
     user_of_pair = np.repeat(np.arange(options.users), options.queries_per_user)
     asked_pool = pool.subset(index)
     labels = label_pairs(users, user_of_pair, asked_pool.feat_a, asked_pool.feat_b, label_rng)
@@ -166,6 +225,7 @@ def collect(options: CollectOptions) -> PreferenceDataset:
         "episodes": options.episodes,
         "pool_pairs": pool_pairs,
         "min_gap": options.min_gap,
+        "own_goal_share": options.own_goal_share,
         "pool_index": index.tolist(),
     }
     return PreferenceDataset(

@@ -35,6 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from robopref.envs import sample_goal, scripted_policy
+from robopref.envs.scripted import goal_point
 
 Policy = Callable[[np.ndarray], Any]
 #: behaviour source codes stored per episode in :attr:`Rollouts.source`.
@@ -43,6 +44,10 @@ SOURCES: tuple[str, ...] = ("expert", "random", "policy")
 NEAR_RADIUS = 0.05
 #: a near pair's first segment ends with the object this low (m): where it is set down.
 LOW_HEIGHT = 0.02
+#: a missed expert episode sets the object down this far from the goal's point (m).
+MISS_MIN, MISS_MAX = 0.03, 0.15
+#: and no farther out than this on either table axis (m; the hand reaches 0.35).
+MISS_TABLE_LIMIT = 0.3
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,11 @@ class BehaviourMix:
     expert_noise: float = 0.3
     careless: float = 0.25
     hesitant: float = 0.0
+    #: share of expert episodes that put the object down beside the goal on purpose, at a
+    #: point ``MISS_MIN..MISS_MAX`` m from it in a random direction (clipped to the table),
+    #: so that the data shows how the reward falls off around a goal in every direction.
+    #: BlockSort needs it: its experts otherwise only ever aim at the two zone centres.
+    missed: float = 0.0
     #: share of expert episodes aimed at a goal of the ``goal_pool`` passed to
     #: :func:`collect_rollouts` (e.g. near the population's own goals) instead of a goal
     #: drawn uniformly from the env's goal space.
@@ -80,7 +90,7 @@ class BehaviourMix:
             raise ValueError(
                 f"pool_goals={self.pool_goals} is a share of expert episodes: use [0, 1]"
             )
-        for name in ("careless", "hesitant"):
+        for name in ("careless", "hesitant", "missed"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(
                     f"{name}={getattr(self, name)} is a share of expert episodes: use [0, 1]"
@@ -175,11 +185,13 @@ def _behaviour(
         else:
             goal = sample_goal(env.goal_space, rng)
         noise = float(rng.uniform(0.0, mix.expert_noise))
-        expert = scripted_policy(env, goal, noise=noise, seed=int(rng.integers(2**31)))
+        aim = goal_point(env.unwrapped, goal)
+        if mix.missed > 0.0 and rng.random() < mix.missed:  # no draw when off: same datasets
+            aim = _missed_aim(aim, rng)
+        expert = scripted_policy(env, goal, noise=noise, seed=int(rng.integers(2**31)), aim=aim)
         style = rng.random()
         if style < mix.careless:
-            target = env.zone_centers[goal] if hasattr(env, "zone_centers") else np.asarray(goal)
-            return _careless(expert, target)
+            return _careless(expert, aim)
         if style < mix.careless + mix.hesitant:
             return _hesitant(expert, int(rng.integers(steps + 1)))
         return expert
@@ -187,6 +199,13 @@ def _behaviour(
         child = np.random.default_rng(int(rng.integers(2**31)))
         return lambda _obs: child.uniform(-1.0, 1.0, size=4).astype(np.float32)
     return policies[int(rng.integers(len(policies)))]
+
+
+def _missed_aim(point: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A point ``MISS_MIN..MISS_MAX`` m from ``point`` in a random direction, on the table."""
+    angle, distance = rng.uniform(0.0, 2.0 * np.pi), rng.uniform(MISS_MIN, MISS_MAX)
+    aim = point + distance * np.array([np.cos(angle), np.sin(angle)])
+    return np.clip(aim, -MISS_TABLE_LIMIT, MISS_TABLE_LIMIT)
 
 
 def _careless(expert: Policy, target: np.ndarray) -> Policy:

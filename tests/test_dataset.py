@@ -143,3 +143,17 @@ def test_cli_collect_and_its_errors(tmp_path, capsys):
     assert main([*argv, "--population", "continuous"]) == 2
     assert "does not apply" in capsys.readouterr().err
     assert main([*argv, "--population", str(tmp_path / "nope.yaml")]) == 2
+
+
+def test_own_goal_pairs_set_the_object_down_near_each_users_goal():
+    options = {**SMALL, "population": "continuous", "episodes": 40, "queries_per_user": 8}
+
+    def near_own_goal(share: float) -> float:
+        data = collect(CollectOptions(**options, own_goal_share=share, near_share=0.5))
+        end = data.feat_a[:, -1]
+        goal = data.user_goal[data.user]
+        return float((np.hypot(*(end[:, :2] - goal).T) < 0.08).mean())
+
+    assert near_own_goal(0.5) > near_own_goal(0.0) + 0.25
+    with pytest.raises(ValueError, match="own-goal-share"):
+        collect(CollectOptions(**SMALL, own_goal_share=1.5))

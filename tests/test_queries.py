@@ -160,3 +160,17 @@ def test_contested_pairs_are_common(plate_rollouts):
     pool = build_query_pool(plate_rollouts, 1000, 10, np.random.default_rng(0))
     share = named_population("two-modes", env).contested(pool.feat_a, pool.feat_b).mean()
     assert share > 0.15
+
+
+def test_missed_experts_set_the_block_down_beside_the_zone():
+    def end_offsets(missed: float) -> np.ndarray:
+        mix = BehaviourMix(expert=1.0, random=0.0, expert_noise=0.0, careless=0.0, missed=missed)
+        r = collect_rollouts(BLOCK, 8, np.random.default_rng(0), mix)
+        zones = [r.feature_names.index(f"zone_{i}") for i in (0, 1)]
+        return r.feat[:, -1, zones].min(axis=1)  # distance to the nearer zone's centre
+
+    assert np.all(end_offsets(0.0) < 0.03)
+    missed = end_offsets(1.0)
+    assert np.all(missed > 0.02) and missed.max() > 0.06
+    with pytest.raises(ValueError, match="missed"):
+        BehaviourMix(missed=1.5).shares(0)
