@@ -19,9 +19,9 @@ import gymnasium as gym
 import numpy as np
 
 from robopref.dataset import PreferenceDataset
+from robopref.envs.scripted import goal_point
 from robopref.files import write_json_atomic
 from robopref.population import Population, resolve_population
-from robopref.envs.scripted import goal_point
 from robopref.queries import (
     LOW_HEIGHT,
     BehaviourMix,
