@@ -24,6 +24,7 @@ from robopref.files import write_json_atomic
 from robopref.population import Population, resolve_population
 from robopref.queries import (
     LOW_HEIGHT,
+    NEAR_RADIUS,
     BehaviourMix,
     QueryPool,
     build_query_pool,
@@ -155,7 +156,12 @@ def _draw_with_own_goal(
     near_goal = (
         np.hypot(end[:, cols["x"]] - point[0], end[:, cols["y"]] - point[1]) < OWN_GOAL_RADIUS
     ) & (end[:, cols["height"]] < LOW_HEIGHT)
-    own = np.flatnonzero(near_goal)
+    end_b = pool.feat_b[:, -1]
+    same_spot = (
+        np.hypot(end[:, cols["x"]] - end_b[:, cols["x"]], end[:, cols["y"]] - end_b[:, cols["y"]])
+        < NEAR_RADIUS
+    )
+    own = np.flatnonzero(near_goal & same_spot)
     n_own = min(round(share * n), len(own))
     picked = rng.choice(own, size=n_own, replace=False)
     return np.concatenate([picked, pool.draw(n - n_own, rng, exclude=picked)])
