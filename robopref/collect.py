@@ -87,7 +87,7 @@ class CollectOptions:
     )
     own_goal_share: float = field(
         default=0.0,
-        metadata={"help": "share of each user's pairs that set the object down near its goal"},
+        metadata={"help": "share of each user's pairs that are near pairs at its own goal"},
     )
     min_gap: float = field(
         default=0.03, metadata={"help": "redraw pairs whose object trajectories differ less (m)"}
@@ -142,8 +142,9 @@ def _draw_with_own_goal(
     share: float,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """``n`` pair indices for ``user``: a ``share`` whose first segment ends with the object
-    set down within ``OWN_GOAL_RADIUS`` of the user's goal, the rest drawn uniformly.
+    """``n`` pair indices for ``user``: a ``share`` of near pairs (both segments end within
+    ``NEAR_RADIUS`` of each other) whose first segment ends with the object set down within
+    ``OWN_GOAL_RADIUS`` of the user's goal, the rest drawn uniformly.
 
     Users with goals all over the table (the continuous population) otherwise almost never
     see the object set down at their own goal, so a learned reward cannot tell "set down at
@@ -151,16 +152,12 @@ def _draw_with_own_goal(
     policy trained on it hovers. A system that already roughly knows a user asks the same.
     """
     cols = {name: i for i, name in enumerate(pool.feature_names)}
-    end = pool.feat_a[:, -1]
+    end_a, end_b = pool.feat_a[:, -1], pool.feat_b[:, -1]
+    xy_a, xy_b = end_a[:, [cols["x"], cols["y"]]], end_b[:, [cols["x"], cols["y"]]]
     point = goal_point(env.unwrapped, env.unwrapped.validate_goal(user.goal))
-    near_goal = (
-        np.hypot(end[:, cols["x"]] - point[0], end[:, cols["y"]] - point[1]) < OWN_GOAL_RADIUS
-    ) & (end[:, cols["height"]] < LOW_HEIGHT)
-    end_b = pool.feat_b[:, -1]
-    same_spot = (
-        np.hypot(end[:, cols["x"]] - end_b[:, cols["x"]], end[:, cols["y"]] - end_b[:, cols["y"]])
-        < NEAR_RADIUS
-    )
+    near_goal = np.hypot(*(xy_a - point).T) < OWN_GOAL_RADIUS
+    near_goal &= end_a[:, cols["height"]] < LOW_HEIGHT
+    same_spot = np.hypot(*(xy_a - xy_b).T) < NEAR_RADIUS
     own = np.flatnonzero(near_goal & same_spot)
     n_own = min(round(share * n), len(own))
     picked = rng.choice(own, size=n_own, replace=False)
