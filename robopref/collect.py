@@ -31,7 +31,7 @@ from robopref.queries import (
     collect_rollouts,
     make_env,
 )
-from robopref.users import NOISE_KEYS, SyntheticUser, label_pairs
+from robopref.users import NOISE_KEYS, label_pairs
 
 #: an own-goal pair's first segment sets the object down this close to the user's goal (m).
 OWN_GOAL_RADIUS = 0.08
@@ -134,34 +134,38 @@ def goals_near_population(
     return goals
 
 
+def _set_down_near_pairs(pool: QueryPool) -> tuple[np.ndarray, np.ndarray]:
+    """The pool's near pairs whose first segment ends with the object set down: their
+    indices and that spot (x, y), ``(P,)`` and ``(P, 2)``."""
+    cols = {name: i for i, name in enumerate(pool.feature_names)}
+    end_a, end_b = pool.feat_a[:, -1], pool.feat_b[:, -1]
+    xy_a, xy_b = end_a[:, [cols["x"], cols["y"]]], end_b[:, [cols["x"], cols["y"]]]
+    same_spot = np.hypot(*(xy_a - xy_b).T) < NEAR_RADIUS
+    index = np.flatnonzero(same_spot & (end_a[:, cols["height"]] < LOW_HEIGHT))
+    return index, xy_a[index]
+
+
 def _draw_with_own_goal(
     pool: QueryPool,
-    env: gym.Env,
-    user: SyntheticUser,
+    set_down: tuple[np.ndarray, np.ndarray],
+    goal_xy: np.ndarray,
     n: int,
     share: float,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """``n`` pair indices for ``user``: a ``share`` of near pairs (both segments end within
-    ``NEAR_RADIUS`` of each other) whose first segment ends with the object set down within
-    ``OWN_GOAL_RADIUS`` of the user's goal, the rest drawn uniformly.
+    """``n`` pair indices for a user whose goal is at ``goal_xy``: a ``share`` of the near
+    pairs ``set_down`` (:func:`_set_down_near_pairs`) within ``OWN_GOAL_RADIUS`` of the
+    goal, the rest drawn uniformly.
 
     Users with goals all over the table (the continuous population) otherwise almost never
     see the object set down at their own goal, so a learned reward cannot tell "set down at
     my goal" from "held just above it" (where only the goal's own bonus differs), and a
     policy trained on it hovers. A system that already roughly knows a user asks the same.
     """
-    cols = {name: i for i, name in enumerate(pool.feature_names)}
-    end_a, end_b = pool.feat_a[:, -1], pool.feat_b[:, -1]
-    xy_a, xy_b = end_a[:, [cols["x"], cols["y"]]], end_b[:, [cols["x"], cols["y"]]]
-    point = goal_point(env.unwrapped, env.unwrapped.validate_goal(user.goal))
-    near_goal = np.hypot(*(xy_a - point).T) < OWN_GOAL_RADIUS
-    near_goal &= end_a[:, cols["height"]] < LOW_HEIGHT
-    same_spot = np.hypot(*(xy_a - xy_b).T) < NEAR_RADIUS
-    own = np.flatnonzero(near_goal & same_spot)
-    n_own = min(round(share * n), len(own))
-    picked = rng.choice(own, size=n_own, replace=False)
-    return np.concatenate([picked, pool.draw(n - n_own, rng, exclude=picked)])
+    index, spot = set_down
+    own = index[np.hypot(*(spot - goal_xy).T) < OWN_GOAL_RADIUS]
+    picked = rng.choice(own, size=min(round(share * n), len(own)), replace=False)
+    return np.concatenate([picked, pool.draw(n - len(picked), rng, exclude=picked)])
 
 
 def collect(options: CollectOptions) -> PreferenceDataset:
@@ -169,6 +173,8 @@ def collect(options: CollectOptions) -> PreferenceDataset:
     for name in ("users", "queries_per_user", "episodes"):
         if getattr(options, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+    if not 0.0 <= options.own_goal_share <= 1.0:
+        raise ValueError(f"--own-goal-share={options.own_goal_share} is a share: use [0, 1]")
     env, _ = make_env(options.env)
     population = _with_overrides(resolve_population(options.population, env), options)
     rollout_rng, pool_rng, user_rng, ask_rng, label_rng = (
@@ -200,13 +206,12 @@ def collect(options: CollectOptions) -> PreferenceDataset:
         near_share=options.near_share,
     )  # fmt: skip
     users = population.sample_users(options.users, user_rng)
-    if not 0.0 <= options.own_goal_share <= 1.0:
-        raise ValueError(f"--own-goal-share={options.own_goal_share} is a share: use [0, 1]")
     if options.own_goal_share > 0.0:
+        set_down, task = _set_down_near_pairs(pool), env.unwrapped
         index = np.concatenate(
             [
-                _draw_with_own_goal(pool, env, u, options.queries_per_user,
-                                    options.own_goal_share, ask_rng)
+                _draw_with_own_goal(pool, set_down, goal_point(task, task.validate_goal(u.goal)),
+                                    options.queries_per_user, options.own_goal_share, ask_rng)
                 for u in users
             ]
         )  # fmt: skip
