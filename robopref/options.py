@@ -1,0 +1,51 @@
+"""Command-line options whose defaults live in the library's config dataclasses.
+
+A command's options dataclass (see :mod:`robopref.cli`) declares a field for each setting
+it exposes; where the setting belongs to a library config (``BehaviourMix``,
+``LabelModel``, ``TrainSettings``, ``VPLConfig``, ...), :func:`config_option` reads the
+default from that config, so the default is written once, in the library.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+def config_default(config_type: type, name: str) -> Any:
+    """The default of field ``name`` of the dataclass ``config_type`` (a copy if mutable)."""
+    for item in dataclasses.fields(config_type):
+        if item.name == name:
+            if item.default_factory is not dataclasses.MISSING:
+                return item.default_factory()
+            if item.default is dataclasses.MISSING:
+                raise TypeError(f"{config_type.__name__}.{name} has no default")
+            return item.default
+    raise TypeError(f"{config_type.__name__} has no field {name!r}")
+
+
+def config_option(config_type: type, name: str, help: str) -> Any:
+    """A ``dataclasses.field`` whose default is ``config_type``'s default for ``name``.
+
+    ``help`` is the line ``robopref COMMAND --help`` prints for the option.
+    """
+    default = config_default(config_type, name)
+    if isinstance(default, list | dict | set):
+        return dataclasses.field(
+            default_factory=lambda: config_default(config_type, name), metadata={"help": help}
+        )
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+def config_values(config_type: type, options: Any, **renamed: str) -> dict[str, Any]:
+    """The fields of ``config_type`` taken from ``options`` (same names, or ``renamed``).
+
+    ``renamed`` maps a config field to the option that sets it, where the names differ.
+    Config fields the options do not expose keep the config's default.
+    """
+    values = {}
+    for item in dataclasses.fields(config_type):
+        source = renamed.get(item.name, item.name)
+        if hasattr(options, source):
+            values[item.name] = getattr(options, source)
+    return values
