@@ -40,6 +40,7 @@ from robopref.policies.latent_env import (
     LatentSource,
     PopulationGoals,
 )
+from robopref.policies.recipe import make_algo
 from robopref.policies.rollout import task_env
 from robopref.population import resolve_population
 from robopref.queries import make_env
@@ -111,39 +112,6 @@ def build_vec_env(factories: list[Any], subproc: bool, seed: int) -> VecEnv:
     venv = SubprocVecEnv(factories) if subproc and len(factories) > 1 else DummyVecEnv(factories)
     venv.seed(seed)
     return venv
-
-
-def make_algo(algo: str, venv: VecEnv, seed: int, device: str, tb: str, steps: int) -> Any:
-    """PPO with the tuned recipe, or SAC with settings for short dense-reward tasks."""
-    if algo not in ALGOS:
-        raise ValueError(f"--algo {algo!r} is unknown: use one of {sorted(ALGOS)}")
-    common = {"seed": seed, "device": device, "tensorboard_log": tb, "verbose": 0}
-    if algo == "ppo":
-        return ALGOS["ppo"](
-            "MlpPolicy",
-            venv,
-            n_steps=256,
-            batch_size=512,
-            n_epochs=10,
-            learning_rate=lambda remaining: 1e-3 * remaining,
-            gamma=0.97,
-            gae_lambda=0.95,
-            policy_kwargs={"net_arch": [128, 128], "log_std_init": -0.5},
-            **common,
-        )
-    return ALGOS["sac"](
-        "MlpPolicy",
-        venv,
-        learning_rate=1e-3,
-        buffer_size=max(10_000, min(steps, 300_000)),
-        learning_starts=min(1000, max(steps // 10, 64)),
-        batch_size=256,
-        gamma=0.97,
-        train_freq=1,
-        gradient_steps=1,
-        policy_kwargs={"net_arch": [128, 128]},
-        **common,
-    )
 
 
 def _users(options: TrainPolicyOptions, model: RewardModel) -> tuple[LatentSource, LatentSource]:
