@@ -78,8 +78,8 @@ class BehaviourMix:
     missed: float = 0.0
     #: share of expert episodes aimed at a goal of the ``goal_pool`` passed to
     #: :func:`collect_rollouts` (e.g. near the population's own goals) instead of a goal
-    #: drawn uniformly from the env's goal space.
-    pool_goals: float = 0.0
+    #: drawn uniformly from the env's goal space. Without a ``goal_pool`` it changes nothing.
+    pool_goals: float = 0.5
 
     def shares(self, n_policies: int) -> np.ndarray:
         """The normalised (expert, random, policy) shares; refuses impossible mixes."""

@@ -187,14 +187,23 @@ class Labels(NamedTuple):
 class LabelModel:
     """How a user turns two segment returns into an answer (see the module docstring)."""
 
-    beta: float = 20.0
-    gamma: float = 1.0
-    mistake: float = 0.01
-    skip_threshold: float | None = None
-    equal_threshold: float = 0.01
-    soft: bool = False
-    position_bias: float = 0.0
-    both_orders: bool = False
+    # Each knob's ``help`` is its line in ``robopref collect --help`` (as an override).
+    beta: float = field(default=20.0, metadata={"help": "rationality beta (inf: no noise)"})
+    gamma: float = field(default=1.0, metadata={"help": "myopia gamma in (0, 1] (1: none)"})
+    mistake: float = field(default=0.01, metadata={"help": "mistake rate in [0, 0.5]"})
+    skip_threshold: float | None = field(
+        default=None, metadata={"help": "skip pairs whose returns are both below this"}
+    )
+    equal_threshold: float = field(
+        default=0.01, metadata={"help": "answer a tie when the returns differ by at most this"}
+    )
+    soft: bool = field(default=False, metadata={"help": "answer P(A) instead of 0/1"})
+    position_bias: float = field(
+        default=0.0, metadata={"help": "chance of picking the first-shown segment, in [0, 1)"}
+    )
+    both_orders: bool = field(
+        default=False, metadata={"help": "ask twice, in both orders, and average"}
+    )
 
     def __post_init__(self) -> None:
         checks = [
