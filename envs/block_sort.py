@@ -38,7 +38,7 @@ import mujoco
 import numpy as np
 
 from robopref.envs import scene
-from robopref.envs.tabletop import RESTING_HEIGHT, TabletopEnv
+from robopref.envs.tabletop import RESTING_HEIGHT, SHARED_OBSERVATION_LAYOUT, TabletopEnv
 
 BLOCK_HALF = 0.02
 ZONE_RADIUS = 0.07
@@ -61,6 +61,11 @@ class BlockSortEnv(TabletopEnv):
     OBJECT: ClassVar[scene.ObjectSpec] = scene.ObjectSpec(
         name="block", shape="block", size=(BLOCK_HALF,), mass=0.1, rgba=(0.85, 0.15, 0.15, 1.0)
     )
+    observation_layout: ClassVar[dict[str, slice]] = {
+        **SHARED_OBSERVATION_LAYOUT,
+        "object_velocity": slice(10, 13),
+        "tip_from_object_top": slice(13, 16),
+    }
     WORKSPACE_LOW: ClassVar[np.ndarray] = np.array([-0.35, -0.35, 2 * BLOCK_HALF + 0.002])
 
     def __init__(
@@ -127,14 +132,16 @@ class BlockSortEnv(TabletopEnv):
         return False
 
     def _observation(self) -> np.ndarray:
+        part = self.observation_layout
         obs = np.empty(16, dtype=np.float32)
-        obs[0:3] = self._hand_pos
-        obs[3] = self.held
-        obs[4:7] = self._obj_pos
-        obs[7:10] = self._obj_pos - self._hand_pos
-        obs[10:13] = self._obj_linvel
-        obs[13:16] = self._hand_pos - self._obj_pos
-        obs[15] -= BLOCK_HALF
+        obs[part["tip"]] = self._hand_pos
+        obs[part["holding"]] = self.held
+        obs[part["object"]] = self._obj_pos
+        obs[part["object_from_tip"]] = self._obj_pos - self._hand_pos
+        obs[part["object_velocity"]] = self._obj_linvel
+        tip_from_top = part["tip_from_object_top"]
+        obs[tip_from_top] = self._hand_pos - self._obj_pos
+        obs[tip_from_top.stop - 1] -= BLOCK_HALF  # from the block's top, not its centre
         return obs
 
     def features(self) -> np.ndarray:
@@ -155,14 +162,18 @@ class BlockSortEnv(TabletopEnv):
         features[7:] = np.hypot(self._zone_x - x, self._zone_y - y)
         return features
 
-    def goal_reward(self, features: np.ndarray, goal: Any) -> tuple[dict[str, float], bool]:
+    def goal_reward(
+        self, features: np.ndarray, goal: Any, released: bool = False
+    ) -> tuple[dict[str, float], bool]:
         """Oracle reward terms and success for a zone index (see module doc)."""
-        zone_distance = float(features[7 + goal])
-        height, held = float(features[2]), bool(features[3])
+        col = self.feature_index
+        zone_distance = float(features[col[f"zone_{goal}"]])
+        height, held = float(features[col["height"]]), bool(features[col["held"]])
         success = (not held) and height < RESTING_HEIGHT and zone_distance < ZONE_RADIUS
-        reach = 0.0 if held or success else -float(features[6])
+        reach = 0.0 if held or success else -float(features[col["reach"]])
         transport = -1.5 * float(np.hypot(zone_distance, max(height, 0.0)))
-        drop = -5.0 * max(self._drop_height - 0.02, 0.0) if self._released_now else 0.0
+        drop_height = float(features[col["drop_height"]])
+        drop = -5.0 * max(drop_height - 0.02, 0.0) if released else 0.0
         terms = {
             "reach": reach,
             "transport": transport,

@@ -52,7 +52,7 @@ import gymnasium as gym
 import numpy as np
 
 from robopref.envs import scene
-from robopref.envs.tabletop import RESTING_HEIGHT, TabletopEnv
+from robopref.envs.tabletop import RESTING_HEIGHT, SHARED_OBSERVATION_LAYOUT, TabletopEnv
 
 PLATE_RADIUS = 0.09
 PLATE_HALF_HEIGHT = 0.008
@@ -83,6 +83,11 @@ class PlatePlacementEnv(TabletopEnv):
         "drop_height",
         "speed",
     )
+    observation_layout: ClassVar[dict[str, slice]] = {
+        **SHARED_OBSERVATION_LAYOUT,
+        "object_up": slice(10, 13),
+        "object_velocity": slice(13, 16),
+    }
     WORKSPACE_LOW: ClassVar[np.ndarray] = np.array([-0.35, -0.35, 2 * PLATE_HALF_HEIGHT + 0.001])
 
     def _make_goal_space(self) -> gym.Space:
@@ -90,7 +95,10 @@ class PlatePlacementEnv(TabletopEnv):
 
     def validate_goal(self, goal: Any) -> np.ndarray:
         """A goal is a table point ``(x, y)`` in metres inside ``goal_space``."""
-        point = np.asarray(goal, dtype=np.float64).reshape(-1)
+        try:
+            point = np.asarray(goal, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            point = np.full(1, np.nan)  # not numbers: the same message as a wrong shape
         if point.shape != (2,) or not np.all(np.isfinite(point)):
             raise ValueError(
                 f"goal={goal!r} must be a table point (x, y) in metres, e.g. (0.2, 0.15)"
@@ -113,13 +121,14 @@ class PlatePlacementEnv(TabletopEnv):
         return self.object_bottom_height() < RELEASE_HEIGHT
 
     def _observation(self) -> np.ndarray:
+        part = self.observation_layout
         obs = np.empty(16, dtype=np.float32)
-        obs[0:3] = self._hand_pos
-        obs[3] = self.held
-        obs[4:7] = self._obj_pos
-        obs[7:10] = self._obj_pos - self._hand_pos
-        obs[10:13] = self._obj_xmat[2::3]
-        obs[13:16] = self._obj_linvel
+        obs[part["tip"]] = self._hand_pos
+        obs[part["holding"]] = self.held
+        obs[part["object"]] = self._obj_pos
+        obs[part["object_from_tip"]] = self._obj_pos - self._hand_pos
+        obs[part["object_up"]] = self._obj_xmat[2::3]
+        obs[part["object_velocity"]] = self._obj_linvel
         return obs
 
     def features(self) -> np.ndarray:
@@ -136,15 +145,21 @@ class PlatePlacementEnv(TabletopEnv):
             dtype=np.float32,
         )
 
-    def goal_reward(self, features: np.ndarray, goal: Any) -> tuple[dict[str, float], bool]:
+    def goal_reward(
+        self, features: np.ndarray, goal: Any, released: bool = False
+    ) -> tuple[dict[str, float], bool]:
         """Oracle reward terms and success for a goal point (see module doc)."""
-        dx, dy = features[0] - goal[0], features[1] - goal[1]
+        col = self.feature_index
+        dx, dy = features[col["x"]] - goal[0], features[col["y"]] - goal[1]
         distance_xy = np.sqrt(dx * dx + dy * dy)
-        success = bool(features[5] and features[4] and distance_xy < SUCCESS_RADIUS)
+        resting = features[col["on_table"]] and features[col["flat"]]
+        success = bool(resting and distance_xy < SUCCESS_RADIUS)
         # Lowering pays only near the goal: far from it the plate should travel high, so that
         # it is not set down early (which PPO otherwise learns, and cannot undo).
-        lowering = float(max(features[2], 0.0)) * np.exp(-distance_xy / SUCCESS_RADIUS)
-        drop = -10.0 * max(self._drop_height - 0.01, 0.0) if self._released_now else 0.0
+        height = float(features[col["height"]])
+        lowering = max(height, 0.0) * np.exp(-distance_xy / SUCCESS_RADIUS)
+        drop_height = float(features[col["drop_height"]])
+        drop = -10.0 * max(drop_height - 0.01, 0.0) if released else 0.0
         terms = {
             "distance": -2.0 * float(distance_xy),
             "height": -4.0 * lowering,

@@ -1,4 +1,8 @@
-"""Offscreen rendering: GL backend choice, a renderer with a helpful error, viewer markers."""
+"""Offscreen rendering: GL backend choice, a renderer with a helpful error, viewer markers.
+
+A bad ``MUJOCO_GL`` only matters to rendering: physics, data collection and training run
+without OpenGL, and the first render raises the error that names the fix.
+"""
 
 from __future__ import annotations
 
@@ -24,38 +28,69 @@ _GL_SWITCHES = ("", "enable", "enabled", "on", "true", "1")
 _GL_SWITCHES += ("disable", "disabled", "off", "false", "0")
 
 
+#: why rendering cannot work in this process (set by :func:`default_gl_backend`), or None.
+_gl_problem: str | None = None
+_RENDERING_OFF = "disable"
+
+
+def _drop_mujoco_modules() -> None:
+    for name in [name for name in sys.modules if name == "mujoco" or name.startswith("mujoco.")]:
+        del sys.modules[name]
+
+
 def default_gl_backend() -> None:
-    """Default ``MUJOCO_GL`` to ``egl`` when no display is present, then check the value.
+    """Default ``MUJOCO_GL`` to ``egl`` when no display is present, and import mujoco safely.
 
     It must run before ``mujoco`` is first imported, which reads the variable at import;
-    ``import robopref`` calls it first thing. A value mujoco would reject, or a backend
-    whose libraries are missing (mujoco then fails at import with an unrelated error),
-    raises a ``RuntimeError`` that names the MUJOCO_GL values to try.
+    ``import robopref`` calls it first thing. Only rendering needs a working backend: a
+    value mujoco would reject, or a backend whose libraries are missing (mujoco then fails
+    at import with an unrelated error), does not stop the physics. mujoco is then imported
+    with rendering switched off, and :func:`make_renderer` raises a ``RuntimeError`` that
+    names the problem and the MUJOCO_GL values to try. Never raises itself.
     """
+    global _gl_problem
     if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
         os.environ["MUJOCO_GL"] = "egl"
+    if "mujoco" in sys.modules:
+        return
     backend = os.environ.get("MUJOCO_GL", "")
     valid = VALID_GL_BACKENDS.get(platform.system(), ("glfw",))
     if backend.lower().strip() not in valid + _GL_SWITCHES:
-        raise RuntimeError(
+        _gl_problem = (
             f"MUJOCO_GL={backend!r} is not a rendering backend: on {platform.system()} use "
-            f"one of {', '.join(valid)}. {GL_HELP}"
+            f"one of {', '.join(valid)}."
         )
-    if "mujoco" in sys.modules:
-        return
+    else:
+        try:
+            import mujoco  # noqa: F401  (its import loads the GL backend's libraries)
+
+            return
+        except Exception as error:  # a missing library surfaces as several unrelated types
+            _drop_mujoco_modules()
+            _gl_problem = (
+                f"mujoco could not load the MUJOCO_GL={backend} backend, most likely because "
+                f"its system libraries are missing ({type(error).__name__}: {error})."
+            )
+    # The physics needs no OpenGL: import mujoco with rendering off, then restore the
+    # user's value so that child processes (vector-env workers) see what this one saw.
+    os.environ["MUJOCO_GL"] = _RENDERING_OFF
     try:
-        import mujoco  # noqa: F401  (its import loads the GL backend's libraries)
-    except Exception as error:  # a missing library surfaces as several unrelated types
-        raise RuntimeError(
-            f"mujoco failed to import with MUJOCO_GL={backend}, most likely because that "
-            f"backend's system libraries are missing ({type(error).__name__}: {error}). "
-            f"{GL_HELP}"
-        ) from error
+        import mujoco  # noqa: F401
+    finally:
+        os.environ["MUJOCO_GL"] = backend
+
+
+def gl_problem() -> str | None:
+    """Why rendering cannot work in this process (a bad or unusable MUJOCO_GL), or None."""
+    return _gl_problem
 
 
 def make_renderer(model, height: int, width: int):
     """A ``mujoco.Renderer``, or a ``RuntimeError`` that says which MUJOCO_GL values to try."""
     import mujoco
+
+    if _gl_problem is not None:
+        raise RuntimeError(f"Rendering is unavailable: {_gl_problem} {GL_HELP}")
 
     if width > model.vis.global_.offwidth or height > model.vis.global_.offheight:
         model.vis.global_.offwidth = max(width, model.vis.global_.offwidth)

@@ -10,7 +10,9 @@ import numpy as np
 
 from robopref.envs.block_sort import BLOCK_HALF, ZONE_RADIUS, BlockSortEnv
 from robopref.envs.plate_placement import PLATE_HALF_HEIGHT, PlatePlacementEnv
-from robopref.envs.tabletop import MAX_HAND_STEP
+from robopref.envs.tabletop import MAX_HAND_STEP, SHARED_OBSERVATION_LAYOUT
+
+_TIP, _HOLDING, _OBJECT = (SHARED_OBSERVATION_LAYOUT[n] for n in ("tip", "holding", "object"))
 
 CARRY_HEIGHT = 0.12
 Policy = Callable[[np.ndarray], np.ndarray]
@@ -25,7 +27,7 @@ def _move(tip: np.ndarray, target: np.ndarray, grip: float) -> np.ndarray:
 
 def plate_expert_action(obs: np.ndarray, goal: np.ndarray, low_z: float) -> np.ndarray:
     """Carry the plate above the goal, lower it, let go on the table, lift the hand away."""
-    tip, held, plate = obs[0:3], obs[3] > 0.5, obs[4:7]
+    tip, held, plate = obs[_TIP], obs[_HOLDING][0] > 0.5, obs[_OBJECT]
     if not held:
         return _move(tip, np.array([tip[0], tip[1], CARRY_HEIGHT]), -1.0)
     offset = goal - plate[:2]
@@ -39,7 +41,7 @@ def plate_expert_action(obs: np.ndarray, goal: np.ndarray, low_z: float) -> np.n
 
 def block_expert_action(obs: np.ndarray, zone: np.ndarray, low_z: float) -> np.ndarray:
     """Go above the block, take it, carry it over the zone, set it down, lift away."""
-    tip, held, block = obs[0:3], obs[3] > 0.5, obs[4:7]
+    tip, held, block = obs[_TIP], obs[_HOLDING][0] > 0.5, obs[_OBJECT]
     block_offset = zone - block[:2]
     in_zone = float(np.hypot(*block_offset)) < ZONE_RADIUS * 0.5
     if not held:

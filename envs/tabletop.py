@@ -13,6 +13,7 @@ interlock forbids it at that moment).
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -29,11 +30,59 @@ RESTING_HEIGHT = 0.004  # an object whose bottom is lower than this rests on the
 # does not warn; nothing in the scene gets 10 m from the table or moves at 10 m/s.
 OBS_BOUND = 10.0
 MARKER_RGBA = (0.1, 0.85, 0.3, 0.45)
+ACTION_SIZE = 4
+#: the observation's first parts, the same in every task; a task's
+#: ``observation_layout`` extends it.
+SHARED_OBSERVATION_LAYOUT: dict[str, slice] = {
+    "tip": slice(0, 3),  # suction tip xyz
+    "holding": slice(3, 4),  # 1 while the suction holds the object
+    "object": slice(4, 7),  # object centre xyz
+    "object_from_tip": slice(7, 10),  # object centre minus tip
+}
+#: the only render mode: frames are drawn off-screen (there is no window to show them in).
+RENDER_MODES = ("rgb_array",)
+_METADATA: dict[str, Any] = {
+    "render_modes": list(RENDER_MODES),
+    "render_fps": int(round(1.0 / (scene.TIMESTEP * scene.SUBSTEPS))),
+}
 
 
 def _clamp(value: float, low: float, high: float) -> float:
     """``value`` clipped to [low, high], as ``np.clip`` does (NaN stays NaN)."""
     return min(max(value, low), high)
+
+
+def _frame_size(value: Any, name: str) -> int:
+    """A render width or height: a positive integer, or a ``ValueError`` naming the fix."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
+        raise ValueError(
+            f"{name}={value!r} must be a positive integer number of pixels, e.g. "
+            f"width=320, height=240"
+        )
+    return int(value)
+
+
+def _action_values(action: Any) -> list[float]:
+    """The four action entries as Python floats, or a ``ValueError`` that names the problem."""
+    try:
+        values = np.asarray(action, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"action={action!r} is not numeric: pass {ACTION_SIZE} floats "
+            "[dx, dy, dz, grip] in [-1, 1]"
+        ) from None
+    if values.shape != (ACTION_SIZE,):
+        raise ValueError(
+            f"action has shape {values.shape}, expected ({ACTION_SIZE},): one [dx, dy, dz, "
+            "grip] per step (for several envs at once use a vector env)"
+        )
+    entries = values.tolist()
+    if not all(math.isfinite(a) for a in entries):
+        raise ValueError(
+            f"action={entries} holds NaN or inf: every entry must be a finite float in "
+            "[-1, 1]; check the policy that produced it (a diverged network gives NaN)"
+        )
+    return entries
 
 
 def sample_goal(goal_space: gym.Space, rng: np.random.Generator) -> Any:
@@ -48,13 +97,11 @@ def sample_goal(goal_space: gym.Space, rng: np.random.Generator) -> Any:
 class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
     """Base class of the tabletop tasks (not registered itself)."""
 
-    metadata: ClassVar[dict[str, Any]] = {
-        "render_modes": ["rgb_array"],
-        "render_fps": int(round(1.0 / (scene.TIMESTEP * scene.SUBSTEPS))),
-    }
     OBJECT: ClassVar[scene.ObjectSpec]
     #: names of the entries of ``info["features"]`` / :meth:`features`, in order.
     feature_names: ClassVar[tuple[str, ...]]
+    #: where each named part of the observation lies: ``obs[observation_layout["tip"]]``.
+    observation_layout: ClassVar[dict[str, slice]]
     #: workspace of the suction tip, (low, high) in the table frame.
     WORKSPACE_LOW: ClassVar[np.ndarray]
     WORKSPACE_HIGH: ClassVar[np.ndarray] = np.array([0.35, 0.35, 0.35])
@@ -70,13 +117,15 @@ class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
     ) -> None:
         if unknown:
             raise TypeError(self._unknown_kwargs_message(unknown))
-        if render_mode not in (None, *self.metadata["render_modes"]):
+        if render_mode not in (None, *RENDER_MODES):
             raise ValueError(
-                f"render_mode={render_mode!r} is not supported: use "
-                f"{self.metadata['render_modes']} or None"
+                f"render_mode={render_mode!r} is not supported: robopref renders off-screen "
+                f"only, so use render_mode='rgb_array' (frames as arrays; show or save them "
+                f"yourself, e.g. with `robopref render` or robopref.video) or None"
             )
         self.render_mode = render_mode
-        self.width, self.height, self.camera = int(width), int(height), camera
+        self.width, self.height = _frame_size(width, "width"), _frame_size(height, "height")
+        self.camera = camera
         self._workspace = (tuple(self.WORKSPACE_LOW.tolist()), tuple(self.WORKSPACE_HIGH.tolist()))
 
         self.model = self._build_spec().compile()  # the MjSpec is not kept: it cannot pickle
@@ -92,11 +141,24 @@ class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
             -OBS_BOUND, OBS_BOUND, shape=(obs_size,), dtype=np.float32
         )
         self.goal_space = self._make_goal_space()
+        #: the column of each feature by name: ``features[feature_index["height"]]``.
+        self.feature_index = {name: i for i, name in enumerate(self.feature_names)}
+        self._needs_reset = True
 
         self._random_goal = isinstance(goal, str) and goal == "random"
         self.goal = None if goal is None or self._random_goal else self.validate_goal(goal)
         self.marker = None
         self._renderer: mujoco.Renderer | None = None
+
+    @property
+    def metadata(self) -> dict[str, Any]:  # type: ignore[override]
+        """Render modes (``rgb_array`` only) and frame rate, as Gymnasium expects."""
+        return _METADATA
+
+    # A property, not a class attribute, on purpose: gym.make reads a class's render modes
+    # and wraps an env without "human" in HumanRendering, whose error asks for pygame,
+    # which cannot help (there is no window). Hidden from gym.make, render_mode="human"
+    # reaches __init__ and its error, which names the mode that works.
 
     # ----------------------------------------------------------------- task hooks
     def _build_spec(self) -> mujoco.MjSpec:
@@ -120,8 +182,15 @@ class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
         """The task state a user judges, as float32 in the order of ``feature_names``."""
         raise NotImplementedError
 
-    def goal_reward(self, features: np.ndarray, goal: Any) -> tuple[dict[str, float], bool]:
-        """Dense reward terms (they sum to the reward) and success, for ``goal``."""
+    def goal_reward(
+        self, features: np.ndarray, goal: Any, released: bool = False
+    ) -> tuple[dict[str, float], bool]:
+        """Dense reward terms (they sum to the reward) and success, for ``goal``.
+
+        A pure function of its arguments (the env's state enters only through them):
+        ``features`` as :meth:`features` returns them, ``released`` whether the object was
+        let go on this step (the one event the features do not show).
+        """
         raise NotImplementedError
 
     def _may_release(self) -> bool:
@@ -142,6 +211,7 @@ class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
         mujoco.mj_forward(self.model, self.data)
         if held:
             self._set_held(True)
+        self._needs_reset = False
         if options and "goal" in options:
             self.goal = None if options["goal"] is None else self.validate_goal(options["goal"])
         elif self._random_goal:
@@ -150,9 +220,15 @@ class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Move the suction tip, switch the suction, and advance the physics one control step."""
+        if self._needs_reset:
+            raise gym.error.ResetNeeded(
+                f"{type(self).__name__}.step() was called before reset(): call env.reset() "
+                "first (gym.make's wrappers enforce this order; the bare env cannot guess a "
+                "start state)"
+            )
         # Python floats, not small numpy ops: the same float64 results, several microseconds
         # less per step (the env's overhead over its physics is budgeted; see the benchmark).
-        dx, dy, dz, grip = (_clamp(a, -1.0, 1.0) for a in np.asarray(action, np.float64).tolist())
+        dx, dy, dz, grip = (_clamp(a, -1.0, 1.0) for a in _action_values(action))
         x, y, z = self._hand_pos.tolist()
         (lx, ly, lz), (hx, hy, hz) = self._workspace
         self._hand_pos[:] = (
@@ -272,7 +348,7 @@ class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
         info: dict[str, Any] = {"features": features}
         if self.goal is None:
             return 0.0, info
-        terms, success = self.goal_reward(features, self.goal)
+        terms, success = self.goal_reward(features, self.goal, self._released_now)
         info["reward_terms"] = terms
         info["is_success"] = success
         return float(sum(terms.values())), info
