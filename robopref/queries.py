@@ -36,6 +36,9 @@ from tqdm import tqdm
 
 from robopref.envs import sample_goal, scripted_policy
 from robopref.envs.scripted import goal_point
+from robopref.envs.tabletop import SHARED_OBSERVATION_LAYOUT
+
+_HOLDING, _OBJECT = SHARED_OBSERVATION_LAYOUT["holding"], SHARED_OBSERVATION_LAYOUT["object"]
 
 Policy = Callable[[np.ndarray], Any]
 #: behaviour source codes stored per episode in :attr:`Rollouts.source`.
@@ -213,7 +216,8 @@ def _careless(expert: Policy, target: np.ndarray) -> Policy:
 
     def act(obs: np.ndarray) -> np.ndarray:
         action = np.array(expert(obs), dtype=np.float32)
-        if obs[3] > 0.5 and np.hypot(obs[4] - target[0], obs[5] - target[1]) < 0.03:
+        x, y = obs[_OBJECT][:2]
+        if obs[_HOLDING][0] > 0.5 and np.hypot(x - target[0], y - target[1]) < 0.03:
             action[3] = -1.0
         return action
 
@@ -227,7 +231,7 @@ def _hesitant(expert: Policy, delay: int) -> Policy:
     def act(obs: np.ndarray) -> np.ndarray:
         nonlocal waited
         action = np.array(expert(obs), dtype=np.float32)
-        if obs[3] > 0.5 and action[3] <= 0.0 and waited < delay:
+        if obs[_HOLDING][0] > 0.5 and action[3] <= 0.0 and waited < delay:
             waited += 1
             action[3] = 1.0
         return action

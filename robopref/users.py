@@ -45,19 +45,19 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from robopref.envs.block_sort import ZONE_RADIUS
+from robopref.envs.plate_placement import SUCCESS_RADIUS as PLATE_PLACED_RADIUS
+from robopref.envs.tabletop import RESTING_HEIGHT
+
 #: distance scale (m) of the near-field closeness term exp(-d / CLOSENESS_SCALE).
 CLOSENESS_SCALE = 0.1
 #: slope (per metre) of the far-field closeness term -FAR_SLOPE * d: "closer is better"
 #: still matters when both segments are far from the goal (the near term is ~0 there).
 FAR_SLOPE = 2.0
-#: the plate is "set down at the goal" within this horizontal distance (m).
-PLATE_PLACED_RADIUS = 0.05
-#: the block is in a zone within this horizontal distance of its centre (m, the env's).
-ZONE_RADIUS = 0.07
 #: BlockSort's shared "go and get it" norm: reward per metre from the tip to a loose block.
 REACH_SLOPE = 2.0
-#: an object whose bottom is lower than this rests on the table (m, the env's).
-RESTING_HEIGHT = 0.004
+# Users judge by the envs' own success geometry: "set down at the goal" within the plate's
+# SUCCESS_RADIUS, "in the zone" within ZONE_RADIUS, "resting" below RESTING_HEIGHT.
 
 RewardFn = Callable[[np.ndarray, np.ndarray, Any, dict[str, int]], np.ndarray]
 

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from robopref.envs import sample_goal
 from robopref.queries import collect_rollouts, make_env
 from robopref.users import (
-    DEFAULT_LABEL_MODEL,
     TASK_REWARDS,
     LabelModel,
     SyntheticUser,
@@ -205,9 +204,3 @@ def test_normalisation_constants_match_their_calibration(env_id):
     assert std == pytest.approx(entry.scale, rel=0.25)
     assert abs(mean - entry.offset) < 0.25 * entry.scale
 
-
-def test_default_noise_is_documented_and_mild():
-    assert (
-        LabelModel(beta=20.0, gamma=1.0, mistake=0.01, skip_threshold=None, equal_threshold=0.01)
-        == DEFAULT_LABEL_MODEL
-    )
