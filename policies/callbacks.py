@@ -1,17 +1,24 @@
-"""SB3 callbacks of ``robopref train-policy``: progress bar, held-out users, checkpoints."""
+"""SB3 callbacks of ``robopref train-policy``: progress bar, held-out users, checkpoints.
+
+Checkpoints are written by :class:`SaveCheckpoint`, triggered by SB3's
+:class:`~stable_baselines3.common.callbacks.EveryNTimesteps` and by :class:`EveryNMinutes`
+of wall time (so a slow run killed early loses at most that much work); see
+:func:`checkpoint_callbacks`.
+"""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, EventCallback, EveryNTimesteps
 from tqdm import tqdm
 
-from robopref.files import write_json_atomic
-from robopref.policies.checkpoint import save_atomic, save_model
+from robopref.files import atomic_path, write_json_atomic
+from robopref.policies.checkpoint import save_model
 from robopref.policies.latent_env import LatentSource
 from robopref.policies.rollout import make_eval_env, run_episode
 from robopref.reward.base import RewardModel
@@ -116,29 +123,67 @@ class EvalUsers(BaseCallback):
         return row
 
 
-class CheckpointEvery(BaseCallback):
-    """Every ``every`` steps: ``checkpoint.zip`` (+ ``replay.pkl``) and ``checkpoint.json``."""
+class SaveCheckpoint(BaseCallback):
+    """Each call: ``checkpoint.zip`` (+ ``replay.pkl``) and ``checkpoint.json`` in ``out``.
 
-    def __init__(
-        self, out: Path, every: int, meta: dict[str, Any], history: list[dict[str, Any]]
-    ) -> None:
+    Meant as the callback of an event callback (:class:`EveryNTimesteps`,
+    :class:`EveryNMinutes`); a second trigger at the same step writes nothing again.
+    """
+
+    def __init__(self, out: Path, meta: dict[str, Any], history: list[dict[str, Any]]) -> None:
         super().__init__()
-        self.out, self.every, self.meta, self.history = Path(out), every, meta, history
-        self._last = 0
-
-    def _on_training_start(self) -> None:
-        self._last = self.model.num_timesteps
+        self.out, self.meta, self.history = Path(out), meta, history
+        self.saved_steps = -1
 
     def _on_step(self) -> bool:
-        if self.every > 0 and self.model.num_timesteps - self._last >= self.every:
-            self._last = self.model.num_timesteps
+        if self.model.num_timesteps != self.saved_steps:
             self.save()
         return True
 
     def save(self) -> None:
         """Write the resumable state atomically (the JSON last: it marks a complete set)."""
         save_model(self.model, self.out / "checkpoint.zip")
-        if hasattr(self.model, "replay_buffer") and self.model.replay_buffer is not None:
-            save_atomic(lambda p: self.model.save_replay_buffer(p), self.out / "replay.pkl")
+        if getattr(self.model, "replay_buffer", None) is not None:
+            with atomic_path(self.out / "replay.pkl") as temp:
+                self.model.save_replay_buffer(temp)
         state = {**self.meta, "steps": int(self.model.num_timesteps), "history": self.history}
         write_json_atomic(self.out / "checkpoint.json", state)
+        self.saved_steps = int(self.model.num_timesteps)
+
+
+class EveryNMinutes(EventCallback):
+    """Trigger ``callback`` whenever ``minutes`` of wall time have passed since the last
+    trigger (or the start of training); ``minutes`` 0 or below: never."""
+
+    def __init__(self, minutes: float, callback: BaseCallback) -> None:
+        super().__init__(callback)
+        self.seconds = 60.0 * minutes
+        self._last = time.monotonic()
+
+    def _on_training_start(self) -> None:
+        super()._on_training_start()
+        self._last = time.monotonic()
+
+    def _on_step(self) -> bool:
+        if self.seconds > 0 and time.monotonic() - self._last >= self.seconds:
+            self._last = time.monotonic()
+            return self._on_event()
+        return True
+
+
+def checkpoint_callbacks(
+    out: Path,
+    every_steps: int,
+    every_minutes: float,
+    meta: dict[str, Any],
+    history: list[dict[str, Any]],
+) -> tuple[SaveCheckpoint, list[BaseCallback]]:
+    """The checkpoint writer and its triggers: every ``every_steps`` env steps and every
+    ``every_minutes`` of wall time (either 0: that trigger is off)."""
+    saver = SaveCheckpoint(out, meta, history)
+    triggers: list[BaseCallback] = []
+    if every_steps > 0:
+        triggers.append(EveryNTimesteps(every_steps, saver))
+    if every_minutes > 0:
+        triggers.append(EveryNMinutes(every_minutes, saver))
+    return saver, triggers

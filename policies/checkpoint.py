@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Callable
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,10 +26,15 @@ import numpy as np
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 
+from robopref.files import atomic_path
 from robopref.reward.base import RewardModel
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
 FORMAT = "robopref-policy"
+KINDS = ("latent", "oracle")
+#: the keys every ``meta.json`` holds, and those a latent policy adds (its reward model)
+REQUIRED_KEYS = ("kind", "name", "algo", "env_id", "latent_dim")
+LATENT_KEYS = ("reward_path", "reward_fingerprint")
 
 
 def reward_fingerprint(model: RewardModel) -> str:
@@ -43,36 +46,71 @@ def reward_fingerprint(model: RewardModel) -> str:
     return digest.hexdigest()[:16]
 
 
-def save_atomic(write: Callable[[Path], None], path: Path) -> None:
-    """Call ``write(temp)`` for a temporary file with ``path``'s suffix, then rename it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(handle)
-    try:
-        write(Path(temp))
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def save_model(model: BaseAlgorithm, path: Path) -> None:
     """``model.save`` to ``path`` (a ``.zip``) atomically."""
-    save_atomic(lambda temp: model.save(temp), path)
+    with atomic_path(path) as temp:
+        model.save(temp)
+
+
+def _retrain_hint(folder: Path) -> str:
+    return f"retrain it with `robopref train-policy --out {folder} --overwrite`"
+
+
+def read_json_file(path: Path, what: str, fix: str) -> dict[str, Any]:
+    """The JSON object in ``path``; a ``ValueError`` naming the file, ``what`` it should be
+    and ``fix`` when it is not JSON or not an object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}): {fix}") from error
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"{path} holds a JSON {type(data).__name__}, not the object {what} is: {fix}"
+        )
+    return data
+
+
+def check_meta(meta: dict[str, Any], meta_path: Path) -> dict[str, Any]:
+    """``meta`` if it describes a policy this robopref can load, else a ``ValueError`` that
+    names the file, the field and the known values."""
+    folder = meta_path.parent
+    fix = _retrain_hint(folder)
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{meta_path} is not a robopref policy description: {fix}")
+    missing = [key for key in REQUIRED_KEYS if key not in meta]
+    if meta.get("kind") == "latent":
+        missing += [key for key in LATENT_KEYS if key not in meta]
+    if missing:
+        raise ValueError(f"{meta_path} lacks the field(s) {', '.join(missing)}: {fix}")
+    if meta["kind"] not in KINDS:
+        raise ValueError(
+            f'{meta_path} names the unknown kind {meta["kind"]!r}: set "kind" to one of '
+            f"{', '.join(KINDS)}, or {fix}"
+        )
+    if meta["algo"] not in ALGOS:
+        raise ValueError(
+            f'{meta_path} names the unknown algorithm {meta["algo"]!r}: set "algo" to one '
+            f"of {', '.join(sorted(ALGOS))}, or {fix}"
+        )
+    if not isinstance(meta["latent_dim"], int) or meta["latent_dim"] < 0:
+        raise ValueError(
+            f'{meta_path}: "latent_dim" is {meta["latent_dim"]!r}, not a size (an integer '
+            f"0 or above): {fix}"
+        )
+    return meta
 
 
 def read_meta(folder: str | Path) -> dict[str, Any]:
-    """The ``meta.json`` of a policy folder, with a clear error when it is not one."""
-    meta_path = Path(folder) / "meta.json"
+    """The checked ``meta.json`` of a policy folder, with a clear error when it is not one."""
+    folder = Path(folder)
+    meta_path = folder / "meta.json"
     if not meta_path.is_file():
         raise FileNotFoundError(
             f"{folder} is not a trained policy (no meta.json): train one with "
-            "`robopref train-policy --out " + str(folder) + "`"
+            f"`robopref train-policy --out {folder}`"
         )
-    meta = json.loads(meta_path.read_text())
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{meta_path} is not a robopref policy description")
-    return meta
+    meta = read_json_file(meta_path, "a policy description", _retrain_hint(folder))
+    return check_meta(meta, meta_path)
 
 
 @dataclass
@@ -122,5 +160,11 @@ def load_policy(
     path = folder / ("checkpoint.zip" if checkpoint else "model.zip")
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: the training run has not finished")
-    model = ALGOS[meta["algo"]].load(path, device=device)
+    try:
+        model = ALGOS[meta["algo"]].load(path, device=device)
+    except (OSError, ValueError, KeyError, RuntimeError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"{path} is not a readable {meta['algo']} model ({type(error).__name__}: {error}): "
+            f"{_retrain_hint(folder)}"
+        ) from error
     return LoadedPolicy(model, meta, folder)

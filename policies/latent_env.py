@@ -103,7 +103,8 @@ class LatentRewardEnv(gym.Wrapper):
 
     ``info`` gains ``true_reward`` (the env's oracle reward for the drawn user's goal, NaN
     when there is no goal), ``user_group`` and ``z``. With ``defer_reward`` the reward is 0
-    and :class:`BatchedRewardVecEnv` must fill it in. ``z`` can be fixed for the next
+    and :class:`BatchedRewardVecEnv` must fill it in. ``reward_model`` is used on the device
+    it lives on and is never moved. ``z`` can be fixed for the next
     episodes with ``reset(options={"z": z, "goal": goal})``.
     """
 
@@ -131,7 +132,10 @@ class LatentRewardEnv(gym.Wrapper):
                 f"the env's {self.reward_input} have size {size}, the reward model expects "
                 f"{reward_model.obs_dim}: it was trained on another task"
             )
-        self.reward_model = reward_model.cpu().eval()
+        # The caller's model, where it lives (relabel moves the inputs to its device); it is
+        # neither moved nor copied here. Workers of a SubprocVecEnv get a pickled copy, so
+        # give them a CPU model (robopref.policies.train loads one for the workers).
+        self.reward_model = reward_model
         self.source = source
         self.defer_reward = defer_reward
         self.latent_dim = reward_model.latent_dim

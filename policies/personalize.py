@@ -9,6 +9,11 @@
 Inference is :func:`robopref.reward.active.infer_user` (active: one query at a time, the
 most informative about z under the current posterior). A model without a latent (BTL) asks
 nothing and binds an empty z.
+
+``robopref evaluate`` and ``robopref video`` serve the same new users the same way: the
+users (:func:`new_users`), the candidate pool (:func:`new_user_pool`), the queries each
+user answers (:func:`personalize_new_user`) and the initial state of each episode
+(:func:`episode_seed`) all follow from one ``--seed`` here, so the two commands cannot drift.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from typing import Any
 import numpy as np
 
 from robopref.policies.checkpoint import LoadedPolicy
+from robopref.population import Population
 from robopref.queries import BehaviourMix, QueryPool, build_query_pool, collect_rollouts
 from robopref.reward.active import InferenceResult, infer_user
 from robopref.reward.base import RewardModel
 from robopref.reward.inputs import candidate_inputs
+from robopref.users import SyntheticUser
 
 
 @dataclass
@@ -82,3 +89,55 @@ def personalize(
         candidates = candidate_inputs(reward_model, candidates)
     result = infer_user(reward_model, ask, k, strategy, candidates, rng)
     return PersonalizedPolicy(policy, np.asarray(result.mean, np.float32), result)
+
+
+def new_users(population: Population, n: int, seed: int) -> list[SyntheticUser]:
+    """The ``n`` new users of an evaluation with ``seed``."""
+    return population.sample_users(n, np.random.default_rng(seed))
+
+
+def new_user_pool(
+    reward_model: RewardModel,
+    seed: int,
+    pairs: int = 512,
+    episodes: int = 60,
+    env_id: str | None = None,
+) -> QueryPool:
+    """The candidate queries new users are asked from in an evaluation with ``seed``."""
+    return candidate_pool(reward_model, episodes, pairs, seed + 1, env_id)
+
+
+def personalize_new_user(
+    policy: LoadedPolicy,
+    reward_model: RewardModel | None,
+    user: SyntheticUser,
+    index: int,
+    pool: QueryPool | None,
+    k: int,
+    strategy: str,
+    seed: int,
+) -> np.ndarray | None:
+    """The z new user ``index`` of an evaluation with ``seed`` gets after answering ``k``
+    queries of ``pool``; None for a policy without a user latent (BTL, oracle: nothing is
+    asked)."""
+    if policy.kind != "latent" or int(policy.meta["latent_dim"]) == 0:
+        return None
+    if reward_model is None or pool is None:
+        raise ValueError(f"{policy.folder} needs its reward model and a candidate pool")
+    ask_rng = np.random.default_rng([seed, index, 7])
+    bound = personalize(
+        policy,
+        reward_model,
+        lambda i: user.answer(pool.pair(i), ask_rng),
+        k,
+        strategy,
+        pool,
+        np.random.default_rng([seed, index, 11]),
+    )
+    return bound.z
+
+
+def episode_seed(seed: int, index: int, episode: int) -> int:
+    """The reset seed of episode ``episode`` of new user ``index`` (every policy gets the
+    same initial states)."""
+    return seed * 100_003 + index * 97 + episode

@@ -4,14 +4,22 @@ The latent policy (``--reward`` a VPL model) sees z per episode from the trainin
 posterior means (each user's hidden goal set in the env, so the evaluation callback can
 report true success); a BTL model gives the standard RLHF policy (z empty) in the same
 harness; ``--oracle`` trains on the goal appended and the env's true reward instead, goals
-drawn from ``--population`` (the upper bound). The PPO defaults are the tuned recipe of
-``benchmarks/oracle_learning.py``. Files: see :mod:`robopref.policies.checkpoint`.
+drawn from ``--population`` (the upper bound). The PPO defaults are the one recipe of
+:mod:`robopref.policies.recipe`. Files: see :mod:`robopref.policies.checkpoint`.
+
+:func:`train_policy` runs the stages in order, each a function of its own:
+:func:`check_train_options` (every refusal, before any work: bad values, an ``--env`` that is
+not the reward model's task, an output that exists or cannot be written),
+:func:`build_training` (the training users and the vectorized env), :func:`make_or_resume`
+(a new SB3 model or the last checkpoint), :func:`learn` (with the progress, evaluation and
+checkpoint callbacks; checkpoints every ``--checkpoint-every`` steps and every
+``--checkpoint-minutes`` of wall time) and :func:`save_policy`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,16 +28,19 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.dataset import PreferenceDataset
 from robopref.envs.wrappers import GoalObservation
-from robopref.files import write_json_atomic
-from robopref.policies.callbacks import CheckpointEvery, EvalUsers, ProgressBar
+from robopref.files import check_writable, write_json_atomic
+from robopref.policies.callbacks import EvalUsers, ProgressBar, checkpoint_callbacks
 from robopref.policies.checkpoint import (
     ALGOS,
     FORMAT,
+    check_meta,
+    read_json_file,
     read_meta,
     reward_fingerprint,
     save_model,
@@ -44,11 +55,18 @@ from robopref.policies.recipe import make_algo
 from robopref.policies.rollout import task_env
 from robopref.population import resolve_population
 from robopref.queries import make_env
+from robopref.reward import load_reward_model
 from robopref.reward.base import RewardModel
-from robopref.reward.checkpoint import load_payload, load_reward_model
+from robopref.reward.checkpoint import load_payload
 from robopref.reward.evaluation import few_shot_means, posterior_means
 from robopref.reward.inputs import reward_input, reward_view
 from robopref.reward.nets import resolve_device
+
+#: the task ``--oracle`` trains on when ``--env`` is not given
+ORACLE_ENV = "robopref/PlatePlacement-v0"
+LATENT_SOURCES = ("few-shot", "users", "prior")
+#: what ``--resume`` continues from (``replay.pkl``: SAC's buffer, when there is one)
+CHECKPOINT_FILES = ("checkpoint.zip", "checkpoint.json", "replay.pkl")
 
 
 @dataclass
@@ -61,7 +79,11 @@ class TrainPolicyOptions:
     )
     oracle: bool = field(default=False, metadata={"help": "train the oracle (true goal+reward)"})
     env: str = field(
-        default="robopref/PlatePlacement-v0", metadata={"help": "task id (for --oracle)"}
+        default="",
+        metadata={
+            "help": "task id; empty: the reward model's task (for --oracle: "
+            f"{ORACLE_ENV}). A latent policy trains on its reward model's task only"
+        },
     )
     population: str = field(default="two-modes", metadata={"help": "oracle goals: name or file"})
     algo: str = field(default="ppo", metadata={"help": "ppo or sac"})
@@ -88,8 +110,18 @@ class TrainPolicyOptions:
     )
     eval_every: int = field(default=50_000, metadata={"help": "steps between evaluations"})
     eval_episodes: int = field(default=20, metadata={"help": "held-out episodes per evaluation"})
-    checkpoint_every: int = field(default=25_000, metadata={"help": "steps between checkpoints"})
+    checkpoint_every: int = field(
+        default=25_000, metadata={"help": "steps between checkpoints (0: none by steps)"}
+    )
+    checkpoint_minutes: float = field(
+        default=1.0,
+        metadata={"help": "also checkpoint after this much wall time, in minutes (0: never)"},
+    )
     resume: bool = field(default=False, metadata={"help": "continue from out/checkpoint.zip"})
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "replace a finished policy (or start over an unfinished run) in --out"},
+    )
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
 
@@ -146,21 +178,92 @@ def _users(options: TrainPolicyOptions, model: RewardModel) -> tuple[LatentSourc
     return source, held
 
 
-def _oracle_goals(options: TrainPolicyOptions, n: int, seed: int) -> LatentSource:
-    env, _ = make_env(options.env)
+def _oracle_goals(options: TrainPolicyOptions, env_id: str, n: int, seed: int) -> LatentSource:
+    env, _ = make_env(env_id)
     goals, groups = resolve_population(options.population, env).sample_goals(
         n, np.random.default_rng(seed)
     )
     return LatentSource(0, np.zeros((n, 0), np.float32), goals, groups)
 
 
-def train_policy(options: TrainPolicyOptions) -> dict[str, Any]:
-    """Train (or resume) the policy described by ``options``; returns its metadata."""
-    torch.set_num_threads(1)
-    device = str(resolve_device(options.device))
-    out = Path(options.out)
+def resolve_env(options: TrainPolicyOptions, model_env: str | None) -> str:
+    """The task to train on: the reward model's (``model_env``; ``--env`` must be empty or
+    the same), or ``--env`` (default :data:`ORACLE_ENV`) for the oracle."""
+    if options.oracle:
+        return options.env or ORACLE_ENV
+    if model_env is None:
+        if not options.env:
+            raise ValueError(
+                f"the reward model {options.reward} does not record its task: pass --env"
+            )
+        return options.env
+    if options.env and options.env != model_env:
+        raise ValueError(
+            f"--env {options.env} is not the task of the reward model {options.reward} "
+            f"({model_env}): a latent policy trains on its reward model's task. Omit --env, "
+            f"pass --env {model_env}, or train a reward model on {options.env} data"
+        )
+    return model_env
+
+
+def check_train_options(options: TrainPolicyOptions) -> str:
+    """Every refusal :func:`train_policy` makes, made before any work; returns the task id.
+
+    Refused: sizes below 1, an unknown ``--algo`` or ``--latent-source``, an ``--env`` that
+    is not the reward model's task, an ``--out`` that cannot be written, and an ``--out``
+    holding a finished policy or an unfinished run's checkpoint (unless ``--overwrite`` or
+    ``--resume``); ``--resume`` without a checkpoint.
+    """
     if options.steps < 1 or options.n_envs < 1:
         raise ValueError("--steps and --n-envs must be at least 1")
+    if options.algo not in ALGOS:
+        raise ValueError(f"--algo {options.algo!r} is unknown: use one of {sorted(ALGOS)}")
+    if not options.oracle and options.latent_source not in LATENT_SOURCES:
+        raise ValueError(
+            f"--latent-source {options.latent_source!r}: use one of {', '.join(LATENT_SOURCES)}"
+        )
+    if options.checkpoint_every < 0 or options.checkpoint_minutes < 0:
+        raise ValueError("--checkpoint-every and --checkpoint-minutes must be 0 or above")
+    model_env = None
+    if not options.oracle:
+        model_env = load_payload(options.reward).get("meta", {}).get("env_id")
+    env_id = resolve_env(options, model_env)
+    out = Path(options.out)
+    check_writable(out / "model.zip", "--out")
+    if options.resume:
+        read_meta_checkpoint(out)
+    elif not options.overwrite:
+        if (out / "model.zip").exists():
+            raise ValueError(
+                f"--out {out} already holds a finished policy: pass --overwrite to replace it, "
+                "--resume to train it on to --steps, or choose another --out"
+            )
+        if (out / "checkpoint.zip").exists():
+            raise ValueError(
+                f"--out {out} holds an unfinished run's checkpoint: pass --resume to continue "
+                "it, --overwrite to start over, or choose another --out"
+            )
+    return env_id
+
+
+@dataclass
+class Training:
+    """What :func:`build_training` sets up: the vec env, the users, the policy's metadata.
+
+    ``reward_model`` is the CPU model the workers and the evaluation read (None for the
+    oracle); ``eval_users`` are the held-out users the evaluation callback runs.
+    """
+
+    venv: VecEnv
+    meta: dict[str, Any]
+    reward_model: RewardModel | None
+    train_users: LatentSource
+    eval_users: LatentSource
+
+
+def build_training(options: TrainPolicyOptions, env_id: str, device: str) -> Training:
+    """The training users and vectorized env of ``options`` on task ``env_id``; the reward
+    model relabels the rewards on ``device``."""
     meta: dict[str, Any] = {
         "format": FORMAT,
         "algo": options.algo,
@@ -169,12 +272,12 @@ def train_policy(options: TrainPolicyOptions) -> dict[str, Any]:
         "set_down": options.set_down,
     }
     if options.oracle:
-        train_users = _oracle_goals(options, 1000, options.seed)
-        eval_users = _oracle_goals(options, options.eval_episodes, options.seed + 10_000)
+        train_users = _oracle_goals(options, env_id, 1000, options.seed)
+        eval_users = _oracle_goals(options, env_id, options.eval_episodes, options.seed + 10_000)
         factories = [
             functools.partial(
                 _oracle_env,
-                options.env,
+                env_id,
                 train_users.goals,
                 train_users.groups,
                 options.seed + i,
@@ -182,84 +285,134 @@ def train_policy(options: TrainPolicyOptions) -> dict[str, Any]:
             )
             for i in range(options.n_envs)
         ]
-        meta.update(kind="oracle", name=options.name or "oracle", env_id=options.env)
+        meta.update(kind="oracle", name=options.name or "oracle", env_id=env_id)
         meta.update(latent_dim=0, reward_path=None, reward_fingerprint=None)
-        reward_model = None
         venv = build_vec_env(factories, options.subproc, options.seed)
-    else:
-        reward_model = load_reward_model(options.reward, device="cpu")
-        env_id = str(reward_model.meta.get("env_id", options.env))
-        train_users, eval_users = _users(options, reward_model)
-        if options.latent_source == "prior":
-            train_users = LatentSource.prior(reward_model.latent_dim)
-        elif options.latent_source not in ("users", "few-shot"):
-            raise ValueError(
-                f"--latent-source {options.latent_source!r}: use few-shot, users or prior"
-            )
-        factories = [
-            functools.partial(
-                _latent_env, env_id, reward_model, train_users, options.seed + i, options.set_down
-            )
-            for i in range(options.n_envs)
-        ]
-        meta.update(kind="latent", name=options.name or reward_model.kind, env_id=env_id)
-        meta.update(latent_dim=reward_model.latent_dim, reward_path=options.reward)
-        meta["reward_fingerprint"] = reward_fingerprint(reward_model)
-        venv = build_vec_env(factories, options.subproc, options.seed)
-        batch_model = load_reward_model(options.reward, device=device)
-        venv = BatchedRewardVecEnv(venv, batch_model)
-    algo_type = ALGOS.get(options.algo)
-    if algo_type is None:
-        raise ValueError(f"--algo {options.algo!r} is unknown: use one of {sorted(ALGOS)}")
-    tb = str(out / "tb")
-    history: list[dict[str, Any]] = []
-    if options.resume:
-        saved = read_meta_checkpoint(out)
-        if saved.get("reward_fingerprint") != meta["reward_fingerprint"] or saved["algo"] != (
-            options.algo
-        ):
-            raise ValueError(
-                f"{out}/checkpoint.zip was made with another reward model or algorithm: "
-                "resume with the original --reward and --algo, or drop --resume"
-            )
-        model = algo_type.load(out / "checkpoint.zip", env=venv, device=device)
-        model.tensorboard_log = tb
-        if options.algo == "sac" and (out / "replay.pkl").is_file():
-            model.load_replay_buffer(out / "replay.pkl")
-        history = list(saved.get("history", []))
-        print(f"resuming {out} from step {model.num_timesteps}", flush=True)
-    else:
-        model = make_algo(options.algo, venv, options.seed, device, tb, options.steps)
-    remaining = options.steps - model.num_timesteps
-    began = time.perf_counter()
-    callbacks = [
-        ProgressBar(options.steps, model.num_timesteps, enabled=options.progress),
-        EvalUsers(
-            options.env if options.oracle else meta["env_id"],
-            meta["kind"],
-            reward_model,
-            eval_users,
-            options.eval_every,
-            options.eval_episodes,
-            history,
-            set_down=options.set_down,
-        ),
-        CheckpointEvery(out, options.checkpoint_every, meta, history),
-    ]
-    if remaining > 0:
-        model.learn(
-            remaining,
-            callback=callbacks,
-            reset_num_timesteps=not options.resume,
-            tb_log_name=meta["name"],
+        return Training(venv, meta, None, train_users, eval_users)
+    # The workers' copy stays on the CPU (SubprocVecEnv pickles it); the batched relabeller
+    # gets its own copy on ``device``.
+    reward_model = load_reward_model(options.reward, device="cpu")
+    train_users, eval_users = _users(options, reward_model)
+    if options.latent_source == "prior":
+        train_users = LatentSource.prior(reward_model.latent_dim)
+    factories = [
+        functools.partial(
+            _latent_env, env_id, reward_model, train_users, options.seed + i, options.set_down
         )
-    callbacks[1].evaluate(model)
-    wall = time.perf_counter() - began
-    meta.update(steps=int(model.num_timesteps), history=history, wall_s=round(wall, 1))
-    meta["steps_per_s"] = round(max(remaining, 0) / wall) if wall > 0 else None
+        for i in range(options.n_envs)
+    ]
+    meta.update(kind="latent", name=options.name or reward_model.kind, env_id=env_id)
+    meta.update(latent_dim=reward_model.latent_dim, reward_path=options.reward)
+    meta["reward_fingerprint"] = reward_fingerprint(reward_model)
+    venv = build_vec_env(factories, options.subproc, options.seed)
+    venv = BatchedRewardVecEnv(venv, load_reward_model(options.reward, device=device))
+    return Training(venv, meta, reward_model, train_users, eval_users)
+
+
+def make_or_resume(
+    options: TrainPolicyOptions, training: Training, device: str
+) -> tuple[BaseAlgorithm, list[dict[str, Any]]]:
+    """A new model with the recipe, or (``--resume``) the last checkpoint of ``--out``; and
+    the evaluation history so far."""
+    out = Path(options.out)
+    tb = str(out / "tb")
+    if not options.resume:
+        if options.overwrite:  # a later --resume must not continue the replaced run
+            for name in CHECKPOINT_FILES:
+                (out / name).unlink(missing_ok=True)
+        return make_algo(options.algo, training.venv, options.seed, device, tb, options.steps), []
+    saved = read_meta_checkpoint(out)
+    if saved.get("reward_fingerprint") != training.meta["reward_fingerprint"] or (
+        saved["algo"] != options.algo
+    ):
+        raise ValueError(
+            f"{out}/checkpoint.zip was made with another reward model or algorithm: "
+            "resume with the original --reward and --algo, or drop --resume"
+        )
+    model = ALGOS[options.algo].load(out / "checkpoint.zip", env=training.venv, device=device)
+    model.tensorboard_log = tb
+    if options.algo == "sac" and (out / "replay.pkl").is_file():
+        model.load_replay_buffer(out / "replay.pkl")
+    print(f"resuming {out} from step {model.num_timesteps}", flush=True)
+    return model, list(saved.get("history", []))
+
+
+def learn(
+    model: BaseAlgorithm,
+    options: TrainPolicyOptions,
+    training: Training,
+    history: list[dict[str, Any]],
+) -> None:
+    """Train ``model`` up to ``--steps`` with the progress bar, the held-out evaluation (which
+    appends to ``history``, and runs once more at the end) and the checkpoints.
+
+    Interrupted (Ctrl-C), it writes a checkpoint first and raises a ``RuntimeError`` that
+    says how to continue.
+    """
+    out, meta = Path(options.out), training.meta
+    evaluation = EvalUsers(
+        meta["env_id"],
+        meta["kind"],
+        training.reward_model,
+        training.eval_users,
+        options.eval_every,
+        options.eval_episodes,
+        history,
+        set_down=options.set_down,
+    )
+    saver, triggers = checkpoint_callbacks(
+        out, options.checkpoint_every, options.checkpoint_minutes, meta, history
+    )
+    callbacks = [ProgressBar(options.steps, model.num_timesteps, options.progress), evaluation]
+    remaining = options.steps - model.num_timesteps
+    if remaining > 0:
+        try:
+            model.learn(
+                remaining,
+                callback=[*callbacks, *triggers],
+                reset_num_timesteps=not options.resume,
+                tb_log_name=meta["name"],
+            )
+        except KeyboardInterrupt as error:
+            saver.save()
+            raise RuntimeError(
+                f"interrupted at step {model.num_timesteps}; saved {out}/checkpoint.zip: "
+                "continue with the same command and --resume"
+            ) from error
+    evaluation.evaluate(model)
+
+
+def _close(venv: VecEnv) -> None:
+    # After Ctrl-C the SubprocVecEnv workers may be gone already.
+    with contextlib.suppress(BrokenPipeError, EOFError, ConnectionResetError):
+        venv.close()
+
+
+def save_policy(model: BaseAlgorithm, out: Path, meta: dict[str, Any]) -> None:
+    """Write the finished policy: ``model.zip``, then ``meta.json`` (which marks it done)."""
     save_model(model, out / "model.zip")
     write_json_atomic(out / "meta.json", meta)
-    venv.close()
+
+
+def train_policy(options: TrainPolicyOptions) -> dict[str, Any]:
+    """Train (or resume) the policy described by ``options``; returns its metadata."""
+    env_id = check_train_options(options)
+    torch.set_num_threads(1)
+    device = str(resolve_device(options.device))
+    training = build_training(options, env_id, device)
+    try:
+        model, history = make_or_resume(options, training, device)
+        start = model.num_timesteps
+        began = time.perf_counter()
+        learn(model, options, training, history)
+        wall = time.perf_counter() - began
+    finally:
+        _close(training.venv)
+    meta = training.meta
+    meta.update(steps=int(model.num_timesteps), history=history, wall_s=round(wall, 1))
+    trained = max(options.steps - start, 0)
+    meta["steps_per_s"] = round(trained / wall) if wall > 0 else None
+    save_policy(model, Path(options.out), meta)
     return meta
 
 
@@ -268,7 +421,8 @@ def read_meta_checkpoint(out: Path) -> dict[str, Any]:
     path = out / "checkpoint.json"
     if not path.is_file() or not (out / "checkpoint.zip").is_file():
         raise FileNotFoundError(f"nothing to resume in {out}: run without --resume")
-    return json.loads(path.read_text())
+    fix = f"delete {out}/checkpoint.* and train again without --resume"
+    return check_meta(read_json_file(path, "a policy checkpoint description", fix), path)
 
 
 def train_policy_command(options: TrainPolicyOptions) -> int:

@@ -27,14 +27,20 @@ import numpy as np
 import torch
 
 import robopref.envs  # noqa: F401  (registers the envs)
-from robopref.files import write_json_atomic
+from robopref.files import atomic_path, check_output, write_json_atomic
 from robopref.policies.checkpoint import LoadedPolicy, load_policy, read_meta
-from robopref.policies.personalize import candidate_pool, personalize
+from robopref.policies.personalize import (
+    episode_seed,
+    new_user_pool,
+    new_users,
+    personalize_new_user,
+)
 from robopref.policies.rollout import make_eval_env, run_episode
 from robopref.population import resolve_population
 from robopref.queries import make_env
+from robopref.reward import load_reward_model
 from robopref.reward.base import RewardModel
-from robopref.reward.checkpoint import load_reward_model
+from robopref.reward.nets import resolve_device
 from robopref.users import SyntheticUser
 
 DEMO_POLICIES = ["runs/demo/policy_vpl", "runs/demo/policy_btl", "runs/demo/policy_oracle"]
@@ -58,24 +64,33 @@ class EvaluateOptions:
     pool_pairs: int = field(default=512, metadata={"help": "candidate queries in the pool"})
     json: str = field(default="runs/demo/evaluate.json", metadata={"help": "JSON to write"})
     seed: int = field(default=0, metadata={"help": "seed of users, queries and episodes"})
-    device: str = field(default="cpu", metadata={"help": "auto, cpu or cuda (policies)"})
+    device: str = field(
+        default="cpu",
+        metadata={
+            "help": "auto, cpu or cuda: where the policies and reward models run (cpu: the "
+            "README's figures)"
+        },
+    )
+    overwrite: bool = field(
+        default=False, metadata={"help": "replace an existing --json report (and its .png)"}
+    )
 
 
 def _load(
-    folders: list[str], reward: RewardModel | None, reward_path: str
+    folders: list[str], reward: RewardModel | None, device: str
 ) -> list[tuple[LoadedPolicy, RewardModel | None]]:
     loaded = []
     for folder in folders:
         meta = read_meta(folder)
         if meta["kind"] == "oracle":
-            loaded.append((load_policy(folder), None))
+            loaded.append((load_policy(folder, device=device), None))
         elif int(meta["latent_dim"]) == 0:
-            model = load_reward_model(meta["reward_path"])
-            loaded.append((load_policy(folder, model), model))
+            model = load_reward_model(meta["reward_path"], device=device)
+            loaded.append((load_policy(folder, model, device=device), model))
         else:
             if reward is None:
                 raise FileNotFoundError(f"{folder} needs its reward model: pass --reward")
-            loaded.append((load_policy(folder, reward), reward))
+            loaded.append((load_policy(folder, reward, device=device), reward))
     return loaded
 
 
@@ -105,12 +120,11 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
     torch.set_num_threads(1)
     if options.users < 1 or options.episodes < 1:
         raise ValueError("--users and --episodes must be at least 1")
-    needs_reward = any(
-        read_meta(f)["kind"] == "latent" and int(read_meta(f)["latent_dim"]) > 0
-        for f in options.policy
-    )
-    reward = load_reward_model(options.reward) if needs_reward else None
-    policies = _load(options.policy, reward, options.reward)
+    device = str(resolve_device(options.device))
+    metas = [read_meta(f) for f in options.policy]
+    needs_reward = any(m["kind"] == "latent" and int(m["latent_dim"]) > 0 for m in metas)
+    reward = load_reward_model(options.reward, device=device) if needs_reward else None
+    policies = _load(options.policy, reward, device)
     names = [p.name for p, _ in policies]
     if len(set(names)) != len(names):
         raise ValueError(f"policy names {names} repeat: retrain one with --name")
@@ -120,11 +134,10 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
     env_id = env_ids.pop()
     raw_env, _ = make_env(env_id)
     population = resolve_population(options.population, raw_env)
-    rng = np.random.default_rng(options.seed)
-    users = population.sample_users(options.users, rng)
+    users = new_users(population, options.users, options.seed)
     pool = None
     if reward is not None:
-        pool = candidate_pool(reward, pairs=options.pool_pairs, seed=options.seed + 1)
+        pool = new_user_pool(reward, options.seed, options.pool_pairs)
     envs = {
         p.name: make_eval_env(env_id, p.kind, m, set_down=bool(p.meta.get("set_down", False)))
         for p, m in policies
@@ -134,25 +147,12 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
     for u, user in enumerate(users):
         features: dict[str, list[np.ndarray]] = {}
         for policy, model in policies:
-            z = None
-            act = policy.act
-            if policy.kind == "latent" and policy.meta["latent_dim"] > 0:
-                assert model is not None and pool is not None
-                ask_rng = np.random.default_rng([options.seed, u, 7])
-                bound = personalize(
-                    policy,
-                    model,
-                    lambda i, user=user, r=ask_rng: user.answer(pool.pair(i), r),
-                    options.queries,
-                    options.strategy,
-                    pool,
-                    np.random.default_rng([options.seed, u, 11]),
-                )
-                z = bound.z
+            z = personalize_new_user(
+                policy, model, user, u, pool, options.queries, options.strategy, options.seed
+            )
             for e in range(options.episodes):
-                episode = run_episode(
-                    envs[policy.name], act, user.goal, z, seed=options.seed * 100_003 + u * 97 + e
-                )
+                seed = episode_seed(options.seed, u, e)
+                episode = run_episode(envs[policy.name], policy.act, user.goal, z, seed=seed)
                 features.setdefault(policy.name, []).append(episode.features)
                 records.append(
                     {
@@ -218,8 +218,6 @@ def plot_results(rows: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from robopref.policies.checkpoint import save_atomic
-
     policies = list(dict.fromkeys(r["policy"] for r in rows))
     groups = list(dict.fromkeys(r["group"] for r in rows))
     width = 0.8 / len(groups)
@@ -235,15 +233,25 @@ def plot_results(rows: list[dict[str, Any]], path: Path) -> None:
     ax.set_ylabel("success on new users")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    save_atomic(lambda p: fig.savefig(p, dpi=100), path)
+    with atomic_path(path) as temp:
+        fig.savefig(temp, dpi=100)
     plt.close(fig)
+
+
+def check_report(out: Path, overwrite: bool) -> None:
+    """Refuse, before the evaluation, a report (``out`` or its ``.png``) that exists (unless
+    ``overwrite``) or cannot be written."""
+    png = out.with_suffix(".png")
+    exists = out.exists() or png.exists()
+    check_output(out, overwrite, what="evaluation report", flag="--json", exists=exists)
 
 
 def evaluate_command(options: EvaluateOptions) -> dict[str, Any]:
     """CLI entry: evaluate, print the table, write the JSON and the plot."""
+    out = Path(options.json)
+    check_report(out, options.overwrite)
     result = evaluate(options)
     print(format_table(result["results"]))
-    out = Path(options.json)
     write_json_atomic(out, result)
     plot_results(result["results"], out.with_suffix(".png"))
     print(f"wrote {out} and {out.with_suffix('.png')} ({result['wall_s']} s)")

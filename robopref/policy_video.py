@@ -5,7 +5,8 @@
 
 For ``--users`` new users drawn from ``--population`` (the same users, queries and initial
 states as ``robopref evaluate`` with the same ``--seed``, ``--population``, ``--users`` and
-pool: each panel is that command's episode 0 of the user), the latent policy asks each user
+pool, both through :mod:`robopref.policies.personalize`: each panel is that command's
+episode 0 of the user), the latent policy asks each user
 ``--queries`` actively chosen queries, infers z (:func:`robopref.policies.personalize`) and
 acts; the episode is rendered with the user's hidden goal drawn as a viewer-only marker.
 The panels go side by side, each labelled with the user (index as in the evaluation JSON,
@@ -14,7 +15,8 @@ group, goal) and the policy. With ``--btl-policy`` a second row shows the standa
 
 Two files: an MP4 at full panel size (``--width`` x ``--height``) and a small GIF next to it
 for the README (panels scaled by ``--gif-scale``, every ``--gif-step``-th frame), both
-written atomically.
+written atomically. Existing files are refused unless ``--overwrite``, and an output that
+cannot be written is refused before anything is rendered.
 """
 
 from __future__ import annotations
@@ -27,16 +29,22 @@ import numpy as np
 import torch
 
 import robopref.envs  # noqa: F401  (registers the envs)
+from robopref.files import atomic_path, check_output
 from robopref.policies.checkpoint import LoadedPolicy, load_policy, read_meta
 from robopref.policies.latent_env import LatentRewardEnv, LatentSource, env_goal
-from robopref.policies.personalize import candidate_pool, personalize
+from robopref.policies.personalize import (
+    episode_seed,
+    new_user_pool,
+    new_users,
+    personalize_new_user,
+)
 from robopref.policies.rollout import run_episode, task_env
 from robopref.population import resolve_population
 from robopref.queries import make_env
+from robopref.reward import load_reward_model
 from robopref.reward.base import RewardModel
-from robopref.reward.checkpoint import load_reward_model
 from robopref.users import SyntheticUser
-from robopref.video import HOLD_SECONDS, atomic_path, label_frame, tile_frames, write_video
+from robopref.video import HOLD_SECONDS, label_frame, tile_frames, write_video
 
 TITLES = {"vpl": "VPL personalized", "btl": "BTL"}
 PANEL_GAP = 4  # white pixels between panels (as in robopref.video.tile_frames)
@@ -76,6 +84,9 @@ class VideoOptions:
     height: int = field(default=240, metadata={"help": "panel height in pixels (MP4)"})
     gif_scale: float = field(default=0.75, metadata={"help": "GIF panel size / MP4 panel size"})
     gif_step: int = field(default=3, metadata={"help": "the GIF keeps every n-th frame"})
+    overwrite: bool = field(
+        default=False, metadata={"help": "replace an existing MP4 (and the GIF beside it)"}
+    )
 
 
 @dataclass
@@ -191,10 +202,10 @@ def render_panels(options: VideoOptions) -> tuple[list[list[Panel]], float]:
     env_id = loaded[0][1].meta["env_id"]
     raw_env, _ = make_env(env_id)
     population = resolve_population(options.population, raw_env)
-    users = population.sample_users(options.users, np.random.default_rng(options.seed))
+    users = new_users(population, options.users, options.seed)
     vpl_reward = loaded[0][2]
-    pool = candidate_pool(
-        vpl_reward, options.pool_episodes, options.pool_pairs, options.seed + 1, env_id
+    pool = new_user_pool(
+        vpl_reward, options.seed, options.pool_pairs, options.pool_episodes, env_id
     )
     rows: list[list[Panel]] = []
     fps = 25.0
@@ -204,26 +215,16 @@ def render_panels(options: VideoOptions) -> tuple[list[list[Panel]], float]:
         row = []
         try:
             for u, user in enumerate(users):
-                z = None
-                if model.latent_dim > 0:  # the seeds of robopref evaluate, user u
-                    ask_rng = np.random.default_rng([options.seed, u, 7])
-                    bound = personalize(
-                        policy,
-                        model,
-                        lambda i, user=user, r=ask_rng: user.answer(pool.pair(i), r),
-                        options.queries,
-                        options.strategy,
-                        pool,
-                        np.random.default_rng([options.seed, u, 11]),
-                    )
-                    z = bound.z
+                z = personalize_new_user(
+                    policy, model, user, u, pool, options.queries, options.strategy, options.seed
+                )
                 goal = env_goal(env, user.goal)
                 episode = run_episode(
                     env,
                     policy.act,
                     user.goal,
                     z,
-                    seed=options.seed * 100_003 + u * 97,  # evaluate's episode 0
+                    seed=episode_seed(options.seed, u, 0),  # evaluate's episode 0
                     render=True,
                     marker=goal,
                 )
@@ -302,6 +303,8 @@ def render_policy_video(options: VideoOptions) -> VideoResult:
     mp4 = _mp4_path(options.out)
     if options.gif_step < 1 or not 0.0 < options.gif_scale <= 1.0:
         raise ValueError("--gif-step must be at least 1 and --gif-scale in (0, 1]")
+    exists = mp4.exists() or mp4.with_suffix(".gif").exists()
+    check_output(mp4, options.overwrite, what="video", exists=exists)
     rows, fps = render_panels(options)
     frames = tile_panels(rows, fps)
     write_video(frames, mp4, fps, gif=False)

@@ -5,17 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from robopref.collect import CollectOptions, collect
 from robopref.dataset import PreferenceDataset
-from robopref.reward.checkpoint import build_model
+from robopref.reward import build_model
 from robopref.reward.inputs import reward_view
 from robopref.reward.training import TrainSettings
-
-# Reward checkpoints store torch.__version__ (a TorchVersion, a str subclass) that
-# weights_only loading refuses; allow it until robopref.reward.checkpoint stores a str.
-torch.serialization.add_safe_globals([torch.torch_version.TorchVersion])
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from robopref.policies.latent_env import (
 from robopref.policies.personalize import personalize
 from robopref.policies.train import TrainPolicyOptions, train_policy
 from robopref.population import resolve_population
-from robopref.reward.checkpoint import load_reward_model
+from robopref.reward import load_reward_model
 from robopref.reward.evaluation import posterior_means
 from robopref.reward.inputs import reward_input, reward_view
 
