@@ -4,13 +4,21 @@ One rollout pool and one candidate pool (:mod:`robopref.queries`) are shared by 
 each user answers ``queries_per_user`` pairs drawn from it (:mod:`robopref.users`, labelled
 in one vectorized pass). The dataset goes to ``--out`` (:meth:`PreferenceDataset.save`) and
 the printed summary to ``<out stem>.summary.json`` beside it (:func:`summarize` defines
-every figure).
+every figure); an existing dataset is replaced only with ``--overwrite``, and an ``--out``
+that cannot be written is refused before the rollouts start.
+
+:func:`collect` runs the stages, each a function of its own: :func:`collect_population`,
+:func:`collect_query_pool` (behaviour episodes, candidate pairs), the users drawn,
+:func:`choose_pairs` (each user's pairs) and :func:`answered_dataset` (answers, dataset),
+every stage drawing from its own stream of :class:`CollectStreams`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +28,8 @@ import numpy as np
 
 from robopref.dataset import PreferenceDataset
 from robopref.envs.scripted import goal_point
-from robopref.files import write_json_atomic
+from robopref.files import check_output, write_json_atomic
+from robopref.options import config_option, config_values
 from robopref.population import Population, resolve_population
 from robopref.queries import (
     LOW_HEIGHT,
@@ -31,15 +40,27 @@ from robopref.queries import (
     collect_rollouts,
     make_env,
 )
-from robopref.users import NOISE_KEYS, label_pairs
+from robopref.users import NOISE_KEYS, LabelModel, SyntheticUser, label_pairs
 
 #: an own-goal pair's first segment sets the object down this close to the user's goal (m).
 OWN_GOAL_RADIUS = 0.08
 
 
+#: the ``BehaviourMix`` field each option sets (the options keep the README's flag names).
+MIX_OPTIONS: dict[str, str] = {
+    "expert": "expert_share",
+    "random": "random_share",
+    "expert_noise": "expert_noise",
+    "careless": "careless_share",
+    "hesitant": "hesitant_share",
+    "missed": "missed_share",
+    "pool_goals": "population_goal_share",
+}
+
+
 @dataclass
-class CollectOptions:
-    """Collect a preference dataset from a population of synthetic users (defaults: the demo)."""
+class _CollectSettings:
+    """Everything ``CollectOptions`` holds but the labelling-noise overrides."""
 
     env: str = field(
         default="robopref/PlatePlacement-v0", metadata={"help": "Gymnasium id of the task"}
@@ -53,33 +74,33 @@ class CollectOptions:
     segment: int = field(default=10, metadata={"help": "steps per segment (1: single states)"})
     seed: int = field(default=0, metadata={"help": "seed of everything (same seed, same file)"})
     out: str = field(default="data/plate.npz", metadata={"help": "dataset file to write (.npz)"})
+    overwrite: bool = field(
+        default=False, metadata={"help": "replace an existing --out dataset and its summary"}
+    )
     episodes: int = field(default=200, metadata={"help": "behaviour episodes in the shared pool"})
     pool_pairs: int = field(
         default=0, metadata={"help": "candidate pairs in the pool (0: max(4096, 2 x asked))"}
     )
-    expert_share: float = field(
-        default=0.8, metadata={"help": "share of episodes by the noisy scripted expert"}
+    expert_share: float = config_option(
+        BehaviourMix, "expert", "share of episodes by the noisy scripted expert"
     )
-    random_share: float = field(
-        default=0.2, metadata={"help": "share of episodes by the random policy"}
+    random_share: float = config_option(
+        BehaviourMix, "random", "share of episodes by the random policy"
     )
-    expert_noise: float = field(
-        default=0.3, metadata={"help": "expert action noise std, drawn per episode in [0, this]"}
+    expert_noise: float = config_option(
+        BehaviourMix, "expert_noise", "expert action noise std, drawn per episode in [0, this]"
     )
-    careless_share: float = field(
-        default=0.25, metadata={"help": "share of expert episodes that drop from height"}
+    careless_share: float = config_option(
+        BehaviourMix, "careless", "share of expert episodes that drop from height"
     )
-    hesitant_share: float = field(
-        default=0.0,
-        metadata={"help": "share of expert episodes that hold on a while before letting go"},
+    hesitant_share: float = config_option(
+        BehaviourMix, "hesitant", "share of expert episodes that hold on a while before letting go"
     )
-    missed_share: float = field(
-        default=0.0,
-        metadata={"help": "share of expert episodes that set the object down 3-15 cm off goal"},
+    missed_share: float = config_option(
+        BehaviourMix, "missed", "share of expert episodes that set the object down 3-15 cm off goal"
     )
-    population_goal_share: float = field(
-        default=0.5,
-        metadata={"help": "share of expert episodes aimed near the population's own goals"},
+    population_goal_share: float = config_option(
+        BehaviourMix, "pool_goals", "share of expert episodes aimed near the population's own goals"
     )
     near_share: float = field(
         default=0.0,
@@ -92,15 +113,36 @@ class CollectOptions:
     min_gap: float = field(
         default=0.03, metadata={"help": "redraw pairs whose object trajectories differ less (m)"}
     )
-    beta: float | None = field(default=None, metadata={"help": "override: rationality"})
-    gamma: float | None = field(default=None, metadata={"help": "override: myopia"})
-    mistake: float | None = field(default=None, metadata={"help": "override: mistake rate"})
-    skip_threshold: float | None = field(default=None, metadata={"help": "override: skip below"})
-    equal_threshold: float | None = field(default=None, metadata={"help": "override: tie within"})
-    soft: bool | None = field(default=None, metadata={"help": "override: soft labels"})
-    position_bias: float | None = field(default=None, metadata={"help": "override: first-shown"})
-    both_orders: bool | None = field(default=None, metadata={"help": "override: ask twice"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+
+
+def _label_overrides() -> list[tuple[str, Any, Any]]:
+    """One option per ``LabelModel`` knob, default ``None``: the population's own value."""
+    hints = typing.get_type_hints(LabelModel)
+    return [
+        (
+            knob.name,
+            hints[knob.name] | None,
+            field(default=None, metadata={"help": f"override: {knob.metadata['help']}"}),
+        )
+        for knob in dataclasses.fields(LabelModel)
+    ]
+
+
+# The overrides are generated from LabelModel's fields (and their help lines), so a new
+# labelling knob is a collect option without a second declaration here.
+CollectOptions = dataclasses.make_dataclass(
+    "CollectOptions",
+    _label_overrides(),
+    bases=(_CollectSettings,),
+    namespace={
+        "__module__": __name__,
+        "__doc__": "Collect a preference dataset from a population of synthetic users.\n\n"
+        "The behaviour shares default to robopref.queries.BehaviourMix's; each labelling-noise "
+        "option (--beta ... --both-orders, one per robopref.users.LabelModel field) replaces "
+        "the population's value when given.",
+    },
+)
 
 
 def _with_overrides(population: Population, options: CollectOptions) -> Population:
@@ -168,59 +210,103 @@ def _draw_with_own_goal(
     return np.concatenate([picked, pool.draw(n - len(picked), rng, exclude=picked)])
 
 
-def collect(options: CollectOptions) -> PreferenceDataset:
-    """Build the dataset described by ``options`` (nothing is written)."""
+@dataclass(frozen=True)
+class CollectStreams:
+    """The independent random streams of one collect, each stage drawing from its own."""
+
+    rollouts: np.random.Generator
+    pool: np.random.Generator
+    users: np.random.Generator
+    ask: np.random.Generator
+    labels: np.random.Generator
+
+    @classmethod
+    def from_seed(cls, seed: int) -> CollectStreams:
+        """The streams of ``seed`` (spawned in field order: the datasets depend on it)."""
+        return cls(*(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)))
+
+
+def check_collect_options(options: CollectOptions) -> None:
+    """Refuse, before any work, counts below one and an own-goal share outside [0, 1]."""
     for name in ("users", "queries_per_user", "episodes"):
         if getattr(options, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
     if not 0.0 <= options.own_goal_share <= 1.0:
         raise ValueError(f"--own-goal-share={options.own_goal_share} is a share: use [0, 1]")
-    env, _ = make_env(options.env)
-    population = _with_overrides(resolve_population(options.population, env), options)
-    rollout_rng, pool_rng, user_rng, ask_rng, label_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(options.seed).spawn(5)
-    )
-    mix = BehaviourMix(
-        expert=options.expert_share,
-        random=options.random_share,
-        policy=0.0,
-        expert_noise=options.expert_noise,
-        careless=options.careless_share,
-        hesitant=options.hesitant_share,
-        missed=options.missed_share,
-        pool_goals=options.population_goal_share,
-    )
+
+
+def collect_population(options: CollectOptions, env: gym.Env) -> Population:
+    """The population ``options.population`` of ``env``, with the labelling overrides."""
+    return _with_overrides(resolve_population(options.population, env), options)
+
+
+def behaviour_mix(options: CollectOptions) -> BehaviourMix:
+    """The behaviour mix of the options (scripted and random only: no policies in collect)."""
+    return BehaviourMix(**config_values(BehaviourMix, options, **MIX_OPTIONS), policy=0.0)
+
+
+def pool_size(options: CollectOptions) -> int:
+    """Candidate pairs in the shared pool: ``--pool-pairs``, or max(4096, 2 x pairs asked)."""
+    return options.pool_pairs or max(4096, 2 * options.users * options.queries_per_user)
+
+
+def collect_query_pool(
+    options: CollectOptions,
+    population: Population,
+    env: gym.Env,
+    mix: BehaviourMix,
+    streams: CollectStreams,
+) -> QueryPool:
+    """Run the behaviour episodes (goals partly near ``population``'s) and cut the pool."""
+    goal_pool = goals_near_population(population, env, streams.rollouts)
     rollouts = collect_rollouts(
-        options.env,
-        options.episodes,
-        rollout_rng,
-        mix,
-        (),
-        options.progress,
-        goal_pool=goals_near_population(population, env, rollout_rng),
-    )
-    asked = options.users * options.queries_per_user
-    pool_pairs = options.pool_pairs or max(4096, 2 * asked)
-    pool = build_query_pool(
-        rollouts, pool_pairs, options.segment, pool_rng, options.min_gap,
+        options.env, options.episodes, streams.rollouts, mix, (), options.progress,
+        goal_pool=goal_pool,
+    )  # fmt: skip
+    return build_query_pool(
+        rollouts, pool_size(options), options.segment, streams.pool, options.min_gap,
         near_share=options.near_share,
     )  # fmt: skip
-    users = population.sample_users(options.users, user_rng)
-    if options.own_goal_share > 0.0:
-        set_down, task = _set_down_near_pairs(pool), env.unwrapped
-        index = np.concatenate(
-            [
-                _draw_with_own_goal(pool, set_down, goal_point(task, task.validate_goal(u.goal)),
-                                    options.queries_per_user, options.own_goal_share, ask_rng)
-                for u in users
-            ]
-        )  # fmt: skip
-    else:  # no extra draws: the same datasets as before the option existed
-        index = np.concatenate([pool.draw(options.queries_per_user, ask_rng) for _ in users])
-    user_of_pair = np.repeat(np.arange(options.users), options.queries_per_user)
-    asked_pool = pool.subset(index)
-    labels = label_pairs(users, user_of_pair, asked_pool.feat_a, asked_pool.feat_b, label_rng)
-    contested = population.contested(asked_pool.feat_a, asked_pool.feat_b)
+
+
+def choose_pairs(
+    pool: QueryPool,
+    users: Sequence[SyntheticUser],
+    per_user: int,
+    own_goal_share: float,
+    env: gym.Env,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Pool indices of the pairs asked, ``per_user`` per user, users' pairs contiguous.
+
+    Uniform draws; with ``own_goal_share`` > 0 that share of each user's pairs are near pairs
+    set down at its own goal (:func:`_draw_with_own_goal`).
+    """
+    if own_goal_share <= 0.0:  # no extra draws: the same datasets as before the option existed
+        return np.concatenate([pool.draw(per_user, rng) for _ in users])
+    set_down, task = _set_down_near_pairs(pool), env.unwrapped
+    return np.concatenate(
+        [
+            _draw_with_own_goal(pool, set_down, goal_point(task, task.validate_goal(u.goal)),
+                                per_user, own_goal_share, rng)
+            for u in users
+        ]
+    )  # fmt: skip
+
+
+def answered_dataset(
+    options: CollectOptions,
+    population: Population,
+    mix: BehaviourMix,
+    pool: QueryPool,
+    users: Sequence[SyntheticUser],
+    index: np.ndarray,
+    rng: np.random.Generator,
+) -> PreferenceDataset:
+    """Ask each user its pairs ``index`` of ``pool`` (labels drawn with ``rng``): the dataset."""
+    user_of_pair = np.repeat(np.arange(len(users)), options.queries_per_user)
+    asked = pool.subset(index)
+    labels = label_pairs(users, user_of_pair, asked.feat_a, asked.feat_b, rng)
     meta = {
         "population": population.name,
         "population_spec": population.spec,
@@ -231,7 +317,7 @@ def collect(options: CollectOptions) -> PreferenceDataset:
         "queries_per_user": options.queries_per_user,
         "behaviour_mix": dataclasses.asdict(mix),
         "episodes": options.episodes,
-        "pool_pairs": pool_pairs,
+        "pool_pairs": pool_size(options),
         "min_gap": options.min_gap,
         "own_goal_share": options.own_goal_share,
         "pool_index": index.tolist(),
@@ -239,19 +325,38 @@ def collect(options: CollectOptions) -> PreferenceDataset:
     return PreferenceDataset(
         env_id=options.env,
         feature_names=pool.feature_names,
-        obs_a=asked_pool.obs_a,
-        obs_b=asked_pool.obs_b,
-        feat_a=asked_pool.feat_a,
-        feat_b=asked_pool.feat_b,
+        obs_a=asked.obs_a,
+        obs_b=asked.obs_b,
+        feat_a=asked.feat_a,
+        feat_b=asked.feat_b,
         label=labels.label,
         user=user_of_pair,
         user_goal=np.stack([u.goal for u in users]),
         user_group=np.array([u.group for u in users], dtype=np.int64),
         true_label=labels.true_label,
         answer_prob=labels.answer_prob,
-        contested=contested,
+        contested=population.contested(asked.feat_a, asked.feat_b),
         meta=meta,
     )
+
+
+def collect(options: CollectOptions) -> PreferenceDataset:
+    """Build the dataset described by ``options`` (nothing is written).
+
+    The stages: the population; the behaviour episodes and the shared candidate pool; the
+    users drawn; each user's pairs; their answers and the dataset.
+    """
+    check_collect_options(options)
+    env, _ = make_env(options.env)
+    population = collect_population(options, env)
+    streams = CollectStreams.from_seed(options.seed)
+    mix = behaviour_mix(options)
+    pool = collect_query_pool(options, population, env, mix, streams)
+    users = population.sample_users(options.users, streams.users)
+    index = choose_pairs(
+        pool, users, options.queries_per_user, options.own_goal_share, env, streams.ask
+    )
+    return answered_dataset(options, population, mix, pool, users, index, streams.labels)
 
 
 def summarize(dataset: PreferenceDataset) -> dict[str, Any]:
@@ -313,6 +418,9 @@ def collect_command(options: CollectOptions) -> dict[str, Any]:
     """Collect, save the dataset and its summary, print the summary; returns the summary."""
     if not options.out.endswith(".npz"):
         raise ValueError(f"--out {options.out} must end in .npz (e.g. data/plate.npz)")
+    # The summary describes the dataset beside it: it is replaced whenever the dataset is
+    # written, so only the dataset's existence asks for --overwrite.
+    check_output(options.out, options.overwrite, what="dataset")
     start = time.perf_counter()
     dataset = collect(options)
     dataset.save(options.out)

@@ -30,16 +30,15 @@ On disk (:meth:`PreferenceDataset.save`, :meth:`PreferenceDataset.load`) a datas
 uncompressed ``.npz`` with one array per field above and a ``header`` array: the UTF-8 JSON
 of ``{"format": "robopref.PreferenceDataset", "schema_version", "env_id", "feature_names",
 "meta"}`` (``meta`` must therefore be JSON-serialisable; tuples come back as lists). It is
-written to a temporary file in the same folder and renamed, so a reader never sees half a
-file. Loading checks the format, the schema version, the env (``expected_env``) and every
-array's shape, and turns a truncated or corrupt file into a ``ValueError`` naming the fix.
+written atomically (:func:`robopref.files.atomic_path`: a reader never sees half a file, and
+the temporaries of a killed write are removed by the next save to the same path). Loading
+checks the format, the schema version, the env (``expected_env``) and every array's shape,
+and turns a truncated or corrupt file into a ``ValueError`` naming the fix.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -47,6 +46,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from robopref.files import atomic_path
 
 SCHEMA_VERSION = 1
 FORMAT = "robopref.PreferenceDataset"
@@ -198,16 +199,8 @@ class PreferenceDataset:
             name: np.asarray(getattr(self, name), dtype=dtype)
             for name, (dtype, _) in ARRAY_FIELDS.items()
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, header=np.frombuffer(header_bytes, dtype=np.uint8), **arrays)
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; a dataset is for sharing
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as temp, open(temp, "wb") as handle:
+            np.savez(handle, header=np.frombuffer(header_bytes, dtype=np.uint8), **arrays)
         return path
 
     @classmethod

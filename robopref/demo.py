@@ -131,6 +131,7 @@ def demo_command(options: DemoOptions) -> int:
                 env=options.env,
                 population=options.population,
                 out=str(data),
+                overwrite=True,  # _step runs it only when data.npz is missing or --retrain
                 seed=options.seed,
                 queries_per_user=options.queries_per_user,
                 **{**POLICY_DATA, **POLICY_DATA_FOR_ENV.get(options.env, {})},

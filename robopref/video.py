@@ -5,15 +5,14 @@
 >>> write_video(rollout.frames, "videos/plate.mp4", fps=25)  # and videos/plate.gif
 
 Several users' rollouts go side by side with :func:`tile_videos` (a label on each panel).
-Files are written atomically: to a temporary file in the same folder, then renamed.
+Files are written atomically (:func:`robopref.files.atomic_path`). ``robopref render``
+refuses to replace an existing video (or its GIF) unless ``--overwrite`` is given: the
+same path may hold a video that took trained policies to make (``robopref video``).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,27 +20,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from robopref.files import atomic_path, check_output
+
 Policy = Callable[[np.ndarray], np.ndarray]
 GIF_FRAME_STEP = 2  # the GIF keeps every 2nd frame
 GIF_MAX_WIDTH = 480  # wider frames are halved in the GIF
 HOLD_SECONDS = 0.4  # the last frame of each episode is held this long in `robopref render`
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path`` (same suffix); rename it to ``path`` on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(handle)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        yield Path(temp)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes it private; give it the usual mode
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def _even(frame: np.ndarray) -> np.ndarray:
@@ -244,6 +228,9 @@ class RenderOptions:
     width: int = field(default=320, metadata={"help": "frame width in pixels"})
     height: int = field(default=240, metadata={"help": "frame height in pixels"})
     episodes: int = field(default=1, metadata={"help": "episodes, one after another"})
+    overwrite: bool = field(
+        default=False, metadata={"help": "replace an existing --out video and its GIF"}
+    )
 
 
 def parse_goal(text: str, env: gym.Env, rng: np.random.Generator) -> Any:
@@ -282,6 +269,8 @@ def render_command(opts: RenderOptions) -> int:
         raise ValueError(f"--episodes {opts.episodes} must be at least 1")
     if not str(opts.out).lower().endswith(".mp4"):
         raise ValueError(f"--out {opts.out!r} must end in .mp4 (the GIF is written next to it)")
+    check_output(opts.out, opts.overwrite, what="video")
+    check_output(Path(opts.out).with_suffix(".gif"), opts.overwrite, what="GIF of this --out")
     env = gym.make(
         opts.env,
         render_mode="rgb_array",

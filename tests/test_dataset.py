@@ -56,6 +56,17 @@ def test_save_load_round_trip(small, tmp_path):
     assert train.n_users + test.n_users == 12 and test.n_pairs == 4 * test.n_users
 
 
+def test_save_removes_the_temporaries_of_a_killed_save(small, tmp_path):
+    target = tmp_path / "d.npz"
+    stale = tmp_path / ".d.npz.k1ll3d.tmp.npz"  # as robopref.files.atomic_path names them
+    stale.write_bytes(b"half a dataset")
+    other = tmp_path / ".e.npz.k1ll3d.tmp.npz"  # another output's: not this save's business
+    other.write_bytes(b"")
+    small.save(target)
+    assert not stale.exists() and other.exists()
+    assert PreferenceDataset.load(target).n_pairs == small.n_pairs
+
+
 def test_truncated_and_corrupt_files_are_refused(small, tmp_path):
     path = small.save(tmp_path / "d.npz")
     data = path.read_bytes()
@@ -140,6 +151,7 @@ def test_cli_collect_and_its_errors(tmp_path, capsys):
     argv += ["2", "--episodes", "6", "--segment", "1", "--out", str(out), "--progress", "false"]
     assert main(argv) == 0
     assert PreferenceDataset.load(out, expected_env="robopref/BlockSort-v0").n_pairs == 8
+    argv.append("--overwrite")  # the bad populations below are refused, not the existing out
     assert main([*argv, "--population", "continuous"]) == 2
     assert "does not apply" in capsys.readouterr().err
     assert main([*argv, "--population", str(tmp_path / "nope.yaml")]) == 2

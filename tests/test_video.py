@@ -133,3 +133,38 @@ def test_render_command_reports_a_bad_goal(tmp_path, capsys) -> None:
     assert main(["render", "--env", "robopref/BlockSort-v0", "--goal", "x", "--out", str(out)]) == 2
     assert "--goal 'x' is not a zone index" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_render_command_refuses_an_existing_video_unless_overwrite(tmp_path, capsys) -> None:
+    out = tmp_path / "plate.mp4"
+    argv = ["render", "--out", str(out), "--width", "32", "--height", "24"]
+    out.write_bytes(b"a video made by other means")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"robopref render: error: --out {out}: the video already exists; " in err
+    assert "pass --overwrite to replace it" in err and out.read_bytes().startswith(b"a video")
+    out.unlink()
+    out.with_suffix(".gif").write_bytes(b"a GIF made by other means")
+    assert main(argv) == 2
+    assert f"--out {out.with_suffix('.gif')}: the GIF of this --out already exists" in (
+        capsys.readouterr().err
+    )
+    assert main([*argv, "--overwrite"]) == 0
+    assert iio.imread(out).shape[1:] == (24, 32, 3)
+    assert out.with_suffix(".gif").read_bytes().startswith(b"GIF8")
+
+
+def test_render_command_refuses_an_out_under_a_file_before_rendering(tmp_path, capsys) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["render", "--out", str(blocker / "v.mp4"), "--goal", "nonsense"]) == 2
+    # the goal is never parsed: the output is checked before the env is made
+    err = capsys.readouterr().err
+    assert f"{blocker} is a file, so no folder can be made inside it; choose another --out" in err
+
+
+def test_render_writes_through_the_shared_atomic_writer(tmp_path) -> None:
+    stale = tmp_path / ".clip.mp4.k1ll3d.tmp.mp4"  # a killed write's temporary
+    stale.write_bytes(b"")
+    write_video(gradient_frames(2, 8, 8), tmp_path / "clip.mp4", fps=25)
+    assert not stale.exists() and not list(tmp_path.glob(".*tmp*"))
