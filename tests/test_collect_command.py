@@ -1,0 +1,99 @@
+"""``robopref collect``'s outputs, options and start-up: refusals come before any work."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import pytest
+
+import robopref.collect
+from robopref.cli import main
+from robopref.collect import CollectOptions, behaviour_mix
+from robopref.queries import BehaviourMix
+from robopref.users import NOISE_KEYS
+
+TINY = ["--users", "2", "--queries-per-user", "2", "--episodes", "2", "--segment", "2"]
+TINY += ["--pool-pairs", "16", "--progress", "false"]
+
+
+def _refuse(*args, **kwargs):
+    raise AssertionError("the rollouts started before the output was checked")
+
+
+@pytest.fixture
+def no_rollouts(monkeypatch):
+    """Make any rollout fail loudly: a refusal must come before the work starts."""
+    monkeypatch.setattr(robopref.collect, "collect_rollouts", _refuse)
+
+
+def test_collect_refuses_an_existing_dataset_unless_overwrite(tmp_path, capsys, monkeypatch):
+    out, summary = tmp_path / "d.npz", tmp_path / "d.summary.json"
+    assert main(["collect", *TINY, "--out", str(out)]) == 0
+    before, summary_before = out.read_bytes(), summary.read_bytes()
+    capsys.readouterr()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(robopref.collect, "collect_rollouts", _refuse)
+        assert main(["collect", *TINY, "--seed", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"robopref collect: error: --out {out}: the dataset already exists; " in err
+    assert "pass --overwrite to replace it, or choose another --out" in err
+    assert out.read_bytes() == before and summary.read_bytes() == summary_before
+
+    assert main(["collect", *TINY, "--seed", "1", "--out", str(out), "--overwrite"]) == 0
+    assert out.read_bytes() != before  # another seed, another dataset, and its summary
+    assert summary.read_bytes() != summary_before
+
+
+def test_collect_refuses_an_out_under_a_file_before_the_rollouts(tmp_path, capsys, no_rollouts):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["collect", *TINY, "--out", str(blocker / "d.npz")]) == 2
+    err = capsys.readouterr().err
+    assert f"{blocker} is a file, so no folder can be made inside it; choose another --out" in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into read-only folders")
+def test_collect_refuses_a_read_only_folder_before_the_rollouts(tmp_path, capsys, no_rollouts):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        assert main(["collect", *TINY, "--out", str(folder / "d.npz")]) == 2
+    finally:
+        folder.chmod(0o700)
+    assert f"the folder {folder} is not writable by this user" in capsys.readouterr().err
+
+
+def test_collect_options_take_their_defaults_from_the_library():
+    assert behaviour_mix(CollectOptions()) == BehaviourMix(policy=0.0)
+    overrides = [f.name for f in dataclasses.fields(CollectOptions) if f.name in NOISE_KEYS]
+    assert tuple(overrides) == NOISE_KEYS
+    assert all(getattr(CollectOptions(), name) is None for name in NOISE_KEYS)
+
+
+def _robopref(*args: str, gl: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MUJOCO_GL": gl}
+    return subprocess.run(
+        [sys.executable, "-m", "robopref.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_a_bogus_mujoco_gl_only_stops_rendering(tmp_path):
+    assert _robopref("--help", gl="bogus").returncode == 0
+    out = tmp_path / "d.npz"
+    collected = _robopref("collect", *TINY, "--out", str(out), gl="bogus")
+    assert collected.returncode == 0, collected.stderr
+    assert out.exists()
+    rendered = _robopref("render", "--out", str(tmp_path / "v.mp4"), gl="bogus")
+    assert rendered.returncode == 2
+    assert "Traceback" not in rendered.stderr
+    assert rendered.stderr.startswith("robopref render: error: ")
+    assert "MUJOCO_GL='bogus'" in rendered.stderr
