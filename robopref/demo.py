@@ -161,6 +161,7 @@ def demo_command(options: DemoOptions) -> int:
                     steps=options.steps, out=str(folder), name=name, seed=options.seed,
                     device=options.device, progress=False,
                     resume=(folder / "checkpoint.zip").exists() and not options.retrain,
+                    overwrite=options.retrain,
                 )
             )  # fmt: skip
     evaluate_command(
@@ -168,6 +169,7 @@ def demo_command(options: DemoOptions) -> int:
             policy=[str(out / f"policy_{n}") for n in ("vpl", "btl", "oracle")],
             reward=str(out / "vpl.pt"), users=options.users, seed=options.seed,
             population=options.population, json=str(out / "evaluate.json"),
+            overwrite=True,  # re-evaluated on every run
         )
     )  # fmt: skip
     video = options.video
@@ -178,7 +180,7 @@ def demo_command(options: DemoOptions) -> int:
             VideoOptions(
                 policy=str(out / "policy_vpl"), reward=str(out / "vpl.pt"),
                 btl_policy=str(out / "policy_btl"), users=4, seed=options.seed,
-                population=options.population, out=video,
+                population=options.population, out=video, overwrite=True,
             )
         )  # fmt: skip
     print(f"demo: done in {time.perf_counter() - began:.0f} s; results in {out}/evaluate.json")
