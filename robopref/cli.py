@@ -1,8 +1,11 @@
 """The ``robopref`` command line: one subcommand per job, each with one flat options dataclass.
 
-A command module defines a dataclass of options (defaults are the embedded demo; each field
-documented by ``field(metadata={"help": ...})``) and a function that takes it. Register it
-in ``COMMANDS`` below as ``name: ("module", "OptionsClass", "function", "one-line help")``.
+A command module defines a dataclass of options (each field documented by
+``field(metadata={"help": ...})``; where a setting belongs to a library config, the field
+takes its default from it, see :mod:`robopref.options`) and a function that takes it.
+Register it in ``COMMANDS`` below as ``name: ("module", "OptionsClass", "function",
+"one-line help")``. Only the module of the command being run is imported, so ``robopref
+--help`` and a command that renders nothing work whatever ``MUJOCO_GL`` says.
 """
 
 from __future__ import annotations
@@ -13,9 +16,7 @@ import importlib
 import sys
 import types
 import typing
-from collections.abc import Sequence
-
-from robopref.envs.rendering import default_gl_backend
+from collections.abc import Iterable, Sequence
 
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "render": (
@@ -37,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "train a BTL, DPL or VPL reward model on a preference dataset",
     ),
     "eval-reward": (
-        "robopref.evaluate_reward",
+        "robopref.reward.evaluate_command",
         "EvalRewardOptions",
         "eval_reward_command",
         "few-shot accuracy of reward models on held-out users, with plots",
@@ -115,13 +116,21 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, options_type: type)
             )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every registered subcommand."""
+def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every registered subcommand.
+
+    Only the ``commands`` named (default: all) get their options, which imports their
+    modules; the others are listed with their one-line help.
+    """
+    wanted = set(COMMANDS if commands is None else commands)
     parser = argparse.ArgumentParser(
         prog="robopref", description="Personalized RL from preferences on MuJoCo tabletop tasks."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, options_name, _, help_text) in COMMANDS.items():
+        if name not in wanted:
+            sub.add_parser(name, help=help_text)
+            continue
         options_type = getattr(importlib.import_module(module), options_name)
         command_parser = sub.add_parser(name, help=help_text, description=options_type.__doc__)
         add_dataclass_arguments(command_parser, options_type)
@@ -130,8 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``robopref`` console script."""
-    default_gl_backend()
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # The command is the first argument (the top level has no options but --help).
+    command = argv[0] if argv and argv[0] in COMMANDS else None
+    args = build_parser([command] if command else []).parse_args(argv)
     module, options_name, function_name, _ = COMMANDS[args.command]
     loaded = importlib.import_module(module)
     options_type = getattr(loaded, options_name)
