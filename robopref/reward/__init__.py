@@ -10,9 +10,9 @@ posterior over z; :func:`load_reward_model` reads a checkpoint written by
 from robopref.reward.active import InferenceResult, infer_user
 from robopref.reward.base import RewardModel
 from robopref.reward.btl import BTLConfig, BTLRewardModel
-from robopref.reward.checkpoint import build_model, load_reward_model
 from robopref.reward.data import PairContext
 from robopref.reward.dpl import DPLConfig, DPLRewardModel
+from robopref.reward.registry import build_model, load_reward_model
 from robopref.reward.training import TrainResult, TrainSettings
 from robopref.reward.vpl import VPLConfig, VPLRewardModel
 

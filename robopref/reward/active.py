@@ -32,6 +32,8 @@ from robopref.reward.base import RewardModel
 from robopref.reward.nets import as_tensor
 
 STRATEGIES = ("active", "random")
+#: posterior samples of z that BALD scores candidates with
+BALD_SAMPLES = 64
 
 
 @dataclass
@@ -76,7 +78,7 @@ def infer_user(
     strategy: str = "active",
     candidates: Any = None,
     rng: np.random.Generator | int | None = None,
-    n_samples: int = 64,
+    n_samples: int = BALD_SAMPLES,
 ) -> InferenceResult:
     """Ask ``k`` candidate pairs (module docstring) and return the user's posterior."""
     if strategy not in STRATEGIES:

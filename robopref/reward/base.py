@@ -25,10 +25,10 @@ from torch import nn
 
 from robopref.reward.data import PairContext, UserTensors, hard_correct, preference_nll
 from robopref.reward.nets import as_tensor, like_input
+from robopref.reward.training import TrainResult, TrainSettings, train
 
 if TYPE_CHECKING:
     from robopref.dataset import PreferenceDataset
-    from robopref.reward.training import TrainResult, TrainSettings
 
 MIN_STD = 1e-6
 
@@ -218,8 +218,6 @@ class RewardModel(nn.Module):
         log: Callable[[str], None] | None = None,
     ) -> TrainResult:
         """Train on ``dataset`` (see :func:`robopref.reward.training.train`)."""
-        from robopref.reward.training import train
-
         return train(
             self,
             dataset,

@@ -7,18 +7,16 @@ pairs and on contested pairs, absolute and as a fraction of the Bayes ceiling (s
 :mod:`robopref.reward.evaluation`). Checkpoints with the same name (``--names``, default
 the model kind) are averaged: train them with different ``--seed`` values.
 
-Writes the JSON (``results``: one row per model, strategy, k and subset, averaged over
+Writes the JSON (``--json``; ``results``: one row per model, strategy, k and subset, averaged over
 seeds; ``per_checkpoint``: the rows of each file), prints a table, and draws next to the JSON
 ``<stem>.accuracy.png`` (accuracy against k) and ``<stem>.latent.png`` (held-out users'
 posterior means, first two dimensions or the first two principal components, coloured by
-their hidden group or goal).
+their hidden group or goal). Existing outputs are refused unless ``--overwrite``; every
+output is checked before the first checkpoint is evaluated.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +26,14 @@ import numpy as np
 import torch
 
 from robopref.dataset import PreferenceDataset
-from robopref.reward.active import STRATEGIES
-from robopref.reward.checkpoint import current_umask, load_checkpoint
+from robopref.files import atomic_path, check_output, write_json_atomic
+from robopref.reward.active import BALD_SAMPLES, STRATEGIES
+from robopref.reward.base import RewardModel
 from robopref.reward.data import dataset_fingerprint
 from robopref.reward.evaluation import SUBSETS, evaluate_few_shot, posterior_means
 from robopref.reward.inputs import reward_input, reward_view
 from robopref.reward.nets import resolve_device
+from robopref.reward.registry import load_checkpoint
 
 
 @dataclass
@@ -48,7 +48,7 @@ class EvalRewardOptions:
     queries: str = field(
         default="0,1,2,4,8,16", metadata={"help": "comma-separated query budgets k"}
     )
-    strategy: str = field(default="active,random", metadata={"help": "active and/or random"})
+    strategy: str = field(default=",".join(STRATEGIES), metadata={"help": "active and/or random"})
     json: str = field(default="runs/reward/eval.json", metadata={"help": "where to write JSON"})
     users: str = field(
         default="heldout",
@@ -59,11 +59,17 @@ class EvalRewardOptions:
         metadata={"help": "a name per checkpoint (default: its model kind); same name = averaged"},
     )
     seed: int = field(default=0, metadata={"help": "seed of random contexts and z samples"})
-    samples: int = field(default=64, metadata={"help": "posterior samples for active queries"})
+    samples: int = field(
+        default=BALD_SAMPLES, metadata={"help": "posterior samples for active queries"}
+    )
     device: str = field(default="cpu", metadata={"help": "auto, cpu or cuda"})
     plot: bool = field(default=True, metadata={"help": "draw the PNG plots"})
     threads: int = field(
-        default=1, metadata={"help": "torch CPU threads (its work is many tiny steps)"}
+        default=1,
+        metadata={"help": "torch CPU threads, 0: torch's default (its work is many tiny steps)"},
+    )
+    overwrite: bool = field(
+        default=False, metadata={"help": "replace an existing JSON and plots at --json"}
     )
 
 
@@ -75,13 +81,15 @@ def parse_list(text: str, what: str) -> list[str]:
     return items
 
 
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(handle, "w") as stream:
-        json.dump(payload, stream, indent=1)
-    os.chmod(temp, 0o666 & ~current_umask())
-    os.replace(temp, path)
+def output_paths(options: EvalRewardOptions, any_latent: bool) -> list[Path]:
+    """What the command writes: the JSON, then (with ``--plot``) its plots beside it."""
+    out = Path(options.json)
+    paths = [out]
+    if options.plot:
+        paths.append(out.with_suffix(".accuracy.png"))
+        if any_latent:
+            paths.append(out.with_suffix(".latent.png"))
+    return paths
 
 
 def heldout_users(payload: dict[str, Any], dataset: PreferenceDataset, path: str) -> list[int]:
@@ -194,7 +202,8 @@ def plot_accuracy(rows: list[dict[str, Any]], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as temp:
+        fig.savefig(temp, dpi=110)
     plt.close(fig)
 
 
@@ -236,16 +245,19 @@ def plot_latents(panels: list[tuple[str, np.ndarray, PreferenceDataset]], path: 
         ax.set_ylabel(f"{axis}2")
         ax.set_title(f"{name}: held-out users' posterior means", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as temp:
+        fig.savefig(temp, dpi=110)
     plt.close(fig)
 
 
-def eval_reward_command(options: EvalRewardOptions) -> int:
-    """Run ``robopref eval-reward`` with ``options``."""
+def check_options(options: EvalRewardOptions) -> tuple[list[int], list[str]]:
+    """The query budgets and strategies; ``ValueError`` naming the bad option and the fix."""
     try:
         ks = sorted({int(k) for k in parse_list(options.queries, "queries")})
     except ValueError as error:
         raise ValueError(f"--queries {options.queries!r} must be integers like 0,1,2,4") from error
+    if ks[0] < 0:
+        raise ValueError(f"--queries {options.queries!r}: query budgets must be 0 or more")
     strategies = parse_list(options.strategy, "strategy")
     unknown = set(strategies) - set(STRATEGIES)
     if unknown:
@@ -256,12 +268,24 @@ def eval_reward_command(options: EvalRewardOptions) -> int:
         raise ValueError(
             f"--names gives {len(options.names)} names for {len(options.model)} models"
         )
-    device = resolve_device(options.device)
-    if options.threads > 0:
-        torch.set_num_threads(options.threads)
-    dataset = PreferenceDataset.load(options.data)
-    rows: list[dict[str, Any]] = []
-    panels: list[tuple[str, np.ndarray, PreferenceDataset]] = []
+    if options.threads < 0:
+        raise ValueError(
+            f"--threads {options.threads} is negative: pass 0 for torch's default or a "
+            "positive number of CPU threads"
+        )
+    if options.samples < 1:
+        raise ValueError(
+            f"--samples {options.samples}: active queries need at least 1 posterior sample "
+            f"(default {BALD_SAMPLES})"
+        )
+    return ks, strategies
+
+
+def load_models(
+    options: EvalRewardOptions, dataset: PreferenceDataset, device: torch.device
+) -> list[tuple[str, str, RewardModel, dict[str, Any], PreferenceDataset]]:
+    """``(path, name, model, checkpoint dict, users to score)`` per ``--model``, all checked."""
+    loaded = []
     for i, path in enumerate(options.model):
         model, payload = load_checkpoint(path, expected_env=dataset.env_id, device=device)
         view = reward_view(dataset, reward_input(model))
@@ -272,10 +296,27 @@ def eval_reward_command(options: EvalRewardOptions) -> int:
             )
         name = options.names[i] if options.names else model.kind
         if options.users == "heldout":
-            users = heldout_users(payload, view, path)
-            subset = view.subset_users(np.asarray(users))
+            subset = view.subset_users(np.asarray(heldout_users(payload, view, path)))
         else:
             subset = view
+        loaded.append((path, name, model, payload, subset))
+    return loaded
+
+
+def eval_reward_command(options: EvalRewardOptions) -> int:
+    """Run ``robopref eval-reward`` with ``options``."""
+    ks, strategies = check_options(options)
+    device = resolve_device(options.device)
+    if options.threads > 0:
+        torch.set_num_threads(options.threads)
+    dataset = PreferenceDataset.load(options.data)
+    models = load_models(options, dataset, device)
+    outputs = output_paths(options, any(model.latent_dim for _, _, model, _, _ in models))
+    for path in outputs:
+        check_output(path, options.overwrite, what="evaluation output", flag="--json")
+    rows: list[dict[str, Any]] = []
+    panels: list[tuple[str, np.ndarray, PreferenceDataset]] = []
+    for path, name, model, payload, subset in models:
         print(f"eval-reward: {path} ({name}) on {subset.n_users} users of {options.data}")
         with torch.no_grad():
             found = evaluate_few_shot(
@@ -292,9 +333,8 @@ def eval_reward_command(options: EvalRewardOptions) -> int:
     results = sorted(
         average_rows(rows), key=lambda r: (r["model"], r["strategy"], r["k"], r["subset"])
     )
-    out = Path(options.json)
-    _write_json(
-        out,
+    write_json_atomic(
+        outputs[0],
         {
             "data": options.data,
             "env_id": dataset.env_id,
@@ -306,11 +346,11 @@ def eval_reward_command(options: EvalRewardOptions) -> int:
         },
     )
     print(format_table(results))
-    print(f"eval-reward: wrote {out}")
+    print(f"eval-reward: wrote {outputs[0]}")
     if options.plot:
-        plot_accuracy(results, out.with_suffix(".accuracy.png"))
-        print(f"eval-reward: wrote {out.with_suffix('.accuracy.png')}")
+        plot_accuracy(results, outputs[1])
+        print(f"eval-reward: wrote {outputs[1]}")
         if panels:
-            plot_latents(panels, out.with_suffix(".latent.png"))
-            print(f"eval-reward: wrote {out.with_suffix('.latent.png')}")
+            plot_latents(panels, outputs[2])
+            print(f"eval-reward: wrote {outputs[2]}")
     return 0

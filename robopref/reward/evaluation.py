@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from robopref.dataset import PreferenceDataset
-from robopref.reward.active import infer_user
+from robopref.reward.active import BALD_SAMPLES, infer_user
 from robopref.reward.base import RewardModel
 from robopref.reward.nets import as_tensor
 
@@ -57,7 +57,7 @@ def evaluate_few_shot(
     ks: list[int],
     strategies: list[str],
     seed: int = 0,
-    n_samples: int = 64,
+    n_samples: int = BALD_SAMPLES,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Accuracy rows ``{strategy, k, subset, accuracy, ceiling, fraction_of_ceiling,

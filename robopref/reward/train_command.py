@@ -5,6 +5,10 @@ Users are split three ways, by user: ``test_fraction`` of them are held out for
 evaluation uses the same users), ``val_fraction`` of the rest pick the best epoch and stop
 training early, and the others are trained on. The split depends on ``split_seed`` only,
 so runs with different ``seed`` values train on the same users.
+
+The options that set a library config take their defaults from it (``TrainSettings``,
+``VPLConfig``; ``--hidden`` from ``VPLConfig``, the same for every model kind), so each
+default is written once, in the library.
 """
 
 from __future__ import annotations
@@ -16,10 +20,13 @@ from pathlib import Path
 import torch
 
 from robopref.dataset import PreferenceDataset
-from robopref.reward.checkpoint import MODEL_KINDS, build_model
+from robopref.files import check_writable
+from robopref.options import config_option, config_values
 from robopref.reward.data import dataset_fingerprint
 from robopref.reward.inputs import reward_view
+from robopref.reward.registry import MODEL_KINDS, build_model
 from robopref.reward.training import TrainSettings, resume_path, train
+from robopref.reward.vpl import VPLConfig
 
 
 @dataclass
@@ -37,44 +44,42 @@ class TrainRewardOptions:
         metadata={"help": "checkpoint path (the resumable state goes to PATH.resume)"},
     )
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
-    seed: int = field(default=0, metadata={"help": "seed of initialisation and batches"})
-    epochs: int = field(default=400, metadata={"help": "most passes over the training users"})
-    batch: int = field(default=16, metadata={"help": "users per gradient step (all their pairs)"})
-    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
-    weight_decay: float = field(default=0.0, metadata={"help": "Adam weight decay"})
-    patience: int = field(
-        default=100, metadata={"help": "stop after this many epochs without a better validation"}
+    seed: int = config_option(TrainSettings, "seed", "seed of initialisation and batches")
+    epochs: int = config_option(TrainSettings, "epochs", "most passes over the training users")
+    batch: int = config_option(TrainSettings, "batch", "users per gradient step (all their pairs)")
+    lr: float = config_option(TrainSettings, "lr", "Adam learning rate")
+    weight_decay: float = config_option(TrainSettings, "weight_decay", "Adam weight decay")
+    patience: int = config_option(
+        TrainSettings, "patience", "stop after this many epochs without a better validation"
     )
-    latent_dim: int = field(default=4, metadata={"help": "VPL: size of the user latent z"})
-    hidden: list[int] = field(
-        default_factory=lambda: [128, 128], metadata={"help": "hidden layer widths of the MLPs"}
+    latent_dim: int = config_option(VPLConfig, "latent_dim", "VPL: size of the user latent z")
+    hidden: tuple[int, ...] = config_option(VPLConfig, "hidden", "hidden layer widths of the MLPs")
+    features: int = config_option(
+        VPLConfig, "features", "VPL: state features D of the decoder (and encoder)"
     )
-    features: int = field(
-        default=32, metadata={"help": "VPL: state features D of the decoder (and encoder)"}
+    kl_weight: float = config_option(
+        VPLConfig, "kl_weight", "VPL: weight of KL(q(z | context) || N(0, I))"
     )
-    kl_weight: float = field(
-        default=1.0, metadata={"help": "VPL: weight of KL(q(z | context) || N(0, I))"}
+    free_nats: float = config_option(
+        VPLConfig, "free_nats", "VPL: nats of KL per user left unpenalised (free bits)"
     )
-    free_nats: float = field(
-        default=2.0, metadata={"help": "VPL: nats of KL per user left unpenalised (free bits)"}
+    kl_delay: int = config_option(
+        TrainSettings, "kl_delay", "VPL: epochs without the KL term before its warm-up"
     )
-    kl_delay: int = field(
-        default=20, metadata={"help": "VPL: epochs without the KL term before its warm-up"}
+    kl_warmup: int = config_option(
+        TrainSettings, "kl_warmup", "VPL: epochs over which the KL weight ramps up from 0"
     )
-    kl_warmup: int = field(
-        default=50, metadata={"help": "VPL: epochs over which the KL weight ramps up from 0"}
+    max_context: int = config_option(
+        VPLConfig, "max_context", "VPL: largest training context (0: all but one pair)"
     )
-    max_context: int = field(
-        default=0, metadata={"help": "VPL: largest training context (0: all but one pair)"}
-    )
-    decoder: str = field(
-        default="bilinear", metadata={"help": "VPL decoder: bilinear (fast) or mlp on [s, z]"}
+    decoder: str = config_option(
+        VPLConfig, "decoder", "VPL decoder: bilinear (fast) or mlp on [s, z]"
     )
     test_fraction: float = field(
         default=0.2, metadata={"help": "share of users held out for eval-reward"}
     )
-    val_fraction: float = field(
-        default=0.1, metadata={"help": "share of the other users used for early stopping"}
+    val_fraction: float = config_option(
+        TrainSettings, "val_fraction", "share of the other users used for early stopping"
     )
     split_seed: int = field(default=0, metadata={"help": "seed of the user split"})
     resume: bool = field(
@@ -88,17 +93,17 @@ class TrainRewardOptions:
 
 def model_config(options: TrainRewardOptions) -> dict[str, object]:
     """The model-config fields that the options set for the chosen model kind."""
-    config: dict[str, object] = {"hidden": tuple(options.hidden)}
-    if options.model == "vpl":
-        config.update(
-            latent_dim=options.latent_dim,
-            features=options.features,
-            kl_weight=options.kl_weight,
-            free_nats=options.free_nats,
-            max_context=options.max_context,
-            decoder=options.decoder,
-        )
+    config = config_values(MODEL_KINDS[options.model][1], options)
+    config["hidden"] = tuple(options.hidden)  # argparse gives a list; configs store tuples
     return config
+
+
+def train_settings(options: TrainRewardOptions) -> TrainSettings:
+    """The training settings the options set (no KL schedule for models without a latent)."""
+    values = config_values(TrainSettings, options)
+    if options.model != "vpl":
+        values.update(kl_delay=0, kl_warmup=0)
+    return TrainSettings(**values)
 
 
 def split_three_ways(
@@ -122,6 +127,7 @@ def train_reward_command(options: TrainRewardOptions) -> int:
             f"{out} already exists: pass --resume to continue that run, --overwrite to replace "
             "it, or another --out"
         )
+    check_writable(out, "--out")
     if options.threads > 0:
         torch.set_num_threads(options.threads)
     dataset = reward_view(PreferenceDataset.load(options.data), options.input)
@@ -130,16 +136,7 @@ def train_reward_command(options: TrainRewardOptions) -> int:
     )
     torch.manual_seed(options.seed)
     model = build_model(options.model, dataset.obs_a.shape[-1], model_config(options))
-    settings = TrainSettings(
-        epochs=options.epochs,
-        lr=options.lr,
-        batch=options.batch,
-        patience=options.patience,
-        weight_decay=options.weight_decay,
-        kl_delay=options.kl_delay if options.model == "vpl" else 0,
-        kl_warmup=options.kl_warmup if options.model == "vpl" else 0,
-        seed=options.seed,
-    )
+    settings = train_settings(options)
     extra = {
         "split": {
             "test_fraction": options.test_fraction,

@@ -7,12 +7,14 @@ same user). Validation uses held-out *users* and is deterministic (a fixed gener
 epochs compare fairly. Files, when ``checkpoint`` is given:
 
 * ``checkpoint``: the best model so far (by validation cross-entropy), loadable with
-  :func:`robopref.reward.checkpoint.load_reward_model`;
+  :func:`robopref.reward.registry.load_reward_model`;
 * ``checkpoint + ".resume"``: the last state (weights, optimizer, random generator, history)
   every ``checkpoint_every`` epochs; ``resume=True`` continues from it and gives the same
   result as an uninterrupted run.
 
-Both are written atomically (temporary file in the same folder, then ``os.replace``).
+Both are written atomically (:func:`robopref.reward.checkpoint.save_payload`).
+
+The loop knows models through their interface only; :meth:`RewardModel.fit` calls it.
 """
 
 from __future__ import annotations
@@ -24,15 +26,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from robopref.dataset import SCHEMA_VERSION, PreferenceDataset
-from robopref.reward.base import RewardModel
-from robopref.reward.checkpoint import atomic_save, load_payload, model_payload
+from robopref.reward.checkpoint import load_payload, model_payload, save_payload
 from robopref.reward.data import UserTensors, dataset_fingerprint
 from robopref.reward.nets import resolve_device
+
+if TYPE_CHECKING:
+    from robopref.reward.base import RewardModel
 
 #: settings that may change between an interrupted run and its resumption
 RESUMABLE_CHANGES = ("epochs", "patience", "log_every", "checkpoint_every")
@@ -217,7 +221,7 @@ def train(
             payload = model_payload(model, extra)
             payload["state_dict"] = {k: v.cpu() for k, v in best_state.items()}
             payload.update(settings=dataclasses.asdict(settings), history=history, best=best)
-            atomic_save(payload, checkpoint)
+            save_payload(payload, checkpoint)
 
     def save_state(epoch: int) -> None:
         if state_file is not None:
@@ -233,7 +237,7 @@ def train(
                 epoch=epoch,
                 stopped_early=stopped,
             )
-            atomic_save(payload, state_file)
+            save_payload(payload, state_file)
 
     began = time.perf_counter()
     epoch = start_epoch

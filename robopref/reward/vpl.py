@@ -4,10 +4,9 @@ A user is a latent vector z. From a *set* of that user's labelled pairs (any num
 order) the encoder infers a diagonal Gaussian q(z | context); the decoder gives the reward
 r(s, z); p(A preferred | z) = sigmoid(R_A(z) - R_B(z)) with R the sum of r over a segment.
 
-Decoder: ``"bilinear"`` (default): r(s, z) = psi(s) . w(z) / sqrt(D) with MLPs psi on the
-state (D features) and w on z. A segment's return is Psi . w(z), Psi the segment's summed
-features, so a pair's logit for many z is one matrix product: fast active queries.
-``"mlp"``: the authors' MLP on the concatenation ``[s, z]``.
+Decoder (:mod:`robopref.reward.decoders`, chosen once from ``VPLConfig.decoder``):
+``"bilinear"`` (default): r(s, z) = psi(s) . w(z) / sqrt(D), a pair's logit for many z one
+matrix product (fast active queries); ``"mlp"``: the authors' MLP on ``[s, z]``.
 
 Encoder (permutation-invariant, any context size): each segment is embedded (bilinear: its
 decoder features Psi / sqrt(D), the statistic the likelihood depends on; mlp: a separate
@@ -20,12 +19,19 @@ direction. Each answered pair contributes a Gaussian factor over z (a latent obs
 aggregation, Volpp et al. 2021). An empty context gives the prior exactly; skipped pairs
 (NaN labels) contribute nothing; more answers give a tighter posterior.
 
-Training (``training_loss``), per user of a batch with n answered pairs: a random context
-of size 0..n-1 (capped by ``max_context``), z ~ q(z | context), and the negative ELBO of the
-user's answers: the cross-entropy of the *other* (held-back) pairs given z, scaled by
-n / (number held back) so that it estimates the likelihood of all n answers, plus
-``kl_weight * anneal * KL(q || N(0, I))``; soft labels and ties (0.5) enter the
-cross-entropy as they are. The batch loss is divided by the number of answered pairs.
+Training (``training_loss``), per user u of a batch with n_u answered pairs: a random
+context of size 0..n_u-1 (capped by ``max_context``), z_u ~ q(z | context_u) (one sample),
+and the cross-entropy NLL_u of the *other* (held-back, target) pairs given z_u, scaled by
+n_u / (number held back) so that it estimates the likelihood of all n_u answers. With
+KL_u = KL(q(z | context_u) || N(0, I)), the batch loss is
+
+    loss = [ sum_u (n_u / held_u) NLL_u
+             + kl_weight * anneal * sum_u max(0, KL_u - free_nats) ] / sum_u n_u
+
+the free-nats hinge leaving each user ``free_nats`` of KL unpenalised (free bits, so that
+the posterior does not collapse to the prior); ``anneal`` is the training loop's KL ramp
+(:func:`robopref.reward.training.kl_anneal`). Soft labels and ties (0.5) enter the
+cross-entropy as they are.
 """
 
 from __future__ import annotations
@@ -40,9 +46,9 @@ from torch.nn import functional
 
 from robopref.reward.base import PairScorer, RewardModel
 from robopref.reward.data import PairContext, UserTensors, hard_correct, preference_nll
+from robopref.reward.decoders import DECODERS, upgrade_state_keys
 from robopref.reward.nets import as_tensor, like_input, mlp
 
-DECODERS = ("bilinear", "mlp")
 #: context sizes used for the (deterministic) validation loss
 VALIDATION_CONTEXT_SIZES = (0, 1, 2, 4, 8)
 
@@ -62,7 +68,7 @@ class VPLConfig:
     def __post_init__(self) -> None:
         self.hidden = tuple(int(h) for h in self.hidden)
         if self.decoder not in DECODERS:
-            raise ValueError(f"decoder={self.decoder!r} must be one of {DECODERS}")
+            raise ValueError(f"decoder={self.decoder!r} must be one of {tuple(DECODERS)}")
         if self.latent_dim <= 0 or self.features <= 0 or not self.hidden:
             raise ValueError("latent_dim and features must be >= 1 and hidden non-empty for VPL")
         if self.kl_weight < 0 or self.max_context < 0 or self.free_nats < 0:
@@ -101,18 +107,9 @@ class SetEncoder(nn.Module):
         return eta.sum(-2) / precision, precision.rsqrt()
 
 
-class BilinearScorer(PairScorer):
-    """Candidate logits for many z as one product: w(z) @ (e_A - e_B).T."""
-
-    def __init__(self, model: VPLRewardModel, obs_a: torch.Tensor, obs_b: torch.Tensor) -> None:
-        super().__init__(model, obs_a, obs_b)
-        with torch.no_grad():
-            self.delta = model.segment_embedding(obs_a) - model.segment_embedding(obs_b)
-
-    def logits(self, z: torch.Tensor) -> torch.Tensor:
-        """``(S, C)`` logits for ``z`` ``(S, Z)``."""
-        with torch.no_grad():
-            return self.model.weights(z) @ self.delta.T
+def _upgrade_legacy_keys(model: VPLRewardModel, state: dict, prefix: str, *_: Any) -> None:
+    """Load-state hook: checkpoints of before the decoder modules still load."""
+    upgrade_state_keys(state, model.config.decoder, prefix)
 
 
 class VPLRewardModel(RewardModel):
@@ -123,56 +120,31 @@ class VPLRewardModel(RewardModel):
     def __init__(self, obs_dim: int, config: VPLConfig | None = None) -> None:
         config = config or VPLConfig()
         super().__init__(obs_dim, config)
-        z_dim, width = config.latent_dim, config.features
-        if config.decoder == "bilinear":
-            self.psi = mlp(obs_dim, config.hidden, width)
-            self.weights = mlp(z_dim, config.hidden[:1], width)
-        else:
-            self.decoder = mlp(obs_dim + z_dim, config.hidden, 1)
-            self.segment_net = mlp(obs_dim, config.hidden, width)
-        self.encoder = SetEncoder(width, config)
+        decoder_type = DECODERS[config.decoder]
+        self.decoder = decoder_type(obs_dim, config.latent_dim, config.hidden, config.features)
+        self.encoder = SetEncoder(config.features, config)
+        self.register_load_state_dict_pre_hook(_upgrade_legacy_keys)
 
     @property
     def latent_dim(self) -> int:
         """Size of z."""
         return int(self.config.latent_dim)
 
-    @property
-    def bilinear(self) -> bool:
-        """Whether the decoder is the bilinear psi(s) . w(z)."""
-        return self.config.decoder == "bilinear"
-
     def step_reward(self, obs_n: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
         """r(s, z) for normalised observations ``(..., O)`` and ``z`` ``(..., Z)``."""
         if z is None:
             raise ValueError("VPL rewards need a latent z")
-        if self.bilinear:
-            prod = self.psi(obs_n) * self.weights(z)
-            return prod.sum(-1) / math.sqrt(self.config.features)
-        lead = torch.broadcast_shapes(obs_n.shape[:-1], z.shape[:-1])
-        joint = torch.cat([obs_n.expand(*lead, -1), z.expand(*lead, -1)], -1)
-        return self.decoder(joint).squeeze(-1)
+        return self.decoder.reward(obs_n, z)
 
     def comparison_rewards(self, z: torch.Tensor | None) -> torch.Tensor:
-        """``(..., M)``; bilinear: the comparison states' features once, then one product."""
-        if not self.bilinear or z is None:
+        """``(..., M)``: the decoder's rewards of the comparison states for each ``z``."""
+        if z is None:
             return super().comparison_rewards(z)
-        features = self.psi(self.normalize(self.comparison_obs))
-        return self.weights(z) @ features.T / math.sqrt(self.config.features)
+        return self.decoder.comparison_rewards(self.normalize(self.comparison_obs), z)
 
     def segment_embedding(self, obs: torch.Tensor) -> torch.Tensor:
-        """Raw segments ``(..., T, O)`` -> ``(..., D)`` (bilinear: summed features / sqrt(D))."""
-        obs_n = self.normalize(obs)
-        if self.bilinear:
-            return self.psi(obs_n).sum(-2) / math.sqrt(self.config.features)
-        return self.segment_net(obs_n).mean(-2)
-
-    def _logits_from(
-        self, obs_a: torch.Tensor, obs_b: torch.Tensor, emb: tuple[torch.Tensor, torch.Tensor], z
-    ) -> torch.Tensor:
-        if self.bilinear:
-            return ((emb[0] - emb[1]) * self.weights(z)).sum(-1)
-        return self.pair_logits(obs_a, obs_b, z)
+        """Raw segments ``(..., T, O)`` -> the encoder's embedding ``(..., D)``."""
+        return self.decoder.embed(self.normalize(obs))
 
     def encode(
         self, obs_a: torch.Tensor, obs_b: torch.Tensor, label: torch.Tensor
@@ -199,9 +171,7 @@ class VPLRewardModel(RewardModel):
 
     def pair_scorer(self, obs_a: Any, obs_b: Any) -> PairScorer:
         """Candidate scorer; with the bilinear decoder its ``logits`` is one matrix product."""
-        if self.bilinear:
-            return BilinearScorer(self, self._obs(obs_a), self._obs(obs_b))
-        return super().pair_scorer(obs_a, obs_b)
+        return self.decoder.scorer(self, self._obs(obs_a), self._obs(obs_b))
 
     # ----------------------------------------------------------------- training
     def _split(
@@ -213,6 +183,13 @@ class VPLRewardModel(RewardModel):
         rank = keys.argsort(-1).argsort(-1)
         context = answered & (rank < sizes.unsqueeze(-1))
         return context, answered & ~context
+
+    def _segments(
+        self, batch: UserTensors
+    ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+        """The batch's normalised segments (A, B) and their encoder embeddings."""
+        obs_n = (self.normalize(batch.obs_a), self.normalize(batch.obs_b))
+        return obs_n, (self.decoder.embed(obs_n[0]), self.decoder.embed(obs_n[1]))
 
     def _cap(self, answered: torch.Tensor) -> torch.Tensor:
         cap = (answered.sum(-1) - 1).clamp(min=0)
@@ -230,11 +207,11 @@ class VPLRewardModel(RewardModel):
         sizes = torch.floor(draw * (cap + 1).float()).long()
         context, target = self._split(answered, sizes, generator)
         nan = torch.full_like(batch.label, math.nan)
-        emb = (self.segment_embedding(batch.obs_a), self.segment_embedding(batch.obs_b))
+        obs_n, emb = self._segments(batch)
         mean, std = self.encoder(emb[0], emb[1], torch.where(context, batch.label, nan))
         noise = torch.randn(mean.shape, generator=generator).to(mean.device)
         z = (mean + std * noise).unsqueeze(-2)
-        logits = self._logits_from(batch.obs_a, batch.obs_b, emb, z)
+        logits = self.decoder.pair_logits(obs_n[0], obs_n[1], emb, z)
         nll = preference_nll(logits, torch.where(target, batch.label, nan)).sum(-1)
         n_answered = answered.sum(-1)
         scale = n_answered / target.sum(-1).clamp(min=1)
@@ -253,13 +230,13 @@ class VPLRewardModel(RewardModel):
         answered = batch.answered
         cap = self._cap(answered)
         nan = torch.full_like(batch.label, math.nan)
-        emb = (self.segment_embedding(batch.obs_a), self.segment_embedding(batch.obs_b))
+        obs_n, emb = self._segments(batch)
         totals = {"nll": 0.0, "n": 0.0, "correct": 0.0, "scored": 0.0}
         for size in VALIDATION_CONTEXT_SIZES:
             sizes = torch.minimum(cap, torch.full_like(cap, size))
             context, target = self._split(answered, sizes, generator)
             mean, _ = self.encoder(emb[0], emb[1], torch.where(context, batch.label, nan))
-            logits = self._logits_from(batch.obs_a, batch.obs_b, emb, mean.unsqueeze(-2))
+            logits = self.decoder.pair_logits(obs_n[0], obs_n[1], emb, mean.unsqueeze(-2))
             target_label = torch.where(target, batch.label, nan)
             correct, scored = hard_correct(logits, target_label)
             totals["nll"] += float(preference_nll(logits, target_label).sum())

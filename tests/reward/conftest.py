@@ -7,7 +7,7 @@ import torch
 
 from robopref.dataset import PreferenceDataset
 from robopref.reward.base import RewardModel
-from robopref.reward.checkpoint import build_model
+from robopref.reward.registry import build_model
 from robopref.reward.toy import toy_dataset
 from robopref.reward.training import TrainSettings
 

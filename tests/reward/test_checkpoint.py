@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from robopref.reward import load_reward_model
-from robopref.reward.checkpoint import build_model, load_payload
+from robopref.reward.checkpoint import load_payload
+from robopref.reward.registry import build_model
 from robopref.reward.toy import toy_dataset
 from robopref.reward.training import TrainSettings
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from robopref.reward.checkpoint import build_model, load_reward_model
+from robopref.reward.registry import build_model, load_reward_model
 from robopref.reward.toy import toy_dataset
 from robopref.reward.training import TrainSettings, kl_anneal, resume_path
 
@@ -53,6 +53,8 @@ def test_same_seed_same_model_and_resume_equals_uninterrupted(tmp_path) -> None:
         for key, value in straight.state_dict().items():
             torch.testing.assert_close(other.state_dict()[key], value, rtol=0, atol=0)
     loaded = load_reward_model(tmp_path / "c.pt")
-    torch.testing.assert_close(loaded.state_dict()["psi.0.weight"], straight.psi[0].weight)
+    torch.testing.assert_close(
+        loaded.state_dict()["decoder.psi.0.weight"], straight.decoder.psi[0].weight
+    )
     different = _fit(tmp_path / "d.pt", epochs=6, seed=1)
-    assert not torch.equal(different.psi[0].weight, straight.psi[0].weight)
+    assert not torch.equal(different.decoder.psi[0].weight, straight.decoder.psi[0].weight)
