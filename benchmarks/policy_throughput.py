@@ -32,7 +32,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.demo import SHIPPED
 from robopref.policies.latent_env import BatchedRewardVecEnv, LatentRewardEnv, LatentSource
-from robopref.reward.checkpoint import load_reward_model
+from robopref.reward import load_reward_model
 from robopref.reward.nets import resolve_device
 
 

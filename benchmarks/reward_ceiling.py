@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from robopref.dataset import PreferenceDataset
-from robopref.reward.checkpoint import build_model
+from robopref.reward import build_model
 from robopref.reward.evaluation import evaluate_few_shot
 from robopref.reward.train_command import split_three_ways
 from robopref.reward.training import TrainSettings

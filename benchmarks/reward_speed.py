@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from robopref.dataset import PreferenceDataset
+from robopref.reward import load_reward_model
 from robopref.reward.active import infer_user
-from robopref.reward.checkpoint import load_reward_model
 from robopref.reward.inputs import reward_input, reward_view
 from robopref.reward.nets import resolve_device
 from robopref.reward.train_command import TrainRewardOptions, train_reward_command
