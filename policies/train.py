@@ -374,6 +374,7 @@ def learn(
                 tb_log_name=meta["name"],
             )
         except KeyboardInterrupt as error:
+            saver.init_callback(model)  # set up even when no trigger is on
             saver.save()
             raise RuntimeError(
                 f"interrupted at step {model.num_timesteps}; saved {out}/checkpoint.zip: "
