@@ -28,6 +28,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 
 from robopref.files import atomic_path
 from robopref.reward.base import RewardModel
+from robopref.reward.decoders import LEGACY_PREFIXES
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
 FORMAT = "robopref-policy"
@@ -37,10 +38,24 @@ REQUIRED_KEYS = ("kind", "name", "algo", "env_id", "latent_dim")
 LATENT_KEYS = ("reward_path", "reward_fingerprint")
 
 
+def _fingerprint_key(model: RewardModel, key: str) -> str:
+    """``key`` in the state layout fingerprints were defined on: VPL decoders were moved into
+    modules of their own later (:data:`robopref.reward.decoders.LEGACY_PREFIXES`), and a
+    rename of the same weights must not change which latent space z lives in."""
+    decoder = getattr(getattr(model, "config", None), "decoder", None)
+    if model.kind != "vpl" or decoder not in LEGACY_PREFIXES:
+        return key
+    for old, new in LEGACY_PREFIXES[decoder].items():
+        if key.startswith(new):
+            return old + key[len(new) :]
+    return key
+
+
 def reward_fingerprint(model: RewardModel) -> str:
     """A short hash of a reward model's kind and weights: which latent space z lives in."""
     digest = hashlib.sha256(model.kind.encode())
-    for key, value in sorted(model.state_dict().items()):
+    state = {_fingerprint_key(model, key): value for key, value in model.state_dict().items()}
+    for key, value in sorted(state.items()):
         digest.update(key.encode())
         digest.update(value.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]

@@ -174,3 +174,13 @@ def test_few_shot_means_one_row_per_user_and_k_plus_all_answers(tiny_vpl: Path, 
     assert np.array_equal(owner, np.repeat(np.arange(dataset.n_users), 3))
     np.testing.assert_allclose(means[2::3], posterior_means(model, dataset), atol=1e-5)
     assert not np.allclose(means[0::3], means[2::3])  # one answer is not all six
+
+
+def test_shipped_policies_accept_the_shipped_reward_models() -> None:
+    # The fingerprint is of the weights, not of the module layout that names them: the VPL
+    # decoders' move into modules of their own must not orphan the shipped policies.
+    from robopref.demo import SHIPPED
+
+    for name in ("vpl", "btl"):
+        policy = load_policy(SHIPPED / f"policy_{name}", load_reward_model(SHIPPED / f"{name}.pt"))
+        assert policy.name == name
