@@ -75,3 +75,53 @@ def test_damaged_files_are_refused_clearly(saved, tmp_path) -> None:
     torch.save({"weights": torch.zeros(3)}, foreign)
     with pytest.raises(ValueError, match="not a robopref reward-model checkpoint"):
         load_payload(foreign)
+
+
+def test_shipped_vpl_checkpoint_gives_the_rewards_it_gave_before_the_decoder_modules() -> None:
+    """policies/checkpoints/vpl.pt (legacy keys psi.*, weights.*) loads, rewards unchanged."""
+    from robopref.demo import SHIPPED
+
+    model = load_reward_model(SHIPPED / "vpl.pt", expected_kind="vpl")
+    obs = np.linspace(-1.0, 1.0, 3 * model.obs_dim, dtype=np.float32).reshape(3, model.obs_dim)
+    z = np.array([0.5, -0.25, 1.0, 0.0], np.float32)
+    # recorded with the code before robopref.reward.decoders (commit 269aa59)
+    np.testing.assert_allclose(model.reward(obs, z), [-6.343834, -7.124056, -21.767818], rtol=1e-5)
+    np.testing.assert_allclose(
+        model.scaled_reward(obs, z), [1.9667251e-03, 9.0239599e-04, 3.9456177e-10], rtol=1e-4
+    )
+    context = (np.stack([obs, 0.5 * obs]), np.stack([obs[::-1].copy(), -obs]), [1.0, 0.0])
+    mean, std = model.posterior(tuple(np.asarray(x, np.float32) for x in context))
+    np.testing.assert_allclose(
+        mean, [-0.084352694, -0.20676985, 0.052159682, 0.06665585], rtol=1e-5, atol=1e-7
+    )
+    np.testing.assert_allclose(std, [0.62593263, 0.6788492, 0.6655229, 0.6901472], rtol=1e-5)
+
+
+LEGACY = {  # today's prefix -> the prefix checkpoints had before robopref.reward.decoders
+    "bilinear": {"decoder.psi.": "psi.", "decoder.weights.": "weights."},
+    "mlp": {"decoder.net.": "decoder.", "decoder.segment_net.": "segment_net."},
+}
+
+
+@pytest.mark.parametrize("decoder", ["bilinear", "mlp"])
+def test_legacy_state_dict_keys_load_into_todays_decoders(decoder) -> None:
+    torch.manual_seed(0)
+    config = {"hidden": (8, 8), "latent_dim": 2, "features": 4, "decoder": decoder}
+    source = build_model("vpl", 3, config)
+    legacy = {}
+    for key, value in source.state_dict().items():
+        for new, old in LEGACY[decoder].items():
+            if key.startswith(new):
+                key = old + key[len(new) :]
+                break
+        legacy[key] = value
+    assert set(legacy) != set(source.state_dict())  # the renaming did something
+    torch.manual_seed(1)
+    target = build_model("vpl", 3, config)
+    obs, z = np.ones((2, 3), np.float32), np.array([0.3, -0.7], np.float32)
+    assert not np.allclose(target.reward(obs, z), source.reward(obs, z))
+    target.load_state_dict(legacy)
+    np.testing.assert_array_equal(target.reward(obs, z), source.reward(obs, z))
+    nested = torch.nn.ModuleDict({"m": build_model("vpl", 3, config)})  # keys under a prefix
+    nested.load_state_dict({f"m.{k}": v for k, v in legacy.items()})
+    np.testing.assert_array_equal(nested["m"].reward(obs, z), source.reward(obs, z))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from robopref.cli import main
 from robopref.reward.toy import toy_dataset
+from robopref.reward.train_command import TrainRewardOptions, model_config, train_settings
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +70,95 @@ def test_command_errors_are_clean(toy_file, tmp_path, capsys) -> None:
     assert (
         main(["eval-reward", "--model", str(out), "--data", str(toy_file), "--queries", "a"]) == 2
     )
+
+
+@pytest.fixture(scope="module")
+def trained(toy_file, tmp_path_factory):
+    """A two-epoch VPL checkpoint on the toy data."""
+    out = tmp_path_factory.mktemp("trained") / "vpl.pt"
+    args = ["train-reward", "--data", str(toy_file), "--out", str(out), "--epochs", "2"]
+    assert main([*args, "--hidden", "8", "--device", "cpu"]) == 0
+    return out
+
+
+def _eval(toy_file, model, report, *extra):
+    args = ["eval-reward", "--model", str(model), "--data", str(toy_file), "--json", str(report)]
+    return main([*args, "--queries", "0,1", "--plot", "false", *extra])
+
+
+def test_eval_reward_refuses_an_existing_report_before_evaluating(
+    toy_file, trained, tmp_path, capsys
+) -> None:
+    report = tmp_path / "eval.json"
+    assert _eval(toy_file, trained, report) == 0
+    capsys.readouterr()
+    before = report.read_text()
+    assert _eval(toy_file, trained, report) == 2
+    out, err = capsys.readouterr()
+    assert f"--json {report}: the evaluation output already exists; pass --overwrite" in err
+    assert "users of" not in out  # refused before the evaluation started
+    assert report.read_text() == before
+    assert _eval(toy_file, trained, report, "--overwrite") == 0
+    # a plot left beside the JSON is an output too
+    plotted = tmp_path / "plotted.json"
+    plotted.with_suffix(".accuracy.png").write_bytes(b"old plot")
+    assert _eval(toy_file, trained, plotted, "--plot", "true") == 2
+    assert "plotted.accuracy.png: the evaluation output already exists" in capsys.readouterr().err
+    assert not plotted.exists()
+
+
+def test_eval_reward_refuses_an_unwritable_report_and_bad_numbers(
+    toy_file, trained, tmp_path, capsys
+) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert _eval(toy_file, trained, blocker / "eval.json") == 2
+    out, err = capsys.readouterr()
+    assert f"{blocker} is a file, so no folder can be made inside it; choose another --json" in err
+    assert "users of" not in out
+    assert _eval(toy_file, trained, tmp_path / "t.json", "--threads=-1") == 2
+    err = capsys.readouterr().err
+    assert "--threads -1 is negative: pass 0 for torch's default or a positive number" in err
+    assert _eval(toy_file, trained, tmp_path / "s.json", "--samples", "0") == 2
+    assert "--samples 0: active queries need at least 1 posterior sample" in capsys.readouterr().err
+    assert _eval(toy_file, trained, tmp_path / "q.json", "--queries=-1,2") == 2
+    assert "query budgets must be 0 or more" in capsys.readouterr().err
+    assert not any(tmp_path.glob("*.json"))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
+def test_eval_reward_refuses_a_read_only_folder(toy_file, trained, tmp_path, capsys) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        assert _eval(toy_file, trained, locked / "eval.json") == 2
+        assert f"the folder {locked} is not writable" in capsys.readouterr().err
+    finally:
+        locked.chmod(0o755)
+
+
+def test_train_reward_refuses_an_unwritable_out_before_training(toy_file, tmp_path, capsys) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    out = blocker / "runs" / "vpl.pt"
+    assert main(["train-reward", "--data", str(toy_file), "--out", str(out), "--epochs", "1"]) == 2
+    stdout, err = capsys.readouterr()
+    assert f"--out {out}: {blocker} is a file, so no folder can be made inside it" in err
+    assert "held-out users" not in stdout  # refused before the data was even split
+
+
+def test_train_reward_options_reach_the_library_configs() -> None:
+    options = TrainRewardOptions(
+        model="vpl", lr=0.02, batch=3, hidden=[8, 4], decoder="mlp", free_nats=0.5,
+        val_fraction=0.3, kl_delay=7, seed=5,
+    )  # fmt: skip
+    settings = train_settings(options)
+    assert (settings.lr, settings.batch, settings.val_fraction, settings.seed) == (0.02, 3, 0.3, 5)
+    assert settings.kl_delay == 7
+    config = model_config(options)
+    assert config["hidden"] == (8, 4) and config["decoder"] == "mlp"
+    assert config["free_nats"] == 0.5
+    btl = TrainRewardOptions(model="btl", hidden=[8], kl_delay=7)
+    assert model_config(btl) == {"hidden": (8,)}
+    assert (train_settings(btl).kl_delay, train_settings(btl).kl_warmup) == (0, 0)
