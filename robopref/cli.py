@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "render": (
-        "robopref.video",
+        "robopref.render",
         "RenderOptions",
         "render_command",
         "render a scripted rollout of a task to MP4 and GIF",

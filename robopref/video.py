@@ -1,13 +1,13 @@
-"""Videos of rollouts: MP4 + GIF writing, labelled side-by-side panels, ``robopref render``.
+"""Videos of rollouts: MP4 + GIF writing, labelled side-by-side panels, rollouts to frames.
 
 >>> env = gym.make("robopref/PlatePlacement-v0", goal=(0.2, 0.15), render_mode="rgb_array")
 >>> rollout = rollout_frames(env, scripted_policy(env, (0.2, 0.15)), seed=0)
 >>> write_video(rollout.frames, "videos/plate.mp4", fps=25)  # and videos/plate.gif
 
 Several users' rollouts go side by side with :func:`tile_videos` (a label on each panel).
-Files are written atomically (:func:`robopref.files.atomic_path`). ``robopref render``
-refuses to replace an existing video (or its GIF) unless ``--overwrite`` is given: the
-same path may hold a video that took trained policies to make (``robopref video``).
+Files are written atomically (:func:`robopref.files.atomic_path`). The commands that
+use this library are ``robopref render`` (:mod:`robopref.render`, scripted rollouts) and
+``robopref video`` (:mod:`robopref.policy_video`, trained policies for new users).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from robopref.files import atomic_path, check_output
+from robopref.files import atomic_path
 
 Policy = Callable[[np.ndarray], np.ndarray]
 GIF_FRAME_STEP = 2  # the GIF keeps every 2nd frame
@@ -203,109 +203,10 @@ def rollout_frames(
     return RenderedRollout(frames, steps, total, success)
 
 
-# ------------------------------------------------------------------ robopref render
-@dataclass
-class RenderOptions:
-    """Render a scripted rollout of a task, with its goal drawn as a marker, to MP4 and GIF."""
-
-    env: str = field(default="robopref/PlatePlacement-v0", metadata={"help": "registered env id"})
-    goal: str = field(
-        default="0.2,0.15",
-        metadata={
-            "help": "the goal: 'X,Y' table point in metres for PlatePlacement, a zone index "
-            "like '1' for BlockSort, or 'random'; write --goal=-0.1,0.2 when it starts with '-'"
-        },
-    )
-    out: str = field(
-        default="videos/plate_placement.mp4",
-        metadata={"help": "MP4 path; the GIF is written next to it with the same name"},
-    )
-    seed: int = field(default=0, metadata={"help": "seed of the first episode (then +1 each)"})
-    noise: float = field(
-        default=0.0, metadata={"help": "std of Gaussian noise on the expert's actions"}
-    )
-    camera: str = field(default="front", metadata={"help": "camera: front, top or side"})
-    width: int = field(default=320, metadata={"help": "frame width in pixels"})
-    height: int = field(default=240, metadata={"help": "frame height in pixels"})
-    episodes: int = field(default=1, metadata={"help": "episodes, one after another"})
-    overwrite: bool = field(
-        default=False, metadata={"help": "replace an existing --out video and its GIF"}
-    )
-
-
-def parse_goal(text: str, env: gym.Env, rng: np.random.Generator) -> Any:
-    """Turn a ``--goal`` string into a valid goal of ``env`` (``ValueError`` naming the fix)."""
-    from robopref.envs import sample_goal
-
-    task = env.unwrapped
-    text = text.strip()
-    if text == "random":
-        return task.validate_goal(sample_goal(task.goal_space, rng))
-    if isinstance(task.goal_space, gym.spaces.Discrete):
-        example, kind = "--goal 1", "a zone index"
-    else:
-        example, kind = "--goal 0.2,0.15", "comma-separated numbers (a table point x,y in m)"
-    try:
-        if isinstance(task.goal_space, gym.spaces.Discrete):
-            goal: Any = int(text)
-        else:
-            goal = [float(part) for part in text.split(",")]
-    except ValueError:
-        raise ValueError(
-            f"--goal {text!r} is not {kind} for {env.spec.id if env.spec else task}: "
-            f"use e.g. {example}, or --goal random"
-        ) from None
-    return task.validate_goal(goal)
-
-
-def render_command(opts: RenderOptions) -> int:
-    """``robopref render``: scripted rollouts of ``opts.env`` to ``opts.out`` (MP4) and a GIF."""
-    import robopref
-    from robopref.envs import scripted_policy
-
-    if opts.env not in robopref.ENV_IDS:
-        raise ValueError(f"--env {opts.env!r} is unknown: choose one of {list(robopref.ENV_IDS)}")
-    if opts.episodes < 1:
-        raise ValueError(f"--episodes {opts.episodes} must be at least 1")
-    if not str(opts.out).lower().endswith(".mp4"):
-        raise ValueError(f"--out {opts.out!r} must end in .mp4 (the GIF is written next to it)")
-    check_output(opts.out, opts.overwrite, what="video")
-    check_output(Path(opts.out).with_suffix(".gif"), opts.overwrite, what="GIF of this --out")
-    env = gym.make(
-        opts.env,
-        render_mode="rgb_array",
-        camera=opts.camera,
-        width=opts.width,
-        height=opts.height,
-    )
-    goal = parse_goal(opts.goal, env, np.random.default_rng(opts.seed))
-    fps = float(env.metadata["render_fps"])
-    frames: list[np.ndarray] = []
-    try:
-        for episode in range(opts.episodes):
-            seed = opts.seed + episode
-            policy = scripted_policy(env, goal, noise=opts.noise, seed=seed)
-            rollout = rollout_frames(env, policy, seed, options={"goal": goal})
-            frames += rollout.frames + [rollout.frames[-1]] * int(round(HOLD_SECONDS * fps))
-            print(
-                f"episode {episode + 1}/{opts.episodes} (seed {seed}): {rollout.steps} steps, "
-                f"success={rollout.success}, return={rollout.total_reward:.2f}",
-                flush=True,
-            )
-    finally:
-        env.close()
-    mp4, gif = write_video(frames, opts.out, fps)
-    sizes = ", ".join(f"{p} ({p.stat().st_size / 1e6:.2f} MB)" for p in (mp4, gif) if p)
-    print(f"wrote {len(frames)} frames of {opts.width}x{opts.height} at {fps:g} fps: {sizes}")
-    return 0
-
-
 __all__ = [
-    "RenderOptions",
+    "HOLD_SECONDS",
     "RenderedRollout",
     "label_frame",
-    "parse_goal",
-    "render_command",
     "rollout_frames",
     "tile_frames",
     "tile_videos",

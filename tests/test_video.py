@@ -10,9 +10,9 @@ from PIL import Image
 
 from robopref.cli import main
 from robopref.envs import scripted_policy
+from robopref.render import parse_goal
 from robopref.video import (
     HOLD_SECONDS,
-    parse_goal,
     rollout_frames,
     tile_frames,
     tile_videos,
