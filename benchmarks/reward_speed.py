@@ -2,10 +2,14 @@
 
 Measures, on this machine:
 
-* ``train_s``: wall time of ``robopref train-reward``'s training (VPL, default options:
-  the env's features as input; early stopping included) on ``--data`` (default
-  ``data/plate.npz``, 200 users x 16 queries; target <= 120 s on 2 CPU cores), with the
-  epochs run and the best epoch;
+* ``train_s``: wall time of ``robopref train-reward``'s training (VPL, default options,
+  its default ``--threads`` included: the env's features as input; early stopping included)
+  on ``--data`` (default ``data/plate.npz``, 200 users x 16 queries; target <= 120 s on 2
+  CPU cores), with the epochs run and the best epoch;
+* ``loaded_train_s``: the same training again while one CPU-bound process (a Python busy
+  loop, started here and killed after) runs beside it, as on a machine shared with one
+  other job, and ``loaded_ratio = loaded_train_s / train_s`` (target <= 2: the default
+  must not collapse when the machine is shared);
 * ``infer_ms``: :func:`robopref.reward.infer_user` with ``k = 4`` active queries among
   ``--candidates`` candidate pairs (a few hundred, drawn from the dataset's pairs), median
   and worst of ``--repeats`` simulated users (target <= 50 ms), the candidates' feature
@@ -18,30 +22,54 @@ bench`` runs ``python benchmarks/reward_speed.py --json runs/bench/reward_speed.
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import os
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from robopref.dataset import PreferenceDataset
+from robopref.files import write_json_atomic
 from robopref.reward import load_reward_model
 from robopref.reward.active import infer_user
 from robopref.reward.inputs import reward_input, reward_view
 from robopref.reward.nets import resolve_device
 from robopref.reward.train_command import TrainRewardOptions, train_reward_command
 
+#: the default of ``robopref train-reward --threads``, the figure this benchmark measures.
+DEFAULT_THREADS = TrainRewardOptions().threads
+
+
+@contextlib.contextmanager
+def busy_process() -> Iterator[None]:
+    """One CPU-bound process (a Python busy loop) running for the duration of the block."""
+    process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)  # let it start spinning before the measurement does
+        yield
+    finally:
+        process.kill()
+        process.wait()
+
 
 def time_training(
-    data: str, device: str, seed: int, threads: int, folder: Path
+    data: str, device: str, seed: int, threads: int, out: Path
 ) -> tuple[float, Path, dict]:
     """Train VPL with the command's defaults; return (seconds, checkpoint, its summary)."""
-    out = folder / "vpl.pt"
     options = TrainRewardOptions(
-        data=data, model="vpl", out=str(out), device=device, seed=seed, threads=threads
+        data=data,
+        model="vpl",
+        out=str(out),
+        device=device,
+        seed=seed,
+        threads=threads,
+        overwrite=True,
     )
     start = time.perf_counter()
     train_reward_command(options)
@@ -76,7 +104,15 @@ def main() -> None:
     parser.add_argument("--data", default="data/plate.npz")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_THREADS,
+        help=f"torch CPU threads (default: train-reward's, {DEFAULT_THREADS})",
+    )
+    parser.add_argument(
+        "--no-loaded", action="store_true", help="skip the run beside a busy process"
+    )
     parser.add_argument("--candidates", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--json", default=None, help="write the figures here")
@@ -85,24 +121,34 @@ def main() -> None:
         raise SystemExit(
             f"{args.data} does not exist: make it with `robopref collect --out {args.data}`"
         )
-    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="reward_speed_") as folder:
         result = measure(args, Path(folder))
     report(result, args)
 
 
 def measure(args: argparse.Namespace, folder: Path) -> dict:
-    """Train, then time inference; the figures as a dict."""
-    train_s, path, summary = time_training(args.data, args.device, args.seed, args.threads, folder)
+    """Train (idle, then beside a busy process), then time inference; the figures as a dict."""
+    train_s, path, summary = time_training(
+        args.data, args.device, args.seed, args.threads, folder / "vpl.pt"
+    )
     result = {
         "data": args.data,
         "device": str(resolve_device(args.device)),
         "threads": args.threads,
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
         "train_s": train_s,
         **summary,
         "candidates": args.candidates,
         "k": 4,
     }
+    if not args.no_loaded:
+        with busy_process():
+            loaded_s, _, loaded = time_training(
+                args.data, args.device, args.seed, args.threads, folder / "vpl_loaded.pt"
+            )
+        result.update(loaded_train_s=loaded_s, loaded_ratio=loaded_s / train_s)
+        result["loaded_epochs_run"] = loaded["epochs_run"]
     for strategy in ("active", "random"):
         timing = time_inference(
             path, args.data, args.device, args.candidates, args.repeats, strategy
@@ -116,9 +162,14 @@ def report(result: dict, args: argparse.Namespace) -> None:
     """Print the figures and write them to ``--json``."""
     print(
         f"VPL training on {args.data}: {result['train_s']:.1f} s ({result['epochs_run']} epochs, "
-        f"best {result['best_epoch']}) on {result['device']} with {args.threads} threads "
-        "(target 120 s)"
+        f"best {result['best_epoch']}) on {result['device']} with --threads {args.threads} "
+        f"({result['torch_threads']} torch threads, {result['cpu_count']} cores; target 120 s)"
     )
+    if "loaded_train_s" in result:
+        print(
+            f"beside one busy process: {result['loaded_train_s']:.1f} s, idle "
+            f"{result['train_s']:.1f} s: ratio {result['loaded_ratio']:.2f} (target <= 2)"
+        )
     for strategy in ("active", "random"):
         print(
             f"infer_user k=4 {strategy} among {args.candidates} candidates: median "
@@ -126,13 +177,8 @@ def report(result: dict, args: argparse.Namespace) -> None:
             f"{result[f'infer_{strategy}_max_ms']:.1f} ms (target 50 ms)"
         )
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-        with os.fdopen(handle, "w") as stream:
-            json.dump(result, stream, indent=1)
-        os.replace(temp, out)
-        print(f"wrote {out}")
+        write_json_atomic(args.json, result)
+        print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":

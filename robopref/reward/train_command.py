@@ -88,7 +88,13 @@ class TrainRewardOptions:
     overwrite: bool = field(
         default=False, metadata={"help": "replace an existing checkpoint at OUT"}
     )
-    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch's default)"})
+    threads: int = field(
+        default=1,
+        metadata={
+            "help": "torch CPU threads (0: torch's default, one per core, which collapses when "
+            "another job shares the cores; 1 is within 2x of idle beside one)"
+        },
+    )
 
 
 def model_config(options: TrainRewardOptions) -> dict[str, object]:
@@ -128,6 +134,11 @@ def train_reward_command(options: TrainRewardOptions) -> int:
             "it, or another --out"
         )
     check_writable(out, "--out")
+    if options.threads < 0:
+        raise ValueError(
+            f"--threads {options.threads} is negative: "
+            "pass 0 for torch's default or a positive number"
+        )
     if options.threads > 0:
         torch.set_num_threads(options.threads)
     dataset = reward_view(PreferenceDataset.load(options.data), options.input)
