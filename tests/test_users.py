@@ -203,4 +203,3 @@ def test_normalisation_constants_match_their_calibration(env_id):
     entry = TASK_REWARDS[env_id]
     assert std == pytest.approx(entry.scale, rel=0.25)
     assert abs(mean - entry.offset) < 0.25 * entry.scale
-
