@@ -2,14 +2,36 @@
 
 :func:`make_algo` is the single home of the algorithms' hyper-parameters, so the policy
 command and ``benchmarks/oracle_learning.py`` cannot drift apart.
+
+PPO: 8 envs x 256 steps per update, 10 epochs of minibatches of 128 (16 per epoch), the
+learning rate annealed linearly from 1e-3 to 0 over the run. Measured with the oracle
+benchmark (300k steps, random goals, set-down primitive, 100 held-out episodes): minibatches
+of 512 plateau at 0.85-0.91 success on seeds 0-2 (and, on the raw task, the constant rate
+ends seed 0 at 0.75 after passing 0.90); minibatches of 128 reach 0.9 by 100k steps and end
+at 0.9 or more on all three.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
 from robopref.policies.checkpoint import ALGOS
+
+
+def annealed(start: float) -> Callable[[float], float]:
+    """A learning rate falling linearly from ``start`` to 0 over the run.
+
+    SB3 passes the remaining progress (1 to 0); it is clipped at 0 because the last rollout
+    overshoots the requested steps, which would otherwise make the last rate negative.
+    """
+
+    def schedule(remaining: float) -> float:
+        return start * max(remaining, 0.0)
+
+    return schedule
 
 
 def make_algo(
@@ -27,9 +49,9 @@ def make_algo(
             "MlpPolicy",
             venv,
             n_steps=256,
-            batch_size=512,
+            batch_size=128,
             n_epochs=10,
-            learning_rate=lambda remaining: 1e-3 * remaining,
+            learning_rate=annealed(1e-3),
             gamma=0.97,
             gae_lambda=0.95,
             policy_kwargs={"net_arch": [128, 128], "log_std_init": -0.5},
