@@ -13,10 +13,10 @@ It trains what ``robopref train-policy --oracle`` trains (the same recipe, 8 env
 ``seed + i``, the same :class:`~robopref.envs.wrappers.SetDownOnContact` set-down primitive
 by default) except for the goals, which are drawn uniformly over the whole goal region
 (``goal="random"``) instead of from a population's modes. ``--no-set-down`` trains on the
-raw task, where the policy must let go itself: there PPO's deterministic policy is
-unstable (seed 0 ends at 0.00 with the annealed recipe, 0.75 with a constant learning
-rate, after passing 0.90), because success hinges on the sign of one action (the grip)
-near the goal.
+raw task, where the policy must let go itself; with the earlier recipe (minibatches of
+512) seed 0 ended there at 0.00 (annealed rate) or 0.75 (constant rate, after passing
+0.90): success hinges on the sign of one action (the grip) near the goal. Measured curves
+of the current recipe: see :mod:`robopref.policies.recipe`.
 
     python benchmarks/oracle_learning.py --json runs/bench/oracle_learning.json
 
