@@ -4,7 +4,7 @@ A policy folder (``--out`` of ``robopref train-policy``) holds
 
 * ``model.zip``: the final SB3 model (``PPO``/``SAC`` ``.save``),
 * ``meta.json``: what it is (``kind``: ``latent`` or ``oracle``; ``name``; ``algo``; env id;
-  latent size; the reward model's path and :func:`reward_fingerprint`; steps; history),
+  latent size; the reward model's path and ``fingerprint()``; steps; history),
 * ``checkpoint.zip`` + ``checkpoint.json`` (+ ``replay.pkl`` for SAC): the last periodic
   state, from which ``--resume`` continues,
 * ``tb/``: TensorBoard logs.
@@ -15,7 +15,6 @@ latent space would mean something else) with an error naming both.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 
 from robopref.files import atomic_path
 from robopref.reward.base import RewardModel
-from robopref.reward.decoders import LEGACY_PREFIXES
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
 FORMAT = "robopref-policy"
@@ -36,29 +34,6 @@ KINDS = ("latent", "oracle")
 #: the keys every ``meta.json`` holds, and those a latent policy adds (its reward model)
 REQUIRED_KEYS = ("kind", "name", "algo", "env_id", "latent_dim")
 LATENT_KEYS = ("reward_path", "reward_fingerprint")
-
-
-def _fingerprint_key(model: RewardModel, key: str) -> str:
-    """``key`` in the state layout fingerprints were defined on: VPL decoders were moved into
-    modules of their own later (:data:`robopref.reward.decoders.LEGACY_PREFIXES`), and a
-    rename of the same weights must not change which latent space z lives in."""
-    decoder = getattr(getattr(model, "config", None), "decoder", None)
-    if model.kind != "vpl" or decoder not in LEGACY_PREFIXES:
-        return key
-    for old, new in LEGACY_PREFIXES[decoder].items():
-        if key.startswith(new):
-            return old + key[len(new) :]
-    return key
-
-
-def reward_fingerprint(model: RewardModel) -> str:
-    """A short hash of a reward model's kind and weights: which latent space z lives in."""
-    digest = hashlib.sha256(model.kind.encode())
-    state = {_fingerprint_key(model, key): value for key, value in model.state_dict().items()}
-    for key, value in sorted(state.items()):
-        digest.update(key.encode())
-        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def save_model(model: BaseAlgorithm, path: Path) -> None:
@@ -164,12 +139,12 @@ def load_policy(
     if (
         reward_model is not None
         and meta["kind"] == "latent"
-        and meta["reward_fingerprint"] != reward_fingerprint(reward_model)
+        and meta["reward_fingerprint"] != reward_model.fingerprint()
     ):
         raise ValueError(
             f"the policy {folder} was trained with the reward model {meta['reward_path']} "
             f"(fingerprint {meta['reward_fingerprint']}), not the one given "
-            f"({reward_fingerprint(reward_model)}): its z means something else. Pass "
+            f"({reward_model.fingerprint()}): its z means something else. Pass "
             f"--reward {meta['reward_path']} or retrain the policy with this reward model"
         )
     path = folder / ("checkpoint.zip" if checkpoint else "model.zip")

@@ -42,7 +42,6 @@ from robopref.policies.checkpoint import (
     check_meta,
     read_json_file,
     read_meta,
-    reward_fingerprint,
     save_model,
 )
 from robopref.policies.latent_env import (
@@ -303,7 +302,7 @@ def build_training(options: TrainPolicyOptions, env_id: str, device: str) -> Tra
     ]
     meta.update(kind="latent", name=options.name or reward_model.kind, env_id=env_id)
     meta.update(latent_dim=reward_model.latent_dim, reward_path=options.reward)
-    meta["reward_fingerprint"] = reward_fingerprint(reward_model)
+    meta["reward_fingerprint"] = reward_model.fingerprint()
     venv = build_vec_env(factories, options.subproc, options.seed)
     venv = BatchedRewardVecEnv(venv, load_reward_model(options.reward, device=device))
     return Training(venv, meta, reward_model, train_users, eval_users)

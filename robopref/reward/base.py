@@ -17,6 +17,7 @@ as buffers, so callers always pass raw observations.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -67,6 +68,21 @@ class RewardModel(nn.Module):
         self.register_buffer("comparison_obs", torch.zeros(0, obs_dim))
         #: provenance written by ``fit``: env id, feature names, segment length, schema, ...
         self.meta: dict[str, Any] = {}
+
+    def fingerprint(self) -> str:
+        """A short hash of the kind and weights: which latent space z lives in.
+
+        A latent policy records it and is refused with any other reward model.
+        """
+        digest = hashlib.sha256(self.kind.encode())
+        for key, value in sorted(self.fingerprint_state().items()):
+            digest.update(key.encode())
+            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    def fingerprint_state(self) -> dict[str, torch.Tensor]:
+        """The weights under the names fingerprints are defined on (here: ``state_dict``)."""
+        return self.state_dict()
 
     # ----------------------------------------------------------------- subclass hooks
     @property

@@ -145,6 +145,18 @@ LEGACY_PREFIXES: dict[str, dict[str, str]] = {
 }
 
 
+def legacy_state_keys(state: dict[str, torch.Tensor], decoder: str) -> dict[str, torch.Tensor]:
+    """``state`` (today's layout) under the names its decoder keys had before the split."""
+    renamed = {}
+    for key, value in state.items():
+        for old, new in LEGACY_PREFIXES[decoder].items():
+            if key.startswith(new):
+                key = old + key[len(new) :]
+                break
+        renamed[key] = value
+    return renamed
+
+
 def upgrade_state_keys(state: dict[str, torch.Tensor], decoder: str, prefix: str = "") -> None:
     """Rename, in place, a legacy VPL state_dict's decoder keys (under ``prefix``)."""
     if any(key.startswith(prefix + "decoder.psi.") for key in state) or any(

@@ -46,7 +46,7 @@ from torch.nn import functional
 
 from robopref.reward.base import PairScorer, RewardModel
 from robopref.reward.data import PairContext, UserTensors, hard_correct, preference_nll
-from robopref.reward.decoders import DECODERS, upgrade_state_keys
+from robopref.reward.decoders import DECODERS, legacy_state_keys, upgrade_state_keys
 from robopref.reward.nets import as_tensor, like_input, mlp
 
 #: context sizes used for the (deterministic) validation loss
@@ -129,6 +129,12 @@ class VPLRewardModel(RewardModel):
     def latent_dim(self) -> int:
         """Size of z."""
         return int(self.config.latent_dim)
+
+    def fingerprint_state(self) -> dict[str, torch.Tensor]:
+        """The weights under their names of before the decoder modules: renaming the same
+        weights must not change the fingerprint (shipped policies name their reward model by
+        it)."""
+        return legacy_state_keys(self.state_dict(), self.config.decoder)
 
     def step_reward(self, obs_n: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
         """r(s, z) for normalised observations ``(..., O)`` and ``z`` ``(..., Z)``."""
