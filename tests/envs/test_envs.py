@@ -306,6 +306,28 @@ def test_unknown_camera_lists_the_cameras() -> None:
         gym.make(ENV_IDS[0], camera="ceiling")
 
 
+def test_a_bogus_gl_backend_only_stops_rendering(tmp_path) -> None:
+    code = """
+        import gymnasium as gym
+        import numpy as np
+        env = gym.make("robopref:robopref/BlockSort-v0", goal=1, render_mode="rgb_array")
+        env.reset(seed=0)
+        env.step(np.zeros(4, np.float32))
+        print("physics ran")
+        try:
+            env.render()
+        except RuntimeError as error:
+            print("ERROR", error)
+    """
+    result = run_python(code, tmp_path, MUJOCO_GL="bogus")
+    assert result.returncode == 0, result.stderr
+    assert "physics ran" in result.stdout
+    assert "ERROR Rendering is unavailable: MUJOCO_GL='bogus' is not a rendering backend" in (
+        result.stdout
+    )
+    assert "MUJOCO_GL=egl" in result.stdout
+
+
 def test_backend_without_a_display_names_the_values_to_try(tmp_path) -> None:
     code = """
         import gymnasium as gym
