@@ -79,8 +79,9 @@ def _action_values(action: Any) -> list[float]:
     entries = values.tolist()
     if not all(math.isfinite(a) for a in entries):
         raise ValueError(
-            f"action={entries} holds NaN or inf: every entry must be a finite float in "
-            "[-1, 1]; check the policy that produced it (a diverged network gives NaN)"
+            f"action={entries} holds NaN or inf: every entry must be a finite number "
+            "(values beyond [-1, 1] are clipped); check the policy that produced it (a "
+            "diverged network gives NaN)"
         )
     return entries
 
