@@ -9,7 +9,7 @@ It measures, on this machine:
   process (interpreter start, imports, rollouts, labelling and both files included)::
 
       robopref collect --env ENV --population two-modes --users 200 --queries-per-user 16 \\
-          --segment 10 --seed 0 --out OUT
+          --segment 10 --seed 0 --out OUT --overwrite
 
   (target: at most 60 s on this 2-core machine), and ``collect_pairs_per_s`` = pairs / wall.
 
@@ -61,7 +61,8 @@ def collect_wall(env_id: str, folder: Path, repeats: int) -> dict[str, float]:
     out = folder / f"{env_id.split('/')[-1]}.npz"
     command = [sys.executable, "-m", "robopref.cli", "collect", "--env", env_id]
     command += ["--population", "two-modes", "--users", "200", "--queries-per-user", "16"]
-    command += ["--segment", "10", "--seed", "0", "--out", str(out), "--progress", "false"]
+    command += ["--segment", "10", "--seed", "0", "--out", str(out), "--overwrite"]
+    command += ["--progress", "false"]
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
