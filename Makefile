@@ -30,7 +30,7 @@ test-expensive: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/env_throughput.py --json runs/bench/env_throughput.json
-	$(PY) benchmarks/oracle_learning.py --json runs/bench/oracle_learning.json
+	$(PY) benchmarks/oracle_learning.py --seed 0 1 2 --json runs/bench/oracle_learning.json
 	$(PY) benchmarks/collect_throughput.py --json runs/bench/collect_throughput.json
 	$(PY) benchmarks/reward_speed.py --json runs/bench/reward_speed.json
 	$(PY) benchmarks/policy_throughput.py --json runs/bench/policy_throughput.json
