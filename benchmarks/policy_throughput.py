@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import time
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -31,6 +29,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.demo import SHIPPED
+from robopref.files import write_json_atomic
 from robopref.policies.latent_env import BatchedRewardVecEnv, LatentRewardEnv, LatentSource
 from robopref.reward import load_reward_model
 from robopref.reward.nets import resolve_device
@@ -88,8 +87,7 @@ def main() -> None:
     print(f"batched / per-step: {ratio:.2f}x ({args.envs} envs, device {device})")
     if args.json:
         out = {"envs": args.envs, "device": device, "steps_per_s": results, "ratio": ratio}
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(out, indent=2))
+        write_json_atomic(args.json, out)
 
 
 if __name__ == "__main__":

@@ -80,11 +80,6 @@ def default_gl_backend() -> None:
         os.environ["MUJOCO_GL"] = backend
 
 
-def gl_problem() -> str | None:
-    """Why rendering cannot work in this process (a bad or unusable MUJOCO_GL), or None."""
-    return _gl_problem
-
-
 def make_renderer(model, height: int, width: int):
     """A ``mujoco.Renderer``, or a ``RuntimeError`` that says which MUJOCO_GL values to try."""
     import mujoco

@@ -153,8 +153,16 @@ class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
 
     @property
     def metadata(self) -> dict[str, Any]:  # type: ignore[override]
-        """Render modes (``rgb_array`` only) and frame rate, as Gymnasium expects."""
-        return _METADATA
+        """Render modes (``rgb_array`` only) and frame rate, as Gymnasium expects (a copy of
+        the task's own, per env, so that changing one env's leaves the others alone)."""
+        if "_metadata" not in self.__dict__:
+            self._metadata = {key: list(v) if isinstance(v, list) else v
+                              for key, v in _METADATA.items()}  # fmt: skip
+        return self._metadata
+
+    @metadata.setter
+    def metadata(self, value: dict[str, Any]) -> None:
+        self._metadata = value
 
     # A property, not a class attribute, on purpose: gym.make reads a class's render modes
     # and wraps an env without "human" in HumanRendering, whose error asks for pygame,

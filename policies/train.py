@@ -229,18 +229,25 @@ def check_train_options(options: TrainPolicyOptions) -> str:
     env_id = resolve_env(options, model_env)
     out = Path(options.out)
     check_writable(out / "model.zip", "--out")
+    if options.resume and options.overwrite:
+        raise ValueError(
+            "--resume continues the run in --out and --overwrite replaces it: pass one of them"
+        )
     if options.resume:
         read_meta_checkpoint(out)
     elif not options.overwrite:
+        resumable = has_checkpoint(out)
         if (out / "model.zip").exists():
             raise ValueError(
                 f"--out {out} already holds a finished policy: pass --overwrite to replace it, "
-                "--resume to train it on to --steps, or choose another --out"
+                + ("--resume to train it on to --steps, " if resumable else "")
+                + "or choose another --out"
             )
-        if (out / "checkpoint.zip").exists():
+        if resumable or (out / "checkpoint.zip").exists():
             raise ValueError(
-                f"--out {out} holds an unfinished run's checkpoint: pass --resume to continue "
-                "it, --overwrite to start over, or choose another --out"
+                f"--out {out} holds an unfinished run's checkpoint: pass "
+                + ("--resume to continue it, " if resumable else "")
+                + "--overwrite to start over, or choose another --out"
             )
     return env_id
 
@@ -416,11 +423,19 @@ def train_policy(options: TrainPolicyOptions) -> dict[str, Any]:
     return meta
 
 
+def has_checkpoint(out: Path) -> bool:
+    """Whether ``out`` holds a complete checkpoint (its model and, written last, its JSON)."""
+    return (out / "checkpoint.json").is_file() and (out / "checkpoint.zip").is_file()
+
+
 def read_meta_checkpoint(out: Path) -> dict[str, Any]:
     """The metadata of ``out``'s last checkpoint, or a clear error when there is none."""
     path = out / "checkpoint.json"
-    if not path.is_file() or not (out / "checkpoint.zip").is_file():
-        raise FileNotFoundError(f"nothing to resume in {out}: run without --resume")
+    if not has_checkpoint(out):
+        raise FileNotFoundError(
+            f"nothing to resume in {out} (no complete checkpoint.zip + checkpoint.json): "
+            "run without --resume, with --overwrite if --out holds files of another run"
+        )
     fix = f"delete {out}/checkpoint.* and train again without --resume"
     return check_meta(read_json_file(path, "a policy checkpoint description", fix), path)
 

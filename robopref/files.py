@@ -13,6 +13,7 @@ that exists (unless ``--overwrite``) or that cannot be written, with the fix in 
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
@@ -45,7 +46,10 @@ def clean_stale_temps(path: str | os.PathLike[str]) -> list[Path]:
         return []
     stale = [
         p
-        for p in path.parent.glob(f"{_temp_prefix(path)}*{TEMP_SUFFIX}{path.suffix}")
+        # mkstemp's random part is 8 characters; the name is escaped, not a pattern.
+        for p in path.parent.glob(
+            f"{glob.escape(_temp_prefix(path))}????????{TEMP_SUFFIX}{glob.escape(path.suffix)}"
+        )
         if p.is_file() and not p.is_symlink()
     ]
     for p in stale:
@@ -73,6 +77,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(handle)
     try:
         yield Path(temp)
+        with open(temp, "rb") as written:  # on disk before the rename makes it the target
+            os.fsync(written.fileno())
         os.chmod(temp, 0o666 & ~current_umask())
         os.replace(temp, path)
     except BaseException:

@@ -25,7 +25,7 @@ from robopref.files import atomic_path
 Policy = Callable[[np.ndarray], np.ndarray]
 GIF_FRAME_STEP = 2  # the GIF keeps every 2nd frame
 GIF_MAX_WIDTH = 480  # wider frames are halved in the GIF
-HOLD_SECONDS = 0.4  # the last frame of each episode is held this long in `robopref render`
+HOLD_SECONDS = 0.4  # the last frame of each episode is held this long (render and video)
 
 
 def _even(frame: np.ndarray) -> np.ndarray:

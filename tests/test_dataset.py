@@ -58,9 +58,9 @@ def test_save_load_round_trip(small, tmp_path):
 
 def test_save_removes_the_temporaries_of_a_killed_save(small, tmp_path):
     target = tmp_path / "d.npz"
-    stale = tmp_path / ".d.npz.k1ll3d.tmp.npz"  # as robopref.files.atomic_path names them
+    stale = tmp_path / ".d.npz.k1ll3d00.tmp.npz"  # as robopref.files.atomic_path names them
     stale.write_bytes(b"half a dataset")
-    other = tmp_path / ".e.npz.k1ll3d.tmp.npz"  # another output's: not this save's business
+    other = tmp_path / ".e.npz.k1ll3d00.tmp.npz"  # another output's: not this save's business
     other.write_bytes(b"")
     small.save(target)
     assert not stale.exists() and other.exists()
@@ -169,3 +169,16 @@ def test_own_goal_pairs_set_the_object_down_near_each_users_goal():
     assert near_own_goal(0.5) > near_own_goal(0.0) + 0.25
     with pytest.raises(ValueError, match="own-goal-share"):
         collect(CollectOptions(**SMALL, own_goal_share=1.5))
+
+
+def test_stale_temp_cleanup_treats_the_name_literally(tmp_path) -> None:
+    from robopref.files import clean_stale_temps
+
+    target = tmp_path / "run[1].json"
+    mine = tmp_path / ".run[1].json.abcd1234.tmp.json"
+    lookalike = tmp_path / ".run1.json.abcd1234.tmp.json"  # matches if [1] were a pattern
+    longer = tmp_path / ".run[1].json.b.json.abcd1234.tmp.json"  # another output's temporary
+    for path in (mine, lookalike, longer):
+        path.write_text("{}")
+    assert clean_stale_temps(target) == [mine]
+    assert lookalike.exists() and longer.exists()

@@ -164,7 +164,7 @@ def test_render_command_refuses_an_out_under_a_file_before_rendering(tmp_path, c
 
 
 def test_render_writes_through_the_shared_atomic_writer(tmp_path) -> None:
-    stale = tmp_path / ".clip.mp4.k1ll3d.tmp.mp4"  # a killed write's temporary
+    stale = tmp_path / ".clip.mp4.k1ll3d00.tmp.mp4"  # a killed write's temporary
     stale.write_bytes(b"")
     write_video(gradient_frames(2, 8, 8), tmp_path / "clip.mp4", fps=25)
     assert not stale.exists() and not list(tmp_path.glob(".*tmp*"))

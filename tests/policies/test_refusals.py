@@ -193,9 +193,15 @@ def test_train_policy_refuses_to_replace_a_policy(
     assert f"--out {out} already holds a finished policy: pass --overwrite" in err
     assert (out / "model.zip").read_bytes() == finished
     (out / "model.zip").unlink()
-    (out / "checkpoint.zip").write_bytes(b"")  # an unfinished run
+    (out / "checkpoint.json").unlink(missing_ok=True)
+    (out / "checkpoint.zip").write_bytes(b"")  # killed between the zip and its JSON
+    err = _error(_train_argv(tiny_vpl, tiny_data, out), capsys)
+    assert "holds an unfinished run's checkpoint: pass --overwrite to start over" in err
+    (out / "checkpoint.json").write_text("{}")  # an unfinished, resumable run
     err = _error(_train_argv(tiny_vpl, tiny_data, out), capsys)
     assert "holds an unfinished run's checkpoint: pass --resume" in err
+    err = _error([*_train_argv(tiny_vpl, tiny_data, out), "--resume", "--overwrite"], capsys)
+    assert "pass one of them" in err
     assert main(_train_argv(tiny_vpl, tiny_data, out, "--overwrite")) == 0
     assert not (out / "checkpoint.zip").exists()  # the replaced run's state is gone
     assert read_meta(out)["steps"] >= 128
@@ -274,7 +280,7 @@ def test_checkpoint_on_wall_time_and_stale_temps_cleaned(
 ) -> None:
     out = tmp_path / "p"
     out.mkdir()
-    stale = [out / ".checkpoint.zip.k1ll3d.tmp.zip", out / ".model.zip.x9.tmp.zip"]
+    stale = [out / ".checkpoint.zip.k1ll3d00.tmp.zip", out / ".model.zip.x9x9x9x9.tmp.zip"]
     for path in stale:
         path.write_bytes(b"half")
     options = TrainPolicyOptions(
