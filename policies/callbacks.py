@@ -171,6 +171,15 @@ class EveryNMinutes(EventCallback):
         return True
 
 
+class EveryNStepsFromStart(EveryNTimesteps):
+    """SB3's ``EveryNTimesteps``, counting from the step training starts at: a resumed run
+    does not save again on its first step (SB3 counts from step 0)."""
+
+    def _on_training_start(self) -> None:
+        super()._on_training_start()
+        self.last_time_trigger = self.num_timesteps
+
+
 def checkpoint_callbacks(
     out: Path,
     every_steps: int,
@@ -183,7 +192,7 @@ def checkpoint_callbacks(
     saver = SaveCheckpoint(out, meta, history)
     triggers: list[BaseCallback] = []
     if every_steps > 0:
-        triggers.append(EveryNTimesteps(every_steps, saver))
+        triggers.append(EveryNStepsFromStart(every_steps, saver))
     if every_minutes > 0:
         triggers.append(EveryNMinutes(every_minutes, saver))
     return saver, triggers
