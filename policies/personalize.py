@@ -32,6 +32,13 @@ from robopref.reward.base import RewardModel
 from robopref.reward.inputs import candidate_inputs
 from robopref.users import SyntheticUser
 
+#: how a new user is served by default (``evaluate`` and ``video`` take their options' defaults
+#: from here): queries asked, how they are chosen, and the candidate pool they come from.
+QUERIES = 4
+STRATEGY = "active"
+POOL_PAIRS = 512
+POOL_EPISODES = 60
+
 
 @dataclass
 class PersonalizedPolicy:
@@ -54,8 +61,8 @@ class PersonalizedPolicy:
 
 def candidate_pool(
     reward_model: RewardModel,
-    episodes: int = 60,
-    pairs: int = 512,
+    episodes: int = POOL_EPISODES,
+    pairs: int = POOL_PAIRS,
     seed: int = 0,
     env_id: str | None = None,
 ) -> QueryPool:
@@ -74,8 +81,8 @@ def personalize(
     policy: Any,
     reward_model: RewardModel,
     ask: Callable[[int], float],
-    k: int = 4,
-    strategy: str = "active",
+    k: int = QUERIES,
+    strategy: str = STRATEGY,
     candidates: Any = None,
     rng: np.random.Generator | int | None = None,
 ) -> PersonalizedPolicy:
@@ -99,8 +106,8 @@ def new_users(population: Population, n: int, seed: int) -> list[SyntheticUser]:
 def new_user_pool(
     reward_model: RewardModel,
     seed: int,
-    pairs: int = 512,
-    episodes: int = 60,
+    pairs: int = POOL_PAIRS,
+    episodes: int = POOL_EPISODES,
     env_id: str | None = None,
 ) -> QueryPool:
     """The candidate queries new users are asked from in an evaluation with ``seed``."""

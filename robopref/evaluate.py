@@ -28,6 +28,7 @@ import torch
 
 import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.files import atomic_path, check_output, write_json_atomic
+from robopref.policies import personalize
 from robopref.policies.checkpoint import LoadedPolicy, load_policy, read_meta
 from robopref.policies.personalize import (
     episode_seed,
@@ -58,10 +59,16 @@ class EvaluateOptions:
     )
     population: str = field(default="two-modes", metadata={"help": "population name or file"})
     users: int = field(default=20, metadata={"help": "new users drawn"})
-    queries: int = field(default=4, metadata={"help": "queries asked of each new user (k)"})
-    strategy: str = field(default="active", metadata={"help": "active or random queries"})
+    queries: int = field(
+        default=personalize.QUERIES, metadata={"help": "queries asked of each new user (k)"}
+    )
+    strategy: str = field(
+        default=personalize.STRATEGY, metadata={"help": "active or random queries"}
+    )
     episodes: int = field(default=2, metadata={"help": "episodes per user and policy"})
-    pool_pairs: int = field(default=512, metadata={"help": "candidate queries in the pool"})
+    pool_pairs: int = field(
+        default=personalize.POOL_PAIRS, metadata={"help": "candidate queries in the pool"}
+    )
     json: str = field(default="runs/demo/evaluate.json", metadata={"help": "JSON to write"})
     seed: int = field(default=0, metadata={"help": "seed of users, queries and episodes"})
     device: str = field(

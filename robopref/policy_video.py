@@ -30,6 +30,7 @@ import torch
 
 import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.files import atomic_path, check_output
+from robopref.policies import personalize
 from robopref.policies.checkpoint import LoadedPolicy, load_policy, read_meta
 from robopref.policies.latent_env import LatentRewardEnv, LatentSource, env_goal
 from robopref.policies.personalize import (
@@ -68,11 +69,18 @@ class VideoOptions:
     )
     population: str = field(default="two-modes", metadata={"help": "population name or file"})
     users: int = field(default=3, metadata={"help": "new users, one panel each"})
-    queries: int = field(default=4, metadata={"help": "queries asked of each new user (k)"})
-    strategy: str = field(default="active", metadata={"help": "active or random queries"})
-    pool_pairs: int = field(default=512, metadata={"help": "candidate queries in the pool"})
+    queries: int = field(
+        default=personalize.QUERIES, metadata={"help": "queries asked of each new user (k)"}
+    )
+    strategy: str = field(
+        default=personalize.STRATEGY, metadata={"help": "active or random queries"}
+    )
+    pool_pairs: int = field(
+        default=personalize.POOL_PAIRS, metadata={"help": "candidate queries in the pool"}
+    )
     pool_episodes: int = field(
-        default=60, metadata={"help": "behaviour episodes the candidate pool is cut from"}
+        default=personalize.POOL_EPISODES,
+        metadata={"help": "behaviour episodes the candidate pool is cut from"},
     )
     out: str = field(
         default="videos/personalized.mp4",
