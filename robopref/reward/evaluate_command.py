@@ -8,7 +8,9 @@ pairs and on contested pairs, absolute and as a fraction of the Bayes ceiling (s
 the model kind) are averaged: train them with different ``--seed`` values.
 
 Writes the JSON (``--json``; ``results``: one row per model, strategy, k and subset, averaged over
-seeds; ``per_checkpoint``: the rows of each file), prints a table, and draws next to the JSON
+seeds; ``latent_usage``: per latent model, how many dimensions of z it uses and how far
+apart its held-out groups lie, see :mod:`robopref.reward.latent_usage`; ``per_checkpoint``:
+the rows of each file), prints a table, and draws next to the JSON
 ``<stem>.accuracy.png`` (accuracy against k) and ``<stem>.latent.png`` (held-out users'
 posterior means, first two dimensions or the first two principal components, coloured by
 their hidden group or goal). Existing outputs are refused unless ``--overwrite``; every
@@ -30,8 +32,9 @@ from robopref.files import atomic_path, check_output, write_json_atomic
 from robopref.reward.active import BALD_SAMPLES, STRATEGIES
 from robopref.reward.base import RewardModel
 from robopref.reward.data import dataset_fingerprint
-from robopref.reward.evaluation import SUBSETS, evaluate_few_shot, posterior_means
+from robopref.reward.evaluation import SUBSETS, evaluate_few_shot
 from robopref.reward.inputs import reward_input, reward_view
+from robopref.reward.latent_usage import format_usage, posterior_moments, usage_from_posteriors
 from robopref.reward.nets import resolve_device
 from robopref.reward.registry import load_checkpoint
 
@@ -316,6 +319,7 @@ def eval_reward_command(options: EvalRewardOptions) -> int:
         check_output(path, options.overwrite, what="evaluation output", flag="--json")
     rows: list[dict[str, Any]] = []
     panels: list[tuple[str, np.ndarray, PreferenceDataset]] = []
+    usage: dict[str, dict[str, Any]] = {}  # per latent model: collapse and group separation
     for path, name, model, payload, subset in models:
         print(f"eval-reward: {path} ({name}) on {subset.n_users} users of {options.data}")
         with torch.no_grad():
@@ -329,7 +333,10 @@ def eval_reward_command(options: EvalRewardOptions) -> int:
             for row in found
         ]
         if model.latent_dim and name not in {p[0] for p in panels}:
-            panels.append((name, posterior_means(model, subset), subset))
+            means, stds = posterior_moments(model, subset)
+            panels.append((name, means, subset))
+            usage[name] = usage_from_posteriors(means, stds, np.asarray(subset.user_group))
+            print(format_usage(name, usage[name]))
     results = sorted(
         average_rows(rows), key=lambda r: (r["model"], r["strategy"], r["k"], r["subset"])
     )
@@ -342,6 +349,7 @@ def eval_reward_command(options: EvalRewardOptions) -> int:
             "queries": ks,
             "strategies": strategies,
             "results": results,
+            "latent_usage": usage,
             "per_checkpoint": rows,
         },
     )

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from robopref.dataset import PreferenceDataset
 from robopref.reward.active import BALD_SAMPLES, infer_user
 from robopref.reward.base import RewardModel
+from robopref.reward.latent_usage import posterior_moments
 from robopref.reward.nets import as_tensor
 
 SUBSETS = ("all", "contested")
@@ -128,12 +129,7 @@ def evaluate_few_shot(
 
 def posterior_means(model: RewardModel, dataset: PreferenceDataset) -> np.ndarray:
     """``(U, Z)``: each user's posterior mean given all of the user's answered pairs."""
-    means = []
-    for user in range(dataset.n_users):
-        idx = dataset.user_indices(user)
-        mean, _ = model.posterior((dataset.obs_a[idx], dataset.obs_b[idx], dataset.label[idx]))
-        means.append(np.asarray(mean, dtype=np.float64))
-    return np.stack(means) if means else np.zeros((0, model.latent_dim))
+    return posterior_moments(model, dataset)[0]
 
 
 def few_shot_means(

@@ -1,0 +1,100 @@
+"""How much a latent reward model uses its latent: posterior collapse and group separation.
+
+Evaluation only: :func:`latent_usage` reads the users' groups, which nothing that trains or
+chooses data may do. Two questions, on held-out users given all of their answers:
+
+* Which dimensions of z carry information? ``per_dim_kl[d]`` is the mean over users of
+  KL(q(z_d | answers) || N(0, 1)) in nats; a dimension below ``ACTIVE_KL`` nats is
+  collapsed onto the prior (the posterior collapse the SPL paper, arXiv 2603.12595,
+  reports for VPL). ``active_dims`` counts the others.
+* Can a policy that sees z tell the groups apart? For each pair of groups, the distance
+  between their mean posterior means divided by the pooled within-group spread (a d'
+  score: about 2 or more is well apart, below 1 the groups overlap); ``min_separation`` is
+  the worst pair, the one a policy confuses first. ``principal_ratio`` is the variance of
+  the posterior means along their second principal direction over the first (a latent
+  that orders users along one line only has it near 0).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+
+from robopref.dataset import PreferenceDataset
+from robopref.reward.base import RewardModel
+
+#: a latent dimension with less mean KL to the prior than this (nats) is collapsed.
+ACTIVE_KL = 0.1
+
+
+def posterior_moments(
+    model: RewardModel, dataset: PreferenceDataset
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(U, Z)`` posterior means and standard deviations, each user given all answers."""
+    means, stds = [], []
+    for user in range(dataset.n_users):
+        idx = dataset.user_indices(user)
+        mean, std = model.posterior((dataset.obs_a[idx], dataset.obs_b[idx], dataset.label[idx]))
+        means.append(np.asarray(mean, dtype=np.float64))
+        stds.append(np.asarray(std, dtype=np.float64))
+    if not means:
+        empty = np.zeros((0, model.latent_dim))
+        return empty, empty
+    return np.stack(means), np.stack(stds)
+
+
+def usage_from_posteriors(
+    means: np.ndarray, stds: np.ndarray, groups: np.ndarray
+) -> dict[str, Any]:
+    """The figures of the module docstring from posterior ``means``/``stds`` ``(U, Z)`` and
+    each user's group ``(U,)`` (negative: no group; such users count for the KL only)."""
+    if means.shape != stds.shape or means.ndim != 2 or len(groups) != len(means):
+        raise ValueError(
+            f"means {means.shape}, stds {stds.shape} and groups {np.shape(groups)} must be "
+            "(U, Z), (U, Z) and (U,)"
+        )
+    var = np.maximum(stds, 1e-12) ** 2
+    kl = 0.5 * (means**2 + var - 1.0 - np.log(var))
+    per_dim_kl = kl.mean(axis=0) if len(means) else np.zeros(means.shape[1])
+    result: dict[str, Any] = {
+        "users": int(len(means)),
+        "per_dim_kl": [round(float(v), 4) for v in per_dim_kl],
+        "active_dims": int((per_dim_kl >= ACTIVE_KL).sum()),
+        "separation": {},
+        "min_separation": None,
+        "principal_ratio": None,
+    }
+    if len(means) >= 2:
+        spread = np.linalg.svd(means - means.mean(axis=0), compute_uv=False) ** 2
+        if len(spread) >= 2 and spread[0] > 0:
+            result["principal_ratio"] = round(float(spread[1] / spread[0]), 4)
+    labelled = [int(g) for g in np.unique(groups) if g >= 0 and (groups == g).sum() >= 2]
+    for a, b in itertools.combinations(labelled, 2):
+        in_a, in_b = means[groups == a], means[groups == b]
+        within = np.concatenate([in_a - in_a.mean(axis=0), in_b - in_b.mean(axis=0)])
+        pooled = float(np.sqrt((within**2).sum(axis=1).mean()))
+        gap = float(np.linalg.norm(in_a.mean(axis=0) - in_b.mean(axis=0)))
+        result["separation"][f"{a}-{b}"] = round(gap / max(pooled, 1e-12), 3)
+    if result["separation"]:
+        result["min_separation"] = min(result["separation"].values())
+    return result
+
+
+def latent_usage(model: RewardModel, dataset: PreferenceDataset) -> dict[str, Any]:
+    """:func:`usage_from_posteriors` for ``model`` on ``dataset``'s users (evaluation only)."""
+    means, stds = posterior_moments(model, dataset)
+    return usage_from_posteriors(means, stds, np.asarray(dataset.user_group))
+
+
+def format_usage(name: str, usage: dict[str, Any]) -> str:
+    """One line for the command's output."""
+    kl = ", ".join(f"{v:.2f}" for v in usage["per_dim_kl"])
+    sep = ", ".join(f"{pair} {v:.2f}" for pair, v in usage["separation"].items()) or "-"
+    ratio = usage["principal_ratio"]
+    return (
+        f"latent {name}: {usage['active_dims']}/{len(usage['per_dim_kl'])} dims active "
+        f"(KL per dim {kl} nats); group separation d' {sep}; 2nd/1st principal variance "
+        f"{'-' if ratio is None else f'{ratio:.3f}'} ({usage['users']} users)"
+    )
