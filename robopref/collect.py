@@ -100,7 +100,10 @@ class _CollectSettings:
         BehaviourMix, "missed", "share of expert episodes that set the object down 3-15 cm off goal"
     )
     population_goal_share: float = config_option(
-        BehaviourMix, "pool_goals", "share of expert episodes aimed near the population's own goals"
+        BehaviourMix,
+        "pool_goals",
+        "ORACLE KNOWLEDGE (reads the population's hidden goals, which no real system has): "
+        "share of expert episodes aimed near them",
     )
     near_share: float = field(
         default=0.0,
@@ -108,7 +111,10 @@ class _CollectSettings:
     )
     own_goal_share: float = field(
         default=0.0,
-        metadata={"help": "share of each user's pairs that are near pairs at its own goal"},
+        metadata={
+            "help": "ORACLE KNOWLEDGE (reads each user's hidden goal): share of each user's "
+            "pairs that are near pairs at its own goal"
+        },
     )
     min_gap: float = field(
         default=0.03, metadata={"help": "redraw pairs whose object trajectories differ less (m)"}
