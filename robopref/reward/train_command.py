@@ -128,6 +128,10 @@ def train_reward_command(options: TrainRewardOptions) -> int:
     if options.model not in MODEL_KINDS:
         raise ValueError(f"--model {options.model!r} must be one of {sorted(MODEL_KINDS)}")
     out = Path(options.out)
+    if options.resume and options.overwrite:
+        raise ValueError(
+            "--resume continues the run at --out and --overwrite replaces it: pass one of them"
+        )
     if not options.resume and not options.overwrite and (out.exists() or resume_path(out).exists()):
         raise ValueError(
             f"{out} already exists: pass --resume to continue that run, --overwrite to replace "
@@ -141,6 +145,8 @@ def train_reward_command(options: TrainRewardOptions) -> int:
         )
     if options.threads > 0:
         torch.set_num_threads(options.threads)
+    if options.overwrite:  # a later --resume must not continue the replaced run
+        resume_path(out).unlink(missing_ok=True)
     dataset = reward_view(PreferenceDataset.load(options.data), options.input)
     train_set, val_set, test_users = split_three_ways(
         dataset, options.test_fraction, options.val_fraction, options.split_seed

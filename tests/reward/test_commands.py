@@ -142,6 +142,26 @@ def test_train_reward_refuses_an_unwritable_out_before_training(toy_file, tmp_pa
     assert "held-out users" not in stdout  # refused before the data was even split
 
 
+def test_train_reward_overwrite_drops_the_old_runs_resume_state(
+    toy_file, tmp_path, capsys, monkeypatch
+) -> None:
+    import robopref.reward.train_command as command
+
+    out = tmp_path / "vpl.pt"
+    stale = tmp_path / "vpl.pt.resume"
+    stale.write_bytes(b"an older run's state")
+    argv = ["train-reward", "--data", str(toy_file), "--out", str(out), "--epochs", "1"]
+    assert main([*argv, "--resume", "--overwrite"]) == 2
+    assert "pass one of them" in capsys.readouterr().err
+
+    def killed_before_its_first_save(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(command, "train", killed_before_its_first_save)
+    assert main([*argv, "--overwrite"]) == 2
+    assert not stale.exists()  # a later --resume cannot continue the replaced run
+
+
 def test_train_reward_options_reach_the_library_configs() -> None:
     options = TrainRewardOptions(
         model="vpl", lr=0.02, batch=3, hidden=[8, 4], decoder="mlp", free_nats=0.5,
