@@ -61,6 +61,12 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "video_command",
         "personalized (and BTL) policies for several new users side by side, MP4 and GIF",
     ),
+    "loop": (
+        "robopref.loop.run",
+        "LoopOptions",
+        "loop_command",
+        "the RLHF loop: users answer in rounds about the current policies' rollouts",
+    ),
     "demo": (
         "robopref.demo",
         "DemoOptions",

@@ -37,7 +37,8 @@ from robopref.policies.personalize import (
     personalize_new_user,
 )
 from robopref.policies.rollout import make_eval_env, run_episode
-from robopref.population import resolve_population
+from robopref.hidden import hidden_knowledge
+from robopref.population import Population, resolve_population
 from robopref.queries import make_env
 from robopref.reward import load_reward_model
 from robopref.reward.base import RewardModel
@@ -101,7 +102,8 @@ def _load(
     return loaded
 
 
-def _rows(records: list[dict[str, Any]], names: list[str], has_btl: bool) -> list[dict]:
+def result_rows(records: list[dict[str, Any]], names: list[str], has_btl: bool) -> list[dict]:
+    """Success, return and win rate per policy, overall (``all``) and per ``group_<i>``."""
     rows = []
     groups = sorted({r["group"] for r in records})
     labels = [("all", None)] + [(f"group_{g}", g) for g in groups if g >= 0]
@@ -141,38 +143,11 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
     env_id = env_ids.pop()
     raw_env, _ = make_env(env_id)
     population = resolve_population(options.population, raw_env)
-    users = new_users(population, options.users, options.seed)
-    pool = None
-    if reward is not None:
-        pool = new_user_pool(reward, options.seed, options.pool_pairs)
-    envs = {
-        p.name: make_eval_env(env_id, p.kind, m, set_down=bool(p.meta.get("set_down", False)))
-        for p, m in policies
-    }
-    records: list[dict[str, Any]] = []
     began = time.perf_counter()
-    for u, user in enumerate(users):
-        features: dict[str, list[np.ndarray]] = {}
-        for policy, model in policies:
-            z = personalize_new_user(
-                policy, model, user, u, pool, options.queries, options.strategy, options.seed
-            )
-            for e in range(options.episodes):
-                seed = episode_seed(options.seed, u, e)
-                episode = run_episode(envs[policy.name], policy.act, user.goal, z, seed=seed)
-                features.setdefault(policy.name, []).append(episode.features)
-                records.append(
-                    {
-                        "policy": policy.name,
-                        "user": u,
-                        "group": user.group,
-                        "episode": e,
-                        "success": episode.success,
-                        "return": float(user.reward(episode.features[1:]).sum()),
-                        "win": None,
-                    }
-                )
-        _judge(user, features, records, u, np.random.default_rng([options.seed, u, 13]))
+    records = evaluate_loaded(
+        policies, reward, population, options.users, options.queries, options.strategy,
+        options.episodes, options.pool_pairs, options.seed,
+    )  # fmt: skip
     has_btl = "btl" in names
     result = {
         "env_id": env_id,
@@ -183,10 +158,64 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
         "episodes_per_user": options.episodes,
         "seed": options.seed,
         "wall_s": round(time.perf_counter() - began, 1),
-        "results": _rows(records, names, has_btl),
+        "results": result_rows(records, names, has_btl),
         "episodes": records,
     }
     return result
+
+
+def evaluate_loaded(
+    policies: list[tuple[LoadedPolicy, RewardModel | None]],
+    reward: RewardModel | None,
+    population: Population,
+    users: int,
+    queries: int,
+    strategy: str,
+    episodes: int,
+    pool_pairs: int,
+    seed: int,
+    keep_episodes: bool = False,
+) -> list[dict[str, Any]]:
+    """One record per policy, new user and episode: what ``robopref evaluate`` measures.
+
+    The one home of the protocol (module docstring): ``robopref loop``'s held-out check
+    calls it too, so the two cannot disagree. ``keep_episodes`` adds each episode's
+    ``features`` and the policy's ``z`` to its record (in memory, not in the JSON).
+    """
+    env_id = policies[0][0].meta["env_id"]
+    new = new_users(population, users, seed)
+    pool = None if reward is None else new_user_pool(reward, seed, pool_pairs)
+    envs = {
+        p.name: make_eval_env(env_id, p.kind, m, set_down=bool(p.meta.get("set_down", False)))
+        for p, m in policies
+    }
+    records: list[dict[str, Any]] = []
+    with hidden_knowledge("evaluation"):
+        for u, user in enumerate(new):
+            features: dict[str, list[np.ndarray]] = {}
+            for policy, model in policies:
+                z = personalize_new_user(policy, model, user, u, pool, queries, strategy, seed)
+                for e in range(episodes):
+                    episode = run_episode(
+                        envs[policy.name], policy.act, user.goal, z, seed=episode_seed(seed, u, e)
+                    )
+                    features.setdefault(policy.name, []).append(episode.features)
+                    record = {
+                        "policy": policy.name,
+                        "user": u,
+                        "group": user.group,
+                        "episode": e,
+                        "success": episode.success,
+                        "return": float(user.reward(episode.features[1:]).sum()),
+                        "win": None,
+                    }
+                    if keep_episodes:
+                        record.update(features=episode.features, z=z)
+                    records.append(record)
+            _judge(user, features, records, u, np.random.default_rng([seed, u, 13]))
+    for env in envs.values():
+        env.close()
+    return records
 
 
 def _judge(

@@ -347,8 +347,14 @@ def build_query_pool(
     min_gap: float = 0.03,
     release_boost: float = 4.0,
     near_share: float = 0.0,
+    first_episodes: np.ndarray | None = None,
 ) -> QueryPool:
-    """Draw ``n_pairs`` informative candidate pairs of ``segment``-step segments (module doc)."""
+    """Draw ``n_pairs`` informative candidate pairs of ``segment``-step segments (module doc).
+
+    ``first_episodes``: every pair's first segment comes from these episodes (the loop's
+    queries about what the policy did for one user), and so do its near pairs' first
+    segments; the second segment comes from any episode.
+    """
     if not 0.0 <= near_share <= 1.0:
         raise ValueError(f"near_share={near_share} is a share of the pairs: use [0, 1]")
     length = rollouts.feat.shape[1]
@@ -358,10 +364,18 @@ def build_query_pool(
         raise ValueError(f"n_pairs={n_pairs} must be >= 1")
     seg_pos, seg_held, idle, has_release = _segment_stats(rollouts, segment)
     n_starts = idle.shape[1]
-    expert = (rollouts.source == SOURCES.index("expert"))[:, None]
-    low_end = np.flatnonzero((expert & (seg_pos[:, :, 2, -1] < LOW_HEIGHT)).ravel())
+    if first_episodes is None:
+        eligible = rollouts.source == SOURCES.index("expert")
+    else:
+        eligible = np.zeros(rollouts.n_episodes, dtype=bool)
+        eligible[np.asarray(first_episodes, dtype=np.int64)] = True
+    low_end = np.flatnonzero((eligible[:, None] & (seg_pos[:, :, 2, -1] < LOW_HEIGHT)).ravel())
     weight = np.where(has_release, release_boost, 1.0).ravel()
     weight /= weight.sum()
+    first_weight = weight
+    if first_episodes is not None:
+        first_weight = np.where(np.repeat(eligible, n_starts), weight, 0.0)
+        first_weight /= first_weight.sum()
     chosen: list[np.ndarray] = []
     found, tries = 0, 0
     while found < n_pairs:
@@ -372,6 +386,8 @@ def build_query_pool(
                 f"or more varied episodes, or lower min_gap={min_gap}"
             )
         cand = rng.choice(weight.size, size=(2 * (n_pairs - found) + 64, 2), p=weight)
+        if first_episodes is not None:
+            cand[:, 0] = rng.choice(weight.size, size=len(cand), p=first_weight)
         if near_share > 0.0:
             near = rng.random(len(cand)) < near_share
             if low_end.size:

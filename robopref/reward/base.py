@@ -232,6 +232,7 @@ class RewardModel(nn.Module):
         device: str = "auto",
         extra: dict[str, Any] | None = None,
         log: Callable[[str], None] | None = None,
+        warm_start: bool = False,
     ) -> TrainResult:
         """Train on ``dataset`` (see :func:`robopref.reward.training.train`)."""
         return train(
@@ -244,4 +245,5 @@ class RewardModel(nn.Module):
             device=device,
             extra=extra,
             log=log,
+            warm_start=warm_start,
         )

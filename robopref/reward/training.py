@@ -159,8 +159,12 @@ def train(
     device: str | torch.device = "auto",
     extra: dict[str, Any] | None = None,
     log: Callable[[str], None] | None = None,
+    warm_start: bool = False,
 ) -> TrainResult:
     """Fit ``model`` on ``dataset``; validate on ``val_dataset`` (default: a user split).
+
+    ``warm_start`` continues from the model's current weights, normalisation and comparison
+    set (``robopref loop`` refits each round's model this way) instead of initialising them.
 
     ``extra`` entries are stored in the checkpoints (the CLI puts the user split there).
     ``log`` is a callable taking a line (default: print to stderr). The model ends with the
@@ -197,8 +201,9 @@ def train(
         model.to(dev)
     else:
         state = None
-        _reset_parameters(model, settings.seed)
-        model.fit_normalization(train_users, settings.n_comparison, generator)
+        if not warm_start:
+            _reset_parameters(model, settings.seed)
+            model.fit_normalization(train_users, settings.n_comparison, generator)
 
     optimizer = torch.optim.Adam(
         model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay

@@ -1,0 +1,145 @@
+"""What the loop asks each user: pairs about what the current policy does for that user.
+
+Round 0 asks about goal-agnostic behaviour (:data:`GOAL_AGNOSTIC`: scripted experts aimed
+at goals drawn uniformly from the env's goal space, with their noise, hesitant, careless
+and missed variants, and the random policy). Every later round first rolls out the current
+policy for each training user under that user's posterior mean z
+(:func:`policy_rollouts`), then draws candidate pairs whose first segment comes from that
+user's own rollouts and whose second comes from any episode of the round (other users'
+rollouts, the goal-agnostic ones; :func:`user_candidates`), and asks the ``m`` most
+informative ones, one at a time (:func:`ask_active`: BALD on the user's current posterior,
+updated after every answer, as :func:`robopref.reward.active.infer_user` does for a new
+user) or at random (:func:`ask_random`, for models without a latent). Nothing here reads a
+user's goal or group: users are :class:`robopref.hidden.SealedUser` and give answers only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from robopref.hidden import SealedUser
+from robopref.policies.rollout import task_env
+from robopref.queries import SOURCES, BehaviourMix, QueryPool, Rollouts, build_query_pool
+from robopref.reward.active import BALD_SAMPLES, bald_scores
+from robopref.reward.base import RewardModel
+from robopref.reward.nets import as_tensor
+
+#: round 0's behaviour, for every task and population: no goal of any user is used.
+GOAL_AGNOSTIC = BehaviourMix(
+    expert=0.8, random=0.2, hesitant=0.5, careless=0.2, missed=0.2, pool_goals=0.0
+)
+#: share of candidate pairs that compare two ways of being at one spot (queries module).
+NEAR_SHARE = 0.3
+
+BatchPolicy = Callable[[np.ndarray, bool], np.ndarray]
+
+
+def policy_rollouts(
+    env_id: str,
+    act: BatchPolicy,
+    latents: np.ndarray,
+    per_user: int,
+    seed: int,
+    set_down: bool = True,
+) -> Rollouts:
+    """``per_user`` episodes for each row of ``latents`` ``(U, Z)`` (episode ``u * per_user
+    + j`` is user u's): ``act(obs ⊕ z (N, O + Z), deterministic) -> actions (N, A)``, the
+    first episode of each user deterministic and the others sampled, all users stepped in
+    one batch. Every state is kept, as :func:`robopref.queries.collect_rollouts` does."""
+    n = len(latents) * per_user
+    z = np.repeat(np.asarray(latents, np.float32), per_user, axis=0)
+    deterministic = np.tile(np.arange(per_user) == 0, len(latents))
+    envs = [task_env(env_id, set_down) for _ in range(n)]
+    rng = np.random.default_rng(seed)
+    first = [env.reset(seed=int(s)) for env, s in zip(envs, rng.integers(2**31, size=n), strict=True)]
+    steps = int(envs[0].spec.max_episode_steps)
+    obs = np.empty((n, steps + 1, first[0][0].shape[0]), np.float32)
+    feat = np.empty((n, steps + 1, first[0][1]["features"].shape[0]), np.float32)
+    obs[:, 0] = np.stack([o for o, _ in first])
+    feat[:, 0] = np.stack([i["features"] for _, i in first])
+    for t in range(1, steps + 1):
+        augmented = np.concatenate([obs[:, t - 1], z], axis=1)
+        actions = np.empty((n, envs[0].action_space.shape[0]), np.float32)
+        for mode in (True, False):
+            rows = np.flatnonzero(deterministic == mode)
+            if len(rows):
+                actions[rows] = act(augmented[rows], mode)
+        for e, env in enumerate(envs):
+            obs[e, t], _, _, _, info = env.step(actions[e])
+            feat[e, t] = info["features"]
+    for env in envs:
+        env.close()
+    names = tuple(envs[0].unwrapped.feature_names)
+    source = np.full(n, SOURCES.index("policy"), np.int8)
+    return Rollouts(env_id, names, obs, feat, source)
+
+
+def join_rollouts(parts: Sequence[Rollouts]) -> Rollouts:
+    """The episodes of ``parts``, in order, as one :class:`Rollouts`."""
+    return Rollouts(
+        parts[0].env_id,
+        parts[0].feature_names,
+        np.concatenate([p.obs for p in parts]),
+        np.concatenate([p.feat for p in parts]),
+        np.concatenate([p.source for p in parts]),
+    )
+
+
+def user_candidates(
+    rollouts: Rollouts,
+    own_episodes: np.ndarray,
+    n_pairs: int,
+    segment: int,
+    rng: np.random.Generator,
+) -> QueryPool:
+    """``n_pairs`` candidate pairs for one user: first segments from ``own_episodes`` (what
+    the policy did for the user), second segments from any episode of ``rollouts``."""
+    return build_query_pool(
+        rollouts, n_pairs, segment, rng, near_share=NEAR_SHARE, first_episodes=own_episodes
+    )
+
+
+def ask_active(
+    model: RewardModel,
+    user: SealedUser,
+    context: tuple[np.ndarray, np.ndarray, np.ndarray],
+    candidates: QueryPool,
+    m: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ask ``user`` ``m`` of ``candidates``, each the one of largest BALD score under the
+    posterior given ``context`` (the user's earlier pairs, as the model reads them: feature
+    segments ``(P, T, F)`` and labels) and the answers so far; returns (indices, answers)."""
+    feat_a = as_tensor(candidates.feat_a, model.device)
+    feat_b = as_tensor(candidates.feat_b, model.device)
+    scorer = model.pair_scorer(feat_a, feat_b)
+    noise = torch.as_tensor(rng.standard_normal((BALD_SAMPLES, model.latent_dim)), dtype=torch.float32)
+    available = torch.ones(len(candidates), dtype=torch.bool)
+    ctx_a, ctx_b, ctx_label = (np.asarray(x, np.float32) for x in context)
+    asked, answers = [], []
+    with torch.no_grad():
+        for _ in range(m):
+            mean, std = model.posterior((ctx_a, ctx_b, ctx_label))
+            z = torch.as_tensor(mean) + torch.as_tensor(std) * noise
+            scores = torch.where(available, bald_scores(scorer.logits(z)), torch.tensor(-1.0))
+            index = int(torch.argmax(scores))
+            available[index] = False
+            answer = user.answer(candidates.pair(index), rng)
+            asked.append(index)
+            answers.append(answer)
+            ctx_a = np.concatenate([ctx_a, candidates.feat_a[index][None]])
+            ctx_b = np.concatenate([ctx_b, candidates.feat_b[index][None]])
+            ctx_label = np.append(ctx_label, np.float32(answer))
+    return np.asarray(asked, np.int64), np.asarray(answers, np.float32)
+
+
+def ask_random(
+    user: SealedUser, candidates: QueryPool, m: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ask ``user`` ``m`` of ``candidates`` drawn uniformly; returns (indices, answers)."""
+    asked = candidates.draw(m, rng)
+    answers = [user.answer(candidates.pair(int(i)), rng) for i in asked]
+    return np.asarray(asked, np.int64), np.asarray(answers, np.float32)

@@ -1,0 +1,367 @@
+"""``robopref loop``: the RLHF loop for a population of users with a latent reward.
+
+Training users answer in rounds (:mod:`robopref.loop.asking`): round 0 about goal-agnostic
+behaviour, every later round about what each method's current policy does for that user.
+After each round's answers every method (VPL, BTL) refits its reward model, warm-started,
+and continues training its PPO policy on the refitted rewards (:mod:`robopref.loop.arm`);
+then the held-out check runs (:mod:`robopref.loop.report`) and one line is logged. The loop
+stops at ``--answers`` per user. Users are sealed (:mod:`robopref.hidden`): nothing here
+reads a goal or a group.
+
+Files in ``--out``: ``loop.json`` (the options, the rounds done and one history row per
+round; written last at each round's end, so a loop killed mid-round resumes from the last
+finished round with ``--resume`` and repeats it exactly), ``round_NN/`` (each method's
+answers, reward model and policy after round NN; the last two are kept), ``loop.png``
+(held-out success against answers per user) and, when the loop is done, what the other
+commands read: ``vpl.pt``, ``btl.pt``, ``policy_vpl/``, ``policy_btl/``, ``vpl.npz`` and
+``btl.npz`` (each method's answers as a dataset, hidden fields blank).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import robopref.envs  # noqa: F401  (registers the envs)
+from robopref.files import check_writable, write_json_atomic
+from robopref.hidden import SealedUser, answer_pairs
+from robopref.loop.arm import Answers, fit_reward, policy_latents, train_policy_round
+from robopref.loop.asking import (
+    GOAL_AGNOSTIC,
+    NEAR_SHARE,
+    ask_active,
+    ask_random,
+    join_rollouts,
+    policy_rollouts,
+    user_candidates,
+)
+from robopref.loop.report import format_round, heldout_check, plot_history
+from robopref.options import config_option
+from robopref.policies.checkpoint import ALGOS, FORMAT, LoadedPolicy, save_model
+from robopref.population import resolve_population
+from robopref.queries import QueryPool, Rollouts, build_query_pool, collect_rollouts, make_env
+from robopref.reward.base import RewardModel
+from robopref.reward.checkpoint import model_payload, save_payload
+from robopref.reward.registry import load_reward_model
+from robopref.reward.vpl import VPLConfig
+
+METHODS = ("vpl", "btl")
+#: options that may differ between an interrupted loop and its resumption
+RESUMABLE_CHANGES = ("resume", "overwrite", "progress")
+ROUNDS_KEPT = 2
+
+
+@dataclass
+class LoopOptions:
+    """Run the RLHF loop: users answer in rounds about what the current policies do."""
+
+    env: str = field(default="robopref/PlatePlacement-v0", metadata={"help": "task id"})
+    population: str = field(default="two-modes", metadata={"help": "population name or file"})
+    out: str = field(default="runs/loop", metadata={"help": "folder of the loop's files"})
+    users: int = field(default=200, metadata={"help": "training users"})
+    answers: int = field(default=48, metadata={"help": "answers per training user in all"})
+    first_answers: int = field(
+        default=16, metadata={"help": "answers per user in round 0 (goal-agnostic behaviour)"}
+    )
+    per_round: int = field(default=8, metadata={"help": "answers per user in each later round"})
+    steps: int = field(default=300_000, metadata={"help": "PPO env steps per policy, all rounds"})
+    episodes: int = field(default=200, metadata={"help": "goal-agnostic episodes of round 0"})
+    rollouts_per_user: int = field(
+        default=2, metadata={"help": "policy episodes per user and round (1 greedy, rest sampled)"}
+    )
+    candidates: int = field(
+        default=64, metadata={"help": "candidate pairs per user and round that queries come from"}
+    )
+    segment: int = field(default=10, metadata={"help": "steps per query segment"})
+    methods: list[str] = field(
+        default_factory=lambda: list(METHODS), metadata={"help": "vpl and/or btl"}
+    )
+    latent_dim: int = config_option(VPLConfig, "latent_dim", "VPL: size of the user latent z")
+    decoder: str = config_option(VPLConfig, "decoder", "VPL decoder: bilinear or mlp")
+    kl_weight: float = config_option(VPLConfig, "kl_weight", "VPL: weight of the KL term")
+    eval_users: int = field(default=20, metadata={"help": "new users of the held-out check"})
+    eval_episodes: int = field(default=1, metadata={"help": "episodes per held-out user"})
+    seed: int = field(default=0, metadata={"help": "seed of everything"})
+    threads: int = field(default=1, metadata={"help": "torch CPU threads"})
+    resume: bool = field(default=False, metadata={"help": "continue the loop in --out"})
+    overwrite: bool = field(default=False, metadata={"help": "replace the loop in --out"})
+    progress: bool = field(default=True, metadata={"help": "print each stage"})
+
+    @property
+    def rounds(self) -> int:
+        """Rounds in all: round 0, then ``per_round`` answers per round up to ``answers``."""
+        return 1 + (self.answers - self.first_answers) // self.per_round
+
+
+def check_loop_options(options: LoopOptions) -> None:
+    """Refuse impossible budgets, unknown methods and an ``--out`` in the way, before work."""
+    for name in ("users", "answers", "first_answers", "per_round", "steps", "episodes",
+                 "rollouts_per_user", "candidates", "eval_users", "eval_episodes"):  # fmt: skip
+        if getattr(options, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+    if options.users < 10:
+        raise ValueError("--users must be at least 10 (a tenth is held out for early stopping)")
+    extra = options.answers - options.first_answers
+    if extra < 0 or extra % options.per_round:
+        raise ValueError(
+            f"--answers {options.answers} must be --first-answers {options.first_answers} plus "
+            f"a multiple of --per-round {options.per_round}"
+        )
+    if options.candidates < options.per_round:
+        raise ValueError("--candidates must be at least --per-round (queries come from them)")
+    unknown = [m for m in options.methods if m not in METHODS]
+    if unknown or not options.methods or len(set(options.methods)) != len(options.methods):
+        raise ValueError(f"--methods {options.methods}: give each of {METHODS} at most once")
+    make_env(options.env)
+    out = Path(options.out)
+    check_writable(out / "loop.json", "--out")
+    if options.resume and options.overwrite:
+        raise ValueError("--resume continues the loop in --out, --overwrite replaces it: pick one")
+    state = out / "loop.json"
+    if options.resume:
+        if not state.is_file():
+            raise FileNotFoundError(f"nothing to resume: {state} does not exist (drop --resume)")
+        saved = json.loads(state.read_text())["options"]
+        now = dataclasses.asdict(options)
+        changed = [k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k]]
+        if changed:
+            raise ValueError(
+                f"--resume with other options than the loop in {out} ({', '.join(changed)}): "
+                "resume with the original options, or start over with --overwrite"
+            )
+    elif state.exists() and not options.overwrite:
+        done = json.loads(state.read_text()).get("finished", False)
+        raise ValueError(
+            f"--out {out} holds a {'finished' if done else 'unfinished'} loop: pass "
+            + ("" if done else "--resume to continue it, ")
+            + "--overwrite to replace it, or choose another --out"
+        )
+
+
+def _stream(options: LoopOptions, *key: int) -> np.random.Generator:
+    return np.random.default_rng([options.seed, *key])
+
+
+def _log(options: LoopOptions, line: str) -> None:
+    if options.progress:
+        print(f"loop: {line}", flush=True)
+
+
+@dataclass
+class Shared:
+    """Round 0's goal-agnostic episodes and candidate pool, and the sealed training users."""
+
+    rollouts: Rollouts
+    pool: QueryPool
+    users: list[SealedUser]
+
+
+def shared_setup(options: LoopOptions) -> Shared:
+    """Rebuilt identically from the seed on every (re)start."""
+    env, _ = make_env(options.env)
+    population = resolve_population(options.population, env)
+    users = [SealedUser(u) for u in population.sample_users(options.users, _stream(options, 3))]
+    rollouts = collect_rollouts(options.env, options.episodes, _stream(options, 1), GOAL_AGNOSTIC)
+    n_pairs = max(4096, 2 * options.users * options.first_answers)
+    pool = build_query_pool(
+        rollouts, n_pairs, options.segment, _stream(options, 2), near_share=NEAR_SHARE
+    )
+    return Shared(rollouts, pool, users)
+
+
+def first_answers(options: LoopOptions, shared: Shared) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Round 0: each user answers ``first_answers`` pairs of the shared pool drawn uniformly
+    (the same pairs and answers for every method): ``(pool index, labels, user)``."""
+    rng = _stream(options, 4)
+    index = np.concatenate([shared.pool.draw(options.first_answers, rng) for _ in shared.users])
+    owner = np.repeat(np.arange(len(shared.users)), options.first_answers)
+    asked = shared.pool.subset(index)
+    return index, answer_pairs(shared.users, owner, asked.feat_a, asked.feat_b, rng), owner
+
+
+def ask_round(
+    options: LoopOptions,
+    shared: Shared,
+    method: str,
+    answers: Answers,
+    model: RewardModel,
+    policy_file: Path,
+    round_index: int,
+) -> None:
+    """Round ``round_index`` >= 1 of ``method``: roll out its policy for every user under the
+    user's posterior mean z, then ask each user ``per_round`` queries about its rollouts."""
+    with torch.no_grad():
+        latents = np.stack(
+            [np.asarray(model.posterior(answers.context(u))[0], np.float32)
+             for u in range(len(shared.users))]
+        ) if model.latent_dim else np.zeros((len(shared.users), 0), np.float32)  # fmt: skip
+    policy = ALGOS["ppo"].load(policy_file, device="cpu")
+    rollouts = policy_rollouts(
+        options.env,
+        lambda obs, det: policy.predict(obs, deterministic=det)[0],
+        latents,
+        options.rollouts_per_user,
+        seed=options.seed * 7919 + round_index,
+    )
+    joined = join_rollouts([shared.rollouts, rollouts])
+    first = shared.rollouts.n_episodes
+    rng = _stream(options, 10 + round_index, METHODS.index(method))
+    per = options.rollouts_per_user
+    for u, user in enumerate(shared.users):
+        own = first + u * per + np.arange(per)
+        pool = user_candidates(joined, own, options.candidates, options.segment, rng)
+        if model.latent_dim:
+            index, labels = ask_active(model, user, answers.context(u), pool, options.per_round, rng)
+        else:
+            index, labels = ask_random(user, pool, options.per_round, rng)
+        answers.add(pool, index, labels, np.full(len(index), u))
+
+
+def _dataset_meta(options: LoopOptions, round_index: int) -> dict[str, Any]:
+    return {
+        "population": options.population,
+        "seed": options.seed,
+        "segment": options.segment,
+        "asked_by": "robopref loop",
+        "rounds_done": round_index + 1,
+    }
+
+
+def _round_dir(out: Path, round_index: int) -> Path:
+    return out / f"round_{round_index:02d}"
+
+
+def _policy_meta(options: LoopOptions, method: str, model: RewardModel, steps: int) -> dict:
+    return {
+        "format": FORMAT, "algo": "ppo", "seed": options.seed, "set_down": True,
+        "options": dataclasses.asdict(options), "kind": "latent", "name": method,
+        "env_id": options.env, "latent_dim": model.latent_dim,
+        "reward_path": str(Path(options.out) / f"{method}.pt"),
+        "reward_fingerprint": model.fingerprint(), "steps": steps, "trained_by": "robopref loop",
+    }  # fmt: skip
+
+
+def run_round(options: LoopOptions, shared: Shared, round_index: int) -> dict[str, Any]:
+    """Ask, refit, train and check one round; writes ``round_NN/``; returns the log row."""
+    began = time.perf_counter()
+    out, rounds = Path(options.out), options.rounds
+    previous, here = _round_dir(out, round_index - 1), _round_dir(out, round_index)
+    here.mkdir(parents=True, exist_ok=True)
+    feature_names = shared.pool.feature_names
+    meta = _dataset_meta(options, round_index)
+    checked: dict[str, tuple[LoadedPolicy, RewardModel]] = {}
+    for method in options.methods:
+        if round_index == 0:
+            index, labels, owner = first_answers(options, shared)
+            answers, model = Answers(), None
+            answers.add(shared.pool, index, labels, owner)
+        else:
+            from robopref.dataset import PreferenceDataset
+
+            answers = Answers.from_dataset(PreferenceDataset.load(previous / f"{method}.npz"))
+            model = load_reward_model(previous / f"{method}.pt")
+            _log(options, f"round {round_index + 1}: {method} asks about its policy's rollouts")
+            ask_round(options, shared, method, answers, model, previous / f"{method}_policy.zip",
+                      round_index)  # fmt: skip
+        data = answers.dataset(options.env, feature_names, len(shared.users), meta)
+        config = {"latent_dim": options.latent_dim, "decoder": options.decoder,
+                  "kl_weight": options.kl_weight} if method == "vpl" else {}  # fmt: skip
+        _log(options, f"round {round_index + 1}: {method} reward fit on {data.n_pairs} answers")
+        model, fit = fit_reward(method, data, model, config, options.seed + round_index)
+        _log(options, f"round {round_index + 1}: {method} policy, {options.steps // rounds} steps")
+        policy = train_policy_round(
+            previous / f"{method}_policy.zip" if round_index else None, options.env, model,
+            policy_latents(model, data, options.seed), options.steps // rounds, round_index,
+            rounds, options.seed,
+        )  # fmt: skip
+        data.save(here / f"{method}.npz")
+        save_payload(model_payload(model, {"loop_fit": dataclasses.asdict(fit)}), here / f"{method}.pt")
+        save_model(policy, here / f"{method}_policy.zip")
+        meta_p = _policy_meta(options, method, model, int(policy.num_timesteps))
+        checked[method] = (LoadedPolicy(policy, meta_p, here), model)
+    methods = heldout_check(
+        checked, resolve_population(options.population, make_env(options.env)[0]),
+        shared.pool, options.eval_users, options.eval_episodes, options.seed,
+    )  # fmt: skip
+    return {
+        "round": round_index,
+        "rounds": rounds,
+        "answers_per_user": options.first_answers + round_index * options.per_round,
+        "steps": (round_index + 1) * (options.steps // rounds),
+        "methods": methods,
+        "wall_s": round(time.perf_counter() - began, 1),
+    }
+
+
+def finish(options: LoopOptions, history: list[dict[str, Any]]) -> None:
+    """Write what the other commands read: reward models, policy folders, datasets."""
+    out = Path(options.out)
+    last = _round_dir(out, options.rounds - 1)
+    for method in options.methods:
+        model = load_reward_model(last / f"{method}.pt")
+        shutil.copy2(last / f"{method}.pt", out / f"{method}.pt")
+        shutil.copy2(last / f"{method}.npz", out / f"{method}.npz")
+        folder = out / f"policy_{method}"
+        folder.mkdir(exist_ok=True)
+        shutil.copy2(last / f"{method}_policy.zip", folder / "model.zip")
+        steps = (options.steps // options.rounds) * options.rounds
+        meta = _policy_meta(options, method, model, steps)
+        meta["history"] = [{"answers_per_user": r["answers_per_user"], **r["methods"][method]}
+                           for r in history]  # fmt: skip
+        write_json_atomic(folder / "meta.json", meta)
+
+
+def run_loop(options: LoopOptions) -> dict[str, Any]:
+    """Run (or resume) the loop of ``options``; returns the final ``loop.json`` content."""
+    check_loop_options(options)
+    if options.threads > 0:
+        torch.set_num_threads(options.threads)
+    out = Path(options.out)
+    state_path = out / "loop.json"
+    if options.overwrite and out.exists():
+        for path in [state_path, out / "loop.png", *out.glob("round_*")]:
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    state: dict[str, Any] = {"options": dataclasses.asdict(options), "rounds": options.rounds,
+                             "done": 0, "history": [], "finished": False}  # fmt: skip
+    if options.resume:
+        state = json.loads(state_path.read_text())
+        _log(options, f"resuming {out} after round {state['done']} of {state['rounds']}")
+    shared = shared_setup(options)
+    began = time.perf_counter()
+    for round_index in range(state["done"], options.rounds):
+        row = run_round(options, shared, round_index)
+        print(f"loop: {format_round(row)}", flush=True)
+        state["history"].append(row)
+        state["done"] = round_index + 1
+        state["finished"] = state["done"] == options.rounds
+        if state["finished"]:
+            finish(options, state["history"])
+        write_json_atomic(state_path, state)  # the round is done once this is written
+        plot_history(state["history"], out / "loop.png")
+        stale = _round_dir(out, round_index - ROUNDS_KEPT)
+        if stale.is_dir():
+            shutil.rmtree(stale)
+    state["wall_s_this_run"] = round(time.perf_counter() - began, 1)
+    return state
+
+
+def loop_command(options: LoopOptions) -> int:
+    """CLI entry: run the loop, print where its files are."""
+    state = run_loop(options)
+    print(
+        f"loop: {state['done']}/{state['rounds']} rounds in {options.out} "
+        f"({state['wall_s_this_run']} s this run); held-out success against answers: "
+        f"{options.out}/loop.png; evaluate with robopref evaluate --policy "
+        + " ".join(f"{options.out}/policy_{m}" for m in options.methods)
+        + f" --reward {options.out}/vpl.pt"
+    )
+    return 0
