@@ -39,8 +39,10 @@ class LatentSource:
     """Where each episode's z comes from.
 
     ``means`` ``(U, Z)`` with ``goals`` ``(U, G)`` (and ``groups`` ``(U,)``): a training user
-    drawn uniformly per episode, the env reset to that user's goal. With ``means`` None the
-    prior N(0, I) of size ``latent_dim`` is sampled and the env keeps its own goal (if any).
+    drawn uniformly per episode, the env reset to that user's goal. Without ``goals`` (the
+    loop, which knows users only by their answers) the env keeps its own goal and the true
+    reward is not known. With ``means`` None the prior N(0, I) of size ``latent_dim`` is
+    sampled and the env keeps its own goal (if any).
     """
 
     latent_dim: int
@@ -56,7 +58,7 @@ class LatentSource:
                     f"user latents of size {self.means.shape[1]} given for a model with "
                     f"latent_dim {self.latent_dim}: compute them with this reward model"
                 )
-            if self.goals is None or len(self.goals) != len(self.means):
+            if self.goals is not None and len(self.goals) != len(self.means):
                 raise ValueError("LatentSource needs one goal per user latent (goals=...)")
             if self.groups is None:
                 self.groups = np.full(len(self.means), -1)
@@ -76,9 +78,10 @@ class LatentSource:
         if self.means is None:
             z = rng.standard_normal(self.latent_dim).astype(np.float32)
             return z, None, -1
-        assert self.goals is not None and self.groups is not None
+        assert self.groups is not None
         i = int(rng.integers(len(self.means)))
-        return self.means[i].copy(), np.asarray(self.goals[i]), int(self.groups[i])
+        goal = None if self.goals is None else np.asarray(self.goals[i])
+        return self.means[i].copy(), goal, int(self.groups[i])
 
 
 def env_goal(env: gym.Env, goal: np.ndarray) -> Any:

@@ -124,9 +124,10 @@ class TrainPolicyOptions:
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
 
-def _latent_env(
+def latent_env(
     env_id: str, model: RewardModel, source: LatentSource, seed: int, set_down: bool
 ) -> gym.Env:
+    """One training env of a latent policy (rewards deferred to :class:`BatchedRewardVecEnv`)."""
     torch.set_num_threads(1)
     base = task_env(env_id, set_down)
     return LatentRewardEnv(base, model, source, defer_reward=True, seed=seed)
@@ -303,7 +304,7 @@ def build_training(options: TrainPolicyOptions, env_id: str, device: str) -> Tra
         train_users = LatentSource.prior(reward_model.latent_dim)
     factories = [
         functools.partial(
-            _latent_env, env_id, reward_model, train_users, options.seed + i, options.set_down
+            latent_env, env_id, reward_model, train_users, options.seed + i, options.set_down
         )
         for i in range(options.n_envs)
     ]

@@ -28,6 +28,7 @@ import torch
 
 import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.files import atomic_path, check_output, write_json_atomic
+from robopref.hidden import hidden_knowledge
 from robopref.policies import personalize
 from robopref.policies.checkpoint import LoadedPolicy, load_policy, read_meta
 from robopref.policies.personalize import (
@@ -37,7 +38,6 @@ from robopref.policies.personalize import (
     personalize_new_user,
 )
 from robopref.policies.rollout import make_eval_env, run_episode
-from robopref.hidden import hidden_knowledge
 from robopref.population import Population, resolve_population
 from robopref.queries import make_env
 from robopref.reward import load_reward_model

@@ -32,10 +32,11 @@ from robopref.reward.inputs import reward_view
 from robopref.reward.registry import build_model
 from robopref.reward.training import TrainResult, TrainSettings
 
-#: settings of the warm-started refits after round 0: the KL is already on, fewer epochs.
-REFIT = {"epochs": 120, "patience": 30, "kl_delay": 0, "kl_warmup": 0}
-#: the first fit's (round 0's) epochs; the reward command's default
-FIRST_FIT_EPOCHS = TrainSettings().epochs
+#: the first fit's (round 0's) most epochs: the reward command's default
+FIT_EPOCHS = TrainSettings().epochs
+#: the warm-started refits after round 0: fewer epochs, and the KL term is on from the start
+REFIT_EPOCHS = 120
+REFIT = {"patience": 30, "kl_delay": 0, "kl_warmup": 0}
 
 
 @dataclass
@@ -104,20 +105,22 @@ def fit_reward(
     previous: RewardModel | None,
     config: dict[str, Any],
     seed: int,
+    epochs: int,
     val_fraction: float = 0.1,
 ) -> tuple[RewardModel, TrainResult]:
-    """Fit ``kind`` on the answers (the model reads features): a fresh model when
-    ``previous`` is None, else ``previous`` refitted from its weights (:data:`REFIT`).
+    """Fit ``kind`` on the answers (the model reads features) for at most ``epochs``: a
+    fresh model when ``previous`` is None, else ``previous`` refitted from its weights
+    (:data:`REFIT`).
     Early stopping holds out a ``val_fraction`` of the training users' answers."""
     view = reward_view(dataset, "features")
     train_set, val_set = view.split_users(val_fraction, seed)
     if previous is None:
         torch.manual_seed(seed)
         model = build_model(kind, view.obs_a.shape[-1], config)
-        settings = TrainSettings(seed=seed, epochs=FIRST_FIT_EPOCHS)
+        settings = TrainSettings(seed=seed, epochs=epochs)
     else:
         model = previous
-        settings = TrainSettings(seed=seed, **REFIT)
+        settings = TrainSettings(seed=seed, epochs=epochs, **REFIT)
     if kind != "vpl":
         settings = dataclasses.replace(settings, kl_delay=0, kl_warmup=0)
     result = model.fit(

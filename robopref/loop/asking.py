@@ -54,7 +54,9 @@ def policy_rollouts(
     deterministic = np.tile(np.arange(per_user) == 0, len(latents))
     envs = [task_env(env_id, set_down) for _ in range(n)]
     rng = np.random.default_rng(seed)
-    first = [env.reset(seed=int(s)) for env, s in zip(envs, rng.integers(2**31, size=n), strict=True)]
+    first = [
+        env.reset(seed=int(s)) for env, s in zip(envs, rng.integers(2**31, size=n), strict=True)
+    ]
     steps = int(envs[0].spec.max_episode_steps)
     obs = np.empty((n, steps + 1, first[0][0].shape[0]), np.float32)
     feat = np.empty((n, steps + 1, first[0][1]["features"].shape[0]), np.float32)
@@ -116,7 +118,9 @@ def ask_active(
     feat_a = as_tensor(candidates.feat_a, model.device)
     feat_b = as_tensor(candidates.feat_b, model.device)
     scorer = model.pair_scorer(feat_a, feat_b)
-    noise = torch.as_tensor(rng.standard_normal((BALD_SAMPLES, model.latent_dim)), dtype=torch.float32)
+    noise = torch.as_tensor(
+        rng.standard_normal((BALD_SAMPLES, model.latent_dim)), dtype=torch.float32
+    )
     available = torch.ones(len(candidates), dtype=torch.bool)
     ctx_a, ctx_b, ctx_label = (np.asarray(x, np.float32) for x in context)
     asked, answers = [], []

@@ -109,7 +109,8 @@ def format_round(row: dict[str, Any]) -> str:
             if k.startswith("success_group_")
         )
         parts.append(
-            f"{name}: success {fig['success']:.2f}" + (f" ({groups})" if groups else "")
+            f"{name}: success {fig['success']:.2f}"
+            + (f" ({groups})" if groups else "")
             + f" return {fig['true_return']:.1f} learned {fig['learned_return']:.1f}"
             f" acc {fig['accuracy']:.3f}/{fig['ceiling']:.3f}"
         )

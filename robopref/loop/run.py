@@ -33,7 +33,14 @@ import torch
 import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.files import check_writable, write_json_atomic
 from robopref.hidden import SealedUser, answer_pairs
-from robopref.loop.arm import Answers, fit_reward, policy_latents, train_policy_round
+from robopref.loop.arm import (
+    FIT_EPOCHS,
+    REFIT_EPOCHS,
+    Answers,
+    fit_reward,
+    policy_latents,
+    train_policy_round,
+)
 from robopref.loop.asking import (
     GOAL_AGNOSTIC,
     NEAR_SHARE,
@@ -87,6 +94,12 @@ class LoopOptions:
     latent_dim: int = config_option(VPLConfig, "latent_dim", "VPL: size of the user latent z")
     decoder: str = config_option(VPLConfig, "decoder", "VPL decoder: bilinear or mlp")
     kl_weight: float = config_option(VPLConfig, "kl_weight", "VPL: weight of the KL term")
+    fit_epochs: int = field(
+        default=FIT_EPOCHS, metadata={"help": "most epochs of round 0's reward fits"}
+    )
+    refit_epochs: int = field(
+        default=REFIT_EPOCHS, metadata={"help": "most epochs of each later, warm-started refit"}
+    )
     eval_users: int = field(default=20, metadata={"help": "new users of the held-out check"})
     eval_episodes: int = field(default=1, metadata={"help": "episodes per held-out user"})
     seed: int = field(default=0, metadata={"help": "seed of everything"})
@@ -104,7 +117,8 @@ class LoopOptions:
 def check_loop_options(options: LoopOptions) -> None:
     """Refuse impossible budgets, unknown methods and an ``--out`` in the way, before work."""
     for name in ("users", "answers", "first_answers", "per_round", "steps", "episodes",
-                 "rollouts_per_user", "candidates", "eval_users", "eval_episodes"):  # fmt: skip
+                 "rollouts_per_user", "candidates", "eval_users", "eval_episodes", "fit_epochs",
+                 "refit_epochs"):  # fmt: skip
         if getattr(options, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
     if options.users < 10:
@@ -177,7 +191,9 @@ def shared_setup(options: LoopOptions) -> Shared:
     return Shared(rollouts, pool, users)
 
 
-def first_answers(options: LoopOptions, shared: Shared) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def first_answers(
+    options: LoopOptions, shared: Shared
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Round 0: each user answers ``first_answers`` pairs of the shared pool drawn uniformly
     (the same pairs and answers for every method): ``(pool index, labels, user)``."""
     rng = _stream(options, 4)
@@ -219,7 +235,9 @@ def ask_round(
         own = first + u * per + np.arange(per)
         pool = user_candidates(joined, own, options.candidates, options.segment, rng)
         if model.latent_dim:
-            index, labels = ask_active(model, user, answers.context(u), pool, options.per_round, rng)
+            index, labels = ask_active(
+                model, user, answers.context(u), pool, options.per_round, rng
+            )
         else:
             index, labels = ask_random(user, pool, options.per_round, rng)
         answers.add(pool, index, labels, np.full(len(index), u))
@@ -275,7 +293,8 @@ def run_round(options: LoopOptions, shared: Shared, round_index: int) -> dict[st
         config = {"latent_dim": options.latent_dim, "decoder": options.decoder,
                   "kl_weight": options.kl_weight} if method == "vpl" else {}  # fmt: skip
         _log(options, f"round {round_index + 1}: {method} reward fit on {data.n_pairs} answers")
-        model, fit = fit_reward(method, data, model, config, options.seed + round_index)
+        epochs = options.refit_epochs if round_index else options.fit_epochs
+        model, fit = fit_reward(method, data, model, config, options.seed + round_index, epochs)
         _log(options, f"round {round_index + 1}: {method} policy, {options.steps // rounds} steps")
         policy = train_policy_round(
             previous / f"{method}_policy.zip" if round_index else None, options.env, model,
@@ -283,7 +302,9 @@ def run_round(options: LoopOptions, shared: Shared, round_index: int) -> dict[st
             rounds, options.seed,
         )  # fmt: skip
         data.save(here / f"{method}.npz")
-        save_payload(model_payload(model, {"loop_fit": dataclasses.asdict(fit)}), here / f"{method}.pt")
+        save_payload(
+            model_payload(model, {"loop_fit": dataclasses.asdict(fit)}), here / f"{method}.pt"
+        )
         save_model(policy, here / f"{method}_policy.zip")
         meta_p = _policy_meta(options, method, model, int(policy.num_timesteps))
         checked[method] = (LoadedPolicy(policy, meta_p, here), model)

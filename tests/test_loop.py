@@ -1,0 +1,196 @@
+"""The RLHF loop on a tiny configuration: firewall, resumption, queries, log, plot."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import robopref.loop.run as loop_run
+from robopref.dataset import PreferenceDataset
+from robopref.evaluate import EvaluateOptions, evaluate
+from robopref.hidden import HiddenKnowledgeError, SealedUser, hidden_knowledge
+from robopref.loop import LoopOptions, run_loop
+from robopref.policies.checkpoint import load_policy
+from robopref.population import named_population
+from robopref.queries import SOURCES, make_env
+from robopref.reward import load_reward_model
+
+#: two rounds (4 answers, then 2 more per user), PPO's smallest update per round
+TINY = {
+    "users": 10,
+    "answers": 6,
+    "first_answers": 4,
+    "per_round": 2,
+    "steps": 4096,
+    "episodes": 16,
+    "candidates": 8,
+    "eval_users": 2,
+    "fit_epochs": 25,
+    "refit_epochs": 5,
+    "progress": False,
+}
+
+
+def tiny(out: Path, **changes: object) -> LoopOptions:
+    return LoopOptions(out=str(out), **{**TINY, **changes})
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[LoopOptions, dict, list]:
+    """One tiny loop run to the end, with the candidate pools of round 1 recorded."""
+    out = tmp_path_factory.mktemp("loop") / "run"
+    seen: list[tuple[np.ndarray, object, int]] = []
+    original = loop_run.user_candidates
+
+    def spy(rollouts, own, n_pairs, segment, rng):  # type: ignore[no-untyped-def]
+        pool = original(rollouts, own, n_pairs, segment, rng)
+        seen.append((own, pool, rollouts))
+        return pool
+
+    loop_run.user_candidates = spy
+    try:
+        state = run_loop(tiny(out))
+    finally:
+        loop_run.user_candidates = original
+    return tiny(out), state, seen
+
+
+def test_sealed_user_raises_outside_evaluation() -> None:
+    env, _ = make_env("robopref/PlatePlacement-v0")
+    user = SealedUser(
+        named_population("two-modes", env).sample_users(1, np.random.default_rng(0))[0]
+    )
+    for name in ("goal", "group", "label_model", "norm_weight"):
+        with pytest.raises(HiddenKnowledgeError, match="only through its answers"):
+            getattr(user, name)
+    with pytest.raises(HiddenKnowledgeError):
+        user.unsealed()
+    feats = np.zeros((2, 10, len(env.feature_names)), np.float32)
+    assert user.answer((feats[0], feats[1]), np.random.default_rng(0)) in (0.0, 0.5, 1.0)
+    with hidden_knowledge("evaluation"):
+        assert user.goal.shape == (2,)
+        assert user.group in (0, 1)
+    with pytest.raises(ValueError, match="not allowed"), hidden_knowledge("training"):
+        pass
+
+
+def test_firewall_the_loop_runs_with_sealed_users_only(finished) -> None:
+    """Every training user is sealed (reading its goal or group raises), so the loop having
+    finished means that no stage but evaluation read them; what it wrote knows no goal."""
+    options, state, _ = finished
+    assert state["finished"] and state["done"] == options.rounds == 2
+    out = Path(options.out)
+    for method in ("vpl", "btl"):
+        data = PreferenceDataset.load(out / f"{method}.npz")
+        assert data.n_users == 10 and data.n_pairs == 10 * 6
+        assert data.user_goal.shape == (10, 0)
+        assert (data.user_group == -1).all()
+        assert np.isnan(data.true_label).all() and np.isnan(data.answer_prob).all()
+        assert np.isin(data.label, [0.0, 0.5, 1.0]).all()
+
+
+def test_sealed_users_in_the_loop_really_raise(tmp_path: Path, monkeypatch) -> None:
+    """A stage that reads a user's goal stops the loop: the firewall is live in the loop."""
+    answer = loop_run.answer_pairs
+
+    def peeking(users, *args):  # type: ignore[no-untyped-def]
+        _ = [u.goal for u in users]  # what a recipe aiming data at users' goals would do
+        return answer(users, *args)
+
+    monkeypatch.setattr(loop_run, "answer_pairs", peeking)
+    with pytest.raises(HiddenKnowledgeError):
+        run_loop(tiny(tmp_path / "peek"))
+
+
+def test_round_one_queries_come_from_each_users_policy_rollouts(finished) -> None:
+    options, _, seen = finished
+    assert len(seen) == 2 * options.users  # round 1, both methods, every user
+    for own, pool, rollouts in seen:
+        assert (own >= options.episodes).all()  # after round 0's goal-agnostic episodes
+        assert (rollouts.source[own] == SOURCES.index("policy")).all()
+        assert np.isin(pool.origin[:, 0, 0], own).all()  # first segment: this user's rollout
+    owns = {tuple(own) for own, _, _ in seen[: options.users]}
+    assert len(owns) == options.users  # each user is asked about its own rollouts
+
+
+def test_log_and_plot_are_written(finished) -> None:
+    options, state, _ = finished
+    out = Path(options.out)
+    saved = json.loads((out / "loop.json").read_text())
+    assert [r["answers_per_user"] for r in saved["history"]] == [4, 6]
+    for row in saved["history"]:
+        for method in ("vpl", "btl"):
+            figures = row["methods"][method]
+            for key in ("success", "true_return", "learned_return", "accuracy", "ceiling"):
+                assert np.isfinite(figures[key]), key
+    assert (out / "loop.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert state["history"] == saved["history"]
+
+
+def test_heldout_check_is_what_evaluate_measures(finished) -> None:
+    options, state, _ = finished
+    out = Path(options.out)
+    result = evaluate(
+        EvaluateOptions(
+            policy=[str(out / "policy_vpl"), str(out / "policy_btl")], reward=str(out / "vpl.pt"),
+            population=options.population, users=options.eval_users,
+            episodes=options.eval_episodes, seed=options.seed, json=str(out / "e.json"),
+        )
+    )  # fmt: skip
+    last = state["history"][-1]["methods"]
+    for row in (r for r in result["results"] if r["group"] == "all"):
+        assert row["success"] == last[row["policy"]]["success"]
+        assert row["return"] == pytest.approx(last[row["policy"]]["true_return"])
+    reward = load_reward_model(out / "vpl.pt")
+    assert load_policy(out / "policy_vpl", reward).meta["latent_dim"] == reward.latent_dim
+
+
+def test_interrupted_loop_resumes_to_the_same_result(finished, tmp_path: Path, monkeypatch) -> None:
+    options, state, _ = finished
+    out = tmp_path / "killed"
+    original = loop_run.run_round
+
+    def dies_in_round_two(opts, shared, round_index):  # type: ignore[no-untyped-def]
+        if round_index == 1:
+            raise KeyboardInterrupt  # as a kill mid-round: round 1 has not been committed
+        return original(opts, shared, round_index)
+
+    monkeypatch.setattr(loop_run, "run_round", dies_in_round_two)
+    with pytest.raises(KeyboardInterrupt):
+        run_loop(tiny(out))
+    monkeypatch.setattr(loop_run, "run_round", original)
+    with pytest.raises(ValueError, match="--resume to continue it"):
+        run_loop(tiny(out))
+    with pytest.raises(ValueError, match="other options.*users"):
+        run_loop(tiny(out, resume=True, users=11))
+    resumed = run_loop(tiny(out, resume=True))
+    strip = [{k: v for k, v in r.items() if k != "wall_s"} for r in state["history"]]
+    assert [{k: v for k, v in r.items() if k != "wall_s"} for r in resumed["history"]] == strip
+    for method in ("vpl", "btl"):
+        first = load_reward_model(Path(options.out) / f"{method}.pt").state_dict()
+        again = load_reward_model(out / f"{method}.pt").state_dict()
+        assert all(torch.equal(first[k], again[k]) for k in first)
+        a = load_policy(Path(options.out) / f"policy_{method}").model.policy.state_dict()
+        b = load_policy(out / f"policy_{method}").model.policy.state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bad_budgets_are_refused_before_work(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="multiple of --per-round"):
+        run_loop(tiny(tmp_path / "a", answers=7))
+    with pytest.raises(ValueError, match="--methods"):
+        run_loop(tiny(tmp_path / "b", methods=["vpl", "dpo"]))
+    with pytest.raises(ValueError, match="unknown env"):
+        run_loop(tiny(tmp_path / "c", env="robopref/Nope-v0"))
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_finished_loop_is_not_replaced_silently(finished) -> None:
+    options, _, _ = finished
+    with pytest.raises(ValueError, match="finished loop: pass --overwrite"):
+        run_loop(dataclasses.replace(options))
