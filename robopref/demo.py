@@ -1,10 +1,13 @@
 """``robopref demo``: the whole pipeline on the embedded default (PlatePlacement, two-modes).
 
-collect -> train-reward (VPL, BTL) -> train-policy (VPL, BTL, oracle) -> evaluate -> video,
-into ``runs/demo/`` (the evaluation as ``runs/demo/evaluate.json``) and ``videos/``. A step
-whose output already exists is skipped (so an interrupted demo resumes where it stopped)
-unless ``--retrain`` is given; reward models and policies shipped in
-``policies/checkpoints/`` are used instead of training when present.
+The RLHF loop (``robopref loop``: VPL and BTL, each asking about its own policy's rollouts,
+round after round) -> the oracle (``train-policy --oracle``) -> evaluate -> video, into
+``runs/demo/`` (the evaluation as ``runs/demo/evaluate.json``) and ``videos/``. One recipe
+for every task and population: ``robopref demo --env ID --population NAME|FILE`` changes
+nothing else. A step whose output already exists is skipped (an interrupted loop resumes
+from its last finished round) unless ``--retrain`` is given; reward models and policies
+shipped in ``policies/checkpoints/`` (made by this command with ``--retrain``) are used
+instead of training when every option is at its default.
 """
 
 from __future__ import annotations
@@ -16,66 +19,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import robopref.policies
-from robopref.collect import CollectOptions, collect_command
 from robopref.evaluate import EvaluateOptions, evaluate_command
 from robopref.files import write_json_atomic
+from robopref.loop.run import LoopOptions, run_loop
+from robopref.options import config_option
 from robopref.policies.train import TrainPolicyOptions, train_policy_command
 from robopref.policy_video import VideoOptions, video_command
-from robopref.reward.train_command import TrainRewardOptions, train_reward_command
 
 SHIPPED = Path(robopref.policies.__file__).resolve().parent / "checkpoints"
 DEMO_ENV = "robopref/PlatePlacement-v0"
 DEMO_POPULATION = "two-modes"
-#: the collect settings that give a policy a reward it can act on (README, Policies): the
-#: object held on before it is let go, set down near the population's goals, and pairs that
-#: compare two ways of being at one spot. The collect defaults are the reward benchmark's.
-POLICY_DATA = {
-    "hesitant_share": 0.5,
-    "careless_share": 0.2,
-    "population_goal_share": 0.8,
-    "near_share": 0.3,
-}
-#: per-task additions to POLICY_DATA. BlockSort's goal space is two zone centres, so its
-#: experts never set the block down beside a zone and a learned reward is free to rise past
-#: the zone's far edge (the policy then pushes the block out); the plate's experts already
-#: aim at points all over the table.
-POLICY_DATA_FOR_ENV: dict[str, dict[str, float]] = {
-    "robopref/BlockSort-v0": {"missed_share": 0.3},
-}
+#: the options that shape a model: the shipped checkpoints serve only their defaults
+MODEL_OPTIONS = ("env", "population", "seed", "steps", "answers", "decoder", "latent_dim",
+                 "kl_weight")  # fmt: skip
 
 
 @dataclass
 class DemoOptions:
-    """Run collect, reward training, policy training and evaluation into runs/demo/.
+    """Run the loop, the oracle, evaluation and the video into runs/demo/.
 
     The shipped checkpoints are used only for the embedded default (every option that
     shapes a model, from ``env`` to ``kl_weight``, at its default); anything else is
-    trained from scratch.
+    trained from scratch with the same recipe.
     """
 
     env: str = field(default=DEMO_ENV, metadata={"help": "task id"})
     population: str = field(default=DEMO_POPULATION, metadata={"help": "population name/file"})
     out: str = field(default="runs/demo", metadata={"help": "folder of everything it makes"})
     retrain: bool = field(default=False, metadata={"help": "redo every step from scratch"})
-    steps: int = field(default=300_000, metadata={"help": "env steps per policy"})
+    steps: int = config_option(LoopOptions, "steps", "env steps per policy")
+    answers: int = config_option(LoopOptions, "answers", "answers per training user in all")
     users: int = field(default=20, metadata={"help": "new users in the evaluation"})
-    queries_per_user: int = field(
-        default=48,
-        metadata={
-            "help": "answers per training user (more than collect's 16: a policy "
-            "needs the reward's peak in the right place, not only good ranking)"
-        },
-    )
-    decoder: str = field(
-        default="bilinear",
-        metadata={
-            "help": "VPL decoder (mlp, with --latent-dim 8 --kl-weight 0.1, for continuous goals)"
-        },
-    )
-    latent_dim: int = field(default=4, metadata={"help": "VPL: size of the user latent z"})
-    kl_weight: float = field(default=1.0, metadata={"help": "VPL: weight of the KL term"})
+    decoder: str = config_option(LoopOptions, "decoder", "VPL decoder: bilinear or mlp")
+    latent_dim: int = config_option(LoopOptions, "latent_dim", "VPL: size of the user latent z")
+    kl_weight: float = config_option(LoopOptions, "kl_weight", "VPL: weight of the KL term")
     seed: int = field(default=0, metadata={"help": "seed of every step"})
-    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
+    device: str = field(default="auto", metadata={"help": "the oracle's device: auto, cpu, cuda"})
     video: str = field(
         default="videos/personalized.mp4",
         metadata={"help": "the VPL-vs-BTL video (MP4, GIF beside it); empty: no video"},
@@ -104,66 +83,53 @@ def _step(name: str, target: Path, retrain: bool, shipped: Path | None = None) -
     return True
 
 
+def _run_loop(options: DemoOptions, out: Path, shipped_dir: Path | None) -> None:
+    """The loop's VPL and BTL reward models and policies in ``out`` (or the shipped ones)."""
+    done = all((out / f"policy_{m}" / "model.zip").exists() for m in ("vpl", "btl"))
+    if done and not options.retrain:
+        print(f"demo: loop: {out}/policy_vpl and policy_btl exist, skipped (--retrain redoes it)")
+        return
+    if shipped_dir is not None and not options.retrain and (shipped_dir / "vpl.pt").exists():
+        for name in ("vpl", "btl"):
+            _step(f"reward {name}", out / f"{name}.pt", False, shipped_dir / f"{name}.pt")
+            folder = out / f"policy_{name}"
+            _step(f"policy {name}", folder / "model.zip", False, shipped_dir / folder.name)
+        return
+    state = out / "loop.json"
+    resume = state.exists() and not options.retrain
+    if resume and json.loads(state.read_text()).get("finished"):
+        resume = False  # finished but its policies are gone: run it again
+    print(f"demo: loop -> {out} ({'resuming' if resume else 'from scratch'})", flush=True)
+    run_loop(
+        LoopOptions(
+            env=options.env, population=options.population, out=str(out), steps=options.steps,
+            answers=options.answers, decoder=options.decoder, latent_dim=options.latent_dim,
+            kl_weight=options.kl_weight, seed=options.seed, resume=resume, overwrite=not resume,
+        )
+    )  # fmt: skip
+
+
 def demo_command(options: DemoOptions) -> int:
     """Run the pipeline; prints each step and the final table."""
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
-    data = out / "data.npz"
     defaults = DemoOptions()
-    embedded = all(
-        getattr(options, name) == getattr(defaults, name)
-        for name in (
-            "env",
-            "population",
-            "seed",
-            "steps",
-            "queries_per_user",
-            "decoder",
-            "latent_dim",
-            "kl_weight",
-        )
-    )
+    embedded = all(getattr(options, n) == getattr(defaults, n) for n in MODEL_OPTIONS)
     shipped_dir = SHIPPED if embedded else None
-    if _step("collect", data, options.retrain):
-        collect_command(
-            CollectOptions(
-                env=options.env,
-                population=options.population,
-                out=str(data),
-                overwrite=True,  # _step runs it only when data.npz is missing or --retrain
-                seed=options.seed,
-                queries_per_user=options.queries_per_user,
-                **{**POLICY_DATA, **POLICY_DATA_FOR_ENV.get(options.env, {})},
-                progress=False,
+    _run_loop(options, out, shipped_dir)
+    folder = out / "policy_oracle"
+    shipped = shipped_dir / folder.name if shipped_dir else None
+    if _step("train-policy oracle", folder / "model.zip", options.retrain, shipped):
+        train_policy_command(
+            TrainPolicyOptions(
+                oracle=True, env=options.env, population=options.population,
+                steps=options.steps, out=str(folder), name="oracle", seed=options.seed,
+                device=options.device, progress=False,
+                resume=(folder / "checkpoint.zip").exists() and not options.retrain,
+                overwrite=options.retrain,
             )
-        )
-    for kind in ("vpl", "btl"):
-        path = out / f"{kind}.pt"
-        shipped = shipped_dir / path.name if shipped_dir else None
-        if _step(f"train-reward {kind}", path, options.retrain, shipped):
-            train_reward_command(
-                TrainRewardOptions(
-                    data=str(data), model=kind, out=str(path), seed=options.seed,
-                    device=options.device, overwrite=True, threads=1,
-                    decoder=options.decoder, latent_dim=options.latent_dim,
-                    kl_weight=options.kl_weight,
-                )
-            )  # fmt: skip
-    for name in ("vpl", "btl", "oracle"):
-        folder = out / f"policy_{name}"
-        shipped = shipped_dir / folder.name if shipped_dir else None
-        if _step(f"train-policy {name}", folder / "model.zip", options.retrain, shipped):
-            train_policy_command(
-                TrainPolicyOptions(
-                    reward=str(out / f"{name}.pt"), data=str(data), oracle=name == "oracle",
-                    env=options.env, population=options.population,
-                    steps=options.steps, out=str(folder), name=name, seed=options.seed,
-                    device=options.device, progress=False,
-                    resume=(folder / "checkpoint.zip").exists() and not options.retrain,
-                    overwrite=options.retrain,
-                )
-            )  # fmt: skip
+        )  # fmt: skip
     evaluate_command(
         EvaluateOptions(
             policy=[str(out / f"policy_{n}") for n in ("vpl", "btl", "oracle")],

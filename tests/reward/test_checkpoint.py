@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -77,11 +79,11 @@ def test_damaged_files_are_refused_clearly(saved, tmp_path) -> None:
         load_payload(foreign)
 
 
-def test_shipped_vpl_checkpoint_gives_the_rewards_it_gave_before_the_decoder_modules() -> None:
-    """policies/checkpoints/vpl.pt (legacy keys psi.*, weights.*) loads, rewards unchanged."""
-    from robopref.demo import SHIPPED
-
-    model = load_reward_model(SHIPPED / "vpl.pt", expected_kind="vpl")
+def test_legacy_vpl_checkpoint_gives_the_rewards_it_gave_before_the_decoder_modules() -> None:
+    """A VPL checkpoint with the legacy keys psi.*, weights.* (the demo's shipped vpl.pt
+    before the loop replaced it) loads, rewards unchanged."""
+    legacy = Path(__file__).parent / "fixtures" / "legacy_vpl.pt"
+    model = load_reward_model(legacy, expected_kind="vpl")
     obs = np.linspace(-1.0, 1.0, 3 * model.obs_dim, dtype=np.float32).reshape(3, model.obs_dim)
     z = np.array([0.5, -0.25, 1.0, 0.0], np.float32)
     # recorded with the code before robopref.reward.decoders (commit 269aa59)
