@@ -12,15 +12,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, EventCallback, EveryNTimesteps
 from tqdm import tqdm
 
 from robopref.files import atomic_path, write_json_atomic
-from robopref.policies.checkpoint import save_model
-from robopref.policies.latent_env import LatentSource
-from robopref.policies.rollout import make_eval_env, run_episode
+from robopref.policies.checkpoint import LoadedPolicy, save_model
+from robopref.policies.personalize import POOL_PAIRS, QUERIES, STRATEGY
+from robopref.population import Population
 from robopref.reward.base import RewardModel
 
 
@@ -46,28 +45,29 @@ class ProgressBar(BaseCallback):
 
 
 class EvalUsers(BaseCallback):
-    """Every ``every`` steps: the deterministic policy's success on held-out users.
+    """Every ``every`` steps: the deterministic policy's success on new users.
 
-    User ``i`` of ``users`` is run with its posterior mean z and its hidden goal; the
-    success rate (overall and per group) and the mean oracle return are logged to
-    TensorBoard (``eval/...``), printed, and appended to ``history``.
+    The measurement is ``robopref evaluate``'s (:func:`robopref.evaluate.evaluate_loaded`):
+    ``users`` new users of ``population`` drawn with ``seed``, each asking k active queries
+    of the seed's candidate pool (a latent policy), one episode each; so the last row is
+    what ``robopref evaluate --population P --users N --episodes 1 --seed S`` prints for the
+    finished policy. The success rate (overall and per group) and the users' mean return
+    are logged to TensorBoard (``eval/...``), printed, and appended to ``history``.
     """
 
     def __init__(
         self,
-        env_id: str,
-        kind: str,
+        meta: dict[str, Any],
         reward_model: RewardModel | None,
-        users: LatentSource,
+        population: Population,
         every: int,
-        episodes: int,
+        users: int,
+        seed: int,
         history: list[dict[str, Any]],
-        set_down: bool = False,
     ) -> None:
         super().__init__()
-        self.set_down = set_down
-        self.env_id, self.kind, self.reward_model = env_id, kind, reward_model
-        self.users, self.every, self.episodes, self.history = users, every, episodes, history
+        self.meta, self.reward_model, self.population = meta, reward_model, population
+        self.every, self.users, self.seed, self.history = every, users, seed, history
         self._last = 0
 
     def _on_training_start(self) -> None:
@@ -81,31 +81,22 @@ class EvalUsers(BaseCallback):
 
     def evaluate(self, model: BaseAlgorithm) -> dict[str, Any]:
         """Run the episodes now; returns (and records) the row."""
-        env = make_eval_env(self.env_id, self.kind, self.reward_model, set_down=self.set_down)
-        assert self.users.means is not None and self.users.goals is not None
-        assert self.users.groups is not None
-        successes, returns, groups = [], [], []
-        for i in range(self.episodes):
-            u = i % self.users.n_users
-            episode = run_episode(
-                env,
-                lambda obs: model.predict(obs, deterministic=True)[0],
-                self.users.goals[u],
-                self.users.means[u],
-                seed=1_000_000 + i,
-            )
-            successes.append(episode.success)
-            returns.append(episode.true_return)
-            groups.append(int(self.users.groups[u]))
-        env.close()
+        from robopref.evaluate import evaluate_loaded, result_rows
+
+        policy = LoadedPolicy(model, self.meta, Path("."))
+        latent = self.reward_model if self.meta["latent_dim"] else None
+        records = evaluate_loaded(
+            [(policy, self.reward_model)], latent, self.population, self.users, QUERIES,
+            STRATEGY, 1, POOL_PAIRS, self.seed,
+        )  # fmt: skip
+        rows = result_rows(records, [policy.name], has_btl=False)
         row: dict[str, Any] = {
             "steps": int(model.num_timesteps),
-            "success": float(np.mean(successes)),
-            "true_return": float(np.mean(returns)),
+            "success": rows[0]["success"],
+            "true_return": rows[0]["return"],
         }
-        for g in sorted(set(groups)):
-            picked = [s for s, k in zip(successes, groups, strict=True) if k == g]
-            row[f"success_group_{g}"] = float(np.mean(picked))
+        for extra in rows[1:]:
+            row[f"success_{extra['group']}"] = extra["success"]
         if self.history and self.history[-1]["steps"] == row["steps"]:
             return self.history[-1]
         self.history.append(row)

@@ -73,7 +73,8 @@ def candidate_pool(
         raise ValueError("the reward model does not record its env id: pass env_id=...")
     segment = int(reward_model.meta.get("segment_length", 10))
     rng = np.random.default_rng(seed)
-    rollouts = collect_rollouts(env_id, episodes, rng, BehaviourMix())
+    env_kwargs = reward_model.meta.get("env_kwargs") or {}
+    rollouts = collect_rollouts(env_id, episodes, rng, BehaviourMix(), env_kwargs=env_kwargs)
     return build_query_pool(rollouts, pairs, segment, rng)
 
 

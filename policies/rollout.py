@@ -30,6 +30,12 @@ class Episode:
     frames: list[np.ndarray] = field(default_factory=list)
 
 
+def policy_env_kwargs(meta: dict[str, Any]) -> dict[str, Any]:
+    """The env kwargs a policy was trained with (its ``meta.json``; none before they were
+    recorded)."""
+    return dict(meta.get("env_kwargs") or {})
+
+
 def task_env(env_id: str, set_down: bool, **kwargs: Any) -> gym.Env:
     """``gym.make(env_id, **kwargs)``, under :class:`SetDownOnContact` if ``set_down``."""
     env = gym.make(env_id, **kwargs)
@@ -44,12 +50,13 @@ def make_eval_env(
     width: int = 240,
     height: int = 180,
     set_down: bool = False,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> gym.Env:
     """The env a ``latent`` or ``oracle`` policy acts in (goals set per episode by reset);
-    ``set_down`` as the policy was trained (its ``meta["set_down"]``)."""
-    kwargs: dict[str, Any] = {}
+    ``set_down`` and ``env_kwargs`` as the policy was trained (its ``meta.json``)."""
+    kwargs: dict[str, Any] = dict(env_kwargs or {})
     if render:
-        kwargs = {"render_mode": "rgb_array", "width": width, "height": height}
+        kwargs.update(render_mode="rgb_array", width=width, height=height)
     base = task_env(env_id, set_down, **kwargs)
     if kind == "oracle":
         goal_space = base.unwrapped.goal_space

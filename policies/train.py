@@ -33,6 +33,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.dataset import PreferenceDataset
+from robopref.env_kwargs import check_env_kwargs, env_kwargs_option, parse_env_kwargs
 from robopref.envs.wrappers import GoalObservation
 from robopref.files import check_writable, write_json_atomic
 from robopref.policies.callbacks import EvalUsers, ProgressBar, checkpoint_callbacks
@@ -84,7 +85,11 @@ class TrainPolicyOptions:
             f"{ORACLE_ENV}). A latent policy trains on its reward model's task only"
         },
     )
-    population: str = field(default="two-modes", metadata={"help": "oracle goals: name or file"})
+    env_kwargs: list[str] = env_kwargs_option()
+    population: str = field(
+        default="two-modes",
+        metadata={"help": "the oracle's goals, and the held-out check's new users: name or file"},
+    )
     algo: str = field(default="ppo", metadata={"help": "ppo or sac"})
     steps: int = field(default=300_000, metadata={"help": "env steps to train"})
     out: str = field(default="runs/demo/policy_vpl", metadata={"help": "policy folder to write"})
@@ -108,7 +113,10 @@ class TrainPolicyOptions:
         default=0.1, metadata={"help": "held-out users (the reward model's split)"}
     )
     eval_every: int = field(default=50_000, metadata={"help": "steps between evaluations"})
-    eval_episodes: int = field(default=20, metadata={"help": "held-out episodes per evaluation"})
+    eval_episodes: int = field(
+        default=20,
+        metadata={"help": "new users (one episode each) per evaluation, as robopref evaluate"},
+    )
     checkpoint_every: int = field(
         default=25_000, metadata={"help": "steps between checkpoints (0: none by steps)"}
     )
@@ -125,18 +133,29 @@ class TrainPolicyOptions:
 
 
 def latent_env(
-    env_id: str, model: RewardModel, source: LatentSource, seed: int, set_down: bool
+    env_id: str,
+    model: RewardModel,
+    source: LatentSource,
+    seed: int,
+    set_down: bool,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> gym.Env:
     """One training env of a latent policy (rewards deferred to :class:`BatchedRewardVecEnv`)."""
     torch.set_num_threads(1)
-    base = task_env(env_id, set_down)
+    base = task_env(env_id, set_down, **(env_kwargs or {}))
     return LatentRewardEnv(base, model, source, defer_reward=True, seed=seed)
 
 
 def _oracle_env(
-    env_id: str, goals: np.ndarray, groups: np.ndarray, seed: int, set_down: bool
+    env_id: str,
+    goals: np.ndarray,
+    groups: np.ndarray,
+    seed: int,
+    set_down: bool,
+    env_kwargs: dict[str, Any],
 ) -> gym.Env:
-    return GoalObservation(PopulationGoals(task_env(env_id, set_down), goals, groups, seed=seed))
+    base = task_env(env_id, set_down, **env_kwargs)
+    return GoalObservation(PopulationGoals(base, goals, groups, seed=seed))
 
 
 def build_vec_env(factories: list[Any], subproc: bool, seed: int) -> VecEnv:
@@ -146,9 +165,10 @@ def build_vec_env(factories: list[Any], subproc: bool, seed: int) -> VecEnv:
     return venv
 
 
-def _users(options: TrainPolicyOptions, model: RewardModel) -> tuple[LatentSource, LatentSource]:
-    """Training and held-out users: the reward checkpoint's test users are held out (else a
-    ``val_fraction`` split of ``--data``)."""
+def _users(options: TrainPolicyOptions, model: RewardModel) -> LatentSource:
+    """The training users' latents (the reward checkpoint's test users left out, else a
+    ``val_fraction`` split of ``--data``). Their goals are not read: the training envs keep
+    their own, and the held-out check draws new users."""
     dataset = reward_view(
         PreferenceDataset.load(options.data, expected_env=model.meta.get("env_id")),
         reward_input(model),
@@ -156,30 +176,18 @@ def _users(options: TrainPolicyOptions, model: RewardModel) -> tuple[LatentSourc
     split = load_payload(options.reward).get("split") or {}
     if split.get("test_users") and split.get("n_users") == dataset.n_users:
         test = np.array(sorted(split["test_users"]), dtype=np.int64)
-        rest = np.setdiff1d(np.arange(dataset.n_users), test)
-        train, held_out = dataset.subset_users(rest), dataset.subset_users(test)
+        train = dataset.subset_users(np.setdiff1d(np.arange(dataset.n_users), test))
     else:
-        train, held_out = dataset.split_users(options.val_fraction, 0)
+        train, _ = dataset.split_users(options.val_fraction, 0)
     if options.latent_source == "few-shot":
-        means, owner = few_shot_means(model, train, seed=options.seed)
-        source = LatentSource(
-            model.latent_dim, means, train.user_goal[owner], train.user_group[owner]
-        )
+        means, _ = few_shot_means(model, train, seed=options.seed)
     else:
         means = posterior_means(model, train)
-        source = LatentSource(model.latent_dim, means, train.user_goal, train.user_group)
-    # Held-out users are scored as evaluate serves a new user: z after 4 active queries.
-    eval_means, owner = few_shot_means(
-        model, held_out, ks=(4,), seed=options.seed + 1, with_all_answers=False
-    )
-    held = LatentSource(
-        model.latent_dim, eval_means, held_out.user_goal[owner], held_out.user_group[owner]
-    )
-    return source, held
+    return LatentSource(model.latent_dim, means)
 
 
 def _oracle_goals(options: TrainPolicyOptions, env_id: str, n: int, seed: int) -> LatentSource:
-    env, _ = make_env(env_id)
+    env, _ = make_env(env_id, parse_env_kwargs(options.env_kwargs))
     goals, groups = resolve_population(options.population, env).sample_goals(
         n, np.random.default_rng(seed)
     )
@@ -258,14 +266,13 @@ class Training:
     """What :func:`build_training` sets up: the vec env, the users, the policy's metadata.
 
     ``reward_model`` is the CPU model the workers and the evaluation read (None for the
-    oracle); ``eval_users`` are the held-out users the evaluation callback runs.
+    oracle).
     """
 
     venv: VecEnv
     meta: dict[str, Any]
     reward_model: RewardModel | None
     train_users: LatentSource
-    eval_users: LatentSource
 
 
 def build_training(options: TrainPolicyOptions, env_id: str, device: str) -> Training:
@@ -279,8 +286,8 @@ def build_training(options: TrainPolicyOptions, env_id: str, device: str) -> Tra
         "set_down": options.set_down,
     }
     if options.oracle:
+        meta["env_kwargs"] = parse_env_kwargs(options.env_kwargs)
         train_users = _oracle_goals(options, env_id, 1000, options.seed)
-        eval_users = _oracle_goals(options, env_id, options.eval_episodes, options.seed + 10_000)
         factories = [
             functools.partial(
                 _oracle_env,
@@ -289,23 +296,34 @@ def build_training(options: TrainPolicyOptions, env_id: str, device: str) -> Tra
                 train_users.groups,
                 options.seed + i,
                 options.set_down,
+                meta["env_kwargs"],
             )
             for i in range(options.n_envs)
         ]
         meta.update(kind="oracle", name=options.name or "oracle", env_id=env_id)
         meta.update(latent_dim=0, reward_path=None, reward_fingerprint=None)
         venv = build_vec_env(factories, options.subproc, options.seed)
-        return Training(venv, meta, None, train_users, eval_users)
+        return Training(venv, meta, None, train_users)
     # The workers' copy stays on the CPU (SubprocVecEnv pickles it); the batched relabeller
     # gets its own copy on ``device``.
     reward_model = load_reward_model(options.reward, device="cpu")
-    train_users, eval_users = _users(options, reward_model)
+    meta["env_kwargs"] = check_env_kwargs(
+        reward_model.meta.get("env_kwargs") or {}, parse_env_kwargs(options.env_kwargs),
+        f"the reward model {options.reward}",
+    )  # fmt: skip
+    train_users = _users(options, reward_model)
     if options.latent_source == "prior":
         train_users = LatentSource.prior(reward_model.latent_dim)
     factories = [
         functools.partial(
-            latent_env, env_id, reward_model, train_users, options.seed + i, options.set_down
-        )
+            latent_env,
+            env_id,
+            reward_model,
+            train_users,
+            options.seed + i,
+            options.set_down,
+            meta["env_kwargs"],
+        )  # fmt: skip
         for i in range(options.n_envs)
     ]
     meta.update(kind="latent", name=options.name or reward_model.kind, env_id=env_id)
@@ -313,7 +331,7 @@ def build_training(options: TrainPolicyOptions, env_id: str, device: str) -> Tra
     meta["reward_fingerprint"] = reward_model.fingerprint()
     venv = build_vec_env(factories, options.subproc, options.seed)
     venv = BatchedRewardVecEnv(venv, load_reward_model(options.reward, device=device))
-    return Training(venv, meta, reward_model, train_users, eval_users)
+    return Training(venv, meta, reward_model, train_users)
 
 
 def make_or_resume(
@@ -357,15 +375,15 @@ def learn(
     says how to continue.
     """
     out, meta = Path(options.out), training.meta
+    env, _ = make_env(meta["env_id"], meta["env_kwargs"])
     evaluation = EvalUsers(
-        meta["env_id"],
-        meta["kind"],
+        meta,
         training.reward_model,
-        training.eval_users,
+        resolve_population(options.population, env),
         options.eval_every,
         options.eval_episodes,
+        options.seed,
         history,
-        set_down=options.set_down,
     )
     saver, triggers = checkpoint_callbacks(
         out, options.checkpoint_every, options.checkpoint_minutes, meta, history

@@ -27,6 +27,7 @@ import gymnasium as gym
 import numpy as np
 
 from robopref.dataset import PreferenceDataset
+from robopref.env_kwargs import env_kwargs_option, parse_env_kwargs
 from robopref.envs.scripted import goal_point
 from robopref.files import check_output, write_json_atomic
 from robopref.options import config_option, config_values
@@ -65,6 +66,7 @@ class _CollectSettings:
     env: str = field(
         default="robopref/PlatePlacement-v0", metadata={"help": "Gymnasium id of the task"}
     )
+    env_kwargs: list[str] = env_kwargs_option()
     population: str = field(
         default="two-modes",
         metadata={"help": "two-modes, modes, continuous, norms-and-goals, or a YAML/JSON file"},
@@ -267,7 +269,7 @@ def collect_query_pool(
     goal_pool = goals_near_population(population, env, streams.rollouts)
     rollouts = collect_rollouts(
         options.env, options.episodes, streams.rollouts, mix, (), options.progress,
-        goal_pool=goal_pool,
+        env_kwargs=parse_env_kwargs(options.env_kwargs), goal_pool=goal_pool,
     )  # fmt: skip
     return build_query_pool(
         rollouts, pool_size(options), options.segment, streams.pool, options.min_gap,
@@ -319,6 +321,7 @@ def answered_dataset(
         "label_model": dataclasses.asdict(population.label_model),
         "norm_weight": population.norm_weight,
         "seed": options.seed,
+        "env_kwargs": parse_env_kwargs(options.env_kwargs),
         "segment": options.segment,
         "queries_per_user": options.queries_per_user,
         "behaviour_mix": dataclasses.asdict(mix),
@@ -353,7 +356,7 @@ def collect(options: CollectOptions) -> PreferenceDataset:
     users drawn; each user's pairs; their answers and the dataset.
     """
     check_collect_options(options)
-    env, _ = make_env(options.env)
+    env, _ = make_env(options.env, parse_env_kwargs(options.env_kwargs))
     population = collect_population(options, env)
     streams = CollectStreams.from_seed(options.seed)
     mix = behaviour_mix(options)

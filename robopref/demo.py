@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import robopref.policies
+from robopref.env_kwargs import env_kwargs_option
 from robopref.evaluate import EvaluateOptions, evaluate_command
 from robopref.files import write_json_atomic
 from robopref.loop.run import LoopOptions, run_loop
@@ -30,8 +31,8 @@ SHIPPED = Path(robopref.policies.__file__).resolve().parent / "checkpoints"
 DEMO_ENV = "robopref/PlatePlacement-v0"
 DEMO_POPULATION = "two-modes"
 #: the options that shape a model: the shipped checkpoints serve only their defaults
-MODEL_OPTIONS = ("env", "population", "seed", "steps", "answers", "decoder", "latent_dim",
-                 "kl_weight")  # fmt: skip
+MODEL_OPTIONS = ("env", "env_kwargs", "population", "seed", "steps", "answers", "decoder",
+                 "latent_dim", "kl_weight")  # fmt: skip
 
 
 @dataclass
@@ -44,6 +45,7 @@ class DemoOptions:
     """
 
     env: str = field(default=DEMO_ENV, metadata={"help": "task id"})
+    env_kwargs: list[str] = env_kwargs_option()
     population: str = field(default=DEMO_POPULATION, metadata={"help": "population name/file"})
     out: str = field(default="runs/demo", metadata={"help": "folder of everything it makes"})
     retrain: bool = field(default=False, metadata={"help": "redo every step from scratch"})
@@ -102,7 +104,8 @@ def _run_loop(options: DemoOptions, out: Path, shipped_dir: Path | None) -> None
     print(f"demo: loop -> {out} ({'resuming' if resume else 'from scratch'})", flush=True)
     run_loop(
         LoopOptions(
-            env=options.env, population=options.population, out=str(out), steps=options.steps,
+            env=options.env, env_kwargs=options.env_kwargs, population=options.population,
+            out=str(out), steps=options.steps,
             answers=options.answers, decoder=options.decoder, latent_dim=options.latent_dim,
             kl_weight=options.kl_weight, seed=options.seed, resume=resume, overwrite=not resume,
         )
@@ -123,7 +126,8 @@ def demo_command(options: DemoOptions) -> int:
     if _step("train-policy oracle", folder / "model.zip", options.retrain, shipped):
         train_policy_command(
             TrainPolicyOptions(
-                oracle=True, env=options.env, population=options.population,
+                oracle=True, env=options.env, env_kwargs=options.env_kwargs,
+                population=options.population,
                 steps=options.steps, out=str(folder), name="oracle", seed=options.seed,
                 device=options.device, progress=False,
                 resume=(folder / "checkpoint.zip").exists() and not options.retrain,

@@ -37,7 +37,7 @@ from robopref.policies.personalize import (
     new_users,
     personalize_new_user,
 )
-from robopref.policies.rollout import make_eval_env, run_episode
+from robopref.policies.rollout import make_eval_env, policy_env_kwargs, run_episode
 from robopref.population import Population, resolve_population
 from robopref.queries import make_env
 from robopref.reward import load_reward_model
@@ -141,7 +141,10 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
     if len(env_ids) != 1:
         raise ValueError(f"the policies were trained on different tasks {sorted(env_ids)}")
     env_id = env_ids.pop()
-    raw_env, _ = make_env(env_id)
+    kwargs = [policy_env_kwargs(p.meta) for p, _ in policies]
+    if any(k != kwargs[0] for k in kwargs):
+        raise ValueError(f"the policies were trained on differently built envs {kwargs}")
+    raw_env, _ = make_env(env_id, kwargs[0])
     population = resolve_population(options.population, raw_env)
     began = time.perf_counter()
     records = evaluate_loaded(
@@ -186,9 +189,12 @@ def evaluate_loaded(
     new = new_users(population, users, seed)
     pool = None if reward is None else new_user_pool(reward, seed, pool_pairs)
     envs = {
-        p.name: make_eval_env(env_id, p.kind, m, set_down=bool(p.meta.get("set_down", False)))
+        p.name: make_eval_env(
+            env_id, p.kind, m, set_down=bool(p.meta.get("set_down", False)),
+            env_kwargs=policy_env_kwargs(p.meta),
+        )
         for p, m in policies
-    }
+    }  # fmt: skip
     records: list[dict[str, Any]] = []
     with hidden_knowledge("evaluation"):
         for u, user in enumerate(new):

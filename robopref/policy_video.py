@@ -39,7 +39,7 @@ from robopref.policies.personalize import (
     new_users,
     personalize_new_user,
 )
-from robopref.policies.rollout import run_episode, task_env
+from robopref.policies.rollout import policy_env_kwargs, run_episode, task_env
 from robopref.population import resolve_population
 from robopref.queries import make_env
 from robopref.reward import load_reward_model
@@ -164,6 +164,7 @@ def _render_env(
     base = task_env(
         env_id,
         set_down,
+        **(model.meta.get("env_kwargs") or {}),
         render_mode="rgb_array",
         camera=options.camera,
         width=options.width,
@@ -208,7 +209,7 @@ def render_panels(options: VideoOptions) -> tuple[list[list[Panel]], float]:
     torch.set_num_threads(1)
     loaded = load_policies(options)
     env_id = loaded[0][1].meta["env_id"]
-    raw_env, _ = make_env(env_id)
+    raw_env, _ = make_env(env_id, policy_env_kwargs(loaded[0][1].meta))
     population = resolve_population(options.population, raw_env)
     users = new_users(population, options.users, options.seed)
     vpl_reward = loaded[0][2]

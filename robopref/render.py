@@ -13,6 +13,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from robopref.env_kwargs import env_kwargs_option, parse_env_kwargs
 from robopref.files import check_output
 from robopref.video import HOLD_SECONDS, rollout_frames, write_video
 
@@ -22,6 +23,7 @@ class RenderOptions:
     """Render a scripted rollout of a task, with its goal drawn as a marker, to MP4 and GIF."""
 
     env: str = field(default="robopref/PlatePlacement-v0", metadata={"help": "registered env id"})
+    env_kwargs: list[str] = env_kwargs_option()
     goal: str = field(
         default="0.2,0.15",
         metadata={
@@ -86,6 +88,7 @@ def render_command(opts: RenderOptions) -> int:
     check_output(Path(opts.out).with_suffix(".gif"), opts.overwrite, what="GIF of this --out")
     env = gym.make(
         opts.env,
+        **parse_env_kwargs(opts.env_kwargs),
         render_mode="rgb_array",
         camera=opts.camera,
         width=opts.width,

@@ -166,13 +166,14 @@ def train_policy_round(
     seed: int,
     n_envs: int = 8,
     set_down: bool = True,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> BaseAlgorithm:
     """Train the method's policy ``steps`` more env steps on ``model``'s rewards: the policy
     saved at ``policy_path`` continued (a new one from the recipe when None), its envs and
     random state seeded by ``seed`` and the round, so a resumed loop repeats the round."""
     round_seed = seed + 1000 * round_index
     factories = [
-        functools.partial(latent_env, env_id, model, latents, round_seed + i, set_down)
+        functools.partial(latent_env, env_id, model, latents, round_seed + i, set_down, env_kwargs)
         for i in range(n_envs)
     ]
     venv = BatchedRewardVecEnv(build_vec_env(factories, False, round_seed), model)

@@ -16,6 +16,7 @@ user's goal or group: users are :class:`robopref.hidden.SealedUser` and give ans
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,6 +45,7 @@ def policy_rollouts(
     per_user: int,
     seed: int,
     set_down: bool = True,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> Rollouts:
     """``per_user`` episodes for each row of ``latents`` ``(U, Z)`` (episode ``u * per_user
     + j`` is user u's): ``act(obs ⊕ z (N, O + Z), deterministic) -> actions (N, A)``, the
@@ -52,7 +54,7 @@ def policy_rollouts(
     n = len(latents) * per_user
     z = np.repeat(np.asarray(latents, np.float32), per_user, axis=0)
     deterministic = np.tile(np.arange(per_user) == 0, len(latents))
-    envs = [task_env(env_id, set_down) for _ in range(n)]
+    envs = [task_env(env_id, set_down, **(env_kwargs or {})) for _ in range(n)]
     rng = np.random.default_rng(seed)
     first = [
         env.reset(seed=int(s)) for env, s in zip(envs, rng.integers(2**31, size=n), strict=True)

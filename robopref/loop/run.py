@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 import robopref.envs  # noqa: F401  (registers the envs)
+from robopref.env_kwargs import env_kwargs_option, parse_env_kwargs
 from robopref.files import check_writable, write_json_atomic
 from robopref.hidden import SealedUser, answer_pairs
 from robopref.loop.arm import (
@@ -71,6 +72,7 @@ class LoopOptions:
     """Run the RLHF loop: users answer in rounds about what the current policies do."""
 
     env: str = field(default="robopref/PlatePlacement-v0", metadata={"help": "task id"})
+    env_kwargs: list[str] = env_kwargs_option()
     population: str = field(default="two-modes", metadata={"help": "population name or file"})
     out: str = field(default="runs/loop", metadata={"help": "folder of the loop's files"})
     users: int = field(default=200, metadata={"help": "training users"})
@@ -134,7 +136,7 @@ def check_loop_options(options: LoopOptions) -> None:
     unknown = [m for m in options.methods if m not in METHODS]
     if unknown or not options.methods or len(set(options.methods)) != len(options.methods):
         raise ValueError(f"--methods {options.methods}: give each of {METHODS} at most once")
-    make_env(options.env)
+    _env(options)
     out = Path(options.out)
     check_writable(out / "loop.json", "--out")
     if options.resume and options.overwrite:
@@ -160,6 +162,11 @@ def check_loop_options(options: LoopOptions) -> None:
         )
 
 
+def _env(options: LoopOptions) -> Any:
+    """The raw env of the options (the task, built with its ``--env-kwargs``)."""
+    return make_env(options.env, parse_env_kwargs(options.env_kwargs))[0]
+
+
 def _stream(options: LoopOptions, *key: int) -> np.random.Generator:
     return np.random.default_rng([options.seed, *key])
 
@@ -180,10 +187,12 @@ class Shared:
 
 def shared_setup(options: LoopOptions) -> Shared:
     """Rebuilt identically from the seed on every (re)start."""
-    env, _ = make_env(options.env)
-    population = resolve_population(options.population, env)
+    population = resolve_population(options.population, _env(options))
     users = [SealedUser(u) for u in population.sample_users(options.users, _stream(options, 3))]
-    rollouts = collect_rollouts(options.env, options.episodes, _stream(options, 1), GOAL_AGNOSTIC)
+    rollouts = collect_rollouts(
+        options.env, options.episodes, _stream(options, 1), GOAL_AGNOSTIC,
+        env_kwargs=parse_env_kwargs(options.env_kwargs),
+    )  # fmt: skip
     n_pairs = max(4096, 2 * options.users * options.first_answers)
     pool = build_query_pool(
         rollouts, n_pairs, options.segment, _stream(options, 2), near_share=NEAR_SHARE
@@ -226,6 +235,7 @@ def ask_round(
         latents,
         options.rollouts_per_user,
         seed=options.seed * 7919 + round_index,
+        env_kwargs=parse_env_kwargs(options.env_kwargs),
     )
     joined = join_rollouts([shared.rollouts, rollouts])
     first = shared.rollouts.n_episodes
@@ -247,6 +257,7 @@ def _dataset_meta(options: LoopOptions, round_index: int) -> dict[str, Any]:
     return {
         "population": options.population,
         "seed": options.seed,
+        "env_kwargs": parse_env_kwargs(options.env_kwargs),
         "segment": options.segment,
         "asked_by": "robopref loop",
         "rounds_done": round_index + 1,
@@ -261,7 +272,8 @@ def _policy_meta(options: LoopOptions, method: str, model: RewardModel, steps: i
     return {
         "format": FORMAT, "algo": "ppo", "seed": options.seed, "set_down": True,
         "options": dataclasses.asdict(options), "kind": "latent", "name": method,
-        "env_id": options.env, "latent_dim": model.latent_dim,
+        "env_id": options.env, "env_kwargs": parse_env_kwargs(options.env_kwargs),
+        "latent_dim": model.latent_dim,
         "reward_path": str(Path(options.out) / f"{method}.pt"),
         "reward_fingerprint": model.fingerprint(), "steps": steps, "trained_by": "robopref loop",
     }  # fmt: skip
@@ -299,7 +311,7 @@ def run_round(options: LoopOptions, shared: Shared, round_index: int) -> dict[st
         policy = train_policy_round(
             previous / f"{method}_policy.zip" if round_index else None, options.env, model,
             policy_latents(model, data, options.seed), options.steps // rounds, round_index,
-            rounds, options.seed,
+            rounds, options.seed, env_kwargs=parse_env_kwargs(options.env_kwargs),
         )  # fmt: skip
         data.save(here / f"{method}.npz")
         save_payload(
@@ -309,7 +321,7 @@ def run_round(options: LoopOptions, shared: Shared, round_index: int) -> dict[st
         meta_p = _policy_meta(options, method, model, int(policy.num_timesteps))
         checked[method] = (LoadedPolicy(policy, meta_p, here), model)
     methods = heldout_check(
-        checked, resolve_population(options.population, make_env(options.env)[0]),
+        checked, resolve_population(options.population, _env(options)),
         shared.pool, options.eval_users, options.eval_episodes, options.seed,
     )  # fmt: skip
     return {

@@ -120,6 +120,7 @@ def _validate(model: RewardModel, users: UserTensors, settings: TrainSettings) -
 def _provenance(model: RewardModel, dataset: PreferenceDataset) -> None:
     model.meta.update(
         env_id=dataset.env_id,
+        env_kwargs=dict(dataset.meta.get("env_kwargs") or {}),
         feature_names=list(dataset.feature_names),
         segment_length=dataset.segment_length,
         dataset_schema=int(dataset.meta.get("schema_version", SCHEMA_VERSION)),
