@@ -3,10 +3,14 @@
 Round 0 asks about goal-agnostic behaviour (:data:`GOAL_AGNOSTIC`: scripted experts aimed
 at goals drawn uniformly from the env's goal space, with their noise, hesitant, careless
 and missed variants, and the random policy). Every later round first rolls out the current
-policy for each training user under that user's posterior mean z
-(:func:`policy_rollouts`), then draws candidate pairs whose first segment comes from that
-user's own rollouts and whose second comes from any episode of the round (other users'
-rollouts, the goal-agnostic ones; :func:`user_candidates`), and asks the ``m`` most
+policy for each training user under that user's posterior mean z (:func:`policy_rollouts`)
+and, for each user, one *proposal* (:func:`proposal_rollouts`): the scripted expert setting
+the object down where the policy's greedy episode took it for that user. A policy that
+carries the object to the right spot but hovers there is then asked "set down here, or held
+here?", the comparison it needs; the spot is the policy's, no user's goal is read. Then it
+draws candidate pairs whose first segment comes from that user's own episodes and whose
+second comes from any episode of the round (other users' rollouts, the goal-agnostic ones;
+:func:`user_candidates`), and asks the ``m`` most
 informative ones, one at a time (:func:`ask_active`: BALD on the user's current posterior,
 updated after every answer, as :func:`robopref.reward.active.infer_user` does for a new
 user) or at random (:func:`ask_random`, for models without a latent). Nothing here reads a
@@ -21,9 +25,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from robopref.envs import sample_goal, scripted_policy
 from robopref.hidden import SealedUser
 from robopref.policies.rollout import task_env
-from robopref.queries import SOURCES, BehaviourMix, QueryPool, Rollouts, build_query_pool
+from robopref.queries import (
+    MISS_TABLE_LIMIT,
+    SOURCES,
+    BehaviourMix,
+    QueryPool,
+    Rollouts,
+    build_query_pool,
+    collect_rollouts,
+)
 from robopref.reward.active import BALD_SAMPLES, bald_scores
 from robopref.reward.base import RewardModel
 from robopref.reward.nets import as_tensor
@@ -34,6 +47,8 @@ GOAL_AGNOSTIC = BehaviourMix(
 )
 #: share of candidate pairs that compare two ways of being at one spot (queries module).
 NEAR_SHARE = 0.3
+#: the proposal expert's action noise std is drawn in [0, this] (small: it must set down there)
+PROPOSAL_NOISE = 0.1
 
 BatchPolicy = Callable[[np.ndarray, bool], np.ndarray]
 
@@ -79,6 +94,34 @@ def policy_rollouts(
     names = tuple(envs[0].unwrapped.feature_names)
     source = np.full(n, SOURCES.index("policy"), np.int8)
     return Rollouts(env_id, names, obs, feat, source)
+
+
+def end_points(rollouts: Rollouts) -> np.ndarray:
+    """Where each episode left the object on the table plane: ``(E, 2)`` (x, y)."""
+    cols = [rollouts.feature_names.index(name) for name in ("x", "y")]
+    return rollouts.feat[:, -1][:, cols].astype(np.float64)
+
+
+def proposal_rollouts(
+    env_id: str, points: np.ndarray, seed: int, env_kwargs: dict[str, Any] | None = None
+) -> Rollouts:
+    """One scripted episode per row of ``points`` ``(U, 2)``: the expert carrying the object
+    to that table point and setting it down there (clipped to the hand's reach)."""
+    env = task_env(env_id, False, **(env_kwargs or {})).unwrapped
+    rng = np.random.default_rng(seed)
+    aims = np.clip(points, -MISS_TABLE_LIMIT, MISS_TABLE_LIMIT)
+    parts = []
+    mix = BehaviourMix(expert=0.0, random=0.0, policy=1.0, careless=0.0, pool_goals=0.0)
+    for aim in aims:
+        expert = scripted_policy(
+            env, sample_goal(env.goal_space, rng), noise=float(rng.uniform(0, PROPOSAL_NOISE)),
+            seed=int(rng.integers(2**31)), aim=aim,
+        )  # fmt: skip
+        parts.append(collect_rollouts(env_id, 1, rng, mix, [expert], env_kwargs=env_kwargs))
+    env.close()
+    joined = join_rollouts(parts)
+    joined.source[:] = SOURCES.index("expert")
+    return joined
 
 
 def join_rollouts(parts: Sequence[Rollouts]) -> Rollouts:

@@ -47,8 +47,10 @@ from robopref.loop.asking import (
     NEAR_SHARE,
     ask_active,
     ask_random,
+    end_points,
     join_rollouts,
     policy_rollouts,
+    proposal_rollouts,
     user_candidates,
 )
 from robopref.loop.report import format_round, heldout_check, plot_history
@@ -237,12 +239,17 @@ def ask_round(
         seed=options.seed * 7919 + round_index,
         env_kwargs=parse_env_kwargs(options.env_kwargs),
     )
-    joined = join_rollouts([shared.rollouts, rollouts])
+    per, n_users = options.rollouts_per_user, len(shared.users)
+    greedy_ends = end_points(rollouts)[::per]  # each user's first (greedy) episode
+    proposals = proposal_rollouts(
+        options.env, greedy_ends, options.seed * 7919 + round_index,
+        parse_env_kwargs(options.env_kwargs),
+    )  # fmt: skip
+    joined = join_rollouts([shared.rollouts, rollouts, proposals])
     first = shared.rollouts.n_episodes
     rng = _stream(options, 10 + round_index, METHODS.index(method))
-    per = options.rollouts_per_user
     for u, user in enumerate(shared.users):
-        own = first + u * per + np.arange(per)
+        own = np.append(first + u * per + np.arange(per), first + n_users * per + u)
         pool = user_candidates(joined, own, options.candidates, options.segment, rng)
         if model.latent_dim:
             index, labels = ask_active(
