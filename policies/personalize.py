@@ -25,8 +25,15 @@ from typing import Any
 import numpy as np
 
 from robopref.policies.checkpoint import LoadedPolicy
+from robopref.policies.rollout import policy_rollouts
 from robopref.population import Population
-from robopref.queries import BehaviourMix, QueryPool, build_query_pool, collect_rollouts
+from robopref.queries import (
+    BehaviourMix,
+    QueryPool,
+    build_query_pool,
+    collect_rollouts,
+    join_rollouts,
+)
 from robopref.reward.active import InferenceResult, infer_user
 from robopref.reward.base import RewardModel
 from robopref.reward.inputs import candidate_inputs
@@ -38,6 +45,12 @@ QUERIES = 4
 STRATEGY = "active"
 POOL_PAIRS = 512
 POOL_EPISODES = 60
+#: where the candidates come from: ``pool`` (goal-agnostic behaviour only) or ``policy``
+#: (also the latent policy's own episodes under ``POLICY_LATENTS`` z drawn from the prior,
+#: each pair's first segment one of them: what the robot would do for different people)
+QUERY_SOURCES = ("pool", "policy")
+QUERY_SOURCE = "pool"
+POLICY_LATENTS = 32
 
 
 @dataclass
@@ -110,9 +123,45 @@ def new_user_pool(
     pairs: int = POOL_PAIRS,
     episodes: int = POOL_EPISODES,
     env_id: str | None = None,
+    source: str = QUERY_SOURCE,
+    policy: LoadedPolicy | None = None,
 ) -> QueryPool:
-    """The candidate queries new users are asked from in an evaluation with ``seed``."""
+    """The candidate queries new users are asked from in an evaluation with ``seed``
+    (``source`` ``policy``: :func:`policy_query_pool` of ``policy``)."""
+    if source not in QUERY_SOURCES:
+        raise ValueError(f"query source {source!r} is unknown: use one of {QUERY_SOURCES}")
+    if source == "policy":
+        if policy is None:
+            raise ValueError("policy queries need the latent policy: pass policy=...")
+        return policy_query_pool(policy, reward_model, seed + 1, pairs, episodes)
     return candidate_pool(reward_model, episodes, pairs, seed + 1, env_id)
+
+
+def policy_query_pool(
+    policy: LoadedPolicy,
+    reward_model: RewardModel,
+    seed: int,
+    pairs: int = POOL_PAIRS,
+    episodes: int = POOL_EPISODES,
+    latents: int = POLICY_LATENTS,
+) -> QueryPool:
+    """Candidates about the latent policy's own behaviour: its greedy episodes under
+    ``latents`` z drawn from the prior, each pair's first segment from one of them and its
+    second from those or from ``episodes`` goal-agnostic ones (:func:`candidate_pool`'s)."""
+    env_id = str(reward_model.meta.get("env_id") or policy.meta["env_id"])
+    env_kwargs = reward_model.meta.get("env_kwargs") or {}
+    rng = np.random.default_rng([seed, 23])
+    z = rng.standard_normal((latents, reward_model.latent_dim)).astype(np.float32)
+    own = policy_rollouts(
+        env_id, lambda obs, det: policy.model.predict(obs, deterministic=det)[0], z, 1,
+        int(rng.integers(2**31)), bool(policy.meta.get("set_down", False)), env_kwargs,
+    )  # fmt: skip
+    base = collect_rollouts(
+        env_id, episodes, np.random.default_rng(seed), BehaviourMix(), env_kwargs=env_kwargs
+    )
+    segment = int(reward_model.meta.get("segment_length", 10))
+    first = base.n_episodes + np.arange(latents)
+    return build_query_pool(join_rollouts([base, own]), pairs, segment, rng, first_episodes=first)
 
 
 def personalize_new_user(

@@ -4,6 +4,8 @@
 policy, obs ⊕ goal for the oracle); :func:`run_episode` runs one episode for a given user
 (z and hidden goal) and returns its success, the env's oracle return for that goal and the
 features of every state (for users to judge), optionally with rendered frames.
+:func:`policy_rollouts` runs a latent policy for many latents at once and keeps every state
+(the loop's and the policy-query pool's episodes).
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ import numpy as np
 
 from robopref.envs.wrappers import GoalObservation, SetDownOnContact
 from robopref.policies.latent_env import LatentRewardEnv, LatentSource, PopulationGoals
+from robopref.queries import SOURCES, Rollouts
 from robopref.reward.base import RewardModel
+
+BatchPolicy = Callable[[np.ndarray, bool], np.ndarray]
 
 
 @dataclass
@@ -95,3 +100,46 @@ def run_episode(
         success = bool(info.get("is_success", False))
         done = terminated or truncated
     return Episode(success, total, np.stack(features), frames)
+
+
+def policy_rollouts(
+    env_id: str,
+    act: BatchPolicy,
+    latents: np.ndarray,
+    per_user: int,
+    seed: int,
+    set_down: bool = True,
+    env_kwargs: dict[str, Any] | None = None,
+) -> Rollouts:
+    """``per_user`` episodes for each row of ``latents`` ``(U, Z)`` (episode ``u * per_user
+    + j`` is user u's): ``act(obs ⊕ z (N, O + Z), deterministic) -> actions (N, A)``, the
+    first episode of each user deterministic and the others sampled, all users stepped in
+    one batch. Every state is kept, as :func:`robopref.queries.collect_rollouts` does."""
+    n = len(latents) * per_user
+    z = np.repeat(np.asarray(latents, np.float32), per_user, axis=0)
+    deterministic = np.tile(np.arange(per_user) == 0, len(latents))
+    envs = [task_env(env_id, set_down, **(env_kwargs or {})) for _ in range(n)]
+    rng = np.random.default_rng(seed)
+    first = [
+        env.reset(seed=int(s)) for env, s in zip(envs, rng.integers(2**31, size=n), strict=True)
+    ]
+    steps = int(envs[0].spec.max_episode_steps)
+    obs = np.empty((n, steps + 1, first[0][0].shape[0]), np.float32)
+    feat = np.empty((n, steps + 1, first[0][1]["features"].shape[0]), np.float32)
+    obs[:, 0] = np.stack([o for o, _ in first])
+    feat[:, 0] = np.stack([i["features"] for _, i in first])
+    for t in range(1, steps + 1):
+        augmented = np.concatenate([obs[:, t - 1], z], axis=1)
+        actions = np.empty((n, envs[0].action_space.shape[0]), np.float32)
+        for mode in (True, False):
+            rows = np.flatnonzero(deterministic == mode)
+            if len(rows):
+                actions[rows] = act(augmented[rows], mode)
+        for e, env in enumerate(envs):
+            obs[e, t], _, _, _, info = env.step(actions[e])
+            feat[e, t] = info["features"]
+    for env in envs:
+        env.close()
+    names = tuple(envs[0].unwrapped.feature_names)
+    source = np.full(n, SOURCES.index("policy"), np.int8)
+    return Rollouts(env_id, names, obs, feat, source)

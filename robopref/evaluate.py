@@ -70,6 +70,13 @@ class EvaluateOptions:
     pool_pairs: int = field(
         default=personalize.POOL_PAIRS, metadata={"help": "candidate queries in the pool"}
     )
+    query_source: str = field(
+        default=personalize.QUERY_SOURCE,
+        metadata={
+            "help": "pool (goal-agnostic behaviour) or policy (also the latent policy's own "
+            "episodes under candidate z: what the robot would do for different people)"
+        },
+    )
     json: str = field(default="runs/demo/evaluate.json", metadata={"help": "JSON to write"})
     seed: int = field(default=0, metadata={"help": "seed of users, queries and episodes"})
     device: str = field(
@@ -129,6 +136,10 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
     torch.set_num_threads(1)
     if options.users < 1 or options.episodes < 1:
         raise ValueError("--users and --episodes must be at least 1")
+    if options.query_source not in personalize.QUERY_SOURCES:
+        raise ValueError(
+            f"--query-source {options.query_source!r}: use one of {personalize.QUERY_SOURCES}"
+        )
     device = str(resolve_device(options.device))
     metas = [read_meta(f) for f in options.policy]
     needs_reward = any(m["kind"] == "latent" and int(m["latent_dim"]) > 0 for m in metas)
@@ -149,7 +160,7 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
     began = time.perf_counter()
     records = evaluate_loaded(
         policies, reward, population, options.users, options.queries, options.strategy,
-        options.episodes, options.pool_pairs, options.seed,
+        options.episodes, options.pool_pairs, options.seed, query_source=options.query_source,
     )  # fmt: skip
     has_btl = "btl" in names
     result = {
@@ -158,6 +169,7 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
         "users": options.users,
         "queries": options.queries,
         "strategy": options.strategy,
+        "query_source": options.query_source,
         "episodes_per_user": options.episodes,
         "seed": options.seed,
         "wall_s": round(time.perf_counter() - began, 1),
@@ -178,6 +190,7 @@ def evaluate_loaded(
     pool_pairs: int,
     seed: int,
     keep_episodes: bool = False,
+    query_source: str = personalize.QUERY_SOURCE,
 ) -> list[dict[str, Any]]:
     """One record per policy, new user and episode: what ``robopref evaluate`` measures.
 
@@ -187,7 +200,10 @@ def evaluate_loaded(
     """
     env_id = policies[0][0].meta["env_id"]
     new = new_users(population, users, seed)
-    pool = None if reward is None else new_user_pool(reward, seed, pool_pairs)
+    pool = None
+    if reward is not None:
+        latent = next((p for p, m in policies if m is reward), None)
+        pool = new_user_pool(reward, seed, pool_pairs, source=query_source, policy=latent)
     envs = {
         p.name: make_eval_env(
             env_id, p.kind, m, set_down=bool(p.meta.get("set_down", False)),

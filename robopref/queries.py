@@ -173,6 +173,17 @@ def collect_rollouts(
     return Rollouts(env_id, tuple(env.feature_names), obs, feat, source)
 
 
+def join_rollouts(parts: Sequence[Rollouts]) -> Rollouts:
+    """The episodes of ``parts``, in order, as one :class:`Rollouts`."""
+    return Rollouts(
+        parts[0].env_id,
+        parts[0].feature_names,
+        np.concatenate([p.obs for p in parts]),
+        np.concatenate([p.feat for p in parts]),
+        np.concatenate([p.source for p in parts]),
+    )
+
+
 def _behaviour(
     env: gym.Env,
     source: int,

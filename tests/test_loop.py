@@ -16,6 +16,7 @@ from robopref.evaluate import EvaluateOptions, evaluate
 from robopref.hidden import HiddenKnowledgeError, SealedUser, hidden_knowledge
 from robopref.loop import LoopOptions, run_loop
 from robopref.policies.checkpoint import load_policy
+from robopref.policies.personalize import new_user_pool
 from robopref.population import named_population
 from robopref.queries import SOURCES, make_env
 from robopref.reward import load_reward_model
@@ -199,3 +200,22 @@ def test_a_finished_loop_is_not_replaced_silently(finished) -> None:
     options, _, _ = finished
     with pytest.raises(ValueError, match="finished loop: pass --overwrite"):
         run_loop(dataclasses.replace(options))
+
+
+def test_new_users_can_be_asked_about_the_policys_own_episodes(finished) -> None:
+    options, _, _ = finished
+    out = Path(options.out)
+    reward = load_reward_model(out / "vpl.pt")
+    policy = load_policy(out / "policy_vpl", reward)
+    pool = new_user_pool(reward, 0, pairs=64, episodes=8, source="policy", policy=policy)
+    assert len(pool) == 64
+    assert (pool.origin[:, 0, 0] >= 8).all()  # first segments: the policy's episodes
+    result = evaluate(
+        EvaluateOptions(
+            policy=[str(out / "policy_vpl")], reward=str(out / "vpl.pt"), users=2, episodes=1,
+            query_source="policy", json=str(out / "p.json"),
+        )
+    )  # fmt: skip
+    assert result["query_source"] == "policy"
+    with pytest.raises(ValueError, match="--query-source 'people'"):
+        evaluate(EvaluateOptions(policy=[str(out / "policy_vpl")], query_source="people"))

@@ -3,7 +3,8 @@
 Round 0 asks about goal-agnostic behaviour (:data:`GOAL_AGNOSTIC`: scripted experts aimed
 at goals drawn uniformly from the env's goal space, with their noise, hesitant, careless
 and missed variants, and the random policy). Every later round first rolls out the current
-policy for each training user under that user's posterior mean z (:func:`policy_rollouts`)
+policy for each training user under that user's posterior mean z
+(:func:`robopref.policies.rollout.policy_rollouts`)
 and, for each user, one *proposal* (:func:`proposal_rollouts`): the scripted expert setting
 the object down where the policy's greedy episode took it for that user. A policy that
 carries the object to the right spot but hovers there is then asked "set down here, or held
@@ -19,7 +20,6 @@ user's goal or group: users are :class:`robopref.hidden.SealedUser` and give ans
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ from robopref.queries import (
     Rollouts,
     build_query_pool,
     collect_rollouts,
+    join_rollouts,
 )
 from robopref.reward.active import BALD_SAMPLES, bald_scores
 from robopref.reward.base import RewardModel
@@ -49,51 +50,6 @@ GOAL_AGNOSTIC = BehaviourMix(
 NEAR_SHARE = 0.3
 #: the proposal expert's action noise std is drawn in [0, this] (small: it must set down there)
 PROPOSAL_NOISE = 0.1
-
-BatchPolicy = Callable[[np.ndarray, bool], np.ndarray]
-
-
-def policy_rollouts(
-    env_id: str,
-    act: BatchPolicy,
-    latents: np.ndarray,
-    per_user: int,
-    seed: int,
-    set_down: bool = True,
-    env_kwargs: dict[str, Any] | None = None,
-) -> Rollouts:
-    """``per_user`` episodes for each row of ``latents`` ``(U, Z)`` (episode ``u * per_user
-    + j`` is user u's): ``act(obs ⊕ z (N, O + Z), deterministic) -> actions (N, A)``, the
-    first episode of each user deterministic and the others sampled, all users stepped in
-    one batch. Every state is kept, as :func:`robopref.queries.collect_rollouts` does."""
-    n = len(latents) * per_user
-    z = np.repeat(np.asarray(latents, np.float32), per_user, axis=0)
-    deterministic = np.tile(np.arange(per_user) == 0, len(latents))
-    envs = [task_env(env_id, set_down, **(env_kwargs or {})) for _ in range(n)]
-    rng = np.random.default_rng(seed)
-    first = [
-        env.reset(seed=int(s)) for env, s in zip(envs, rng.integers(2**31, size=n), strict=True)
-    ]
-    steps = int(envs[0].spec.max_episode_steps)
-    obs = np.empty((n, steps + 1, first[0][0].shape[0]), np.float32)
-    feat = np.empty((n, steps + 1, first[0][1]["features"].shape[0]), np.float32)
-    obs[:, 0] = np.stack([o for o, _ in first])
-    feat[:, 0] = np.stack([i["features"] for _, i in first])
-    for t in range(1, steps + 1):
-        augmented = np.concatenate([obs[:, t - 1], z], axis=1)
-        actions = np.empty((n, envs[0].action_space.shape[0]), np.float32)
-        for mode in (True, False):
-            rows = np.flatnonzero(deterministic == mode)
-            if len(rows):
-                actions[rows] = act(augmented[rows], mode)
-        for e, env in enumerate(envs):
-            obs[e, t], _, _, _, info = env.step(actions[e])
-            feat[e, t] = info["features"]
-    for env in envs:
-        env.close()
-    names = tuple(envs[0].unwrapped.feature_names)
-    source = np.full(n, SOURCES.index("policy"), np.int8)
-    return Rollouts(env_id, names, obs, feat, source)
 
 
 def end_points(rollouts: Rollouts) -> np.ndarray:
@@ -122,17 +78,6 @@ def proposal_rollouts(
     joined = join_rollouts(parts)
     joined.source[:] = SOURCES.index("expert")
     return joined
-
-
-def join_rollouts(parts: Sequence[Rollouts]) -> Rollouts:
-    """The episodes of ``parts``, in order, as one :class:`Rollouts`."""
-    return Rollouts(
-        parts[0].env_id,
-        parts[0].feature_names,
-        np.concatenate([p.obs for p in parts]),
-        np.concatenate([p.feat for p in parts]),
-        np.concatenate([p.source for p in parts]),
-    )
 
 
 def user_candidates(

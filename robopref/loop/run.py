@@ -48,16 +48,22 @@ from robopref.loop.asking import (
     ask_active,
     ask_random,
     end_points,
-    join_rollouts,
-    policy_rollouts,
     proposal_rollouts,
     user_candidates,
 )
 from robopref.loop.report import format_round, heldout_check, plot_history
 from robopref.options import config_option
 from robopref.policies.checkpoint import ALGOS, FORMAT, LoadedPolicy, save_model
+from robopref.policies.rollout import policy_rollouts
 from robopref.population import resolve_population
-from robopref.queries import QueryPool, Rollouts, build_query_pool, collect_rollouts, make_env
+from robopref.queries import (
+    QueryPool,
+    Rollouts,
+    build_query_pool,
+    collect_rollouts,
+    join_rollouts,
+    make_env,
+)
 from robopref.reward.base import RewardModel
 from robopref.reward.checkpoint import model_payload, save_payload
 from robopref.reward.registry import load_reward_model
