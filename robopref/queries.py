@@ -82,7 +82,9 @@ class BehaviourMix:
     #: share of expert episodes aimed at a goal of the ``goal_pool`` passed to
     #: :func:`collect_rollouts` (e.g. near the population's own goals) instead of a goal
     #: drawn uniformly from the env's goal space. Without a ``goal_pool`` it changes nothing.
-    pool_goals: float = 0.5
+    #: Oracle knowledge when the pool holds the population's goals (collect's), so 0 by
+    #: default: no real system knows where its users' goals are.
+    pool_goals: float = 0.0
 
     def shares(self, n_policies: int) -> np.ndarray:
         """The normalised (expert, random, policy) shares; refuses impossible mixes."""

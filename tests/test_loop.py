@@ -113,12 +113,14 @@ def test_round_one_queries_come_from_each_users_policy_rollouts(finished) -> Non
     assert len(seen) == 2 * options.users  # round 1, both methods, every user
     for own, pool, rollouts in seen:
         assert (own >= options.episodes).all()  # after round 0's goal-agnostic episodes
-        policy_episodes, proposal = own[:-1], own[-1]
+        policy_episodes, (at, beside) = own[:-2], own[-2:]
         assert (rollouts.source[policy_episodes] == SOURCES.index("policy")).all()
-        # the proposal sets the object down where the greedy policy episode took it
+        # the proposals set the object down where the greedy policy episode took it, and
+        # a few centimetres from there
         xy = [rollouts.feature_names.index(n) for n in ("x", "y")]
         greedy_end = rollouts.feat[policy_episodes[0], -1, xy]
-        assert np.hypot(*(rollouts.feat[proposal, -1, xy] - greedy_end)) < 0.05
+        assert np.hypot(*(rollouts.feat[at, -1, xy] - greedy_end)) < 0.05
+        assert 0.0 < np.hypot(*(rollouts.feat[beside, -1, xy] - greedy_end)) < 0.15
         assert np.isin(pool.origin[:, 0, 0], own).all()  # first segment: this user's rollout
     owns = {tuple(own) for own, _, _ in seen[: options.users]}
     assert len(owns) == options.users  # each user is asked about its own rollouts

@@ -5,10 +5,12 @@ at goals drawn uniformly from the env's goal space, with their noise, hesitant, 
 and missed variants, and the random policy). Every later round first rolls out the current
 policy for each training user under that user's posterior mean z
 (:func:`robopref.policies.rollout.policy_rollouts`)
-and, for each user, one *proposal* (:func:`proposal_rollouts`): the scripted expert setting
-the object down where the policy's greedy episode took it for that user. A policy that
-carries the object to the right spot but hovers there is then asked "set down here, or held
-here?", the comparison it needs; the spot is the policy's, no user's goal is read. Then it
+and, for each user, two *proposals* (:func:`proposal_rollouts`): the scripted expert setting
+the object down where the policy's greedy episode took it for that user, and again a few
+centimetres away in a random direction. A policy that carries the object to the right spot
+but hovers there is then asked "set down here, or held here?", and one that stops short or
+overshoots "here, or a little further that way?": the comparisons an online learner climbs
+by. The spot is the policy's; no user's goal is read. Then it
 draws candidate pairs whose first segment comes from that user's own episodes and whose
 second comes from any episode of the round (other users' rollouts, the goal-agnostic ones;
 :func:`user_candidates`), and asks the ``m`` most
@@ -50,6 +52,10 @@ GOAL_AGNOSTIC = BehaviourMix(
 NEAR_SHARE = 0.3
 #: the proposal expert's action noise std is drawn in [0, this] (small: it must set down there)
 PROPOSAL_NOISE = 0.1
+#: the second proposal sets the object down this far from the policy's spot (m)
+OFFSET_MIN, OFFSET_MAX = 0.03, 0.10
+#: proposals per user and round (its spot, and one offset from it)
+PROPOSALS = 2
 
 
 def end_points(rollouts: Rollouts) -> np.ndarray:
@@ -58,10 +64,19 @@ def end_points(rollouts: Rollouts) -> np.ndarray:
     return rollouts.feat[:, -1][:, cols].astype(np.float64)
 
 
+def proposal_aims(points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Two aims per point ``(U, 2)`` -> ``(2U, 2)`` (user u's at rows 2u, 2u + 1): the point
+    itself and a point ``OFFSET_MIN..OFFSET_MAX`` m from it in a random direction."""
+    angle = rng.uniform(0.0, 2.0 * np.pi, len(points))
+    distance = rng.uniform(OFFSET_MIN, OFFSET_MAX, len(points))
+    offset = points + distance[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    return np.stack([points, offset], axis=1).reshape(-1, 2)
+
+
 def proposal_rollouts(
     env_id: str, points: np.ndarray, seed: int, env_kwargs: dict[str, Any] | None = None
 ) -> Rollouts:
-    """One scripted episode per row of ``points`` ``(U, 2)``: the expert carrying the object
+    """One scripted episode per row of ``points`` ``(N, 2)``: the expert carrying the object
     to that table point and setting it down there (clipped to the hand's reach)."""
     env = task_env(env_id, False, **(env_kwargs or {})).unwrapped
     rng = np.random.default_rng(seed)

@@ -45,9 +45,11 @@ from robopref.loop.arm import (
 from robopref.loop.asking import (
     GOAL_AGNOSTIC,
     NEAR_SHARE,
+    PROPOSALS,
     ask_active,
     ask_random,
     end_points,
+    proposal_aims,
     proposal_rollouts,
     user_candidates,
 )
@@ -247,15 +249,18 @@ def ask_round(
     )
     per, n_users = options.rollouts_per_user, len(shared.users)
     greedy_ends = end_points(rollouts)[::per]  # each user's first (greedy) episode
+    rng = _stream(options, 10 + round_index, METHODS.index(method))
     proposals = proposal_rollouts(
-        options.env, greedy_ends, options.seed * 7919 + round_index,
+        options.env, proposal_aims(greedy_ends, rng), options.seed * 7919 + round_index,
         parse_env_kwargs(options.env_kwargs),
     )  # fmt: skip
     joined = join_rollouts([shared.rollouts, rollouts, proposals])
     first = shared.rollouts.n_episodes
-    rng = _stream(options, 10 + round_index, METHODS.index(method))
     for u, user in enumerate(shared.users):
-        own = np.append(first + u * per + np.arange(per), first + n_users * per + u)
+        own = np.concatenate([
+            first + u * per + np.arange(per),
+            first + n_users * per + PROPOSALS * u + np.arange(PROPOSALS),
+        ])  # fmt: skip
         pool = user_candidates(joined, own, options.candidates, options.segment, rng)
         if model.latent_dim:
             index, labels = ask_active(
