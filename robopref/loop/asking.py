@@ -16,7 +16,8 @@ second comes from any episode of the round (other users' rollouts, the goal-agno
 :func:`user_candidates`), and asks the ``m`` most
 informative ones, one at a time (:func:`ask_active`: BALD on the user's current posterior,
 updated after every answer, as :func:`robopref.reward.active.infer_user` does for a new
-user) or at random (:func:`ask_random`, for models without a latent). Nothing here reads a
+user) for a share of them and the rest at random (:func:`ask_mixed`), or all at random
+(:func:`ask_random`, for models without a latent). Nothing here reads a
 user's goal or group: users are :class:`robopref.hidden.SealedUser` and give answers only.
 """
 
@@ -106,6 +107,31 @@ def user_candidates(
     the policy did for the user), second segments from any episode of ``rollouts``."""
     return build_query_pool(
         rollouts, n_pairs, segment, rng, near_share=NEAR_SHARE, first_episodes=own_episodes
+    )
+
+
+def ask_mixed(
+    model: RewardModel,
+    user: SealedUser,
+    context: tuple[np.ndarray, np.ndarray, np.ndarray],
+    candidates: QueryPool,
+    m: int,
+    active_share: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``round(active_share * m)`` queries by BALD (:func:`ask_active`), then the rest drawn
+    uniformly among the other candidates.
+
+    BALD asks what tells *this user* apart; a comparison every user answers alike (set down
+    here, or held here?) carries no information about z and BALD never picks it, yet the
+    shared part of the reward is learnt from exactly those. The random share asks them.
+    """
+    n_active = int(round(active_share * m))
+    asked, answers = ask_active(model, user, context, candidates, n_active, rng)
+    rest = candidates.draw(m - n_active, rng, exclude=asked)
+    more = [user.answer(candidates.pair(int(i)), rng) for i in rest]
+    return np.concatenate([asked, rest]).astype(np.int64), np.append(answers, more).astype(
+        np.float32
     )
 
 

@@ -46,7 +46,7 @@ from robopref.loop.asking import (
     GOAL_AGNOSTIC,
     NEAR_SHARE,
     PROPOSALS,
-    ask_active,
+    ask_mixed,
     ask_random,
     end_points,
     proposal_aims,
@@ -99,6 +99,13 @@ class LoopOptions:
     candidates: int = field(
         default=64, metadata={"help": "candidate pairs per user and round that queries come from"}
     )
+    active_share: float = field(
+        default=0.5,
+        metadata={
+            "help": "VPL: share of each later round's queries chosen by BALD (the rest at "
+            "random among the candidates)"
+        },
+    )
     segment: int = field(default=10, metadata={"help": "steps per query segment"})
     methods: list[str] = field(
         default_factory=lambda: list(METHODS), metadata={"help": "vpl and/or btl"}
@@ -141,6 +148,8 @@ def check_loop_options(options: LoopOptions) -> None:
             f"--answers {options.answers} must be --first-answers {options.first_answers} plus "
             f"a multiple of --per-round {options.per_round}"
         )
+    if not 0.0 <= options.active_share <= 1.0:
+        raise ValueError(f"--active-share {options.active_share} is a share: use [0, 1]")
     if options.candidates < options.per_round:
         raise ValueError("--candidates must be at least --per-round (queries come from them)")
     unknown = [m for m in options.methods if m not in METHODS]
@@ -263,9 +272,10 @@ def ask_round(
         ])  # fmt: skip
         pool = user_candidates(joined, own, options.candidates, options.segment, rng)
         if model.latent_dim:
-            index, labels = ask_active(
-                model, user, answers.context(u), pool, options.per_round, rng
-            )
+            index, labels = ask_mixed(
+                model, user, answers.context(u), pool, options.per_round, options.active_share,
+                rng,
+            )  # fmt: skip
         else:
             index, labels = ask_random(user, pool, options.per_round, rng)
         answers.add(pool, index, labels, np.full(len(index), u))
