@@ -359,3 +359,24 @@ def test_personalize_new_user_is_the_one_contract(tiny_vpl: Path, tmp_path: Path
     assert again is not None and (again == z[0]).all()  # the seeds follow from (seed, user)
     assert not (z[0] == z[1]).all()
     assert personalize_new_user(oracle, None, users[0], 0, None, 2, "active", 5) is None
+
+
+def test_train_policy_held_out_check_is_what_evaluate_measures(
+    tiny_vpl: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """The last held-out row of train-policy equals evaluate --users N --episodes 1 --seed S."""
+    out = tmp_path / "p"
+    options = TrainPolicyOptions(
+        reward=str(tiny_vpl), data=str(tiny_data), out=str(out), steps=256, n_envs=2,
+        eval_every=0, eval_episodes=3, progress=False, device="cpu", seed=4,
+    )  # fmt: skip
+    meta = train_policy(options)
+    result = robopref.evaluate.evaluate(
+        robopref.evaluate.EvaluateOptions(
+            policy=[str(out)], reward=str(tiny_vpl), users=3, episodes=1, seed=4,
+            json=str(tmp_path / "e.json"),
+        )
+    )  # fmt: skip
+    row = next(r for r in result["results"] if r["group"] == "all")
+    assert meta["history"][-1]["success"] == row["success"]
+    assert meta["history"][-1]["true_return"] == pytest.approx(row["return"])
