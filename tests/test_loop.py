@@ -15,6 +15,7 @@ from robopref.dataset import PreferenceDataset
 from robopref.evaluate import EvaluateOptions, evaluate
 from robopref.hidden import HiddenKnowledgeError, SealedUser, hidden_knowledge
 from robopref.loop import LoopOptions, run_loop
+from robopref.loop.asking import ending_pair
 from robopref.policies.checkpoint import load_policy
 from robopref.policies.personalize import new_user_pool
 from robopref.population import named_population
@@ -124,6 +125,18 @@ def test_round_one_queries_come_from_each_users_policy_rollouts(finished) -> Non
         assert np.isin(pool.origin[:, 0, 0], own).all()  # first segment: this user's rollout
     owns = {tuple(own) for own, _, _ in seen[: options.users]}
     assert len(owns) == options.users  # each user is asked about its own rollouts
+
+
+def test_each_later_round_asks_the_set_down_question(finished) -> None:
+    """The proposal at the policy's spot against the policy's greedy episode, both ending."""
+    options, _, seen = finished
+    own, _, rollouts = seen[0]
+    pair = ending_pair(rollouts, own[-2], own[0], options.segment)
+    np.testing.assert_array_equal(pair.feat_a[0], rollouts.feat[own[-2], -options.segment :])
+    np.testing.assert_array_equal(pair.feat_b[0], rollouts.feat[own[0], -options.segment :])
+    data = PreferenceDataset.load(Path(options.out) / "vpl.npz")
+    first_user = data.feat_a[data.user == 0]
+    assert any(np.array_equal(a, pair.feat_a[0]) for a in first_user)  # it was asked
 
 
 def test_log_and_plot_are_written(finished) -> None:

@@ -11,7 +11,10 @@ centimetres away in a random direction. A policy that carries the object to the 
 but hovers there is then asked "set down here, or held here?", and one that stops short or
 overshoots "here, or a little further that way?": the comparisons an online learner climbs
 by. The spot is the policy's; no user's goal is read. Then it
-draws candidate pairs whose first segment comes from that user's own episodes and whose
+asks the *set-down question* (:func:`ending_pair`: the proposal at the policy's spot, set
+down, against the policy's own greedy episode's end; BALD never asks it, since every user
+answers it alike), draws candidate pairs whose first segment comes from that user's own
+episodes and whose
 second comes from any episode of the round (other users' rollouts, the goal-agnostic ones;
 :func:`user_candidates`), and asks the ``m`` most
 informative ones, one at a time (:func:`ask_active`: BALD on the user's current posterior,
@@ -94,6 +97,19 @@ def proposal_rollouts(
     joined = join_rollouts(parts)
     joined.source[:] = SOURCES.index("expert")
     return joined
+
+
+def ending_pair(rollouts: Rollouts, first: int, second: int, segment: int) -> QueryPool:
+    """One pair: the last ``segment`` states of episode ``first`` against those of
+    ``second`` (the loop's set-down question: the proposal at the policy's spot, set down,
+    against the policy's own greedy episode, which may still hold the object there)."""
+    pick = np.array([first, second])
+    obs, feat = rollouts.obs[pick, -segment:], rollouts.feat[pick, -segment:]
+    start = rollouts.obs.shape[1] - segment
+    origin = np.array([[[first, start], [second, start]]], dtype=np.int64)
+    return QueryPool(
+        rollouts.env_id, rollouts.feature_names, obs[:1], obs[1:], feat[:1], feat[1:], origin
+    )
 
 
 def user_candidates(

@@ -49,6 +49,7 @@ from robopref.loop.asking import (
     ask_mixed,
     ask_random,
     end_points,
+    ending_pair,
     proposal_aims,
     proposal_rollouts,
     user_candidates,
@@ -270,14 +271,18 @@ def ask_round(
             first + u * per + np.arange(per),
             first + n_users * per + PROPOSALS * u + np.arange(PROPOSALS),
         ])  # fmt: skip
+        # First, the set-down question: the proposal at the policy's spot against the
+        # policy's greedy episode. BALD would never ask it (every user answers it alike).
+        ending = ending_pair(joined, own[per], own[0], options.segment)
+        answers.add(ending, np.array([0]), np.array([user.answer(ending.pair(0), rng)]), [u])
         pool = user_candidates(joined, own, options.candidates, options.segment, rng)
+        rest = options.per_round - 1
         if model.latent_dim:
             index, labels = ask_mixed(
-                model, user, answers.context(u), pool, options.per_round, options.active_share,
-                rng,
-            )  # fmt: skip
+                model, user, answers.context(u), pool, rest, options.active_share, rng
+            )
         else:
-            index, labels = ask_random(user, pool, options.per_round, rng)
+            index, labels = ask_random(user, pool, rest, rng)
         answers.add(pool, index, labels, np.full(len(index), u))
 
 
