@@ -20,6 +20,9 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from robopref.policies.checkpoint import ALGOS
 
+#: PPO's learning rate at the start of training (annealed linearly to 0)
+PPO_LEARNING_RATE = 1e-3
+
 
 def annealed(start: float) -> Callable[[float], float]:
     """A learning rate falling linearly from ``start`` to 0 over the run.
@@ -51,7 +54,7 @@ def make_algo(
             n_steps=256,
             batch_size=128,
             n_epochs=10,
-            learning_rate=annealed(1e-3),
+            learning_rate=annealed(PPO_LEARNING_RATE),
             gamma=0.97,
             gae_lambda=0.95,
             policy_kwargs={"net_arch": [128, 128], "log_std_init": -0.5},

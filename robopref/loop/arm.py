@@ -24,7 +24,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from robopref.dataset import PreferenceDataset
 from robopref.policies.checkpoint import ALGOS
 from robopref.policies.latent_env import BatchedRewardVecEnv, LatentSource
-from robopref.policies.recipe import make_algo
+from robopref.policies.recipe import PPO_LEARNING_RATE, make_algo
 from robopref.policies.train import build_vec_env, latent_env
 from robopref.reward.base import RewardModel
 from robopref.reward.evaluation import few_shot_means
@@ -182,7 +182,7 @@ def train_policy_round(
     else:
         algo = ALGOS["ppo"].load(policy_path, env=venv, device="cpu")
     algo.set_random_seed(round_seed)
-    algo.lr_schedule = LoopSchedule(1e-3, round_index, rounds)
+    algo.lr_schedule = LoopSchedule(PPO_LEARNING_RATE, round_index, rounds)
     algo.learn(steps, reset_num_timesteps=False)
     venv.close()
     return algo

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 import robopref.envs  # noqa: F401  (registers the envs)
+from robopref.dataset import PreferenceDataset
 from robopref.env_kwargs import env_kwargs_option, parse_env_kwargs
 from robopref.files import check_writable, write_json_atomic
 from robopref.hidden import SealedUser, answer_pairs
@@ -327,8 +328,6 @@ def run_round(options: LoopOptions, shared: Shared, round_index: int) -> dict[st
             answers, model = Answers(), None
             answers.add(shared.pool, index, labels, owner)
         else:
-            from robopref.dataset import PreferenceDataset
-
             answers = Answers.from_dataset(PreferenceDataset.load(previous / f"{method}.npz"))
             model = load_reward_model(previous / f"{method}.pt")
             _log(options, f"round {round_index + 1}: {method} asks about its policy's rollouts")
