@@ -322,9 +322,11 @@ def run_round(options: LoopOptions, shared: Shared, round_index: int) -> dict[st
     feature_names = shared.pool.feature_names
     meta = _dataset_meta(options, round_index)
     checked: dict[str, tuple[LoadedPolicy, RewardModel]] = {}
+    # Round 0's pairs and answers are the same for every method: asked once.
+    asked = first_answers(options, shared) if round_index == 0 else None
     for method in options.methods:
-        if round_index == 0:
-            index, labels, owner = first_answers(options, shared)
+        if asked is not None:
+            index, labels, owner = asked
             answers, model = Answers(), None
             answers.add(shared.pool, index, labels, owner)
         else:
