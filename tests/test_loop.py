@@ -153,6 +153,19 @@ def test_log_and_plot_are_written(finished) -> None:
     assert state["history"] == saved["history"]
 
 
+def test_scouts_are_continued_and_the_final_policy_is_new(finished) -> None:
+    options, state, _ = finished
+    out = Path(options.out)
+    steps = [row["steps"] for row in state["history"]]
+    # round 0's scout: one round's share; the final policy: --steps of its own, not added on
+    assert steps == [options.scout_steps, options.steps]
+    for method in ("vpl", "btl"):
+        reward = load_reward_model(out / f"{method}.pt")
+        policy = load_policy(out / f"policy_{method}", reward)
+        assert policy.model.num_timesteps == options.steps
+        assert policy.meta["steps"] == options.steps
+
+
 def test_heldout_check_is_what_evaluate_measures(finished) -> None:
     options, state, _ = finished
     out = Path(options.out)

@@ -3,8 +3,10 @@
 Training users answer in rounds (:mod:`robopref.loop.asking`): round 0 about goal-agnostic
 behaviour, every later round about what each method's current policy does for that user.
 After each round's answers every method (VPL, BTL) refits its reward model, warm-started,
-and continues training its PPO policy on the refitted rewards (:mod:`robopref.loop.arm`);
-then the held-out check runs (:mod:`robopref.loop.report`) and one line is logged. The loop
+and continues training its *scout* PPO policy on the refitted rewards, the policy the next
+round's questions are about; after the last round it trains its final policy new, on the
+final reward, as ``robopref train-policy`` would (:mod:`robopref.loop.arm`); then the
+held-out check runs (:mod:`robopref.loop.report`) and one line is logged. The loop
 stops at ``--answers`` per user. Users are sealed (:mod:`robopref.hidden`): nothing here
 reads a goal or a group.
 
@@ -93,7 +95,14 @@ class LoopOptions:
         default=16, metadata={"help": "answers per user in round 0 (goal-agnostic behaviour)"}
     )
     per_round: int = field(default=8, metadata={"help": "answers per user in each later round"})
-    steps: int = field(default=300_000, metadata={"help": "PPO env steps per policy, all rounds"})
+    steps: int = field(
+        default=300_000,
+        metadata={
+            "help": "PPO env steps of each method's final policy, trained new on the final "
+            "reward (earlier rounds' scouts, which the questions are about, are continued "
+            "round to round with --steps / rounds each)"
+        },
+    )
     episodes: int = field(default=200, metadata={"help": "goal-agnostic episodes of round 0"})
     rollouts_per_user: int = field(
         default=2, metadata={"help": "policy episodes per user and round (1 greedy, rest sampled)"}
@@ -130,6 +139,11 @@ class LoopOptions:
     progress: bool = field(default=True, metadata={"help": "print each stage"})
 
     @property
+    def scout_steps(self) -> int:
+        """PPO env steps per round of the scout policy (continued from round to round)."""
+        return self.steps // self.rounds
+
+    @property
     def rounds(self) -> int:
         """Rounds in all: round 0, then ``per_round`` answers per round up to ``answers``."""
         return 1 + (self.answers - self.first_answers) // self.per_round
@@ -144,6 +158,8 @@ def check_loop_options(options: LoopOptions) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
     if options.users < 10:
         raise ValueError("--users must be at least 10 (a tenth is held out for early stopping)")
+    if options.steps < options.rounds:
+        raise ValueError(f"--steps {options.steps} must be at least the {options.rounds} rounds")
     extra = options.answers - options.first_answers
     if extra < 0 or extra % options.per_round:
         raise ValueError(
@@ -341,11 +357,14 @@ def run_round(options: LoopOptions, shared: Shared, round_index: int) -> dict[st
         _log(options, f"round {round_index + 1}: {method} reward fit on {data.n_pairs} answers")
         epochs = options.refit_epochs if round_index else options.fit_epochs
         model, fit = fit_reward(method, data, model, config, options.seed + round_index, epochs)
-        _log(options, f"round {round_index + 1}: {method} policy, {options.steps // rounds} steps")
+        final = round_index == rounds - 1
+        steps = options.steps if final else options.scout_steps
+        kind = "final policy (new)" if final else "scout policy (continued)"
+        _log(options, f"round {round_index + 1}: {method} {kind}, {steps} steps")
         policy = train_policy_round(
             previous / f"{method}_policy.zip" if round_index else None, options.env, model,
-            policy_latents(model, data, options.seed), options.steps // rounds, round_index,
-            rounds, options.seed, env_kwargs=parse_env_kwargs(options.env_kwargs),
+            policy_latents(model, data, options.seed), steps, round_index, rounds,
+            options.seed, env_kwargs=parse_env_kwargs(options.env_kwargs), final=final,
         )  # fmt: skip
         data.save(here / f"{method}.npz")
         save_payload(
@@ -362,7 +381,7 @@ def run_round(options: LoopOptions, shared: Shared, round_index: int) -> dict[st
         "round": round_index,
         "rounds": rounds,
         "answers_per_user": options.first_answers + round_index * options.per_round,
-        "steps": (round_index + 1) * (options.steps // rounds),
+        "steps": int(policy.num_timesteps),
         "methods": methods,
         "wall_s": round(time.perf_counter() - began, 1),
     }
@@ -379,8 +398,7 @@ def finish(options: LoopOptions, history: list[dict[str, Any]]) -> None:
         folder = out / f"policy_{method}"
         folder.mkdir(exist_ok=True)
         shutil.copy2(last / f"{method}_policy.zip", folder / "model.zip")
-        steps = (options.steps // options.rounds) * options.rounds
-        meta = _policy_meta(options, method, model, steps)
+        meta = _policy_meta(options, method, model, options.steps)
         meta["history"] = [{"answers_per_user": r["answers_per_user"], **r["methods"][method]}
                            for r in history]  # fmt: skip
         write_json_atomic(folder / "meta.json", meta)
