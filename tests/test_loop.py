@@ -35,6 +35,8 @@ TINY = {
     "fit_epochs": 25,
     "refit_epochs": 5,
     "progress": False,
+    # in-process arms: the spies and monkeypatches below reach no worker process
+    "workers": 1,
 }
 
 
@@ -185,14 +187,16 @@ def test_heldout_check_is_what_evaluate_measures(finished) -> None:
 
 
 def test_interrupted_loop_resumes_to_the_same_result(finished, tmp_path: Path, monkeypatch) -> None:
+    """Killed in round 1, resumed with the arms in two worker processes: the same weights
+    and history as the uninterrupted in-process run."""
     options, state, _ = finished
     out = tmp_path / "killed"
     original = loop_run.run_round
 
-    def dies_in_round_two(opts, shared, round_index):  # type: ignore[no-untyped-def]
+    def dies_in_round_two(opts, shared, round_index, workers=None):  # type: ignore[no-untyped-def]
         if round_index == 1:
             raise KeyboardInterrupt  # as a kill mid-round: round 1 has not been committed
-        return original(opts, shared, round_index)
+        return original(opts, shared, round_index, workers)
 
     monkeypatch.setattr(loop_run, "run_round", dies_in_round_two)
     with pytest.raises(KeyboardInterrupt):
@@ -202,7 +206,7 @@ def test_interrupted_loop_resumes_to_the_same_result(finished, tmp_path: Path, m
         run_loop(tiny(out))
     with pytest.raises(ValueError, match="other options.*users"):
         run_loop(tiny(out, resume=True, users=11))
-    resumed = run_loop(tiny(out, resume=True))
+    resumed = run_loop(tiny(out, resume=True, workers=2))
     strip = [{k: v for k, v in r.items() if k != "wall_s"} for r in state["history"]]
     assert [{k: v for k, v in r.items() if k != "wall_s"} for r in resumed["history"]] == strip
     for method in ("vpl", "btl"):

@@ -21,10 +21,14 @@ commands read: ``vpl.pt``, ``btl.pt``, ``policy_vpl/``, ``policy_btl/``, ``vpl.n
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import multiprocessing
 import shutil
 import time
+from collections.abc import Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,7 +81,7 @@ from robopref.reward.vpl import VPLConfig
 
 METHODS = ("vpl", "btl")
 #: options that may differ between an interrupted loop and its resumption
-RESUMABLE_CHANGES = ("resume", "overwrite", "progress")
+RESUMABLE_CHANGES = ("resume", "overwrite", "progress", "workers")
 ROUNDS_KEPT = 2
 
 
@@ -134,6 +138,13 @@ class LoopOptions:
     eval_episodes: int = field(default=1, metadata={"help": "episodes per held-out user"})
     seed: int = field(default=0, metadata={"help": "seed of everything"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads"})
+    workers: int = field(
+        default=2,
+        metadata={
+            "help": "processes for the methods' arms, which run at once (1: one after the "
+            "other in this process; the results are the same)"
+        },
+    )
     resume: bool = field(default=False, metadata={"help": "continue the loop in --out"})
     overwrite: bool = field(default=False, metadata={"help": "replace the loop in --out"})
     progress: bool = field(default=True, metadata={"help": "print each stage"})
@@ -153,7 +164,7 @@ def check_loop_options(options: LoopOptions) -> None:
     """Refuse impossible budgets, unknown methods and an ``--out`` in the way, before work."""
     for name in ("users", "answers", "first_answers", "per_round", "steps", "episodes",
                  "rollouts_per_user", "candidates", "eval_users", "eval_episodes", "fit_epochs",
-                 "refit_epochs"):  # fmt: skip
+                 "refit_epochs", "workers"):  # fmt: skip
         if getattr(options, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
     if options.users < 10:
@@ -329,59 +340,97 @@ def _policy_meta(options: LoopOptions, method: str, model: RewardModel, steps: i
     }  # fmt: skip
 
 
-def run_round(options: LoopOptions, shared: Shared, round_index: int) -> dict[str, Any]:
-    """Ask, refit, train and check one round; writes ``round_NN/``; returns the log row."""
-    began = time.perf_counter()
+def run_arm(
+    options: LoopOptions,
+    shared: Shared,
+    method: str,
+    round_index: int,
+    asked: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+) -> None:
+    """One method's part of a round: ask (or take round 0's shared ``asked`` answers), refit,
+    train; writes its answers, reward model and policy to ``round_NN/``. Its randomness comes
+    from the seed, the round and the method alone, so arms may run in any order or at once."""
     out, rounds = Path(options.out), options.rounds
     previous, here = _round_dir(out, round_index - 1), _round_dir(out, round_index)
     here.mkdir(parents=True, exist_ok=True)
-    feature_names = shared.pool.feature_names
-    meta = _dataset_meta(options, round_index)
-    checked: dict[str, tuple[LoadedPolicy, RewardModel]] = {}
+    if asked is not None:
+        index, labels, owner = asked
+        answers, model = Answers(), None
+        answers.add(shared.pool, index, labels, owner)
+    else:
+        answers = Answers.from_dataset(PreferenceDataset.load(previous / f"{method}.npz"))
+        model = load_reward_model(previous / f"{method}.pt")
+        _log(options, f"round {round_index + 1}: {method} asks about its policy's rollouts")
+        ask_round(options, shared, method, answers, model, previous / f"{method}_policy.zip",
+                  round_index)  # fmt: skip
+    data = answers.dataset(options.env, shared.pool.feature_names, len(shared.users),
+                           _dataset_meta(options, round_index))  # fmt: skip
+    config = {"latent_dim": options.latent_dim, "decoder": options.decoder,
+              "kl_weight": options.kl_weight} if method == "vpl" else {}  # fmt: skip
+    _log(options, f"round {round_index + 1}: {method} reward fit on {data.n_pairs} answers")
+    epochs = options.refit_epochs if round_index else options.fit_epochs
+    model, fit = fit_reward(method, data, model, config, options.seed + round_index, epochs)
+    final = round_index == rounds - 1
+    steps = options.steps if final else options.scout_steps
+    kind = "final policy (new)" if final else "scout policy (continued)"
+    _log(options, f"round {round_index + 1}: {method} {kind}, {steps} steps")
+    policy = train_policy_round(
+        previous / f"{method}_policy.zip" if round_index else None, options.env, model,
+        policy_latents(model, data, options.seed), steps, round_index, rounds,
+        options.seed, env_kwargs=parse_env_kwargs(options.env_kwargs), final=final,
+    )  # fmt: skip
+    data.save(here / f"{method}.npz")
+    save_payload(model_payload(model, {"loop_fit": dataclasses.asdict(fit)}), here / f"{method}.pt")
+    save_model(policy, here / f"{method}_policy.zip")
+
+
+#: a worker process's training users and round-0 pool, built once per loop
+_WORKER_SHARED: dict[str, Shared] = {}
+
+
+def _arm_in_worker(options: LoopOptions, method: str, round_index: int, asked: Any) -> None:
+    """:func:`run_arm` in a worker process, which rebuilds the shared setup from the seed."""
+    if options.threads > 0:
+        torch.set_num_threads(options.threads)
+    key = json.dumps(dataclasses.asdict(options), sort_keys=True)
+    if key not in _WORKER_SHARED:
+        _WORKER_SHARED.clear()
+        _WORKER_SHARED[key] = shared_setup(options)
+    run_arm(options, _WORKER_SHARED[key], method, round_index, asked)
+
+
+def run_round(
+    options: LoopOptions, shared: Shared, round_index: int, workers: Executor | None = None
+) -> dict[str, Any]:
+    """Run every method's arm (in ``workers`` at once, if given), then the held-out check;
+    returns the round's log row."""
+    began = time.perf_counter()
+    here = _round_dir(Path(options.out), round_index)
     # Round 0's pairs and answers are the same for every method: asked once.
     asked = first_answers(options, shared) if round_index == 0 else None
+    if workers is None:
+        for method in options.methods:
+            run_arm(options, shared, method, round_index, asked)
+    else:
+        jobs = [workers.submit(_arm_in_worker, options, m, round_index, asked)
+                for m in options.methods]  # fmt: skip
+        for job in jobs:
+            job.result()
+    checked: dict[str, tuple[LoadedPolicy, RewardModel]] = {}
     for method in options.methods:
-        if asked is not None:
-            index, labels, owner = asked
-            answers, model = Answers(), None
-            answers.add(shared.pool, index, labels, owner)
-        else:
-            answers = Answers.from_dataset(PreferenceDataset.load(previous / f"{method}.npz"))
-            model = load_reward_model(previous / f"{method}.pt")
-            _log(options, f"round {round_index + 1}: {method} asks about its policy's rollouts")
-            ask_round(options, shared, method, answers, model, previous / f"{method}_policy.zip",
-                      round_index)  # fmt: skip
-        data = answers.dataset(options.env, feature_names, len(shared.users), meta)
-        config = {"latent_dim": options.latent_dim, "decoder": options.decoder,
-                  "kl_weight": options.kl_weight} if method == "vpl" else {}  # fmt: skip
-        _log(options, f"round {round_index + 1}: {method} reward fit on {data.n_pairs} answers")
-        epochs = options.refit_epochs if round_index else options.fit_epochs
-        model, fit = fit_reward(method, data, model, config, options.seed + round_index, epochs)
-        final = round_index == rounds - 1
-        steps = options.steps if final else options.scout_steps
-        kind = "final policy (new)" if final else "scout policy (continued)"
-        _log(options, f"round {round_index + 1}: {method} {kind}, {steps} steps")
-        policy = train_policy_round(
-            previous / f"{method}_policy.zip" if round_index else None, options.env, model,
-            policy_latents(model, data, options.seed), steps, round_index, rounds,
-            options.seed, env_kwargs=parse_env_kwargs(options.env_kwargs), final=final,
-        )  # fmt: skip
-        data.save(here / f"{method}.npz")
-        save_payload(
-            model_payload(model, {"loop_fit": dataclasses.asdict(fit)}), here / f"{method}.pt"
-        )
-        save_model(policy, here / f"{method}_policy.zip")
-        meta_p = _policy_meta(options, method, model, int(policy.num_timesteps))
-        checked[method] = (LoadedPolicy(policy, meta_p, here), model)
+        model = load_reward_model(here / f"{method}.pt")
+        policy = ALGOS["ppo"].load(here / f"{method}_policy.zip", device="cpu")
+        meta = _policy_meta(options, method, model, int(policy.num_timesteps))
+        checked[method] = (LoadedPolicy(policy, meta, here), model)
     methods = heldout_check(
         checked, resolve_population(options.population, _env(options)),
         shared.pool, options.eval_users, options.eval_episodes, options.seed,
     )  # fmt: skip
     return {
         "round": round_index,
-        "rounds": rounds,
+        "rounds": options.rounds,
         "answers_per_user": options.first_answers + round_index * options.per_round,
-        "steps": int(policy.num_timesteps),
+        "steps": int(checked[options.methods[0]][0].model.num_timesteps),
         "methods": methods,
         "wall_s": round(time.perf_counter() - began, 1),
     }
@@ -422,21 +471,40 @@ def run_loop(options: LoopOptions) -> dict[str, Any]:
         _log(options, f"resuming {out} after round {state['done']} of {state['rounds']}")
     shared = shared_setup(options)
     began = time.perf_counter()
-    for round_index in range(state["done"], options.rounds):
-        row = run_round(options, shared, round_index)
-        print(f"loop: {format_round(row)}", flush=True)
-        state["history"].append(row)
-        state["done"] = round_index + 1
-        state["finished"] = state["done"] == options.rounds
-        if state["finished"]:
-            finish(options, state["history"])
-        write_json_atomic(state_path, state)  # the round is done once this is written
-        plot_history(state["history"], out / "loop.png")
-        stale = _round_dir(out, round_index - ROUNDS_KEPT)
-        if stale.is_dir():
-            shutil.rmtree(stale)
+    with _workers(options) as workers:
+        for round_index in range(state["done"], options.rounds):
+            _finish_round(options, state, run_round(options, shared, round_index, workers))
     state["wall_s_this_run"] = round(time.perf_counter() - began, 1)
     return state
+
+
+@contextlib.contextmanager
+def _workers(options: LoopOptions) -> Iterator[Executor | None]:
+    """Processes for the methods' arms (spawned: torch and MuJoCo's GL do not survive fork);
+    None with ``--workers 1``, or a single method."""
+    count = min(options.workers, len(options.methods))
+    if count < 2:
+        yield None
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
+        yield pool
+
+
+def _finish_round(options: LoopOptions, state: dict[str, Any], row: dict[str, Any]) -> None:
+    """Log the round, write its state last (the round is done then), prune old rounds."""
+    out, round_index = Path(options.out), row["round"]
+    print(f"loop: {format_round(row)}", flush=True)
+    state["history"].append(row)
+    state["done"] = round_index + 1
+    state["finished"] = state["done"] == options.rounds
+    if state["finished"]:
+        finish(options, state["history"])
+    write_json_atomic(out / "loop.json", state)  # the round is done once this is written
+    plot_history(state["history"], out / "loop.png")
+    stale = _round_dir(out, round_index - ROUNDS_KEPT)
+    if stale.is_dir():
+        shutil.rmtree(stale)
 
 
 def loop_command(options: LoopOptions) -> int:
