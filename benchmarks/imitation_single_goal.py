@@ -85,7 +85,9 @@ def _imitation_env(beta_user: Any) -> Any:
     return UserReward(SetDownOnContact(env))
 
 
-def imitation_worker(seed: int, steps: int, comparisons: int, episodes: int) -> dict[str, Any]:
+def imitation_worker(
+    seed: int, steps: int, comparisons: int, episodes: int, fragment: int
+) -> dict[str, Any]:
     """Train imitation's PreferenceComparisons with robopref's PPO recipe; judge its policy."""
     import numpy as np
     import torch
@@ -131,8 +133,8 @@ def imitation_worker(seed: int, steps: int, comparisons: int, episodes: int) -> 
     comparisons_algo = pc.PreferenceComparisons(
         trainer, reward_net, num_iterations=30,
         fragmenter=pc.RandomFragmenter(warning_threshold=0, rng=rng),
-        preference_gatherer=pc.SyntheticGatherer(temperature=SEGMENT / label_model.beta, rng=rng),
-        reward_trainer=reward_trainer, fragment_length=SEGMENT, transition_oversampling=1,
+        preference_gatherer=pc.SyntheticGatherer(temperature=fragment / label_model.beta, rng=rng),
+        reward_trainer=reward_trainer, fragment_length=fragment, transition_oversampling=1,
         initial_comparison_frac=0.1, allow_variable_horizon=True, initial_epoch_multiplier=4,
         query_schedule="hyperbolic",
     )  # fmt: skip
@@ -160,6 +162,7 @@ def imitation_worker(seed: int, steps: int, comparisons: int, episodes: int) -> 
         "median_distance_m": float(np.median(distances)),
         "comparisons": comparisons,
         "steps": steps,
+        "fragment": fragment,
         "train_s": round(train_s, 1),
     }
 
@@ -200,12 +203,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=300_000, help="PPO env steps per run")
     parser.add_argument("--comparisons", type=int, default=1000, help="imitation's answers")
     parser.add_argument("--episodes", type=int, default=40, help="held-out episodes per run")
+    parser.add_argument(
+        "--fragment", type=int, nargs="+", default=[SEGMENT],
+        help="imitation's fragment lengths to run (robopref's segment: 10; an episode: 60)",
+    )  # fmt: skip
     parser.add_argument("--venv", default=str(REPO / "runs" / "venv-imitation"))
     parser.add_argument("--json", default=str(REPO / "runs/bench/imitation_single_goal.json"))
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        result = imitation_worker(args.seeds[0], args.steps, args.comparisons, args.episodes)
+        result = imitation_worker(
+            args.seeds[0], args.steps, args.comparisons, args.episodes, args.fragment[0]
+        )
         print(json.dumps(result))
         return
     loops = [Path(p) for p in args.loops]
@@ -221,19 +230,22 @@ def main(argv: list[str] | None = None) -> None:
     for i, seed in enumerate(args.seeds):
         if loops:
             rows += robopref_rows(loops[i], seed, args.episodes, out.parent)
-        print(f"imitation seed {seed}: {args.steps} steps, {args.comparisons} answers", flush=True)
-        env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
-        result = subprocess.run(
-            [str(python), __file__, "--worker", "--seeds", str(seed), "--steps", str(args.steps),
-             "--comparisons", str(args.comparisons), "--episodes", str(args.episodes)],
-            check=True, capture_output=True, text=True, env=env, cwd="/",
-        )  # fmt: skip
-        rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
-        print(f"  {rows[-1]}", flush=True)
-    print(f"\n{'method':<16} {'seed':>4} {'success':>8} {'answers':>8} {'steps':>8}")
+        for fragment in args.fragment:
+            print(f"imitation seed {seed}, fragments of {fragment} steps", flush=True)
+            env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+            result = subprocess.run(
+                [str(python), __file__, "--worker", "--seeds", str(seed), "--steps",
+                 str(args.steps), "--comparisons", str(args.comparisons), "--episodes",
+                 str(args.episodes), "--fragment", str(fragment)],
+                check=True, capture_output=True, text=True, env=env, cwd="/",
+            )  # fmt: skip
+            rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+            rows[-1]["method"] = f"imitation ({fragment}-step)"
+            print(f"  {rows[-1]}", flush=True)
+    print(f"\n{'method':<22} {'seed':>4} {'success':>8} {'answers':>8} {'steps':>8}")
     for row in rows:
         print(
-            f"{row['method']:<16} {row['seed']:>4} {row['success']:>8.2f} "
+            f"{row['method']:<22} {row['seed']:>4} {row['success']:>8.2f} "
             f"{row['comparisons']:>8} {row['steps']:>8}"
         )
     tmp = out.with_suffix(".tmp")

@@ -46,6 +46,8 @@ from robopref.policies.checkpoint import (
     save_model,
 )
 from robopref.policies.latent_env import (
+    WIDEN_SCALE,
+    WIDEN_SHARE,
     BatchedRewardVecEnv,
     LatentRewardEnv,
     LatentSource,
@@ -98,6 +100,13 @@ class TrainPolicyOptions:
     seed: int = field(default=0, metadata={"help": "seed of everything"})
     n_envs: int = field(default=8, metadata={"help": "parallel envs"})
     subproc: bool = field(default=False, metadata={"help": "one process per env (SubprocVecEnv)"})
+    latent_widen: float = field(
+        default=WIDEN_SHARE,
+        metadata={
+            "help": "share of episodes whose z comes from the training latents' Gaussian, "
+            f"{WIDEN_SCALE} times wider (new users' z fall in the tails; 0: none)"
+        },
+    )
     latent_source: str = field(
         default="few-shot",
         metadata={
@@ -183,7 +192,7 @@ def _users(options: TrainPolicyOptions, model: RewardModel) -> LatentSource:
         means, _ = few_shot_means(model, train, seed=options.seed)
     else:
         means = posterior_means(model, train)
-    return LatentSource(model.latent_dim, means)
+    return LatentSource(model.latent_dim, means, widen_share=options.latent_widen)
 
 
 def _oracle_goals(options: TrainPolicyOptions, env_id: str, n: int, seed: int) -> LatentSource:
@@ -230,6 +239,8 @@ def check_train_options(options: TrainPolicyOptions) -> str:
         raise ValueError(
             f"--latent-source {options.latent_source!r}: use one of {', '.join(LATENT_SOURCES)}"
         )
+    if not 0.0 <= options.latent_widen <= 1.0:
+        raise ValueError(f"--latent-widen {options.latent_widen} is a share: use [0, 1]")
     if options.checkpoint_every < 0 or options.checkpoint_minutes < 0:
         raise ValueError("--checkpoint-every and --checkpoint-minutes must be 0 or above")
     model_env = None
