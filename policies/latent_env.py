@@ -82,7 +82,7 @@ class LatentSource:
         if not 0.0 <= self.widen_share <= 1.0 or self.widen_scale <= 0:
             raise ValueError("widen_share must lie in [0, 1] and widen_scale be > 0")
         if self._widens:
-            assert self.means is not None
+            assert self.means is not None  # for the type checker: _widens says so
             spread = np.cov(self.means.T) if len(self.means) > 1 else np.zeros((1, 1))
             cov = np.atleast_2d(spread) * self.widen_scale**2 + 1e-6 * np.eye(self.latent_dim)
             self._widened = (self.means.mean(0), cov)
@@ -95,7 +95,8 @@ class LatentSource:
     @property
     def _widens(self) -> bool:
         """Widening applies to latent users known by their answers only (no goals)."""
-        return self.goals is None and self.latent_dim > 0 and self.widen_share > 0
+        known = self.means is not None and self.goals is None
+        return known and self.latent_dim > 0 and self.widen_share > 0
 
     @property
     def n_users(self) -> int:
