@@ -185,14 +185,40 @@ def robopref_rows(loop: Path, seed: int, episodes: int, out: Path) -> list[dict[
     history = json.loads((loop / "loop.json").read_text())
     answers = history["options"]["answers"] * history["options"]["users"]
     rows = []
-    for row in json.loads(report.read_text())["rows"]:
-        name = row["policy"]
-        method = "vpl" if "vpl" in name else "btl"
+    for row in json.loads(report.read_text())["results"]:
+        if row["group"] != "all":
+            continue
+        method = row["policy"]
         rows.append(
             {"method": f"robopref {method}", "seed": seed, "success": row["success"],
              "comparisons": answers, "steps": history["options"]["steps"]}
         )  # fmt: skip
     return rows
+
+
+def imitation_row(
+    python: Path, seed: int, fragment: int, args: argparse.Namespace, folder: Path
+) -> dict[str, Any]:
+    """One imitation run in its virtualenv; its result is kept beside the report and reused
+    (a rerun after an interruption skips the runs already done)."""
+    done = folder / f"imitation_seed{seed}_fragment{fragment}_{args.steps}_{args.comparisons}.json"
+    if done.exists():
+        print(f"imitation seed {seed}, {fragment}-step fragments: {done} (done before)")
+        return json.loads(done.read_text())
+    print(f"imitation seed {seed}, {fragment}-step fragments ...", flush=True)
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    result = subprocess.run(
+        [str(python), __file__, "--worker", "--seeds", str(seed), "--steps", str(args.steps),
+         "--comparisons", str(args.comparisons), "--episodes", str(args.episodes),
+         "--fragment", str(fragment)],
+        check=True, capture_output=True, text=True, env=env, cwd="/",
+    )  # fmt: skip
+    row = json.loads(result.stdout.strip().splitlines()[-1])
+    row["method"] = f"imitation ({fragment}-step)"
+    tmp = done.with_suffix(".tmp")
+    tmp.write_text(json.dumps(row))
+    tmp.replace(done)
+    return row
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -231,16 +257,7 @@ def main(argv: list[str] | None = None) -> None:
         if loops:
             rows += robopref_rows(loops[i], seed, args.episodes, out.parent)
         for fragment in args.fragment:
-            print(f"imitation seed {seed}, fragments of {fragment} steps", flush=True)
-            env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
-            result = subprocess.run(
-                [str(python), __file__, "--worker", "--seeds", str(seed), "--steps",
-                 str(args.steps), "--comparisons", str(args.comparisons), "--episodes",
-                 str(args.episodes), "--fragment", str(fragment)],
-                check=True, capture_output=True, text=True, env=env, cwd="/",
-            )  # fmt: skip
-            rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
-            rows[-1]["method"] = f"imitation ({fragment}-step)"
+            rows.append(imitation_row(python, seed, fragment, args, out.parent))
             print(f"  {rows[-1]}", flush=True)
     print(f"\n{'method':<22} {'seed':>4} {'success':>8} {'answers':>8} {'steps':>8}")
     for row in rows:
