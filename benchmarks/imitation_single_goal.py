@@ -142,7 +142,7 @@ def imitation_worker(
     comparisons_algo.train(total_timesteps=steps, total_comparisons=comparisons)
     train_s = time.perf_counter() - start
     env = _imitation_env(user)
-    successes, distances = [], []
+    successes, distances, held, heights = [], [], [], []
     for episode in range(episodes):
         obs, info = env.reset(seed=10_000 + episode)
         done = False
@@ -151,15 +151,17 @@ def imitation_worker(
             obs, _, terminated, truncated, info = env.step(action)
             done = terminated or truncated
         successes.append(bool(info["is_success"]))
-        feats = info["features"]
-        names = PlatePlacementEnv.feature_names
-        x, y = feats[names.index("x")], feats[names.index("y")]
-        distances.append(float(np.hypot(x - GOAL[0], y - GOAL[1])))
+        feats = dict(zip(PlatePlacementEnv.feature_names, info["features"], strict=True))
+        distances.append(float(np.hypot(feats["x"] - GOAL[0], feats["y"] - GOAL[1])))
+        held.append(bool(feats["held"] > 0.5))
+        heights.append(float(feats["height"]))
     return {
         "method": "imitation",
         "seed": seed,
         "success": float(np.mean(successes)),
         "median_distance_m": float(np.median(distances)),
+        "held_at_end": float(np.mean(held)),
+        "median_height_m": float(np.median(heights)),
         "comparisons": comparisons,
         "steps": steps,
         "fragment": fragment,

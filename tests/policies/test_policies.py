@@ -184,3 +184,25 @@ def test_shipped_policies_accept_the_shipped_reward_models() -> None:
     for name in ("vpl", "btl"):
         policy = load_policy(SHIPPED / f"policy_{name}", load_reward_model(SHIPPED / f"{name}.pt"))
         assert policy.name == name
+
+
+def test_latents_known_by_answers_are_widened_and_others_are_not() -> None:
+    """A WIDEN_SHARE of draws come from the training latents' Gaussian at WIDEN_SCALE times
+    their spread (so z beyond the training users' reach the policy); with goals, or from
+    the prior, every draw is a user's own z or a prior sample."""
+    from robopref.policies.latent_env import WIDEN_SCALE, WIDEN_SHARE
+
+    means = np.random.default_rng(0).normal(size=(400, 2)).astype(np.float32)
+    rng = np.random.default_rng(1)
+    source = LatentSource(2, means)
+    draws = [source.draw(rng) for _ in range(4000)]
+    own = {m.tobytes() for m in means}
+    wide = np.array([z for z, _, _ in draws if z.tobytes() not in own])
+    assert abs(len(wide) / len(draws) - WIDEN_SHARE) < 0.03
+    assert wide.std(0) == pytest.approx(means.std(0) * WIDEN_SCALE, rel=0.1)
+    with_goals = LatentSource(2, means, goals=np.zeros((400, 2)))
+    assert all(z.tobytes() in own for z, _, _ in (with_goals.draw(rng) for _ in range(500)))
+    unwidened = LatentSource(2, means, widen_share=0.0)
+    assert all(z.tobytes() in own for z, _, _ in (unwidened.draw(rng) for _ in range(500)))
+    with pytest.raises(ValueError, match="widen_share"):
+        LatentSource(2, means, widen_share=1.5)
