@@ -1,8 +1,9 @@
 """``robopref demo``: the whole pipeline on the embedded default (PlatePlacement, two-modes).
 
 The RLHF loop (``robopref loop``: VPL and BTL, each asking about its own policy's rollouts,
-round after round) -> the oracle (``train-policy --oracle``) -> evaluate -> video, into
-``runs/demo/`` (the evaluation as ``runs/demo/evaluate.json``) and ``videos/``. One recipe
+round after round) and meanwhile, in a process of its own, the oracle (``train-policy
+--oracle``); then evaluate -> video, into ``runs/demo/`` (the evaluation as
+``runs/demo/evaluate.json``) and ``videos/``. One recipe
 for every task and population: ``robopref demo --env ID --population NAME|FILE`` changes
 nothing else. A step whose output already exists is skipped (an interrupted loop resumes
 from its last finished round) unless ``--retrain`` is given; reward models and policies
@@ -15,7 +16,9 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 
 import robopref.policies
@@ -120,20 +123,26 @@ def demo_command(options: DemoOptions) -> int:
     defaults = DemoOptions()
     embedded = all(getattr(options, n) == getattr(defaults, n) for n in MODEL_OPTIONS)
     shipped_dir = SHIPPED if embedded else None
-    _run_loop(options, out, shipped_dir)
     folder = out / "policy_oracle"
     shipped = shipped_dir / folder.name if shipped_dir else None
-    if _step("train-policy oracle", folder / "model.zip", options.retrain, shipped):
-        train_policy_command(
-            TrainPolicyOptions(
-                oracle=True, env=options.env, env_kwargs=options.env_kwargs,
-                population=options.population,
-                steps=options.steps, out=str(folder), name="oracle", seed=options.seed,
-                device=options.device, progress=False,
-                resume=(folder / "checkpoint.zip").exists() and not options.retrain,
-                overwrite=options.retrain,
-            )
-        )  # fmt: skip
+    # The oracle needs nothing from the loop: it trains in a process of its own meanwhile.
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        oracle = None
+        if _step("train-policy oracle", folder / "model.zip", options.retrain, shipped):
+            oracle = pool.submit(
+                train_policy_command,
+                TrainPolicyOptions(
+                    oracle=True, env=options.env, env_kwargs=options.env_kwargs,
+                    population=options.population,
+                    steps=options.steps, out=str(folder), name="oracle", seed=options.seed,
+                    device=options.device, progress=False,
+                    resume=(folder / "checkpoint.zip").exists() and not options.retrain,
+                    overwrite=options.retrain,
+                ),
+            )  # fmt: skip
+        _run_loop(options, out, shipped_dir)
+        if oracle is not None:
+            oracle.result()
     evaluate_command(
         EvaluateOptions(
             policy=[str(out / f"policy_{n}") for n in ("vpl", "btl", "oracle")],
