@@ -43,7 +43,6 @@ GOAL = (0.20, 0.15)
 #: imitation's pins; torch's CPU build goes in first (an unpinned torch pulls CUDA).
 VENV_PACKAGES = ("torch==2.13.0", "imitation==1.0.1")
 SEGMENT = 10
-EPISODE_STEPS = 60
 
 
 def ensure_venv(venv: Path) -> Path:
@@ -67,11 +66,11 @@ def ensure_venv(venv: Path) -> Path:
 # The imitation side: runs inside the imitation virtualenv (``--worker``).
 
 
-def _imitation_env(beta_user: Any) -> Any:
+def _imitation_env(user: Any) -> Any:
     """PlatePlacement at the goal, set-down primitive, rewarded by the user's reward."""
     import gymnasium as gym
 
-    from robopref.envs import PlatePlacementEnv
+    from robopref.envs import ENV_IDS, PlatePlacementEnv
     from robopref.envs.wrappers import SetDownOnContact
 
     class UserReward(gym.Wrapper):
@@ -79,9 +78,9 @@ def _imitation_env(beta_user: Any) -> Any:
 
         def step(self, action: Any) -> Any:
             obs, _, terminated, truncated, info = self.env.step(action)
-            return obs, float(beta_user.reward(info["features"])), terminated, truncated, info
+            return obs, float(user.reward(info["features"])), terminated, truncated, info
 
-    env = gym.wrappers.TimeLimit(PlatePlacementEnv(goal=GOAL), EPISODE_STEPS)
+    env = gym.wrappers.TimeLimit(PlatePlacementEnv(goal=GOAL), ENV_IDS[ENV_ID][1])
     return UserReward(SetDownOnContact(env))
 
 
@@ -94,10 +93,10 @@ def imitation_worker(
     from imitation.algorithms import preference_comparisons as pc
     from imitation.rewards.reward_nets import BasicRewardNet
     from imitation.util.networks import RunningNorm
-    from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from robopref.envs import PlatePlacementEnv
+    from robopref.policies.recipe import PPO_LEARNING_RATE, make_algo
     from robopref.users import LabelModel, SyntheticUser
 
     torch.set_num_threads(1)
@@ -113,20 +112,10 @@ def imitation_worker(
     reward_trainer = pc.BasicRewardTrainer(
         preference_model=preference_model, loss=pc.CrossEntropyRewardLoss(), epochs=3, rng=rng
     )
-    agent_box: list[Any] = []
-
-    def learning_rate(_: float) -> float:
-        # robopref's annealing over the whole run: imitation calls learn() once per
-        # iteration, which would restart SB3's own progress each time.
-        done = agent_box[0].num_timesteps if agent_box else 0
-        return 1e-3 * max(0.0, 1.0 - done / steps)
-
-    agent = PPO(
-        "MlpPolicy", venv, n_steps=256, batch_size=128, n_epochs=10, learning_rate=learning_rate,
-        gamma=0.97, gae_lambda=0.95, seed=seed, verbose=0,
-        policy_kwargs={"net_arch": [128, 128], "log_std_init": -0.5},
-    )  # fmt: skip
-    agent_box.append(agent)
+    # robopref's recipe, its rate annealed over the whole run: imitation calls learn() once
+    # per iteration, which would restart SB3's own progress each time.
+    agent = make_algo("ppo", venv, seed, "cpu", None, steps)
+    agent.lr_schedule = lambda _: PPO_LEARNING_RATE * max(0.0, 1.0 - agent.num_timesteps / steps)
     trainer = pc.AgentTrainer(
         algorithm=agent, reward_fn=reward_net, venv=venv, exploration_frac=0.05, rng=rng
     )
