@@ -25,8 +25,17 @@ def _move(tip: np.ndarray, target: np.ndarray, grip: float) -> np.ndarray:
     return action
 
 
-def plate_expert_action(obs: np.ndarray, goal: np.ndarray, low_z: float) -> np.ndarray:
-    """Carry the plate above the goal, lower it, let go on the table, lift the hand away."""
+def _lowered(tip: np.ndarray, bottom: float, low_z: float, hold_height: float | None) -> float:
+    """The tip's target height when lowering: the table (``low_z``), or, to hold the object
+    with its bottom ``hold_height`` above the table, the tip moved by the bottom's excess."""
+    return low_z if hold_height is None else float(tip[2] - (bottom - hold_height))
+
+
+def plate_expert_action(
+    obs: np.ndarray, goal: np.ndarray, low_z: float, hold_height: float | None = None
+) -> np.ndarray:
+    """Carry the plate above the goal, lower it, let go on the table, lift the hand away
+    (or, with ``hold_height``, lower it to that height above the table and hold it there)."""
     tip, held, plate = obs[_TIP], obs[_HOLDING][0] > 0.5, obs[_OBJECT]
     if not held:
         return _move(tip, np.array([tip[0], tip[1], CARRY_HEIGHT]), -1.0)
@@ -34,13 +43,17 @@ def plate_expert_action(obs: np.ndarray, goal: np.ndarray, low_z: float) -> np.n
     distance = float(np.hypot(*offset))
     target = np.array([tip[0] + offset[0], tip[1] + offset[1], CARRY_HEIGHT])
     if distance < 0.03:
-        target[2] = low_z
+        target[2] = _lowered(tip, float(plate[2] - PLATE_HALF_HEIGHT), low_z, hold_height)
     on_table = plate[2] - PLATE_HALF_HEIGHT < 0.004
-    return _move(tip, target, -1.0 if distance < 0.02 and on_table else 1.0)
+    let_go = hold_height is None and distance < 0.02 and on_table
+    return _move(tip, target, -1.0 if let_go else 1.0)
 
 
-def block_expert_action(obs: np.ndarray, zone: np.ndarray, low_z: float) -> np.ndarray:
-    """Go above the block, take it, carry it over the zone, set it down, lift away."""
+def block_expert_action(
+    obs: np.ndarray, zone: np.ndarray, low_z: float, hold_height: float | None = None
+) -> np.ndarray:
+    """Go above the block, take it, carry it over the zone, set it down, lift away (or,
+    with ``hold_height``, lower it to that height above the table and hold it there)."""
     tip, held, block = obs[_TIP], obs[_HOLDING][0] > 0.5, obs[_OBJECT]
     block_offset = zone - block[:2]
     in_zone = float(np.hypot(*block_offset)) < ZONE_RADIUS * 0.5
@@ -58,9 +71,10 @@ def block_expert_action(obs: np.ndarray, zone: np.ndarray, low_z: float) -> np.n
     if tip[2] < CARRY_HEIGHT - 0.03 and distance > 0.03:
         target[:2] = tip[:2]  # lift first, then carry
     if distance < 0.015:
-        target[2] = low_z
+        target[2] = _lowered(tip, float(block[2] - BLOCK_HALF), low_z, hold_height)
     resting = block[2] - BLOCK_HALF < 0.004
-    return _move(tip, target, -1.0 if distance < 0.02 and resting else 1.0)
+    let_go = hold_height is None and distance < 0.02 and resting
+    return _move(tip, target, -1.0 if let_go else 1.0)
 
 
 def goal_point(task: PlatePlacementEnv | BlockSortEnv, goal: Any) -> np.ndarray:
@@ -76,6 +90,7 @@ def scripted_policy(
     noise: float = 0.0,
     seed: int | np.random.Generator | None = None,
     aim: np.ndarray | None = None,
+    hold_height: float | None = None,
 ) -> Policy:
     """An ``obs -> action`` expert for ``env``'s task aimed at ``goal``.
 
@@ -83,6 +98,8 @@ def scripted_policy(
     clipped to [-1, 1]), drawn from ``seed``; 0 gives the deterministic expert. ``aim``, a
     table point (x, y), is where the expert puts the object down instead of the goal's own
     point (the plate's goal, the zone's centre): data that misses the goal on purpose.
+    ``hold_height`` (m, above the table) makes it lower the object there and hold it at that
+    height instead of setting it down: "held low here" beside "set down here".
     """
     task = env.unwrapped
     if not isinstance(task, PlatePlacementEnv | BlockSortEnv):
@@ -94,11 +111,11 @@ def scripted_policy(
     if isinstance(task, PlatePlacementEnv):
 
         def expert(obs: np.ndarray) -> np.ndarray:
-            return plate_expert_action(obs, point, low_z)
+            return plate_expert_action(obs, point, low_z, hold_height)
     else:
 
         def expert(obs: np.ndarray) -> np.ndarray:
-            return block_expert_action(obs, point, low_z)
+            return block_expert_action(obs, point, low_z, hold_height)
 
     def policy(obs: np.ndarray) -> np.ndarray:
         action = expert(np.asarray(obs))

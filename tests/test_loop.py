@@ -15,19 +15,26 @@ from robopref.dataset import PreferenceDataset
 from robopref.evaluate import EvaluateOptions, evaluate
 from robopref.hidden import HiddenKnowledgeError, SealedUser, hidden_knowledge
 from robopref.loop import LoopOptions, run_loop
-from robopref.loop.asking import ending_pair
+from robopref.loop.asking import (
+    FIXED_QUESTIONS,
+    HOLD_LOW_MAX,
+    HOLD_LOW_MIN,
+    PROPOSALS,
+    ending_pair,
+)
 from robopref.policies.checkpoint import load_policy
 from robopref.policies.personalize import new_user_pool
 from robopref.population import named_population
 from robopref.queries import SOURCES, make_env
 from robopref.reward import load_reward_model
 
-#: two rounds (4 answers, then 2 more per user), PPO's smallest update per round
+#: two rounds (4 answers, then 3 more per user: the two fixed questions and one chosen),
+#: PPO's smallest update per round
 TINY = {
     "users": 10,
-    "answers": 6,
+    "answers": 7,
     "first_answers": 4,
-    "per_round": 2,
+    "per_round": 3,
     "steps": 4096,
     "episodes": 16,
     "candidates": 8,
@@ -91,7 +98,7 @@ def test_firewall_the_loop_runs_with_sealed_users_only(finished) -> None:
     out = Path(options.out)
     for method in ("vpl", "btl"):
         data = PreferenceDataset.load(out / f"{method}.npz")
-        assert data.n_users == 10 and data.n_pairs == 10 * 6
+        assert data.n_users == 10 and data.n_pairs == 10 * 7
         assert data.user_goal.shape == (10, 0)
         assert (data.user_group == -1).all()
         assert np.isnan(data.true_label).all() and np.isnan(data.answer_prob).all()
@@ -116,36 +123,49 @@ def test_round_one_queries_come_from_each_users_policy_rollouts(finished) -> Non
     assert len(seen) == 2 * options.users  # round 1, both methods, every user
     for own, pool, rollouts in seen:
         assert (own >= options.episodes).all()  # after round 0's goal-agnostic episodes
-        policy_episodes, (at, beside) = own[:-2], own[-2:]
+        policy_episodes, (at, beside, low) = own[:-PROPOSALS], own[-PROPOSALS:]
         assert (rollouts.source[policy_episodes] == SOURCES.index("policy")).all()
         # the proposals set the object down where the greedy policy episode took it, and
-        # a few centimetres from there
-        xy = [rollouts.feature_names.index(n) for n in ("x", "y")]
+        # a few centimetres from there, and hold it low where the policy took it
+        col = {n: rollouts.feature_names.index(n) for n in ("x", "y", "height", "held")}
+        xy = [col["x"], col["y"]]
         greedy_end = rollouts.feat[policy_episodes[0], -1, xy]
         assert np.hypot(*(rollouts.feat[at, -1, xy] - greedy_end)) < 0.05
         assert 0.0 < np.hypot(*(rollouts.feat[beside, -1, xy] - greedy_end)) < 0.15
+        assert np.hypot(*(rollouts.feat[low, -1, xy] - greedy_end)) < 0.05
+        assert rollouts.feat[at, -1, col["held"]] == 0 and rollouts.feat[low, -1, col["held"]] == 1
+        assert HOLD_LOW_MIN - 0.003 < rollouts.feat[low, -1, col["height"]] < HOLD_LOW_MAX + 0.003
         assert np.isin(pool.origin[:, 0, 0], own).all()  # first segment: this user's rollout
     owns = {tuple(own) for own, _, _ in seen[: options.users]}
     assert len(owns) == options.users  # each user is asked about its own rollouts
 
 
-def test_each_later_round_asks_the_set_down_question(finished) -> None:
-    """The proposal at the policy's spot against the policy's greedy episode, both ending."""
+@pytest.mark.parametrize("proposal", FIXED_QUESTIONS)
+def test_each_later_round_asks_the_fixed_questions(finished, proposal: int) -> None:
+    """Set down at the policy's spot, and held low there, each against the policy's greedy
+    episode, both ending: asked of every user, by both methods."""
     options, _, seen = finished
-    own, _, rollouts = seen[0]
-    pair = ending_pair(rollouts, own[-2], own[0], options.segment)
-    np.testing.assert_array_equal(pair.feat_a[0], rollouts.feat[own[-2], -options.segment :])
-    np.testing.assert_array_equal(pair.feat_b[0], rollouts.feat[own[0], -options.segment :])
-    data = PreferenceDataset.load(Path(options.out) / "vpl.npz")
-    first_user = data.feat_a[data.user == 0]
-    assert any(np.array_equal(a, pair.feat_a[0]) for a in first_user)  # it was asked
+    for method_index, method in enumerate(("vpl", "btl")):
+        own, _, rollouts = seen[method_index * options.users]
+        episode = own[-PROPOSALS + proposal]
+        pair = ending_pair(rollouts, episode, own[0], options.segment)
+        np.testing.assert_array_equal(pair.feat_a[0], rollouts.feat[episode, -options.segment :])
+        np.testing.assert_array_equal(pair.feat_b[0], rollouts.feat[own[0], -options.segment :])
+        data = PreferenceDataset.load(Path(options.out) / f"{method}.npz")
+        first_user = data.feat_a[data.user == 0]
+        assert any(np.array_equal(a, pair.feat_a[0]) for a in first_user)  # it was asked
+
+
+def test_a_round_too_small_for_the_fixed_questions_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--per-round 1 leaves no room"):
+        run_loop(tiny(tmp_path / "small", per_round=1, answers=6))
 
 
 def test_log_and_plot_are_written(finished) -> None:
     options, state, _ = finished
     out = Path(options.out)
     saved = json.loads((out / "loop.json").read_text())
-    assert [r["answers_per_user"] for r in saved["history"]] == [4, 6]
+    assert [r["answers_per_user"] for r in saved["history"]] == [4, 7]
     for row in saved["history"]:
         for method in ("vpl", "btl"):
             figures = row["methods"][method]
@@ -220,7 +240,7 @@ def test_interrupted_loop_resumes_to_the_same_result(finished, tmp_path: Path, m
 
 def test_bad_budgets_are_refused_before_work(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="multiple of --per-round"):
-        run_loop(tiny(tmp_path / "a", answers=7))
+        run_loop(tiny(tmp_path / "a", answers=8))
     with pytest.raises(ValueError, match="--methods"):
         run_loop(tiny(tmp_path / "b", methods=["vpl", "dpo"]))
     with pytest.raises(ValueError, match="unknown env"):

@@ -5,15 +5,17 @@ at goals drawn uniformly from the env's goal space, with their noise, hesitant, 
 and missed variants, and the random policy). Every later round first rolls out the current
 policy for each training user under that user's posterior mean z
 (:func:`robopref.policies.rollout.policy_rollouts`)
-and, for each user, two *proposals* (:func:`proposal_rollouts`): the scripted expert setting
-the object down where the policy's greedy episode took it for that user, and again a few
-centimetres away in a random direction. A policy that carries the object to the right spot
-but hovers there is then asked "set down here, or held here?", and one that stops short or
-overshoots "here, or a little further that way?": the comparisons an online learner climbs
-by. The spot is the policy's; no user's goal is read. Then it
-asks the *set-down question* (:func:`ending_pair`: the proposal at the policy's spot, set
-down, against the policy's own greedy episode's end; BALD never asks it, since every user
-answers it alike), draws candidate pairs whose first segment comes from that user's own
+and, for each user, three *proposals* (:func:`proposal_rollouts`): the scripted expert
+setting the object down where the policy's greedy episode took it for that user, again a few
+centimetres away in a random direction, and holding it low (a centimetre or two above the
+table) at the policy's spot. A policy that carries the object to the right spot but hovers
+there is then asked "set down here, or held here?" and "held lower here, or held as you
+did?", and one that stops short or overshoots "here, or a little further that way?": the
+comparisons an online learner climbs by. The spot is the policy's; no user's goal is read.
+Then it asks the two *fixed questions* (:func:`ending_pair`: the set-down proposal at the
+policy's spot against the policy's own greedy episode's end, and the held-low proposal
+against it; BALD never asks them, since every user answers them alike, and they are what
+gives the learned reward a slope from hovering down to the table), draws candidate pairs whose first segment comes from that user's own
 episodes and whose
 second comes from any episode of the round (other users' rollouts, the goal-agnostic ones;
 :func:`user_candidates`), and asks the ``m`` most
@@ -58,8 +60,15 @@ NEAR_SHARE = 0.3
 PROPOSAL_NOISE = 0.1
 #: the second proposal sets the object down this far from the policy's spot (m)
 OFFSET_MIN, OFFSET_MAX = 0.03, 0.10
-#: proposals per user and round (its spot, and one offset from it)
-PROPOSALS = 2
+#: the third holds the object's bottom this high above the table at the policy's spot (m):
+#: above the set-down primitive's resting band, below where hovering policies stall (3-6 cm)
+HOLD_LOW_MIN, HOLD_LOW_MAX = 0.01, 0.025
+#: proposals per user and round: set down at its spot, set down offset from it, held low at it
+PROPOSALS = 3
+#: each user's proposals, by position among them
+AT_SPOT, OFFSET, HELD_LOW = range(PROPOSALS)
+#: the proposals each user is asked about against the policy's greedy episode, every round
+FIXED_QUESTIONS = (AT_SPOT, HELD_LOW)
 
 
 def end_points(rollouts: Rollouts) -> np.ndarray:
@@ -68,29 +77,44 @@ def end_points(rollouts: Rollouts) -> np.ndarray:
     return rollouts.feat[:, -1][:, cols].astype(np.float64)
 
 
-def proposal_aims(points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Two aims per point ``(U, 2)`` -> ``(2U, 2)`` (user u's at rows 2u, 2u + 1): the point
-    itself and a point ``OFFSET_MIN..OFFSET_MAX`` m from it in a random direction."""
+def proposal_aims(
+    points: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """:data:`PROPOSALS` aims per point ``(U, 2)`` -> ``(PROPOSALS * U, 2)`` (user u's at rows
+    ``PROPOSALS * u + AT_SPOT, OFFSET, HELD_LOW``): the point itself, a point
+    ``OFFSET_MIN..OFFSET_MAX`` m from it in a random direction, and the point again; with the
+    height each is held at ``(PROPOSALS * U,)`` (NaN: set down; the held-low one's drawn in
+    ``HOLD_LOW_MIN..HOLD_LOW_MAX``)."""
     angle = rng.uniform(0.0, 2.0 * np.pi, len(points))
     distance = rng.uniform(OFFSET_MIN, OFFSET_MAX, len(points))
     offset = points + distance[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
-    return np.stack([points, offset], axis=1).reshape(-1, 2)
+    heights = np.full((len(points), PROPOSALS), np.nan)
+    heights[:, HELD_LOW] = rng.uniform(HOLD_LOW_MIN, HOLD_LOW_MAX, len(points))
+    aims = np.stack([points, offset, points], axis=1).reshape(-1, 2)
+    return aims, heights.reshape(-1)
 
 
 def proposal_rollouts(
-    env_id: str, points: np.ndarray, seed: int, env_kwargs: dict[str, Any] | None = None
+    env_id: str,
+    points: np.ndarray,
+    seed: int,
+    env_kwargs: dict[str, Any] | None = None,
+    hold_heights: np.ndarray | None = None,
 ) -> Rollouts:
     """One scripted episode per row of ``points`` ``(N, 2)``: the expert carrying the object
-    to that table point and setting it down there (clipped to the hand's reach)."""
+    to that table point (clipped to the hand's reach) and setting it down there, or, where
+    ``hold_heights`` ``(N,)`` is not NaN, holding it that high above the table there."""
     env = task_env(env_id, False, **(env_kwargs or {})).unwrapped
     rng = np.random.default_rng(seed)
     aims = np.clip(points, -MISS_TABLE_LIMIT, MISS_TABLE_LIMIT)
+    heights = np.full(len(aims), np.nan) if hold_heights is None else np.asarray(hold_heights)
     parts = []
     mix = BehaviourMix(expert=0.0, random=0.0, policy=1.0, careless=0.0, pool_goals=0.0)
-    for aim in aims:
+    for aim, height in zip(aims, heights, strict=True):
         expert = scripted_policy(
             env, sample_goal(env.goal_space, rng), noise=float(rng.uniform(0, PROPOSAL_NOISE)),
             seed=int(rng.integers(2**31)), aim=aim,
+            hold_height=None if np.isnan(height) else float(height),
         )  # fmt: skip
         parts.append(collect_rollouts(env_id, 1, rng, mix, [expert], env_kwargs=env_kwargs))
     env.close()
@@ -101,8 +125,8 @@ def proposal_rollouts(
 
 def ending_pair(rollouts: Rollouts, first: int, second: int, segment: int) -> QueryPool:
     """One pair: the last ``segment`` states of episode ``first`` against those of
-    ``second`` (the loop's set-down question: the proposal at the policy's spot, set down,
-    against the policy's own greedy episode, which may still hold the object there)."""
+    ``second`` (the loop's fixed questions: a proposal at the policy's spot, set down or held
+    low, against the policy's own greedy episode, which may still hold the object higher)."""
     pick = np.array([first, second])
     obs, feat = rollouts.obs[pick, -segment:], rollouts.feat[pick, -segment:]
     start = rollouts.obs.shape[1] - segment

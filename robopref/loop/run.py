@@ -52,6 +52,7 @@ from robopref.loop.arm import (
 from robopref.loop.asking import (
     GOAL_AGNOSTIC,
     NEAR_SHARE,
+    FIXED_QUESTIONS,
     PROPOSALS,
     ask_mixed,
     ask_random,
@@ -167,6 +168,11 @@ def check_loop_options(options: LoopOptions) -> None:
                  "refit_epochs", "workers"):  # fmt: skip
         if getattr(options, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+    if options.per_round < len(FIXED_QUESTIONS):
+        raise ValueError(
+            f"--per-round {options.per_round} leaves no room for the {len(FIXED_QUESTIONS)} "
+            f"questions every later round asks first: use at least {len(FIXED_QUESTIONS)}"
+        )
     if options.users < 10:
         raise ValueError("--users must be at least 10 (a tenth is held out for early stopping)")
     if options.steps < options.rounds:
@@ -288,9 +294,10 @@ def ask_round(
     per, n_users = options.rollouts_per_user, len(shared.users)
     greedy_ends = end_points(rollouts)[::per]  # each user's first (greedy) episode
     rng = _stream(options, 10 + round_index, METHODS.index(method))
+    aims, hold_heights = proposal_aims(greedy_ends, rng)
     proposals = proposal_rollouts(
-        options.env, proposal_aims(greedy_ends, rng), options.seed * 7919 + round_index,
-        parse_env_kwargs(options.env_kwargs),
+        options.env, aims, options.seed * 7919 + round_index,
+        parse_env_kwargs(options.env_kwargs), hold_heights,
     )  # fmt: skip
     joined = join_rollouts([shared.rollouts, rollouts, proposals])
     first = shared.rollouts.n_episodes
@@ -299,12 +306,14 @@ def ask_round(
             first + u * per + np.arange(per),
             first + n_users * per + PROPOSALS * u + np.arange(PROPOSALS),
         ])  # fmt: skip
-        # First, the set-down question: the proposal at the policy's spot against the
-        # policy's greedy episode. BALD would never ask it (every user answers it alike).
-        ending = ending_pair(joined, own[per], own[0], options.segment)
-        answers.add(ending, np.array([0]), np.array([user.answer(ending.pair(0), rng)]), [u])
+        # First, the fixed questions: set down at the policy's spot, then held low there,
+        # each against the policy's greedy episode. BALD would never ask them (every user
+        # answers them alike), yet they are what teaches the reward to lower and let go.
+        for proposal in FIXED_QUESTIONS:
+            fixed = ending_pair(joined, own[per + proposal], own[0], options.segment)
+            answers.add(fixed, np.array([0]), np.array([user.answer(fixed.pair(0), rng)]), [u])
         pool = user_candidates(joined, own, options.candidates, options.segment, rng)
-        rest = options.per_round - 1
+        rest = options.per_round - len(FIXED_QUESTIONS)
         if model.latent_dim:
             index, labels = ask_mixed(
                 model, user, answers.context(u), pool, rest, options.active_share, rng
