@@ -40,7 +40,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import robopref  # noqa: F401  (registers the envs)
-from robopref.envs.wrappers import GoalObservation
+from robopref.envs.wrappers import PLACE, GoalObservation
 from robopref.files import atomic_path, check_writable, write_json_atomic
 from robopref.policies.recipe import make_algo
 from robopref.policies.rollout import task_env
@@ -55,7 +55,7 @@ def make_oracle_env(set_down: bool = True) -> gym.Env:
 
     ``set_down``: under train-policy's set-down primitive (its default too).
     """
-    return GoalObservation(task_env(ENV_ID, set_down, goal="random"))
+    return GoalObservation(task_env(ENV_ID, PLACE if set_down else False, goal="random"))
 
 
 def success_rate(

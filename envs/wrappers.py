@@ -58,45 +58,72 @@ RETREAT_HEIGHT = 0.05
 
 
 class SetDownOnContact(gym.Wrapper):
-    """A set-down primitive: the suction lets go once a lifted object rests on the table.
+    """A set-down primitive: the suction lets go once a lifted object rests on the table,
+    and a request to let go of a lifted object lowers it straight down first.
 
     While the object is held, has been lifted more than ``LIFTED_HEIGHT`` since it was
     taken, and its bottom is back within ``RESTING_HEIGHT`` of the table top, the action's
     grip is turned off (``grip = -1``), and it stays off until the suction tip has moved
     ``RETREAT_HEIGHT`` above the object (so that a policy that keeps asking for suction
     does not take the object straight back; it can still lift the hand and take it again).
-    Otherwise actions pass unchanged, and the policy may still let go itself.
 
-    Why: learned rewards rank "set down at the goal" barely above "held down at the goal"
-    (few answers compare the two), and a policy trained on them learns to hold on. With
-    this primitive it decides *where* to set the object down, which is what the users
-    disagree about (as with the pick-and-place primitives of VPL's Ravens tasks).
+    With ``place`` (the default), asking to let go (``grip < 0``) while holding a lifted
+    object starts a *place*: the hand goes straight down (``[0, 0, -1]``, suction on) until
+    the object rests, which lets go as above; a place that stops descending (the object is
+    on something, or the hand at its lowest) lets go where it is. Without ``place`` (the
+    contact-only primitive, ``place=False``) a let-go request passes to the env, whose
+    interlock refuses it above ``RELEASE_HEIGHT`` and drops the object below it.
+    Otherwise actions pass unchanged.
+
+    Why: learned rewards rank "set down at the goal" barely above "held at the goal" (few
+    answers compare the two, and nothing fixes the size of the gap), so a policy that must
+    lower the object itself the last few centimetres to the table stalls above it, held
+    (measured in the loop: 3-6 cm up, at the right spot). With this primitive it decides
+    *where* to set the object down and *when*, one action, which is what users disagree
+    about (as with the pick-and-place primitives of VPL's Ravens tasks).
     """
 
-    def __init__(self, env: gym.Env) -> None:
+    #: a place that lowers the object less than this in one step has stopped descending (m)
+    STALLED = 0.001
+
+    def __init__(self, env: gym.Env, place: bool = True) -> None:
         super().__init__(env)
+        self.place = place
         self._lifted = False
         self._set_down = False
+        self._placing = False
+        self._last_height = np.inf
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
-        """Reset the env and the lifted flag."""
+        """Reset the env and the primitive's state."""
         out = self.env.reset(seed=seed, options=options)
-        self._set_down = False
+        self._set_down = self._placing = False
+        self._last_height = np.inf
         self._update()
         return out
 
     def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        """Let go if the lifted object rests on the table, then step."""
+        """Place, or let go if the lifted object rests on the table, then step."""
         task = self.env.unwrapped
-        if self._lifted and task.held and task.object_bottom_height() < RESTING_HEIGHT:
-            self._set_down = True
+        height = task.object_bottom_height()
+        if self.place and self._lifted and task.held and not self._set_down and action[3] < 0:
+            self._placing = True
+        if self._placing and (not task.held or self._last_height - height < self.STALLED):
+            self._placing, self._set_down = False, task.held  # resting, or stalled: let go
+        if self._lifted and task.held and height < RESTING_HEIGHT:
+            self._placing, self._set_down = False, True
         if self._set_down and not task.held and task.tip_above_object() > RETREAT_HEIGHT:
             self._set_down = False
-        if self._set_down:
+        if self._placing:
+            action = np.array([0.0, 0.0, -1.0, 1.0], dtype=np.float32)
+            self._last_height = height
+        elif self._set_down:
             action = np.array(action, dtype=np.float32, copy=True)
             action[3] = -1.0
+        if not self._placing:
+            self._last_height = np.inf
         out = self.env.step(action)
         self._update()
         return out
@@ -107,3 +134,24 @@ class SetDownOnContact(gym.Wrapper):
             self._lifted = False
         elif task.object_bottom_height() > LIFTED_HEIGHT:
             self._lifted = True
+
+
+#: ``meta["set_down"]`` of a policy trained under the current primitive (contact and place);
+#: policies trained before the place existed recorded ``True`` (contact only), and ``False``
+#: means none. :func:`with_set_down` rebuilds whichever a policy was trained under.
+PLACE = "place"
+SetDown = bool | str
+
+
+def with_set_down(env: gym.Env, set_down: SetDown) -> gym.Env:
+    """``env`` under the set-down primitive ``set_down`` names: ``False`` none, ``True``
+    the contact-only one, :data:`PLACE` contact and place (:class:`SetDownOnContact`)."""
+    if set_down is False or set_down is None:
+        return env
+    if set_down is True:
+        return SetDownOnContact(env, place=False)
+    if set_down == PLACE:
+        return SetDownOnContact(env, place=True)
+    raise ValueError(
+        f"set_down={set_down!r} is not a set-down primitive: use False, True or {PLACE!r}"
+    )

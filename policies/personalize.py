@@ -154,7 +154,7 @@ def policy_query_pool(
     z = rng.standard_normal((latents, reward_model.latent_dim)).astype(np.float32)
     own = policy_rollouts(
         env_id, lambda obs, det: policy.model.predict(obs, deterministic=det)[0], z, 1,
-        int(rng.integers(2**31)), bool(policy.meta.get("set_down", False)), env_kwargs,
+        int(rng.integers(2**31)), policy.meta.get("set_down", False), env_kwargs,
     )  # fmt: skip
     base = collect_rollouts(
         env_id, episodes, np.random.default_rng(seed), BehaviourMix(), env_kwargs=env_kwargs

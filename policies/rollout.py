@@ -17,7 +17,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from robopref.envs.wrappers import GoalObservation, SetDownOnContact
+from robopref.envs.wrappers import PLACE, GoalObservation, SetDown, with_set_down
 from robopref.policies.latent_env import LatentRewardEnv, LatentSource, PopulationGoals
 from robopref.queries import SOURCES, Rollouts
 from robopref.reward.base import RewardModel
@@ -41,10 +41,10 @@ def policy_env_kwargs(meta: dict[str, Any]) -> dict[str, Any]:
     return dict(meta.get("env_kwargs") or {})
 
 
-def task_env(env_id: str, set_down: bool, **kwargs: Any) -> gym.Env:
-    """``gym.make(env_id, **kwargs)``, under :class:`SetDownOnContact` if ``set_down``."""
-    env = gym.make(env_id, **kwargs)
-    return SetDownOnContact(env) if set_down else env
+def task_env(env_id: str, set_down: SetDown, **kwargs: Any) -> gym.Env:
+    """``gym.make(env_id, **kwargs)``, under the set-down primitive ``set_down`` names
+    (:func:`~robopref.envs.wrappers.with_set_down`)."""
+    return with_set_down(gym.make(env_id, **kwargs), set_down)
 
 
 def make_eval_env(
@@ -54,7 +54,7 @@ def make_eval_env(
     render: bool = False,
     width: int = 240,
     height: int = 180,
-    set_down: bool = False,
+    set_down: SetDown = False,
     env_kwargs: dict[str, Any] | None = None,
 ) -> gym.Env:
     """The env a ``latent`` or ``oracle`` policy acts in (goals set per episode by reset);
@@ -108,7 +108,7 @@ def policy_rollouts(
     latents: np.ndarray,
     per_user: int,
     seed: int,
-    set_down: bool = True,
+    set_down: SetDown = PLACE,
     env_kwargs: dict[str, Any] | None = None,
 ) -> Rollouts:
     """``per_user`` episodes for each row of ``latents`` ``(U, Z)`` (episode ``u * per_user

@@ -34,7 +34,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.dataset import PreferenceDataset
 from robopref.env_kwargs import check_env_kwargs, env_kwargs_option, parse_env_kwargs
-from robopref.envs.wrappers import GoalObservation
+from robopref.envs.wrappers import PLACE, GoalObservation, SetDown
 from robopref.files import check_writable, write_json_atomic
 from robopref.policies.callbacks import EvalUsers, ProgressBar, checkpoint_callbacks
 from robopref.policies.checkpoint import (
@@ -116,7 +116,10 @@ class TrainPolicyOptions:
     )
     set_down: bool = field(
         default=True,
-        metadata={"help": "let go once the lifted object rests on the table (SetDownOnContact)"},
+        metadata={
+            "help": "the set-down primitive (SetDownOnContact): a let-go request lowers the "
+            "lifted object to the table, and it is let go once it rests there"
+        },
     )
     val_fraction: float = field(
         default=0.1, metadata={"help": "held-out users (the reward model's split)"}
@@ -146,7 +149,7 @@ def latent_env(
     model: RewardModel,
     source: LatentSource,
     seed: int,
-    set_down: bool,
+    set_down: SetDown,
     env_kwargs: dict[str, Any] | None = None,
 ) -> gym.Env:
     """One training env of a latent policy (rewards deferred to :class:`BatchedRewardVecEnv`)."""
@@ -160,7 +163,7 @@ def _oracle_env(
     goals: np.ndarray,
     groups: np.ndarray,
     seed: int,
-    set_down: bool,
+    set_down: SetDown,
     env_kwargs: dict[str, Any],
 ) -> gym.Env:
     base = task_env(env_id, set_down, **env_kwargs)
@@ -294,7 +297,7 @@ def build_training(options: TrainPolicyOptions, env_id: str, device: str) -> Tra
         "algo": options.algo,
         "seed": options.seed,
         "options": asdict(options),
-        "set_down": options.set_down,
+        "set_down": PLACE if options.set_down else False,
     }
     if options.oracle:
         meta["env_kwargs"] = parse_env_kwargs(options.env_kwargs)
@@ -306,7 +309,7 @@ def build_training(options: TrainPolicyOptions, env_id: str, device: str) -> Tra
                 train_users.goals,
                 train_users.groups,
                 options.seed + i,
-                options.set_down,
+                meta["set_down"],
                 meta["env_kwargs"],
             )
             for i in range(options.n_envs)
@@ -332,7 +335,7 @@ def build_training(options: TrainPolicyOptions, env_id: str, device: str) -> Tra
             reward_model,
             train_users,
             options.seed + i,
-            options.set_down,
+            meta["set_down"],
             meta["env_kwargs"],
         )  # fmt: skip
         for i in range(options.n_envs)

@@ -206,7 +206,7 @@ def evaluate_loaded(
         pool = new_user_pool(reward, seed, pool_pairs, source=query_source, policy=latent)
     envs = {
         p.name: make_eval_env(
-            env_id, p.kind, m, set_down=bool(p.meta.get("set_down", False)),
+            env_id, p.kind, m, set_down=p.meta.get("set_down", False),
             env_kwargs=policy_env_kwargs(p.meta),
         )
         for p, m in policies

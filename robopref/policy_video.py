@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 import robopref.envs  # noqa: F401  (registers the envs)
+from robopref.envs.wrappers import SetDown
 from robopref.files import atomic_path, check_output
 from robopref.policies import personalize
 from robopref.policies.checkpoint import LoadedPolicy, load_policy, read_meta
@@ -158,7 +159,7 @@ def _mp4_path(out: str) -> Path:
 
 
 def _render_env(
-    env_id: str, model: RewardModel, options: VideoOptions, set_down: bool = False
+    env_id: str, model: RewardModel, options: VideoOptions, set_down: SetDown = False
 ) -> gym.Env:
     """The env a latent policy sees (obs ⊕ z), rendering from ``options.camera``."""
     base = task_env(
@@ -219,7 +220,7 @@ def render_panels(options: VideoOptions) -> tuple[list[list[Panel]], float]:
     rows: list[list[Panel]] = []
     fps = 25.0
     for title, policy, model in loaded:
-        env = _render_env(env_id, model, options, bool(policy.meta.get("set_down", False)))
+        env = _render_env(env_id, model, options, policy.meta.get("set_down", False))
         fps = float(env.metadata["render_fps"])
         row = []
         try:

@@ -22,6 +22,7 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from robopref.dataset import PreferenceDataset
+from robopref.envs.wrappers import PLACE, SetDown
 from robopref.policies.checkpoint import ALGOS
 from robopref.policies.latent_env import BatchedRewardVecEnv, LatentSource
 from robopref.policies.recipe import PPO_LEARNING_RATE, make_algo
@@ -165,7 +166,7 @@ def train_policy_round(
     rounds: int,
     seed: int,
     n_envs: int = 8,
-    set_down: bool = True,
+    set_down: SetDown = PLACE,
     env_kwargs: dict[str, Any] | None = None,
     final: bool = False,
 ) -> BaseAlgorithm:

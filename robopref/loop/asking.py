@@ -15,15 +15,15 @@ comparisons an online learner climbs by. The spot is the policy's; no user's goa
 Then it asks the two *fixed questions* (:func:`ending_pair`: the set-down proposal at the
 policy's spot against the policy's own greedy episode's end, and the held-low proposal
 against it; BALD never asks them, since every user answers them alike, and they are what
-gives the learned reward a slope from hovering down to the table), draws candidate pairs whose first segment comes from that user's own
-episodes and whose
-second comes from any episode of the round (other users' rollouts, the goal-agnostic ones;
-:func:`user_candidates`), and asks the ``m`` most
-informative ones, one at a time (:func:`ask_active`: BALD on the user's current posterior,
-updated after every answer, as :func:`robopref.reward.active.infer_user` does for a new
-user) for a share of them and the rest at random (:func:`ask_mixed`), or all at random
-(:func:`ask_random`, for models without a latent). Nothing here reads a
-user's goal or group: users are :class:`robopref.hidden.SealedUser` and give answers only.
+gives the learned reward a slope from hovering down to the table), draws candidate pairs
+whose first segment comes from that user's own episodes and whose second comes from any
+episode of the round (other users' rollouts, the goal-agnostic ones;
+:func:`user_candidates`), and asks the ``m`` most informative ones, one at a time
+(:func:`ask_active`: BALD on the user's current posterior, updated after every answer, as
+:func:`robopref.reward.active.infer_user` does for a new user) for a share of them and the
+rest at random (:func:`ask_mixed`), or all at random (:func:`ask_random`, for models without
+a latent). Nothing here reads a user's goal or group: users are
+:class:`robopref.hidden.SealedUser` and give answers only.
 """
 
 from __future__ import annotations
@@ -77,9 +77,7 @@ def end_points(rollouts: Rollouts) -> np.ndarray:
     return rollouts.feat[:, -1][:, cols].astype(np.float64)
 
 
-def proposal_aims(
-    points: np.ndarray, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
+def proposal_aims(points: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """:data:`PROPOSALS` aims per point ``(U, 2)`` -> ``(PROPOSALS * U, 2)`` (user u's at rows
     ``PROPOSALS * u + AT_SPOT, OFFSET, HELD_LOW``): the point itself, a point
     ``OFFSET_MIN..OFFSET_MAX`` m from it in a random direction, and the point again; with the

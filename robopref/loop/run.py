@@ -39,6 +39,7 @@ import torch
 import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.dataset import PreferenceDataset
 from robopref.env_kwargs import env_kwargs_option, parse_env_kwargs
+from robopref.envs.wrappers import PLACE
 from robopref.files import check_writable, write_json_atomic
 from robopref.hidden import SealedUser, answer_pairs
 from robopref.loop.arm import (
@@ -50,9 +51,9 @@ from robopref.loop.arm import (
     train_policy_round,
 )
 from robopref.loop.asking import (
+    FIXED_QUESTIONS,
     GOAL_AGNOSTIC,
     NEAR_SHARE,
-    FIXED_QUESTIONS,
     PROPOSALS,
     ask_mixed,
     ask_random,
@@ -340,7 +341,7 @@ def _round_dir(out: Path, round_index: int) -> Path:
 
 def _policy_meta(options: LoopOptions, method: str, model: RewardModel, steps: int) -> dict:
     return {
-        "format": FORMAT, "algo": "ppo", "seed": options.seed, "set_down": True,
+        "format": FORMAT, "algo": "ppo", "seed": options.seed, "set_down": PLACE,
         "options": dataclasses.asdict(options), "kind": "latent", "name": method,
         "env_id": options.env, "env_kwargs": parse_env_kwargs(options.env_kwargs),
         "latent_dim": model.latent_dim,
