@@ -365,3 +365,55 @@ def test_set_down_on_contact_lets_go_of_a_lifted_object_resting_on_the_table(env
 
     assert final_success(True)
     assert not final_success(False)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "goal"), [("robopref/PlatePlacement-v0", (0.1, 0.1)), ("robopref/BlockSort-v0", 1)]
+)
+def test_a_let_go_request_places_the_lifted_object_below_where_it_is_held(env_id, goal):
+    """With the place primitive, asking to let go high above the table lowers the object
+    straight down and sets it down gently there; without it the request is the env's: the
+    plate's interlock keeps it held up there, the block is dropped."""
+    from robopref.envs.scripted import goal_point
+    from robopref.envs.wrappers import SetDownOnContact
+
+    def let_go_high(place: bool) -> np.ndarray:
+        env = SetDownOnContact(gym.make(env_id, goal=goal), place=place)
+        task = env.unwrapped
+        col = {n: i for i, n in enumerate(task.feature_names)}
+        point = goal_point(task, task.validate_goal(goal))
+        expert = scripted_policy(env, goal)
+        obs, info = env.reset(seed=2)
+        asked_at = None
+        for _ in range(env.spec.max_episode_steps if env.spec else 80):
+            action = expert(obs)
+            f = task.features()
+            near = np.hypot(f[col["x"]] - point[0], f[col["y"]] - point[1]) < 0.03
+            if asked_at is None and task.held and near and f[col["height"]] > 0.05:
+                asked_at = f[[col["x"], col["y"]]].copy()
+            if asked_at is not None:
+                action = np.array([0.0, 0.0, 0.0, -1.0], np.float32)  # let go, stay put
+            obs, _, _, _, info = env.step(action)
+        env.close()
+        assert asked_at is not None, "the expert never carried the object high over its point"
+        f = info["features"]
+        return np.array([f[col["held"]], f[col["height"]], f[col["drop_height"]],
+                         np.hypot(*(f[[col["x"], col["y"]]] - asked_at))])  # fmt: skip
+
+    held, height, drop, moved = let_go_high(True)
+    assert held == 0 and abs(height) < 0.004 and drop < 0.01 and moved < 0.01
+    held, height, drop, _ = let_go_high(False)
+    assert (held == 1 and height > 0.05) or drop > 0.04
+
+
+def test_with_set_down_rebuilds_each_recorded_primitive() -> None:
+    from robopref.envs.wrappers import PLACE, SetDownOnContact, with_set_down
+
+    def make():
+        return gym.make("robopref/PlatePlacement-v0")
+
+    assert not isinstance(with_set_down(make(), False), SetDownOnContact)
+    assert with_set_down(make(), True).place is False  # recorded before the place existed
+    assert with_set_down(make(), PLACE).place is True
+    with pytest.raises(ValueError, match="not a set-down primitive"):
+        with_set_down(make(), "drop")

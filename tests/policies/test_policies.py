@@ -12,6 +12,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 import robopref  # noqa: F401
 from robopref.dataset import PreferenceDataset
+from robopref.envs.wrappers import PLACE
 from robopref.policies.checkpoint import load_policy, read_meta
 from robopref.policies.latent_env import (
     BatchedRewardVecEnv,
@@ -127,20 +128,20 @@ def test_train_smoke_resume_and_refusal(
         other = {**common, "reward": str(tiny_btl)}
         train_policy(TrainPolicyOptions(steps=steps, resume=True, **other))
     assert read_meta(out)["reward_fingerprint"] == policy.meta["reward_fingerprint"]
-    assert read_meta(out)["set_down"] is True  # the default: evaluate rebuilds that env
+    assert read_meta(out)["set_down"] == PLACE  # the default: evaluate rebuilds that env
 
 
 def test_eval_env_applies_the_policys_set_down(tiny_vpl: Path) -> None:
     from robopref.envs.wrappers import SetDownOnContact
     from robopref.policies.rollout import make_eval_env
 
-    def wrapped(set_down: bool) -> bool:
+    def wrapped(set_down: bool | str) -> bool | None:
         env = make_eval_env(ENV_ID, "latent", load_reward_model(tiny_vpl), set_down=set_down)
         while isinstance(env, gym.Wrapper) and not isinstance(env, SetDownOnContact):
             env = env.env
-        return isinstance(env, SetDownOnContact)
+        return env.place if isinstance(env, SetDownOnContact) else None
 
-    assert wrapped(True) and not wrapped(False)
+    assert wrapped(PLACE) is True and wrapped(True) is False and wrapped(False) is None
 
 
 def test_personalize_separates_groups(tiny_vpl: Path) -> None:
