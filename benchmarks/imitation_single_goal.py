@@ -2,7 +2,8 @@
 
 Everyone wants the plate at (0.20, 0.15) (``benchmarks/populations/plate_single_goal.yaml``).
 Both sides get the same budget: 1,000 answers in all, 300k PPO steps of robopref's recipe,
-the same PlatePlacement env under the same ``SetDownOnContact`` primitive, and the same
+the same PlatePlacement env under the same ``SetDownOnContact`` primitive (contact and place,
+robopref's policies' default), and the same
 user: robopref's :class:`~robopref.users.SyntheticUser` reward, answering with Boltzmann
 noise of the same rationality (robopref's ``beta = 20`` on a segment's *mean* reward is
 imitation's ``temperature = segment / beta`` on its *sum*).
@@ -81,7 +82,7 @@ def _imitation_env(user: Any) -> Any:
             return obs, float(user.reward(info["features"])), terminated, truncated, info
 
     env = gym.wrappers.TimeLimit(PlatePlacementEnv(goal=GOAL), ENV_IDS[ENV_ID][1])
-    return UserReward(SetDownOnContact(env))
+    return UserReward(SetDownOnContact(env, place=True))
 
 
 def imitation_worker(
@@ -192,7 +193,9 @@ def imitation_row(
 ) -> dict[str, Any]:
     """One imitation run in its virtualenv; its result is kept beside the report and reused
     (a rerun after an interruption skips the runs already done)."""
-    done = folder / f"imitation_seed{seed}_fragment{fragment}_{args.steps}_{args.comparisons}.json"
+    # "place": runs under the contact-only primitive, before the place existed, are not reused
+    name = f"imitation_seed{seed}_fragment{fragment}_{args.steps}_{args.comparisons}_place.json"
+    done = folder / name
     if done.exists():
         print(f"imitation seed {seed}, {fragment}-step fragments: {done} (done before)")
         return json.loads(done.read_text())
