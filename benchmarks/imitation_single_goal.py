@@ -42,7 +42,9 @@ POPULATION = REPO / "benchmarks" / "populations" / "plate_single_goal.yaml"
 ENV_ID = "robopref/PlatePlacement-v0"
 GOAL = (0.20, 0.15)
 #: imitation's pins; torch's CPU build goes in first (an unpinned torch pulls CUDA).
-VENV_PACKAGES = ("torch==2.13.0", "imitation==1.0.1")
+#: in this order: torch's CPU pin first, imitation, then what robopref's env and population
+#: code import (robopref itself goes in without its dependencies, which pin gymnasium 1.x)
+VENV_PACKAGES = ("torch==2.13.0", "imitation==1.0.1", "mujoco>=3.2", "pyyaml>=6.0")
 SEGMENT = 10
 
 
