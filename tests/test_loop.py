@@ -12,6 +12,7 @@ import torch
 
 import robopref.loop.run as loop_run
 from robopref.dataset import PreferenceDataset
+from robopref.envs.wrappers import PLACE, SetDownOnContact
 from robopref.evaluate import EvaluateOptions, evaluate
 from robopref.hidden import HiddenKnowledgeError, SealedUser, hidden_knowledge
 from robopref.loop import LoopOptions, run_loop
@@ -154,6 +155,21 @@ def test_each_later_round_asks_the_fixed_questions(finished, proposal: int) -> N
         data = PreferenceDataset.load(Path(options.out) / f"{method}.npz")
         first_user = data.feat_a[data.user == 0]
         assert any(np.array_equal(a, pair.feat_a[0]) for a in first_user)  # it was asked
+
+
+def test_the_loops_policies_act_through_the_place_primitive(finished) -> None:
+    """Trained under contact and place, and rebuilt so by whatever loads them."""
+    from robopref.policies.rollout import make_eval_env
+
+    options, _, _ = finished
+    for method in ("vpl", "btl"):
+        policy = load_policy(Path(options.out) / f"policy_{method}")
+        assert policy.meta["set_down"] == PLACE
+        model = load_reward_model(Path(options.out) / f"{method}.pt")
+        env = make_eval_env(options.env, "latent", model, set_down=policy.meta["set_down"])
+        while not isinstance(env, SetDownOnContact):
+            env = env.env
+        assert env.place
 
 
 def test_a_round_too_small_for_the_fixed_questions_is_refused(tmp_path: Path) -> None:
