@@ -33,6 +33,8 @@ from robopref.reward.inputs import reward_view
 from robopref.reward.registry import build_model
 from robopref.reward.training import TrainResult, TrainSettings
 
+#: the set-down primitive the loop's policies train and act under (recorded in their meta)
+SET_DOWN: SetDown = PLACE
 #: the first fit's (round 0's) most epochs: the reward command's default
 FIT_EPOCHS = TrainSettings().epochs
 #: the warm-started refits after round 0: fewer epochs, and the KL term is on from the start
@@ -166,7 +168,7 @@ def train_policy_round(
     rounds: int,
     seed: int,
     n_envs: int = 8,
-    set_down: SetDown = PLACE,
+    set_down: SetDown = SET_DOWN,
     env_kwargs: dict[str, Any] | None = None,
     final: bool = False,
 ) -> BaseAlgorithm:

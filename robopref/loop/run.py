@@ -39,12 +39,12 @@ import torch
 import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.dataset import PreferenceDataset
 from robopref.env_kwargs import env_kwargs_option, parse_env_kwargs
-from robopref.envs.wrappers import PLACE
 from robopref.files import check_writable, write_json_atomic
 from robopref.hidden import SealedUser, answer_pairs
 from robopref.loop.arm import (
     FIT_EPOCHS,
     REFIT_EPOCHS,
+    SET_DOWN,
     Answers,
     fit_reward,
     policy_latents,
@@ -290,6 +290,7 @@ def ask_round(
         latents,
         options.rollouts_per_user,
         seed=options.seed * 7919 + round_index,
+        set_down=SET_DOWN,
         env_kwargs=parse_env_kwargs(options.env_kwargs),
     )
     per, n_users = options.rollouts_per_user, len(shared.users)
@@ -341,7 +342,7 @@ def _round_dir(out: Path, round_index: int) -> Path:
 
 def _policy_meta(options: LoopOptions, method: str, model: RewardModel, steps: int) -> dict:
     return {
-        "format": FORMAT, "algo": "ppo", "seed": options.seed, "set_down": PLACE,
+        "format": FORMAT, "algo": "ppo", "seed": options.seed, "set_down": SET_DOWN,
         "options": dataclasses.asdict(options), "kind": "latent", "name": method,
         "env_id": options.env, "env_kwargs": parse_env_kwargs(options.env_kwargs),
         "latent_dim": model.latent_dim,
