@@ -21,7 +21,8 @@ Success is the env's own ``is_success`` at an episode's end, over ``--episodes``
 episodes from held-out seeds. Run::
 
     for s in 0 1 2; do robopref loop --population benchmarks/populations/plate_single_goal.yaml \
-        --users 20 --first-answers 18 --answers 50 --seed $s --out runs/single/loop_$s; done
+        --users 20 --first-answers 18 --answers 50 --steps 300000 --seed $s \
+        --out runs/single/loop_$s; done
     python benchmarks/imitation_single_goal.py --loops runs/single/loop_0 runs/single/loop_1 \
         runs/single/loop_2 --seeds 0 1 2 --json runs/bench/imitation_single_goal.json
 """
@@ -245,6 +246,12 @@ def main(argv: list[str] | None = None) -> None:
     for loop in loops:
         if not (loop / "loop.json").exists() or not (loop / "policy_vpl").exists():
             parser.error(f"{loop} is not a finished loop (run `robopref loop --out {loop}`)")
+        steps = json.loads((loop / "loop.json").read_text())["options"]["steps"]
+        if steps != args.steps:
+            parser.error(
+                f"{loop}'s final policies trained {steps} PPO steps, imitation gets --steps "
+                f"{args.steps}: run the loop with --steps {args.steps} (the same budget)"
+            )
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     python = ensure_venv(Path(args.venv))

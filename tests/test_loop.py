@@ -37,6 +37,7 @@ TINY = {
     "first_answers": 4,
     "per_round": 3,
     "steps": 4096,
+    "scout_steps": 4096,
     "episodes": 16,
     "candidates": 8,
     "eval_users": 2,
@@ -196,7 +197,7 @@ def test_scouts_are_continued_and_the_final_policy_is_new(finished) -> None:
     out = Path(options.out)
     steps = [row["steps"] for row in state["history"]]
     # round 0's scout: one round's share; the final policy: --steps of its own, not added on
-    assert steps == [options.scout_steps, options.steps]
+    assert steps == [options.scout_round_steps, options.steps]
     for method in ("vpl", "btl"):
         reward = load_reward_model(out / f"{method}.pt")
         policy = load_policy(out / f"policy_{method}", reward)
