@@ -58,6 +58,8 @@ PLATE_RADIUS = 0.09
 PLATE_HALF_HEIGHT = 0.008
 RELEASE_HEIGHT = 0.03
 SUCCESS_RADIUS = 0.05
+#: the release height (m) of a gentle set-down, well under the 1 cm the users' norm allows
+GENTLE_DROP = 0.005
 GOAL_LOW = np.array([-0.25, -0.25])
 GOAL_HIGH = np.array([0.25, 0.25])
 COS_FLAT = float(np.cos(np.deg2rad(10.0)))
@@ -144,6 +146,19 @@ class PlatePlacementEnv(TabletopEnv):
             [x, y, height, held, up_z > COS_FLAT, on_table, self._drop_height, speed],
             dtype=np.float32,
         )
+
+    @classmethod
+    def placed_features(cls, points: np.ndarray) -> np.ndarray:
+        """Features ``(N, 8)`` of the plate set down gently (from ``GENTLE_DROP``) and at rest,
+        flat, at each table point ``(N, 2)``: the state a user who wants it there is served
+        by (what a learned reward is asked about to find where it peaks)."""
+        points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
+        out = np.zeros((len(points), len(cls.feature_names)), dtype=np.float32)
+        col = {name: i for i, name in enumerate(cls.feature_names)}
+        out[:, col["x"]], out[:, col["y"]] = points[:, 0], points[:, 1]
+        out[:, col["flat"]] = out[:, col["on_table"]] = 1.0
+        out[:, col["drop_height"]] = GENTLE_DROP
+        return out
 
     def goal_reward(
         self, features: np.ndarray, goal: Any, released: bool = False

@@ -164,7 +164,7 @@ def policy_query_pool(
     return build_query_pool(join_rollouts([base, own]), pairs, segment, rng, first_episodes=first)
 
 
-def personalize_new_user(
+def new_user_inference(
     policy: LoadedPolicy,
     reward_model: RewardModel | None,
     user: SyntheticUser,
@@ -173,10 +173,11 @@ def personalize_new_user(
     k: int,
     strategy: str,
     seed: int,
-) -> np.ndarray | None:
-    """The z new user ``index`` of an evaluation with ``seed`` gets after answering ``k``
-    queries of ``pool``; None for a policy without a user latent (BTL, oracle: nothing is
-    asked)."""
+) -> InferenceResult | None:
+    """How new user ``index`` of an evaluation with ``seed`` is inferred from ``k`` queries
+    of ``pool``: what was asked, the answers, and the posterior after each one (the first
+    ``j`` queries of a run with ``k >= j`` are the ``j`` of a run with ``j``). None for a
+    policy without a user latent (BTL, oracle: nothing is asked)."""
     if policy.kind != "latent" or int(policy.meta["latent_dim"]) == 0:
         return None
     if reward_model is None or pool is None:
@@ -191,7 +192,23 @@ def personalize_new_user(
         pool,
         np.random.default_rng([seed, index, 11]),
     )
-    return bound.z
+    return bound.inference
+
+
+def personalize_new_user(
+    policy: LoadedPolicy,
+    reward_model: RewardModel | None,
+    user: SyntheticUser,
+    index: int,
+    pool: QueryPool | None,
+    k: int,
+    strategy: str,
+    seed: int,
+) -> np.ndarray | None:
+    """The z new user ``index`` of an evaluation with ``seed`` gets after answering ``k``
+    queries of ``pool`` (:func:`new_user_inference`); None for a policy without a latent."""
+    result = new_user_inference(policy, reward_model, user, index, pool, k, strategy, seed)
+    return None if result is None else np.asarray(result.mean, np.float32)
 
 
 def episode_seed(seed: int, index: int, episode: int) -> int:

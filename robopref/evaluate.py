@@ -19,6 +19,7 @@ policy among ``--policy``. Output: a printed table, ``--json`` and a bar plot be
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,22 +28,24 @@ import numpy as np
 import torch
 
 import robopref.envs  # noqa: F401  (registers the envs)
+from robopref.ceiling import has_ceiling, user_ceilings
 from robopref.files import atomic_path, check_output, write_json_atomic
 from robopref.hidden import hidden_knowledge
 from robopref.policies import personalize
 from robopref.policies.checkpoint import LoadedPolicy, load_policy, read_meta
 from robopref.policies.personalize import (
     episode_seed,
+    new_user_inference,
     new_user_pool,
     new_users,
-    personalize_new_user,
 )
 from robopref.policies.rollout import make_eval_env, policy_env_kwargs, run_episode
 from robopref.population import Population, resolve_population
-from robopref.queries import make_env
+from robopref.queries import QueryPool, make_env
 from robopref.reward import load_reward_model
 from robopref.reward.base import RewardModel
 from robopref.reward.nets import resolve_device
+from robopref.reward.peak import PeakFinder
 from robopref.users import SyntheticUser
 
 DEMO_POLICIES = ["runs/demo/policy_vpl", "runs/demo/policy_btl", "runs/demo/policy_oracle"]
@@ -60,8 +63,9 @@ class EvaluateOptions:
     )
     population: str = field(default="two-modes", metadata={"help": "population name or file"})
     users: int = field(default=20, metadata={"help": "new users drawn"})
-    queries: int = field(
-        default=personalize.QUERIES, metadata={"help": "queries asked of each new user (k)"}
+    queries: str = field(
+        default=str(personalize.QUERIES),
+        metadata={"help": "queries asked of each new user: one k or several (4,8,16)"},
     )
     strategy: str = field(
         default=personalize.STRATEGY, metadata={"help": "active or random queries"}
@@ -109,17 +113,59 @@ def _load(
     return loaded
 
 
-def result_rows(records: list[dict[str, Any]], names: list[str], has_btl: bool) -> list[dict]:
-    """Success, return and win rate per policy, overall (``all``) and per ``group_<i>``."""
+def parse_queries(text: str | int | Sequence[int]) -> list[int]:
+    """``"4,8,16"`` (or an int, or a list) as sorted distinct query budgets; a clear error
+    for anything else."""
+    if isinstance(text, int):
+        items: list[Any] = [text]
+    elif isinstance(text, str):
+        items = [item.strip() for item in text.split(",") if item.strip()]
+    else:
+        items = list(text)
+    try:
+        ks = sorted({int(item) for item in items})
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"--queries {text!r} must be integers like 4 or 4,8,16") from error
+    if not ks or ks[0] < 0:
+        raise ValueError(f"--queries {text!r}: give one or more budgets k >= 0, like 4,8,16")
+    return ks
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _median(values: list[float]) -> float | None:
+    return float(np.median(values)) if values else None
+
+
+def result_rows(
+    records: list[dict[str, Any]],
+    names: list[str],
+    has_btl: bool,
+    ceilings: list[dict[str, Any]] | None = None,
+) -> list[dict]:
+    """Success, return and win rate per query budget k, policy, overall (``all``) and per
+    ``group_<i>``; with ``ceilings`` (continuous populations) also the same-answers and
+    Bayes-active success ceilings and the median distance of their estimates to the goal.
+
+    A policy that asks nothing (BTL, oracle) has one set of episodes, shown at every k.
+    """
     rows = []
     groups = sorted({r["group"] for r in records})
     labels = [("all", None)] + [(f"group_{g}", g) for g in groups if g >= 0]
-    for name in names:
-        for label, group in labels:
-            picked = [r for r in records if r["policy"] == name and group in (None, r["group"])]
-            wins = [r["win"] for r in picked if r["win"] is not None]
-            rows.append(
-                {
+    ks = sorted({r["queries"] for r in records if r["queries"] is not None}) or [0]
+    for k in ks:
+        for name in names:
+            for label, group in labels:
+                picked = [
+                    r for r in records
+                    if r["policy"] == name and group in (None, r["group"])
+                    and r["queries"] in (None, k)
+                ]  # fmt: skip
+                wins = [r["win"] for r in picked if r["win"] is not None]
+                row = {
+                    "queries": k,
                     "policy": name,
                     "group": label,
                     "episodes": len(picked),
@@ -127,7 +173,22 @@ def result_rows(records: list[dict[str, Any]], names: list[str], has_btl: bool) 
                     "return": float(np.mean([r["return"] for r in picked])),
                     "win_rate_vs_btl": float(np.mean(wins)) if has_btl and wins else None,
                 }
-            )
+                peaks = [r["reward_peak_distance"] for r in picked if "reward_peak_distance" in r]
+                if peaks:
+                    row["reward_peak_distance_median"] = _median(peaks)
+                if ceilings is not None:
+                    mine = [
+                        c for c in ceilings if c["queries"] == k and group in (None, c["group"])
+                    ]
+                    row.update(
+                        success_ceiling=_mean([c["same_answers_mass"] for c in mine]),
+                        bayes_active_ceiling=_mean([c["bayes_active_mass"] for c in mine]),
+                        ceiling_distance_median=_median([c["same_answers_distance"] for c in mine]),
+                        bayes_active_distance_median=_median(
+                            [c["bayes_active_distance"] for c in mine]
+                        ),
+                    )
+                rows.append(row)
     return rows
 
 
@@ -140,6 +201,7 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
         raise ValueError(
             f"--query-source {options.query_source!r}: use one of {personalize.QUERY_SOURCES}"
         )
+    ks = parse_queries(options.queries)
     device = str(resolve_device(options.device))
     metas = [read_meta(f) for f in options.policy]
     needs_reward = any(m["kind"] == "latent" and int(m["latent_dim"]) > 0 for m in metas)
@@ -158,22 +220,32 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
     raw_env, _ = make_env(env_id, kwargs[0])
     population = resolve_population(options.population, raw_env)
     began = time.perf_counter()
+    pool = None
+    if reward is not None:
+        latent = next(p for p, m in policies if m is reward)
+        pool = new_user_pool(
+            reward, options.seed, options.pool_pairs, source=options.query_source, policy=latent
+        )
     records = evaluate_loaded(
-        policies, reward, population, options.users, options.queries, options.strategy,
+        policies, reward, population, options.users, ks, options.strategy,
         options.episodes, options.pool_pairs, options.seed, query_source=options.query_source,
+        pool=pool,
     )  # fmt: skip
+    ceilings = None
+    if pool is not None and has_ceiling(population):
+        ceilings = _ceilings(population, pool, records, options, ks)
     has_btl = "btl" in names
     result = {
         "env_id": env_id,
         "population": options.population,
         "users": options.users,
-        "queries": options.queries,
+        "queries": ks,
         "strategy": options.strategy,
         "query_source": options.query_source,
         "episodes_per_user": options.episodes,
         "seed": options.seed,
         "wall_s": round(time.perf_counter() - began, 1),
-        "results": result_rows(records, names, has_btl),
+        "results": result_rows(records, names, has_btl, ceilings),
         "episodes": records,
     }
     return result
@@ -184,24 +256,31 @@ def evaluate_loaded(
     reward: RewardModel | None,
     population: Population,
     users: int,
-    queries: int,
+    queries: int | Sequence[int],
     strategy: str,
     episodes: int,
     pool_pairs: int,
     seed: int,
     keep_episodes: bool = False,
     query_source: str = personalize.QUERY_SOURCE,
+    pool: QueryPool | None = None,
 ) -> list[dict[str, Any]]:
-    """One record per policy, new user and episode: what ``robopref evaluate`` measures.
+    """One record per policy, query budget k (``queries``: one k or several), new user and
+    episode: what ``robopref evaluate`` measures.
 
     The one home of the protocol (module docstring): ``robopref loop``'s held-out check
-    calls it too, so the two cannot disagree. ``keep_episodes`` adds each episode's
-    ``features`` and the policy's ``z`` to its record (in memory, not in the JSON).
+    calls it too, so the two cannot disagree. A latent policy's user is asked the largest k
+    once; its z at a smaller k is the posterior after that many of the same answers.
+    Records of a latent policy carry ``queries``, ``asked`` and ``answers`` (and, on tasks
+    whose goals are table points, ``reward_peak_distance``: from the learned reward's peak
+    under that z to the goal); those of a policy that asks nothing have ``queries`` None.
+    ``keep_episodes`` adds each episode's ``features`` and the policy's ``z`` (in memory,
+    not in the JSON). ``pool``: the candidate queries, if the caller built them already.
     """
+    ks = parse_queries(queries)
     env_id = policies[0][0].meta["env_id"]
     new = new_users(population, users, seed)
-    pool = None
-    if reward is not None:
+    if reward is not None and pool is None:
         latent = next((p for p, m in policies if m is reward), None)
         pool = new_user_pool(reward, seed, pool_pairs, source=query_source, policy=latent)
     envs = {
@@ -211,82 +290,149 @@ def evaluate_loaded(
         )
         for p, m in policies
     }  # fmt: skip
+    finder = None
+    if reward is not None and PeakFinder.supports(reward, envs[policies[0][0].name]):
+        finder = PeakFinder(reward, envs[policies[0][0].name])
     records: list[dict[str, Any]] = []
     with hidden_knowledge("evaluation"):
         for u, user in enumerate(new):
-            features: dict[str, list[np.ndarray]] = {}
+            features: dict[tuple[str, int | None], list[np.ndarray]] = {}
             for policy, model in policies:
-                z = personalize_new_user(policy, model, user, u, pool, queries, strategy, seed)
-                for e in range(episodes):
-                    episode = run_episode(
-                        envs[policy.name], policy.act, user.goal, z, seed=episode_seed(seed, u, e)
-                    )
-                    features.setdefault(policy.name, []).append(episode.features)
-                    record = {
-                        "policy": policy.name,
-                        "user": u,
-                        "group": user.group,
-                        "episode": e,
-                        "success": episode.success,
-                        "return": float(user.reward(episode.features[1:]).sum()),
-                        "win": None,
-                    }
-                    if keep_episodes:
-                        record.update(features=episode.features, z=z)
-                    records.append(record)
+                inference = new_user_inference(policy, model, user, u, pool, ks[-1], strategy, seed)
+                for k in ks if inference is not None else [None]:
+                    z = None if inference is None else inference.means[k].astype(np.float32)
+                    extra: dict[str, Any] = {"queries": k}
+                    if inference is not None:
+                        extra.update(asked=inference.asked[:k], answers=inference.answers[:k])
+                        if finder is not None and model is reward:
+                            peak = finder.peaks(z)[0]
+                            extra["reward_peak_distance"] = float(np.linalg.norm(peak - user.goal))
+                    for e in range(episodes):
+                        episode = run_episode(
+                            envs[policy.name], policy.act, user.goal, z,
+                            seed=episode_seed(seed, u, e),
+                        )  # fmt: skip
+                        features.setdefault((policy.name, k), []).append(episode.features)
+                        record = {
+                            "policy": policy.name,
+                            "user": u,
+                            "group": user.group,
+                            "episode": e,
+                            **extra,
+                            "success": episode.success,
+                            "return": float(user.reward(episode.features[1:]).sum()),
+                            "win": None,
+                        }
+                        if keep_episodes:
+                            record.update(features=episode.features, z=z)
+                        records.append(record)
             _judge(user, features, records, u, np.random.default_rng([seed, u, 13]))
     for env in envs.values():
         env.close()
     return records
 
 
+def _ceilings(
+    population: Population,
+    pool: QueryPool,
+    records: list[dict[str, Any]],
+    options: EvaluateOptions,
+    ks: list[int],
+) -> list[dict[str, Any]]:
+    """:func:`robopref.ceiling.user_ceilings` from the answers the first latent policy's
+    users gave (episode 0's record at the largest k holds them)."""
+    latent = next(r["policy"] for r in records if r["queries"] is not None)
+    answered = {
+        r["user"]: (r["asked"], r["answers"])
+        for r in records
+        if r["policy"] == latent and r["queries"] == ks[-1] and r["episode"] == 0
+    }
+    users = new_users(population, options.users, options.seed)
+    with hidden_knowledge("evaluation"):
+        return user_ceilings(
+            population, pool, users, [answered[u] for u in range(len(users))], ks, options.seed
+        )
+
+
 def _judge(
     user: SyntheticUser,
-    features: dict[str, list[np.ndarray]],
+    features: dict[tuple[str, int | None], list[np.ndarray]],
     records: list[dict[str, Any]],
     u: int,
     rng: np.random.Generator,
 ) -> None:
     """Fill in ``win`` of user ``u``'s records: the user's answer, this episode vs BTL's."""
-    if "btl" not in features:
+    if ("btl", None) not in features:
         return
     for record in records:
         if record["user"] != u or record["policy"] == "btl":
             continue
-        mine = features[record["policy"]][record["episode"]]
-        theirs = features["btl"][record["episode"]]
+        mine = features[(record["policy"], record["queries"])][record["episode"]]
+        theirs = features[("btl", None)][record["episode"]]
         record["win"] = float(user.answer((mine[1:], theirs[1:]), rng))
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """The results as an aligned text table."""
-    lines = [f"{'policy':<10} {'group':<9} {'success':>8} {'return':>9} {'win vs btl':>11}"]
+    """The results as an aligned text table (with the ceilings where there are any)."""
+    ceiling = any(r.get("success_ceiling") is not None for r in rows)
+    head = f"{'k':>3} {'policy':<10} {'group':<9} {'success':>8} {'return':>9} {'win vs btl':>11}"
+    if ceiling:
+        head += f" {'ceiling':>8} {'bayes':>6} {'est cm':>7} {'peak cm':>8}"
+    lines = [head]
     for r in rows:
         win = "-" if r["win_rate_vs_btl"] is None else f"{r['win_rate_vs_btl']:.2f}"
-        lines.append(
-            f"{r['policy']:<10} {r['group']:<9} {r['success']:>8.2f} {r['return']:>9.1f} {win:>11}"
+        line = (
+            f"{r['queries']:>3} {r['policy']:<10} {r['group']:<9} {r['success']:>8.2f} "
+            f"{r['return']:>9.1f} {win:>11}"
         )
+        if ceiling:
+            peak = r.get("reward_peak_distance_median")
+            line += (
+                f" {r['success_ceiling']:>8.2f} {r['bayes_active_ceiling']:>6.2f}"
+                f" {100 * r['ceiling_distance_median']:>7.1f}"
+                f" {'-' if peak is None else f'{100 * peak:.1f}':>8}"
+            )
+        lines.append(line)
     return "\n".join(lines)
 
 
 def plot_results(rows: list[dict[str, Any]], path: Path) -> None:
-    """Bar plot of success per policy and group, written atomically as PNG."""
+    """The results as a PNG (atomically): bars of success per policy and group for one k;
+    success against k per policy (with the ceilings, where there are any) for several."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    policies = list(dict.fromkeys(r["policy"] for r in rows))
-    groups = list(dict.fromkeys(r["group"] for r in rows))
-    width = 0.8 / len(groups)
-    fig, ax = plt.subplots(figsize=(1.8 + 1.4 * len(policies), 3.2))
-    for j, group in enumerate(groups):
-        values = [
-            next((r["success"] for r in rows if r["policy"] == p and r["group"] == group), 0.0)
-            for p in policies
-        ]
-        ax.bar(np.arange(len(policies)) + j * width, values, width, label=group)
-    ax.set_xticks(np.arange(len(policies)) + 0.4 - width / 2, policies)
+    ks = sorted({r["queries"] for r in rows})
+    if len(ks) > 1:
+        fig, ax = plt.subplots(figsize=(5.2, 3.4))
+        overall = [r for r in rows if r["group"] == "all"]
+        for policy in dict.fromkeys(r["policy"] for r in overall):
+            mine = [r for r in overall if r["policy"] == policy]
+            ax.plot(ks, [r["success"] for r in mine], "o-", label=policy)
+        for key, label, style in (
+            ("success_ceiling", "same-answers ceiling", "k--"),
+            ("bayes_active_ceiling", "Bayes-active ceiling", "k:"),
+        ):
+            first = [r for r in overall if r["policy"] == overall[0]["policy"]]
+            if first[0].get(key) is not None:
+                ax.plot(ks, [r[key] for r in first], style, label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.set_xlabel("queries asked of each new user (k)")
+    else:
+        policies = list(dict.fromkeys(r["policy"] for r in rows))
+        groups = list(dict.fromkeys(r["group"] for r in rows))
+        width = 0.8 / len(groups)
+        fig, ax = plt.subplots(figsize=(1.8 + 1.4 * len(policies), 3.2))
+        for j, group in enumerate(groups):
+            values = [
+                next((r["success"] for r in rows if r["policy"] == p and r["group"] == group), 0.0)
+                for p in policies
+            ]
+            ax.bar(np.arange(len(policies)) + j * width, values, width, label=group)
+        ax.set_xticks(np.arange(len(policies)) + 0.4 - width / 2, policies)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("success on new users")
     ax.legend(fontsize=8)

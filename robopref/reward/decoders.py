@@ -1,10 +1,24 @@
-"""The two VPL decoders behind one interface: r(s, z) and what the encoder takes from it.
+"""The VPL decoders behind one interface: r(s, z) and what the encoder takes from it.
 
 * :class:`BilinearDecoder` (``"bilinear"``): r(s, z) = psi(s) . w(z) / sqrt(D), MLPs psi on
   the state (D features) and w on z. A segment's return is Psi . w(z) with Psi the
   segment's summed features, so a pair's logit for many z is one matrix product.
+* :class:`IdealPointDecoder` (``"ideal"``): the user is a point m(z) in a learned feature
+  space and the reward falls with the squared distance of the state's features phi(s) to
+  it, r(s, z) = [b(s) - |phi(s) - m(z)|^2] / sqrt(D) (ideal-point preferences, as in PAL,
+  Chen et al. 2024). Every user's reward has one peak, wherever m(z) puts it, which a
+  bilinear form of the same size cannot promise. Expanded, the reward is bilinear in
+  ``[phi(s), b(s) - |phi(s)|^2]`` and ``[2 m(z), 1]`` plus ``-|m(z)|^2``, a constant per
+  user that no comparison and no policy sees (pairs compare equal-length segments; the
+  policy's scaled reward compares states under one z), so it is dropped and the fast
+  bilinear scorer is shared.
 * :class:`MLPDecoder` (``"mlp"``): the VPL authors' MLP on the concatenation ``[s, z]``,
   with a separate per-step MLP (averaged over time) to embed segments for the encoder.
+
+``VPLConfig.fourier`` > 0 feeds every state network random Fourier features of the
+normalised state, ``[s, sin(2 pi B s), cos(2 pi B s)]`` with a fixed Gaussian ``B`` of
+scale ``fourier_scale`` (Tancik et al. 2020): MLPs on raw coordinates are biased towards
+smooth functions and put broad peaks where users want sharp ones.
 
 Every method takes *normalised* observations; the model normalises raw ones first.
 """
@@ -22,10 +36,47 @@ from robopref.reward.nets import mlp
 
 if TYPE_CHECKING:
     from robopref.reward.base import RewardModel
+    from robopref.reward.vpl import VPLConfig
+
+#: the seed of the fixed Fourier basis: a checkpoint also stores it (a buffer)
+FOURIER_SEED = 0
+
+
+class FourierEncoding(nn.Module):
+    """``s -> [s, sin(2 pi B s), cos(2 pi B s)]``, ``B`` ``(O, K)`` fixed Gaussian of scale
+    ``scale``; with ``frequencies`` 0 the identity (and no weights in the state_dict)."""
+
+    def __init__(self, in_dim: int, frequencies: int, scale: float) -> None:
+        super().__init__()
+        self.frequencies = int(frequencies)
+        self.out_dim = in_dim + 2 * self.frequencies
+        if self.frequencies:
+            generator = torch.Generator().manual_seed(FOURIER_SEED)
+            basis = torch.randn(in_dim, self.frequencies, generator=generator) * float(scale)
+            self.register_buffer("basis", basis)
+
+    def forward(self, obs_n: torch.Tensor) -> torch.Tensor:
+        """The encoding of ``(..., O)`` -> ``(..., O + 2K)``."""
+        if not self.frequencies:
+            return obs_n
+        angle = 2.0 * math.pi * (obs_n @ self.basis)
+        return torch.cat([obs_n, angle.sin(), angle.cos()], -1)
+
+
+def state_mlp(obs_dim: int, config: VPLConfig, out_dim: int) -> nn.Sequential:
+    """An MLP on the state (through its Fourier encoding when ``config.fourier`` > 0)."""
+    encoding = FourierEncoding(obs_dim, config.fourier, config.fourier_scale)
+    net = mlp(encoding.out_dim, config.hidden, out_dim)
+    return nn.Sequential(encoding, *net) if encoding.frequencies else net
 
 
 class Decoder(nn.Module):
-    """The interface; the generic ``comparison_rewards`` and ``scorer`` fit any decoder."""
+    """The interface; the generic ``comparison_rewards`` and ``scorer`` fit any decoder.
+
+    ``embed_dim``: the size of a segment's embedding, what the set encoder reads per segment.
+    """
+
+    embed_dim: int
 
     def reward(self, obs_n: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """r(s, z) of observations ``(..., O)`` for ``z`` ``(..., Z)`` (broadcast) -> ``(...)``."""
@@ -60,19 +111,32 @@ class Decoder(nn.Module):
 class BilinearDecoder(Decoder):
     """r(s, z) = psi(s) . w(z) / sqrt(D) (module docstring)."""
 
-    def __init__(self, obs_dim: int, latent_dim: int, hidden: tuple[int, ...], features: int):
+    def __init__(self, obs_dim: int, config: VPLConfig) -> None:
         super().__init__()
-        self.psi = mlp(obs_dim, hidden, features)
-        self.weights = mlp(latent_dim, hidden[:1], features)
-        self.scale = math.sqrt(features)
+        self.psi = state_mlp(obs_dim, config, config.features)
+        self.weights = mlp(config.latent_dim, config.hidden[:1], config.features)
+        self.scale = math.sqrt(config.features)
+
+    @property
+    def embed_dim(self) -> int:
+        """Size of a segment's embedding (the encoder's input per segment)."""
+        return int(self.weights[-1].out_features)
+
+    def state_features(self, obs_n: torch.Tensor) -> torch.Tensor:
+        """psi(s) ``(..., D)``: the state's side of the bilinear form."""
+        return self.psi(obs_n)
+
+    def latent_weights(self, z: torch.Tensor) -> torch.Tensor:
+        """w(z) ``(..., D)``: the user's side of the bilinear form."""
+        return self.weights(z)
 
     def reward(self, obs_n: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """psi(s) . w(z) / sqrt(D)."""
-        return (self.psi(obs_n) * self.weights(z)).sum(-1) / self.scale
+        return (self.state_features(obs_n) * self.latent_weights(z)).sum(-1) / self.scale
 
     def embed(self, obs_n: torch.Tensor) -> torch.Tensor:
         """The segment's summed features Psi / sqrt(D): the statistic its likelihood needs."""
-        return self.psi(obs_n).sum(-2) / self.scale
+        return self.state_features(obs_n).sum(-2) / self.scale
 
     def pair_logits(
         self,
@@ -82,11 +146,11 @@ class BilinearDecoder(Decoder):
         z: torch.Tensor,
     ) -> torch.Tensor:
         """(Psi_A - Psi_B) . w(z) / sqrt(D), from the embeddings alone."""
-        return ((emb[0] - emb[1]) * self.weights(z)).sum(-1)
+        return ((emb[0] - emb[1]) * self.latent_weights(z)).sum(-1)
 
     def comparison_rewards(self, comp_n: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """The comparison states' features once, then one product with w(z)."""
-        return self.weights(z) @ self.psi(comp_n).T / self.scale
+        return self.latent_weights(z) @ self.state_features(comp_n).T / self.scale
 
     def scorer(self, model: RewardModel, obs_a: torch.Tensor, obs_b: torch.Tensor) -> PairScorer:
         """Logits for many z as one product: w(z) @ (e_A - e_B).T."""
@@ -112,30 +176,68 @@ class BilinearScorer(PairScorer):
     def logits(self, z: torch.Tensor) -> torch.Tensor:
         """``(S, C)`` logits for ``z`` ``(S, Z)``."""
         with torch.no_grad():
-            return self.decoder.weights(z) @ self.delta.T
+            return self.decoder.latent_weights(z) @ self.delta.T
+
+
+class IdealPointDecoder(BilinearDecoder):
+    """r(s, z) = [b(s) - |phi(s) - m(z)|^2] / sqrt(D) up to a per-user constant (module
+    docstring): the bilinear form of ``[phi(s), b(s) - |phi(s)|^2]`` and ``[2 m(z), 1]``."""
+
+    def __init__(self, obs_dim: int, config: VPLConfig) -> None:
+        super().__init__(obs_dim, config)
+        # psi: phi(s) (D) and b(s) (1) from one network; weights: m(z)
+        self.psi = state_mlp(obs_dim, config, config.features + 1)
+
+    @property
+    def embed_dim(self) -> int:
+        """D + 1: phi's features and the user-independent part."""
+        return int(self.weights[-1].out_features) + 1
+
+    def state_features(self, obs_n: torch.Tensor) -> torch.Tensor:
+        """``[phi(s), b(s) - |phi(s)|^2]`` ``(..., D + 1)``."""
+        out = self.psi(obs_n)
+        phi, base = out[..., :-1], out[..., -1:]
+        return torch.cat([phi, base - phi.square().sum(-1, keepdim=True)], -1)
+
+    def latent_weights(self, z: torch.Tensor) -> torch.Tensor:
+        """``[2 m(z), 1]`` ``(..., D + 1)``."""
+        ideal = self.weights(z)
+        return torch.cat([2.0 * ideal, torch.ones_like(ideal[..., :1])], -1)
+
+    def ideal_point(self, z: torch.Tensor) -> torch.Tensor:
+        """m(z) ``(..., D)``: where in feature space the user's reward peaks."""
+        return self.weights(z)
 
 
 class MLPDecoder(Decoder):
     """r(s, z) = MLP([s, z]) (module docstring)."""
 
-    def __init__(self, obs_dim: int, latent_dim: int, hidden: tuple[int, ...], features: int):
+    def __init__(self, obs_dim: int, config: VPLConfig) -> None:
         super().__init__()
-        self.net = mlp(obs_dim + latent_dim, hidden, 1)
-        self.segment_net = mlp(obs_dim, hidden, features)
+        self.encoding = FourierEncoding(obs_dim, config.fourier, config.fourier_scale)
+        width = self.encoding.out_dim
+        self.net = mlp(width + config.latent_dim, config.hidden, 1)
+        self.segment_net = mlp(width, config.hidden, config.features)
+        self.embed_dim = config.features
 
     def reward(self, obs_n: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """MLP on ``[s, z]``, broadcast to the common leading shape."""
+        obs_n = self.encoding(obs_n)
         lead = torch.broadcast_shapes(obs_n.shape[:-1], z.shape[:-1])
         joint = torch.cat([obs_n.expand(*lead, -1), z.expand(*lead, -1)], -1)
         return self.net(joint).squeeze(-1)
 
     def embed(self, obs_n: torch.Tensor) -> torch.Tensor:
         """The per-step embedding MLP averaged over the segment."""
-        return self.segment_net(obs_n).mean(-2)
+        return self.segment_net(self.encoding(obs_n)).mean(-2)
 
 
 #: ``VPLConfig.decoder`` -> its class
-DECODERS: dict[str, type[Decoder]] = {"bilinear": BilinearDecoder, "mlp": MLPDecoder}
+DECODERS: dict[str, type[Decoder]] = {
+    "bilinear": BilinearDecoder,
+    "ideal": IdealPointDecoder,
+    "mlp": MLPDecoder,
+}
 
 #: state_dict key prefixes of checkpoints written before the decoders were modules of their
 #: own (the shipped ``policies/checkpoints/vpl.pt`` among them) -> today's prefixes
@@ -149,7 +251,7 @@ def legacy_state_keys(state: dict[str, torch.Tensor], decoder: str) -> dict[str,
     """``state`` (today's layout) under the names its decoder keys had before the split."""
     renamed = {}
     for key, value in state.items():
-        for old, new in LEGACY_PREFIXES[decoder].items():
+        for old, new in LEGACY_PREFIXES.get(decoder, {}).items():
             if key.startswith(new):
                 key = old + key[len(new) :]
                 break
@@ -159,6 +261,8 @@ def legacy_state_keys(state: dict[str, torch.Tensor], decoder: str) -> dict[str,
 
 def upgrade_state_keys(state: dict[str, torch.Tensor], decoder: str, prefix: str = "") -> None:
     """Rename, in place, a legacy VPL state_dict's decoder keys (under ``prefix``)."""
+    if decoder not in LEGACY_PREFIXES:
+        return  # a decoder younger than the split
     if any(key.startswith(prefix + "decoder.psi.") for key in state) or any(
         key.startswith(prefix + "decoder.net.") for key in state
     ):

@@ -6,7 +6,9 @@ r(s, z); p(A preferred | z) = sigmoid(R_A(z) - R_B(z)) with R the sum of r over 
 
 Decoder (:mod:`robopref.reward.decoders`, chosen once from ``VPLConfig.decoder``):
 ``"bilinear"`` (default): r(s, z) = psi(s) . w(z) / sqrt(D), a pair's logit for many z one
-matrix product (fast active queries); ``"mlp"``: the authors' MLP on ``[s, z]``.
+matrix product (fast active queries); ``"ideal"``: the user an ideal point m(z) in a learned
+feature space, r falling with |phi(s) - m(z)|^2 (one peak per user, the same fast scorer);
+``"mlp"``: the authors' MLP on ``[s, z]``. ``fourier`` adds Fourier features of the state.
 
 Encoder (permutation-invariant, any context size): each segment is embedded (bilinear: its
 decoder features Psi / sqrt(D), the statistic the likelihood depends on; mlp: a separate
@@ -61,6 +63,10 @@ class VPLConfig:
     hidden: tuple[int, ...] = (128, 128)
     features: int = 32
     decoder: str = "bilinear"
+    #: random Fourier features of the state fed to the decoder's state networks (0: none)
+    fourier: int = 0
+    #: their scale: the standard deviation of the frequencies, per unit of normalised state
+    fourier_scale: float = 1.0
     kl_weight: float = 1.0
     free_nats: float = 2.0
     max_context: int = 0
@@ -71,6 +77,8 @@ class VPLConfig:
             raise ValueError(f"decoder={self.decoder!r} must be one of {tuple(DECODERS)}")
         if self.latent_dim <= 0 or self.features <= 0 or not self.hidden:
             raise ValueError("latent_dim and features must be >= 1 and hidden non-empty for VPL")
+        if self.fourier < 0 or self.fourier_scale <= 0:
+            raise ValueError("fourier must be >= 0 (0: none) and fourier_scale > 0")
         if self.kl_weight < 0 or self.max_context < 0 or self.free_nats < 0:
             raise ValueError(
                 "kl_weight, free_nats and max_context must be >= 0 (max_context 0 = no cap)"
@@ -121,8 +129,8 @@ class VPLRewardModel(RewardModel):
         config = config or VPLConfig()
         super().__init__(obs_dim, config)
         decoder_type = DECODERS[config.decoder]
-        self.decoder = decoder_type(obs_dim, config.latent_dim, config.hidden, config.features)
-        self.encoder = SetEncoder(config.features, config)
+        self.decoder = decoder_type(obs_dim, config)
+        self.encoder = SetEncoder(self.decoder.embed_dim, config)
         self.register_load_state_dict_pre_hook(_upgrade_legacy_keys)
 
     @property
