@@ -288,3 +288,28 @@ def test_new_users_can_be_asked_about_the_policys_own_episodes(finished) -> None
     assert result["query_source"] == "policy"
     with pytest.raises(ValueError, match="--query-source 'people'"):
         evaluate(EvaluateOptions(policy=[str(out / "policy_vpl")], query_source="people"))
+
+
+def test_evaluate_at_several_budgets_reports_the_ceilings(finished, tmp_path: Path) -> None:
+    """``--queries 0,2`` on a continuous population: one row per k, the latent user asked
+    the largest k once (z at k = 0 the prior's), and the grid-posterior ceilings beside."""
+    options, _, _ = finished
+    out = Path(options.out)
+    result = evaluate(
+        EvaluateOptions(
+            policy=[str(out / "policy_vpl"), str(out / "policy_btl")], reward=str(out / "vpl.pt"),
+            population="continuous", users=2, episodes=1, queries="2,0", seed=5,
+            pool_pairs=64, json=str(tmp_path / "e.json"),
+        )
+    )  # fmt: skip
+    assert result["queries"] == [0, 2]
+    rows = {(r["queries"], r["policy"], r["group"]): r for r in result["results"]}
+    assert set(rows) == {(k, p, "all") for k in (0, 2) for p in ("vpl", "btl")}
+    prior = rows[(0, "vpl", "all")]
+    assert 0.0 < prior["success_ceiling"] == prior["bayes_active_ceiling"] < 0.05
+    assert rows[(2, "vpl", "all")]["bayes_active_ceiling"] >= prior["bayes_active_ceiling"]
+    assert rows[(0, "btl", "all")]["success"] == rows[(2, "btl", "all")]["success"]
+    assert "reward_peak_distance_median" in rows[(2, "vpl", "all")]
+    vpl = [e for e in result["episodes"] if e["policy"] == "vpl"]
+    assert [len(e["asked"]) for e in vpl if e["user"] == 0] == [0, 2]
+    assert all(e["queries"] is None for e in result["episodes"] if e["policy"] == "btl")
