@@ -141,7 +141,11 @@ class LoopOptions:
         default_factory=lambda: list(METHODS), metadata={"help": "vpl and/or btl"}
     )
     latent_dim: int = config_option(VPLConfig, "latent_dim", "VPL: size of the user latent z")
-    decoder: str = config_option(VPLConfig, "decoder", "VPL decoder: bilinear or mlp")
+    decoder: str = config_option(VPLConfig, "decoder", "VPL decoder: bilinear, ideal or mlp")
+    fourier: int = config_option(VPLConfig, "fourier", "VPL: Fourier features of the state")
+    fourier_scale: float = config_option(
+        VPLConfig, "fourier_scale", "VPL: scale of the Fourier frequencies"
+    )
     kl_weight: float = config_option(VPLConfig, "kl_weight", "VPL: weight of the KL term")
     fit_epochs: int = field(
         default=FIT_EPOCHS, metadata={"help": "most epochs of round 0's reward fits"}
@@ -392,6 +396,7 @@ def run_arm(
     data = answers.dataset(options.env, shared.pool.feature_names, len(shared.users),
                            _dataset_meta(options, round_index))  # fmt: skip
     config = {"latent_dim": options.latent_dim, "decoder": options.decoder,
+              "fourier": options.fourier, "fourier_scale": options.fourier_scale,
               "kl_weight": options.kl_weight} if method == "vpl" else {}  # fmt: skip
     _log(options, f"round {round_index + 1}: {method} reward fit on {data.n_pairs} answers")
     epochs = options.refit_epochs if round_index else options.fit_epochs

@@ -3,7 +3,9 @@
 A point moves in the square [-1, 1]^2; an observation is ``[x, y, d_1, ..., d_k]`` with
 ``k`` distractor dimensions of noise. A segment is a straight walk of ``T`` steps between two
 random points. Each user wants the point near a hidden goal: the per-step reward is
-``-|p - goal|``. ``population="two-modes"`` puts half the users' goals at ``(0.5, 0.5)`` and
+``-|p - goal|`` (``reward="distance"``) or, with ``reward="sharp"``, a narrow bump
+``exp(-|p - goal|^2 / (2 * SHARP_WIDTH^2))`` that is flat away from the goal (what a user who
+wants the object *there* and nowhere near it will do reports). ``population="two-modes"`` puts half the users' goals at ``(0.5, 0.5)`` and
 half at ``(0.5, -0.5)`` (groups 0 and 1); ``"continuous"`` draws goals uniformly in
 ``[-0.6, 0.6]^2`` (group -1). Answers are Bradley-Terry with rationality ``beta``:
 P(A) = sigmoid(beta (R_A - R_B)), a label drawn from it (hard 0/1).
@@ -16,6 +18,9 @@ import numpy as np
 from robopref.dataset import PreferenceDataset
 
 TWO_MODE_GOALS = np.array([[0.5, 0.5], [0.5, -0.5]])
+#: the width of the ``sharp`` reward's bump (the square is 2 wide)
+SHARP_WIDTH = 0.25
+REWARDS = ("distance", "sharp")
 
 
 def _segments(rng: np.random.Generator, n: int, steps: int, distractors: int) -> np.ndarray:
@@ -26,10 +31,17 @@ def _segments(rng: np.random.Generator, n: int, steps: int, distractors: int) ->
     return np.concatenate([path, noise], -1).astype(np.float32)
 
 
-def _returns(obs: np.ndarray, goals: np.ndarray) -> np.ndarray:
+def step_rewards(dist: np.ndarray, reward: str) -> np.ndarray:
+    """The toy's per-step reward at distance ``dist`` from the goal (module docstring)."""
+    if reward == "sharp":
+        return np.exp(-np.square(dist) / (2 * SHARP_WIDTH**2))
+    return -dist
+
+
+def _returns(obs: np.ndarray, goals: np.ndarray, reward: str) -> np.ndarray:
     """Returns of segments ``(P, T, O)`` for each goal ``(G, 2)`` -> ``(P, G)``."""
     dist = np.linalg.norm(obs[:, None, :, :2] - goals[None, :, None, :], axis=-1)
-    return -dist.sum(-1)
+    return step_rewards(dist, reward).sum(-1)
 
 
 def toy_dataset(
@@ -40,10 +52,13 @@ def toy_dataset(
     beta: float = 20.0,
     population: str = "two-modes",
     seed: int = 0,
+    reward: str = "distance",
 ) -> PreferenceDataset:
     """A :class:`PreferenceDataset` of the toy task (see the module docstring)."""
     if population not in ("two-modes", "continuous"):
         raise ValueError(f"population={population!r} must be 'two-modes' or 'continuous'")
+    if reward not in REWARDS:
+        raise ValueError(f"reward={reward!r} must be one of {REWARDS}")
     rng = np.random.default_rng(seed)
     if population == "two-modes":
         group = np.arange(n_users) % 2
@@ -56,13 +71,14 @@ def toy_dataset(
     obs_b = _segments(rng, n_pairs, segment_length, distractors)
     user = np.repeat(np.arange(n_users), pairs_per_user)
     own = goals[user][:, None, :]
-    gap = np.linalg.norm(obs_b[..., :2] - own, axis=-1).sum(-1) - np.linalg.norm(
-        obs_a[..., :2] - own, axis=-1
-    ).sum(-1)
+    gap = (
+        step_rewards(np.linalg.norm(obs_a[..., :2] - own, axis=-1), reward).sum(-1)
+        - step_rewards(np.linalg.norm(obs_b[..., :2] - own, axis=-1), reward).sum(-1)
+    )
     prob = 1.0 / (1.0 + np.exp(-beta * gap))
     label = (rng.random(n_pairs) < prob).astype(np.float32)
     reference = TWO_MODE_GOALS if population == "two-modes" else goals
-    votes = _returns(obs_a, reference) > _returns(obs_b, reference)
+    votes = _returns(obs_a, reference, reward) > _returns(obs_b, reference, reward)
     contested = votes.any(1) & ~votes.all(1)
     return PreferenceDataset(
         env_id="toy/PointGoal-v0",
@@ -78,5 +94,5 @@ def toy_dataset(
         true_label=(gap > 0).astype(np.float32),
         answer_prob=prob.astype(np.float32),
         contested=contested,
-        meta={"population": population, "seed": seed, "beta": beta},
+        meta={"population": population, "seed": seed, "beta": beta, "reward": reward},
     )

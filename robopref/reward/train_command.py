@@ -73,7 +73,13 @@ class TrainRewardOptions:
         VPLConfig, "max_context", "VPL: largest training context (0: all but one pair)"
     )
     decoder: str = config_option(
-        VPLConfig, "decoder", "VPL decoder: bilinear (fast) or mlp on [s, z]"
+        VPLConfig, "decoder", "VPL decoder: bilinear (fast), ideal (ideal point) or mlp on [s, z]"
+    )
+    fourier: int = config_option(
+        VPLConfig, "fourier", "VPL: random Fourier features of the state (0: none)"
+    )
+    fourier_scale: float = config_option(
+        VPLConfig, "fourier_scale", "VPL: scale of the Fourier frequencies"
     )
     test_fraction: float = field(
         default=0.2, metadata={"help": "share of users held out for eval-reward"}
