@@ -4,9 +4,9 @@ A point moves in the square [-1, 1]^2; an observation is ``[x, y, d_1, ..., d_k]
 ``k`` distractor dimensions of noise. A segment is a straight walk of ``T`` steps between two
 random points. Each user wants the point near a hidden goal: the per-step reward is
 ``-|p - goal|`` (``reward="distance"``) or, with ``reward="sharp"``, a narrow bump
-``exp(-|p - goal|^2 / (2 * SHARP_WIDTH^2))`` that is flat away from the goal (what a user who
-wants the object *there* and nowhere near it will do reports). ``population="two-modes"`` puts half the users' goals at ``(0.5, 0.5)`` and
-half at ``(0.5, -0.5)`` (groups 0 and 1); ``"continuous"`` draws goals uniformly in
+``exp(-|p - goal|^2 / (2 * SHARP_WIDTH^2))`` that is flat away from the goal (a user who
+wants the object *there*, and nowhere else will do). ``population="two-modes"`` puts half
+the users' goals at ``(0.5, 0.5)`` and half at ``(0.5, -0.5)`` (groups 0 and 1); ``"continuous"`` draws goals uniformly in
 ``[-0.6, 0.6]^2`` (group -1). Answers are Bradley-Terry with rationality ``beta``:
 P(A) = sigmoid(beta (R_A - R_B)), a label drawn from it (hard 0/1).
 """
