@@ -8,7 +8,8 @@ random points. Each user wants the point near a hidden goal: the per-step reward
 wants the object *there*, and nowhere else will do). ``population="two-modes"`` puts half
 the users' goals at ``(0.5, 0.5)`` and half at ``(0.5, -0.5)`` (groups 0 and 1);
 ``"continuous"`` draws goals uniformly in ``[-0.6, 0.6]^2`` (group -1).
-Answers are Bradley-Terry with rationality ``beta``: P(A) = sigmoid(beta (R_A - R_B)), a label drawn from it (hard 0/1).
+Answers are Bradley-Terry with rationality ``beta``: P(A) = sigmoid(beta (R_A - R_B)), a
+label drawn from it (hard 0/1).
 """
 
 from __future__ import annotations
