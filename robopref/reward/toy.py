@@ -72,10 +72,9 @@ def toy_dataset(
     obs_b = _segments(rng, n_pairs, segment_length, distractors)
     user = np.repeat(np.arange(n_users), pairs_per_user)
     own = goals[user][:, None, :]
-    gap = (
-        step_rewards(np.linalg.norm(obs_a[..., :2] - own, axis=-1), reward).sum(-1)
-        - step_rewards(np.linalg.norm(obs_b[..., :2] - own, axis=-1), reward).sum(-1)
-    )
+    gap = step_rewards(np.linalg.norm(obs_a[..., :2] - own, axis=-1), reward).sum(
+        -1
+    ) - step_rewards(np.linalg.norm(obs_b[..., :2] - own, axis=-1), reward).sum(-1)
     prob = 1.0 / (1.0 + np.exp(-beta * gap))
     label = (rng.random(n_pairs) < prob).astype(np.float32)
     reference = TWO_MODE_GOALS if population == "two-modes" else goals
