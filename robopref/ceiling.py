@@ -31,6 +31,7 @@ import numpy as np
 from robopref.envs.plate_placement import SUCCESS_RADIUS as PLATE_SUCCESS_RADIUS
 from robopref.population import Population
 from robopref.queries import QueryPool
+from robopref.reward.peak import box_grid
 from robopref.users import LabelModel, SyntheticUser, task_reward
 
 #: grid spacing (m) of the goal posterior
@@ -64,11 +65,7 @@ class GoalGrid:
                 f"{sorted(SUCCESS_RADII)}; population {population.name!r} is not"
             )
         assert population.low is not None and population.high is not None
-        axes = [
-            np.arange(lo, hi + step / 2, step)
-            for lo, hi in zip(population.low, population.high, strict=True)
-        ]
-        points = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(axes))
+        points = box_grid(population.low, population.high, step)
         radius = SUCCESS_RADII[population.env_id]
         dist = np.linalg.norm(points[:, None] - points[None], axis=-1)
         return cls(points, (dist < radius).astype(np.float32), radius)

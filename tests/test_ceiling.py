@@ -36,6 +36,16 @@ def resting_segments(points: np.ndarray, steps: int = 10) -> np.ndarray:
     return np.repeat(PlatePlacementEnv.placed_features(points)[:, None], steps, axis=1)
 
 
+def user_and_pairs(population, rng: np.random.Generator, n: int, grid: GoalGrid):
+    """A user with goal ``GOAL``, ``n`` pairs of resting segments and their P(A) table."""
+    a, b = rng.uniform(-0.25, 0.25, (2, n, 2))
+    feat_a, feat_b = resting_segments(a), resting_segments(b)
+    probs = answer_probs(population, population.label_model, grid.points, feat_a, feat_b)
+    user = population.sample_users(1, rng)[0]
+    user = type(user)(user.env_id, user.feature_names, GOAL, user.label_model)
+    return user, feat_a, feat_b, probs
+
+
 def test_no_answers_give_the_prior_and_its_best_disc(grid: GoalGrid) -> None:
     path = same_answers_path(grid, np.zeros((len(grid.points), 0)), np.zeros(0))
     centre = grid.points[np.argmin(np.linalg.norm(grid.points, axis=-1))]
@@ -48,11 +58,7 @@ def test_no_answers_give_the_prior_and_its_best_disc(grid: GoalGrid) -> None:
 
 def test_answers_that_pin_a_goal_give_a_tight_posterior_there(population, grid) -> None:
     rng = np.random.default_rng(0)
-    a, b = rng.uniform(-0.25, 0.25, (2, 120, 2))
-    feat_a, feat_b = resting_segments(a), resting_segments(b)
-    probs = answer_probs(population, population.label_model, grid.points, feat_a, feat_b)
-    user = population.sample_users(1, rng)[0]
-    user = type(user)(user.env_id, user.feature_names, GOAL, user.label_model)
+    user, feat_a, feat_b, probs = user_and_pairs(population, rng, 120, grid)
     labels = np.array([user.answer((fa, fb), rng) for fa, fb in zip(feat_a, feat_b, strict=True)])
     path = same_answers_path(grid, probs, labels)
     assert path[-1].mass > 0.9
@@ -66,11 +72,7 @@ def test_answers_that_pin_a_goal_give_a_tight_posterior_there(population, grid) 
 
 def test_bayes_active_questions_locate_the_goal_faster_than_random_ones(population, grid) -> None:
     rng = np.random.default_rng(1)
-    a, b = rng.uniform(-0.25, 0.25, (2, 300, 2))
-    feat_a, feat_b = resting_segments(a), resting_segments(b)
-    probs = answer_probs(population, population.label_model, grid.points, feat_a, feat_b)
-    user = population.sample_users(1, rng)[0]
-    user = type(user)(user.env_id, user.feature_names, GOAL, user.label_model)
+    user, feat_a, feat_b, probs = user_and_pairs(population, rng, 300, grid)
 
     def ask(i: int) -> float:
         return user.answer((feat_a[i], feat_b[i]), rng)

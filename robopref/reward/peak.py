@@ -19,14 +19,18 @@ from robopref.reward.inputs import reward_input
 PEAK_STEP = 0.01
 
 
+def box_grid(low: np.ndarray, high: np.ndarray, step: float) -> np.ndarray:
+    """The points ``(G, D)`` of a grid of spacing ``step`` over the box ``[low, high]``."""
+    axes = [np.arange(lo, hi + step / 2, step) for lo, hi in zip(low, high, strict=True)]
+    return np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(axes))
+
+
 class PeakFinder:
     """The grid of served states of one task, scored by a reward model for many z."""
 
     def __init__(self, model: RewardModel, env: gym.Env, step: float = PEAK_STEP) -> None:
         raw = env.unwrapped
-        low, high = raw.goal_space.low, raw.goal_space.high
-        axes = [np.arange(lo, hi + step / 2, step) for lo, hi in zip(low, high, strict=True)]
-        self.points = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(axes))
+        self.points = box_grid(raw.goal_space.low, raw.goal_space.high, step)
         self.states = type(raw).placed_features(self.points)
         self.model = model
 
