@@ -34,7 +34,7 @@ from robopref.queries import (
     collect_rollouts,
     join_rollouts,
 )
-from robopref.reward.active import InferenceResult, infer_user
+from robopref.reward.active import POSTERIOR, InferenceResult, infer_user
 from robopref.reward.base import RewardModel
 from robopref.reward.inputs import candidate_inputs
 from robopref.users import SyntheticUser
@@ -99,16 +99,18 @@ def personalize(
     strategy: str = STRATEGY,
     candidates: Any = None,
     rng: np.random.Generator | int | None = None,
+    posterior: str = POSTERIOR,
 ) -> PersonalizedPolicy:
-    """Ask ``k`` of ``candidates`` through ``ask(index) -> label``, infer z (posterior mean),
-    and return ``policy`` bound to it (``policy``: a :class:`LoadedPolicy` or SB3 model)."""
+    """Ask ``k`` of ``candidates`` through ``ask(index) -> label``, infer z (posterior mean,
+    ``posterior``: ``likelihood`` or ``encoder``, see :mod:`robopref.reward.active`), and
+    return ``policy`` bound to it (``policy``: a :class:`LoadedPolicy` or SB3 model)."""
     if isinstance(policy, LoadedPolicy) and policy.kind != "latent":
         raise ValueError(f"personalize needs a latent policy, {policy.folder} is {policy.kind}")
     if reward_model.latent_dim == 0:
         return PersonalizedPolicy(policy, np.zeros(0, np.float32), None)
     if hasattr(candidates, "feat_a"):  # a QueryPool: pass the side the model reads
         candidates = candidate_inputs(reward_model, candidates)
-    result = infer_user(reward_model, ask, k, strategy, candidates, rng)
+    result = infer_user(reward_model, ask, k, strategy, candidates, rng, posterior=posterior)
     return PersonalizedPolicy(policy, np.asarray(result.mean, np.float32), result)
 
 
@@ -173,6 +175,7 @@ def new_user_inference(
     k: int,
     strategy: str,
     seed: int,
+    posterior: str = POSTERIOR,
 ) -> InferenceResult | None:
     """How new user ``index`` of an evaluation with ``seed`` is inferred from ``k`` queries
     of ``pool``: what was asked, the answers, and the posterior after each one (the first
@@ -191,6 +194,7 @@ def new_user_inference(
         strategy,
         pool,
         np.random.default_rng([seed, index, 11]),
+        posterior,
     )
     return bound.inference
 
@@ -204,10 +208,13 @@ def personalize_new_user(
     k: int,
     strategy: str,
     seed: int,
+    posterior: str = POSTERIOR,
 ) -> np.ndarray | None:
     """The z new user ``index`` of an evaluation with ``seed`` gets after answering ``k``
     queries of ``pool`` (:func:`new_user_inference`); None for a policy without a latent."""
-    result = new_user_inference(policy, reward_model, user, index, pool, k, strategy, seed)
+    result = new_user_inference(
+        policy, reward_model, user, index, pool, k, strategy, seed, posterior
+    )
     return None if result is None else np.asarray(result.mean, np.float32)
 
 

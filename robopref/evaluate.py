@@ -43,6 +43,7 @@ from robopref.policies.rollout import make_eval_env, policy_env_kwargs, run_epis
 from robopref.population import Population, resolve_population
 from robopref.queries import QueryPool, make_env
 from robopref.reward import load_reward_model
+from robopref.reward.active import POSTERIOR, POSTERIORS
 from robopref.reward.base import RewardModel
 from robopref.reward.nets import resolve_device
 from robopref.reward.peak import PeakFinder
@@ -73,6 +74,13 @@ class EvaluateOptions:
     episodes: int = field(default=2, metadata={"help": "episodes per user and policy"})
     pool_pairs: int = field(
         default=personalize.POOL_PAIRS, metadata={"help": "candidate queries in the pool"}
+    )
+    posterior: str = field(
+        default=POSTERIOR,
+        metadata={
+            "help": "how z follows from the answers: likelihood (the reward model's Bayes "
+            "posterior) or encoder (VPL's amortised q(z | answers))"
+        },
     )
     query_source: str = field(
         default=personalize.QUERY_SOURCE,
@@ -201,6 +209,8 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
         raise ValueError(
             f"--query-source {options.query_source!r}: use one of {personalize.QUERY_SOURCES}"
         )
+    if options.posterior not in POSTERIORS:
+        raise ValueError(f"--posterior {options.posterior!r}: use one of {POSTERIORS}")
     ks = parse_queries(options.queries)
     device = str(resolve_device(options.device))
     metas = [read_meta(f) for f in options.policy]
@@ -229,7 +239,7 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
     records = evaluate_loaded(
         policies, reward, population, options.users, ks, options.strategy,
         options.episodes, options.pool_pairs, options.seed, query_source=options.query_source,
-        pool=pool,
+        pool=pool, posterior=options.posterior,
     )  # fmt: skip
     ceilings = None
     if pool is not None and has_ceiling(population):
@@ -242,6 +252,7 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
         "queries": ks,
         "strategy": options.strategy,
         "query_source": options.query_source,
+        "posterior": options.posterior,
         "episodes_per_user": options.episodes,
         "seed": options.seed,
         "wall_s": round(time.perf_counter() - began, 1),
@@ -264,6 +275,7 @@ def evaluate_loaded(
     keep_episodes: bool = False,
     query_source: str = personalize.QUERY_SOURCE,
     pool: QueryPool | None = None,
+    posterior: str = POSTERIOR,
 ) -> list[dict[str, Any]]:
     """One record per policy, query budget k (``queries``: one k or several), new user and
     episode: what ``robopref evaluate`` measures.
@@ -275,7 +287,8 @@ def evaluate_loaded(
     whose goals are table points, ``reward_peak_distance``: from the learned reward's peak
     under that z to the goal); those of a policy that asks nothing have ``queries`` None.
     ``keep_episodes`` adds each episode's ``features`` and the policy's ``z`` (in memory,
-    not in the JSON). ``pool``: the candidate queries, if the caller built them already.
+    not in the JSON). ``pool``: the candidate queries, if the caller built them already;
+    ``posterior``: how z follows from the answers (:mod:`robopref.reward.active`).
     """
     ks = parse_queries(queries)
     env_id = policies[0][0].meta["env_id"]
@@ -298,7 +311,9 @@ def evaluate_loaded(
         for u, user in enumerate(new):
             features: dict[tuple[str, int | None], list[np.ndarray]] = {}
             for policy, model in policies:
-                inference = new_user_inference(policy, model, user, u, pool, ks[-1], strategy, seed)
+                inference = new_user_inference(
+                    policy, model, user, u, pool, ks[-1], strategy, seed, posterior
+                )
                 for k in ks if inference is not None else [None]:
                     z = None if inference is None else inference.means[k].astype(np.float32)
                     extra: dict[str, Any] = {"queries": k}

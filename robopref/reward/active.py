@@ -17,6 +17,22 @@ or a tuple ``(obs_a, obs_b)``) through ``ask(index) -> label`` and returns the p
 The candidates' z-independent work is done once (``model.pair_scorer``); each step is then
 one small matrix product for the bilinear VPL decoder. A skipped answer (NaN) uses up a
 query and leaves the posterior as it was. Models without a latent (BTL, DPL) ask nothing.
+
+The posterior after the answers (``posterior``):
+
+* ``"likelihood"`` (the default): the model's own Bayes posterior, p(z | answers) ∝ N(z; 0, I)
+  · Π p(answer | z) under the decoder, by self-normalised importance sampling from
+  ``POSTERIOR_SAMPLES`` prior draws; its mean and standard deviation are returned.
+* ``"encoder"``: the amortised q(z | answers) VPL trains (one forward pass).
+
+Why the likelihood is the default: the encoder is trained on contexts of a training user's
+many answers and is poorly calibrated on a new user's first few. Measured on the shipped
+two-modes checkpoints (60 new users, k = 4 active): with the encoder, group 0's posterior
+means spread over [-2.1, 1.7] (some land on group 1's side) and 0.63 of its episodes
+succeed; with the likelihood, 0.93 (1.00 at k = 8), group 1 1.00 either way. Both read the
+user only through the answers. A training user's z (what ``robopref loop`` rolls the policy
+out and trains it under) stays the encoder's given all the user's answers, where the
+encoder is trained and calibrated.
 """
 
 from __future__ import annotations
@@ -27,13 +43,20 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.functional import logsigmoid
 
-from robopref.reward.base import RewardModel
+from robopref.reward.base import MIN_STD, RewardModel
 from robopref.reward.nets import as_tensor
 
 STRATEGIES = ("active", "random")
 #: posterior samples of z that BALD scores candidates with
 BALD_SAMPLES = 64
+#: how the posterior after the answers is computed (module docstring)
+POSTERIORS = ("likelihood", "encoder")
+POSTERIOR = "likelihood"
+#: prior draws of the likelihood posterior's importance sampling
+POSTERIOR_SAMPLES = 4096
+POSTERIOR_DRAWS_SEED = 0
 
 
 @dataclass
@@ -79,10 +102,13 @@ def infer_user(
     candidates: Any = None,
     rng: np.random.Generator | int | None = None,
     n_samples: int = BALD_SAMPLES,
+    posterior: str = POSTERIOR,
 ) -> InferenceResult:
     """Ask ``k`` candidate pairs (module docstring) and return the user's posterior."""
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy={strategy!r} must be one of {STRATEGIES}")
+    if posterior not in POSTERIORS:
+        raise ValueError(f"posterior={posterior!r} must be one of {POSTERIORS}")
     if candidates is None:
         raise ValueError("infer_user needs candidates: arrays obs_a/obs_b (C, T, O) to ask about")
     obs_a, obs_b = (as_tensor(x, model.device) for x in _candidate_arrays(candidates))
@@ -97,7 +123,8 @@ def infer_user(
     answers: list[float] = []
     if z_dim == 0:
         return InferenceResult(mean, std, asked, answers, np.stack(means), np.stack(stds))
-
+    if posterior == "likelihood":
+        update = _LikelihoodPosterior(model, POSTERIOR_SAMPLES)
     if strategy == "random":
         order = rng.permutation(n_candidates)[:k].tolist()
     else:
@@ -120,10 +147,44 @@ def infer_user(
         answer = float(ask(index))
         asked.append(index)
         answers.append(answer)
-        label = torch.tensor(answers, dtype=torch.float32, device=model.device)
-        mean_t, std_t = model.posterior((obs_a[asked], obs_b[asked], label))
-        mean = mean_t.cpu().numpy()
-        std = std_t.cpu().numpy()
+        if posterior == "likelihood":
+            mean, std = update(obs_a[index : index + 1], obs_b[index : index + 1], answer)
+        else:
+            label = torch.tensor(answers, dtype=torch.float32, device=model.device)
+            mean_t, std_t = model.posterior((obs_a[asked], obs_b[asked], label))
+            mean, std = mean_t.cpu().numpy(), std_t.cpu().numpy()
         means.append(mean)
         stds.append(std)
     return InferenceResult(mean, std, asked, answers, np.stack(means), np.stack(stds))
+
+
+class _LikelihoodPosterior:
+    """p(z | answers) by importance sampling: log-weights of prior draws that each answer adds
+    its log-likelihood to (a skipped answer adds nothing). The draws are the same for every
+    user (their own generator), so the caller's generator, and with it the queries BALD
+    picks, is left as the encoder posterior would leave it."""
+
+    def __init__(self, model: RewardModel, n_samples: int) -> None:
+        self.model = model
+        draws = np.random.default_rng(POSTERIOR_DRAWS_SEED).standard_normal(
+            (n_samples, model.latent_dim)
+        )
+        self.z = torch.as_tensor(draws, dtype=torch.float32, device=model.device)
+        self.log_weight = torch.zeros(n_samples, device=model.device)
+        self.answered = 0
+
+    def __call__(
+        self, obs_a: torch.Tensor, obs_b: torch.Tensor, answer: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Add one answer about the pair ``(obs_a, obs_b)`` ``(1, T, O)``; the new mean, std."""
+        if np.isnan(answer):
+            if not self.answered:  # the prior exactly, not its draws' sample moments
+                return np.zeros(self.z.shape[1], np.float32), np.ones(self.z.shape[1], np.float32)
+        else:
+            self.answered += 1
+            logit = self.model.pair_scorer(obs_a, obs_b).logits(self.z)[:, 0]
+            self.log_weight += answer * logsigmoid(logit) + (1.0 - answer) * logsigmoid(-logit)
+        weight = torch.softmax(self.log_weight, 0)[:, None]
+        mean = (weight * self.z).sum(0)
+        std = (weight * (self.z - mean) ** 2).sum(0).sqrt().clamp_min(MIN_STD)
+        return mean.cpu().numpy().astype(np.float32), std.cpu().numpy().astype(np.float32)

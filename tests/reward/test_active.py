@@ -103,3 +103,32 @@ def test_trained_vpl_active_inference_finds_the_group(toy_split, toy_vpl) -> Non
     groups = test.user_group
     gap = np.linalg.norm(means[groups == 0].mean(0) - means[groups == 1].mean(0))
     assert gap > 1.0
+
+
+def test_likelihood_posterior_is_the_models_bayes_posterior() -> None:
+    obs_a, obs_b = _candidates()
+    answers = {2: 1.0, 3: 0.0}
+    # logit of pair 2 is 2z, of pair 3 is 0.4z + 3: the exact posterior on a fine grid
+    grid = np.linspace(-6, 6, 20001)
+    log_post = -0.5 * grid**2 + np.log(_sigmoid(2 * grid)) + np.log(1 - _sigmoid(0.4 * grid + 3))
+    weight = np.exp(log_post - log_post.max())
+    weight /= weight.sum()
+    exact_mean = float((weight * grid).sum())
+    exact_std = float(np.sqrt((weight * (grid - exact_mean) ** 2).sum()))
+    for strategy in ("active", "random"):
+        result = infer_user(
+            LineModel(), lambda i: answers[i + 2], 2, strategy, (obs_a[2:], obs_b[2:]), 0
+        )
+        assert abs(float(result.mean[0]) - exact_mean) < 0.05
+        assert abs(float(result.std[0]) - exact_std) < 0.05
+    encoder = infer_user(
+        LineModel(), lambda i: answers[i + 2], 2, "random", (obs_a[2:], obs_b[2:]), 0,
+        posterior="encoder",
+    )  # fmt: skip
+    assert abs(float(encoder.mean[0])) < 1e-6  # LineModel's own q: one vote each way
+    with pytest.raises(ValueError, match="posterior"):
+        infer_user(LineModel(), lambda i: 1.0, 1, "active", (obs_a, obs_b), posterior="exact")
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
