@@ -43,7 +43,7 @@ from robopref.policies.rollout import make_eval_env, policy_env_kwargs, run_epis
 from robopref.population import Population, resolve_population
 from robopref.queries import QueryPool, make_env
 from robopref.reward import load_reward_model
-from robopref.reward.active import POSTERIOR, POSTERIORS
+from robopref.reward.active import POSTERIOR, POSTERIOR_HELP, POSTERIORS
 from robopref.reward.base import RewardModel
 from robopref.reward.nets import resolve_device
 from robopref.reward.peak import PeakFinder
@@ -75,13 +75,7 @@ class EvaluateOptions:
     pool_pairs: int = field(
         default=personalize.POOL_PAIRS, metadata={"help": "candidate queries in the pool"}
     )
-    posterior: str = field(
-        default=POSTERIOR,
-        metadata={
-            "help": "how z follows from the answers: likelihood (the reward model's Bayes "
-            "posterior) or encoder (VPL's amortised q(z | answers))"
-        },
-    )
+    posterior: str = field(default=POSTERIOR, metadata={"help": POSTERIOR_HELP})
     query_source: str = field(
         default=personalize.QUERY_SOURCE,
         metadata={

@@ -44,6 +44,7 @@ from robopref.policies.rollout import policy_env_kwargs, run_episode, task_env
 from robopref.population import resolve_population
 from robopref.queries import make_env
 from robopref.reward import load_reward_model
+from robopref.reward.active import POSTERIOR, POSTERIOR_HELP, POSTERIORS
 from robopref.reward.base import RewardModel
 from robopref.users import SyntheticUser
 from robopref.video import HOLD_SECONDS, label_frame, tile_frames, write_video
@@ -79,6 +80,7 @@ class VideoOptions:
     pool_pairs: int = field(
         default=personalize.POOL_PAIRS, metadata={"help": "candidate queries in the pool"}
     )
+    posterior: str = field(default=POSTERIOR, metadata={"help": POSTERIOR_HELP})
     pool_episodes: int = field(
         default=personalize.POOL_EPISODES,
         metadata={"help": "behaviour episodes the candidate pool is cut from"},
@@ -207,6 +209,8 @@ def render_panels(options: VideoOptions) -> tuple[list[list[Panel]], float]:
     """One row of panels per policy (VPL, then BTL), one panel per user; and the fps."""
     if options.users < 1 or options.queries < 0:
         raise ValueError("--users must be at least 1 and --queries at least 0")
+    if options.posterior not in POSTERIORS:
+        raise ValueError(f"--posterior {options.posterior!r}: use one of {POSTERIORS}")
     torch.set_num_threads(1)
     loaded = load_policies(options)
     env_id = loaded[0][1].meta["env_id"]
@@ -226,8 +230,9 @@ def render_panels(options: VideoOptions) -> tuple[list[list[Panel]], float]:
         try:
             for u, user in enumerate(users):
                 z = personalize_new_user(
-                    policy, model, user, u, pool, options.queries, options.strategy, options.seed
-                )
+                    policy, model, user, u, pool, options.queries, options.strategy, options.seed,
+                    posterior=options.posterior,
+                )  # fmt: skip
                 goal = env_goal(env, user.goal)
                 episode = run_episode(
                     env,

@@ -54,6 +54,10 @@ BALD_SAMPLES = 64
 #: how the posterior after the answers is computed (module docstring)
 POSTERIORS = ("likelihood", "encoder")
 POSTERIOR = "likelihood"
+POSTERIOR_HELP = (
+    "how z follows from the answers: likelihood (the reward model's Bayes posterior) or "
+    "encoder (VPL's amortised q(z | answers))"
+)
 #: prior draws of the likelihood posterior's importance sampling
 POSTERIOR_SAMPLES = 4096
 POSTERIOR_DRAWS_SEED = 0

@@ -29,7 +29,13 @@ import torch
 
 from robopref.dataset import PreferenceDataset
 from robopref.files import atomic_path, check_output, write_json_atomic
-from robopref.reward.active import BALD_SAMPLES, STRATEGIES
+from robopref.reward.active import (
+    BALD_SAMPLES,
+    POSTERIOR,
+    POSTERIOR_HELP,
+    POSTERIORS,
+    STRATEGIES,
+)
 from robopref.reward.base import RewardModel
 from robopref.reward.data import dataset_fingerprint
 from robopref.reward.evaluation import SUBSETS, evaluate_few_shot
@@ -65,6 +71,7 @@ class EvalRewardOptions:
     samples: int = field(
         default=BALD_SAMPLES, metadata={"help": "posterior samples for active queries"}
     )
+    posterior: str = field(default=POSTERIOR, metadata={"help": POSTERIOR_HELP})
     device: str = field(default="cpu", metadata={"help": "auto, cpu or cuda"})
     plot: bool = field(default=True, metadata={"help": "draw the PNG plots"})
     threads: int = field(
@@ -281,6 +288,8 @@ def check_options(options: EvalRewardOptions) -> tuple[list[int], list[str]]:
             f"--samples {options.samples}: active queries need at least 1 posterior sample "
             f"(default {BALD_SAMPLES})"
         )
+    if options.posterior not in POSTERIORS:
+        raise ValueError(f"--posterior {options.posterior!r}: use one of {POSTERIORS}")
     return ks, strategies
 
 
@@ -324,8 +333,9 @@ def eval_reward_command(options: EvalRewardOptions) -> int:
         print(f"eval-reward: {path} ({name}) on {subset.n_users} users of {options.data}")
         with torch.no_grad():
             found = evaluate_few_shot(
-                model, subset, ks, strategies, seed=options.seed, n_samples=options.samples
-            )
+                model, subset, ks, strategies, seed=options.seed, n_samples=options.samples,
+                posterior=options.posterior,
+            )  # fmt: skip
         seed = payload.get("options", {}).get("seed")
         rows += [
             {"model": name, "checkpoint": str(path), "seed": seed, "latent": bool(model.latent_dim)}
@@ -348,6 +358,7 @@ def eval_reward_command(options: EvalRewardOptions) -> int:
             "users": options.users,
             "queries": ks,
             "strategies": strategies,
+            "posterior": options.posterior,
             "results": results,
             "latent_usage": usage,
             "per_checkpoint": rows,

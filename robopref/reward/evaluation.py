@@ -4,7 +4,8 @@ Protocol (leave one out, so that every k up to n - 1 leaves a pair to score): fo
 held-out user and each of the user's *scored* pairs j (a recorded label on one side of
 0.5), the context is chosen among the user's *other* pairs, by ``infer_user`` with the
 strategy, the user answering with the recorded labels (skips and ties included, as asked).
-The prediction for pair j with z = the posterior mean after k answers is compared with the
+The prediction for pair j with z = the posterior mean after k answers (``posterior``:
+``infer_user``'s likelihood posterior by default, or the encoder's) is compared with the
 recorded label. Random and active contexts are nested (the k = 2 context is the start of
 the k = 4 one), so accuracy against k is a smooth curve. ``k`` larger than the user's other
 pairs is capped (``k_used`` reports the mean actually asked).
@@ -24,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from robopref.dataset import PreferenceDataset
-from robopref.reward.active import BALD_SAMPLES, infer_user
+from robopref.reward.active import BALD_SAMPLES, POSTERIOR, infer_user
 from robopref.reward.base import RewardModel
 from robopref.reward.latent_usage import posterior_moments
 from robopref.reward.nets import as_tensor
@@ -60,6 +61,7 @@ def evaluate_few_shot(
     seed: int = 0,
     n_samples: int = BALD_SAMPLES,
     progress: bool = True,
+    posterior: str = POSTERIOR,
 ) -> list[dict[str, Any]]:
     """Accuracy rows ``{strategy, k, subset, accuracy, ceiling, fraction_of_ceiling,
     n_pairs, k_used, accuracy_true}`` over every user of ``dataset`` (module docstring)."""
@@ -88,6 +90,7 @@ def evaluate_few_shot(
                     (dataset.obs_a[pool], dataset.obs_b[pool]),
                     np.random.default_rng([seed, user, int(pair)]),
                     n_samples,
+                    posterior,
                 )
                 steps = len(result.means) - 1
                 used = [min(k, steps) if model.latent_dim else 0 for k in ks]
@@ -139,6 +142,7 @@ def few_shot_means(
     strategy: str = "active",
     seed: int = 0,
     with_all_answers: bool = True,
+    posterior: str = "encoder",
 ) -> tuple[np.ndarray, np.ndarray]:
     """The latents a new user gets after few answers, for training a policy on them.
 
@@ -148,6 +152,8 @@ def few_shot_means(
     user)``: ``(R, Z)`` latents and ``(R,)`` the user index of each row. Few answers give
     latents of another spread than many (on PlatePlacement, larger): a policy trained only on
     the all-answers means meets latents it never saw once it serves a new user after 4 queries.
+    ``posterior`` defaults to the encoder: every measured loop and shipped policy trained on
+    the encoder's few-shot means (``infer_user``'s likelihood default came after them).
     """
     rows, owners = [], []
     rng = np.random.default_rng(seed)
@@ -161,6 +167,7 @@ def few_shot_means(
             strategy,
             (dataset.obs_a[own], dataset.obs_b[own]),
             rng=rng,
+            posterior=posterior,
         )
         for k in ks:
             rows.append(np.asarray(result.means[min(k, len(result.means) - 1)], dtype=np.float64))

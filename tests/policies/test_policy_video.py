@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -98,6 +99,11 @@ def test_video_refusals(
         render_policy_video(_options((vpl, vpl), tiny_vpl, tmp_path / "c"))
     with pytest.raises(ValueError, match="must end in .mp4"):
         render_policy_video(_options(tiny_policies, tiny_vpl, tmp_path / "d.gif"))
+    bad_posterior = dataclasses.replace(
+        _options(tiny_policies, tiny_vpl, tmp_path / "e"), posterior="map"
+    )
+    with pytest.raises(ValueError, match="--posterior 'map': use one of"):
+        render_policy_video(bad_posterior)
     assert not list(tmp_path.iterdir())  # nothing written
 
 

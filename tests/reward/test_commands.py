@@ -120,6 +120,8 @@ def test_eval_reward_refuses_an_unwritable_report_and_bad_numbers(
     assert "--threads -1 is negative: pass 0 for torch's default or a positive number" in err
     assert _eval(toy_file, trained, tmp_path / "s.json", "--samples", "0") == 2
     assert "--samples 0: active queries need at least 1 posterior sample" in capsys.readouterr().err
+    assert _eval(toy_file, trained, tmp_path / "p.json", "--posterior", "map") == 2
+    assert "--posterior 'map': use one of ('likelihood', 'encoder')" in capsys.readouterr().err
     assert _eval(toy_file, trained, tmp_path / "q.json", "--queries=-1,2") == 2
     assert "query budgets must be 0 or more" in capsys.readouterr().err
     assert not any(tmp_path.glob("*.json"))
