@@ -12,6 +12,10 @@
   user that no comparison and no policy sees (pairs compare equal-length segments; the
   policy's scaled reward compares states under one z), so it is dropped and the fast
   bilinear scorer is shared.
+* :class:`LinearIdealPointDecoder` (``"ideal-linear"``): the same with phi(s) = A s, a
+  linear projection of the (normalised) state, and b(s) an MLP: each user's reward is a
+  quadratic bowl over the state's features around the user's point (r = b(s) - (s - c)^T
+  A^T A (s - c)), the ideal-point family with the fewest weights to learn from few answers.
 * :class:`MLPDecoder` (``"mlp"``): the VPL authors' MLP on the concatenation ``[s, z]``,
   with a separate per-step MLP (averaged over time) to embed segments for the encoder.
 
@@ -209,6 +213,28 @@ class IdealPointDecoder(BilinearDecoder):
         return self.weights(z)
 
 
+class LinearIdealFeatures(nn.Module):
+    """``s -> [A s, b(s)]``: a linear projection ``A`` (D) of the state beside an MLP ``b``."""
+
+    def __init__(self, obs_dim: int, config: VPLConfig) -> None:
+        super().__init__()
+        self.projection = nn.Linear(obs_dim, config.features, bias=False)
+        self.base = state_mlp(obs_dim, config, 1)
+
+    def forward(self, obs_n: torch.Tensor) -> torch.Tensor:
+        """``(..., O)`` -> ``(..., D + 1)``, the layout :class:`IdealPointDecoder` reads."""
+        return torch.cat([self.projection(obs_n), self.base(obs_n)], -1)
+
+
+class LinearIdealPointDecoder(IdealPointDecoder):
+    """The ideal-point reward with phi(s) = A s linear (module docstring): every user's
+    reward is a quadratic bowl in the state's features, centred where m(z) puts it."""
+
+    def __init__(self, obs_dim: int, config: VPLConfig) -> None:
+        super().__init__(obs_dim, config)
+        self.psi = LinearIdealFeatures(obs_dim, config)
+
+
 class MLPDecoder(Decoder):
     """r(s, z) = MLP([s, z]) (module docstring)."""
 
@@ -236,6 +262,7 @@ class MLPDecoder(Decoder):
 DECODERS: dict[str, type[Decoder]] = {
     "bilinear": BilinearDecoder,
     "ideal": IdealPointDecoder,
+    "ideal-linear": LinearIdealPointDecoder,
     "mlp": MLPDecoder,
 }
 

@@ -73,7 +73,10 @@ class TrainRewardOptions:
         VPLConfig, "max_context", "VPL: largest training context (0: all but one pair)"
     )
     decoder: str = config_option(
-        VPLConfig, "decoder", "VPL decoder: bilinear (fast), ideal (ideal point) or mlp on [s, z]"
+        VPLConfig,
+        "decoder",
+        "VPL decoder: bilinear (fast), ideal (ideal point), ideal-linear (ideal point in a "
+        "linear projection of the state) or mlp on [s, z]",
     )
     fourier: int = config_option(
         VPLConfig, "fourier", "VPL: random Fourier features of the state (0: none)"

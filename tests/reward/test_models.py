@@ -14,6 +14,7 @@ from robopref.reward import (
     VPLRewardModel,
 )
 from robopref.reward.data import UserTensors
+from robopref.reward.decoders import DECODERS
 from robopref.reward.toy import toy_dataset
 
 
@@ -30,7 +31,7 @@ def vpl(data) -> VPLRewardModel:
     return model.eval()
 
 
-@pytest.mark.parametrize("decoder", ["bilinear", "mlp"])
+@pytest.mark.parametrize("decoder", sorted(DECODERS))
 def test_vpl_reward_broadcasts_and_keeps_the_array_type(data, decoder) -> None:
     model = VPLRewardModel(4, VPLConfig(latent_dim=3, hidden=(16,), decoder=decoder))
     obs = data.obs_a[:5]  # (5, T, 4)
@@ -49,6 +50,28 @@ def test_vpl_reward_broadcasts_and_keeps_the_array_type(data, decoder) -> None:
         model.reward(obs)
     with pytest.raises(ValueError, match="observation size 4"):
         model.reward(np.zeros((2, 5), np.float32), one_z)
+
+
+@pytest.mark.parametrize("decoder", ["ideal", "ideal-linear"])
+def test_ideal_point_reward_peaks_where_the_users_point_is(data, decoder) -> None:
+    """r(s, z) = b(s) - |phi(s) - m(z)|^2 up to a per-user constant: with b flat, the state
+    whose features sit at m(z) scores highest, and the fast scorer agrees with reward()."""
+    torch.manual_seed(0)
+    model = VPLRewardModel(4, VPLConfig(latent_dim=2, hidden=(16,), features=4, decoder=decoder))
+    model.eval()
+    obs = torch.as_tensor(data.obs_a.reshape(-1, 4)[:200])
+    z = torch.tensor([0.3, -0.7])
+    with torch.no_grad():
+        phi = model.decoder.state_features(model.normalize(obs))[:, :-1]
+        point = model.decoder.ideal_point(z)
+        base = model.decoder.state_features(model.normalize(obs))[:, -1] + phi.square().sum(-1)
+        reward = model.reward(obs, z)
+    expected = (base - (phi - point).square().sum(-1) + point.square().sum()) / model.decoder.scale
+    torch.testing.assert_close(reward, expected, rtol=1e-4, atol=1e-4)
+    pair_a, pair_b = data.obs_a[:6], data.obs_b[:6]
+    logits = model.pair_scorer(pair_a, pair_b).logits(z[None])[0]
+    gap = model.reward(pair_a, z.numpy()).sum(-1) - model.reward(pair_b, z.numpy()).sum(-1)
+    np.testing.assert_allclose(logits.numpy(), gap, rtol=1e-4, atol=1e-4)
 
 
 def test_scaled_reward_is_a_probability_and_orders_like_the_reward(data, vpl) -> None:
