@@ -141,7 +141,12 @@ class LoopOptions:
         default_factory=lambda: list(METHODS), metadata={"help": "vpl and/or btl"}
     )
     latent_dim: int = config_option(VPLConfig, "latent_dim", "VPL: size of the user latent z")
-    decoder: str = config_option(VPLConfig, "decoder", "VPL decoder: bilinear, ideal or mlp")
+    decoder: str = config_option(
+        VPLConfig, "decoder", "VPL decoder: bilinear, ideal, ideal-linear, ideal-distance or mlp"
+    )
+    hidden: tuple[int, ...] = config_option(
+        VPLConfig, "hidden", "VPL: hidden layer widths of the reward model's MLPs"
+    )
     fourier: int = config_option(VPLConfig, "fourier", "VPL: Fourier features of the state")
     fourier_scale: float = config_option(
         VPLConfig, "fourier_scale", "VPL: scale of the Fourier frequencies"
@@ -220,8 +225,13 @@ def check_loop_options(options: LoopOptions) -> None:
         if not state.is_file():
             raise FileNotFoundError(f"nothing to resume: {state} does not exist (drop --resume)")
         saved = json.loads(state.read_text())["options"]
-        now = dataclasses.asdict(options)
-        changed = [k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k]]
+        # through JSON, as saved (tuples become lists); an option newer than the saved
+        # loop counts as its default
+        now = json.loads(json.dumps(dataclasses.asdict(options)))
+        default = json.loads(json.dumps(dataclasses.asdict(type(options)())))
+        changed = [
+            k for k in now if k not in RESUMABLE_CHANGES and saved.get(k, default[k]) != now[k]
+        ]
         if changed:
             raise ValueError(
                 f"--resume with other options than the loop in {out} ({', '.join(changed)}): "
@@ -396,6 +406,7 @@ def run_arm(
     data = answers.dataset(options.env, shared.pool.feature_names, len(shared.users),
                            _dataset_meta(options, round_index))  # fmt: skip
     config = {"latent_dim": options.latent_dim, "decoder": options.decoder,
+              "hidden": tuple(options.hidden),
               "fourier": options.fourier, "fourier_scale": options.fourier_scale,
               "kl_weight": options.kl_weight} if method == "vpl" else {}  # fmt: skip
     _log(options, f"round {round_index + 1}: {method} reward fit on {data.n_pairs} answers")

@@ -16,6 +16,12 @@
   linear projection of the (normalised) state, and b(s) an MLP: each user's reward is a
   quadratic bowl over the state's features around the user's point (r = b(s) - (s - c)^T
   A^T A (s - c)), the ideal-point family with the fewest weights to learn from few answers.
+* :class:`DistanceIdealPointDecoder` (``"ideal-distance"``): the same point and projection,
+  but the reward falls with the distance itself, r = [b(s) - |A s - m(z)|] / sqrt(D): a
+  cone, sharp at its tip (a squared distance is flat there, where a policy must find the
+  last centimetres; and a bowl fitted to answers about far-apart states pulls its centre
+  towards where the states are). Not bilinear: its scorer precomputes ``A s`` and ``b(s)``
+  of the candidates and takes the distances to each m(z) in chunks.
 * :class:`MLPDecoder` (``"mlp"``): the VPL authors' MLP on the concatenation ``[s, z]``,
   with a separate per-step MLP (averaged over time) to embed segments for the encoder.
 
@@ -235,6 +241,93 @@ class LinearIdealPointDecoder(IdealPointDecoder):
         self.psi = LinearIdealFeatures(obs_dim, config)
 
 
+class DistanceIdealPointDecoder(Decoder):
+    """r(s, z) = [b(s) - sqrt(|A s - m(z)|^2 + EPS^2)] / sqrt(D) (module docstring): the
+    reward falls linearly with the distance to the user's point, a cone with a sharp tip."""
+
+    def __init__(self, obs_dim: int, config: VPLConfig) -> None:
+        super().__init__()
+        self.psi = LinearIdealFeatures(obs_dim, config)
+        self.weights = mlp(config.latent_dim, config.hidden[:1], config.features)
+        self.scale = math.sqrt(config.features)
+        self.embed_dim = config.features + 1
+
+    def split(self, obs_n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``A s`` ``(..., D)`` and ``b(s)`` ``(...)``."""
+        out = self.psi(obs_n)
+        return out[..., :-1], out[..., -1]
+
+    def ideal_point(self, z: torch.Tensor) -> torch.Tensor:
+        """m(z) ``(..., D)``: where in feature space the user's reward peaks."""
+        return self.weights(z)
+
+    @staticmethod
+    def cone(projected: torch.Tensor, base: torch.Tensor, point: torch.Tensor) -> torch.Tensor:
+        """``b - sqrt(|A s - m|^2 + EPS^2)``, broadcast over the leading dimensions."""
+        return base - ((projected - point).square().sum(-1) + CONE_EPS**2).sqrt()
+
+    def reward(self, obs_n: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The cone at the state for the user's point m(z)."""
+        projected, base = self.split(obs_n)
+        return self.cone(projected, base, self.ideal_point(z)) / self.scale
+
+    def embed(self, obs_n: torch.Tensor) -> torch.Tensor:
+        """``[A s, b(s)]`` summed over the segment: what the encoder reads."""
+        return self.psi(obs_n).sum(-2) / self.scale
+
+    def scorer(self, model: RewardModel, obs_a: torch.Tensor, obs_b: torch.Tensor) -> PairScorer:
+        """The candidates' projections once; the cone for each z in chunks."""
+        return DistanceScorer(model, self, obs_a, obs_b)
+
+
+#: the cone's rounding at its tip, in projected-feature units (keeps the gradient finite)
+CONE_EPS = 1e-2
+#: most (z, candidate, step) entries :class:`DistanceScorer` holds at once
+_SCORER_CHUNK = 1 << 22
+
+
+class DistanceScorer(PairScorer):
+    """Candidate logits for many z: ``A s`` and ``b(s)`` of every step precomputed, the squared
+    distances to each m(z) as one matrix product (``|p|^2 - 2 p . m + |m|^2``), in chunks
+    of z so that memory stays bounded."""
+
+    def __init__(
+        self,
+        model: RewardModel,
+        decoder: DistanceIdealPointDecoder,
+        obs_a: torch.Tensor,
+        obs_b: torch.Tensor,
+    ) -> None:
+        super().__init__(model, obs_a, obs_b)
+        self.decoder = decoder
+        with torch.no_grad():
+            proj_a, base_a = decoder.split(model.normalize(obs_a))  # (C, T, D), (C, T)
+            proj_b, base_b = decoder.split(model.normalize(obs_b))
+        self.steps = proj_a.shape[:-1]
+        self.proj = (proj_a.flatten(0, 1), proj_b.flatten(0, 1))  # (C T, D)
+        self.square = tuple(p.square().sum(-1) for p in self.proj)  # (C T,)
+        self.base_gap = base_a.sum(-1) - base_b.sum(-1)
+
+    def _distance_sums(self, points: torch.Tensor, side: int) -> torch.Tensor:
+        """``(S, C)``: sum over a segment's steps of sqrt(|A s - m|^2 + EPS^2)."""
+        square = self.square[side] - 2.0 * points @ self.proj[side].T
+        square = (square + points.square().sum(-1, keepdim=True)).clamp_min(0.0)
+        return (square + CONE_EPS**2).sqrt().reshape(-1, *self.steps).sum(-1)
+
+    def logits(self, z: torch.Tensor) -> torch.Tensor:
+        """``(S, C)`` logits for ``z`` ``(S, Z)``."""
+        with torch.no_grad():
+            points = self.decoder.ideal_point(z)  # (S, D)
+            step = max(1, _SCORER_CHUNK // max(1, self.proj[0].shape[0]))
+            out = [
+                self.base_gap
+                - self._distance_sums(points[i : i + step], 0)
+                + self._distance_sums(points[i : i + step], 1)
+                for i in range(0, points.shape[0], step)
+            ]
+            return torch.cat(out) / self.decoder.scale
+
+
 class MLPDecoder(Decoder):
     """r(s, z) = MLP([s, z]) (module docstring)."""
 
@@ -263,6 +356,7 @@ DECODERS: dict[str, type[Decoder]] = {
     "bilinear": BilinearDecoder,
     "ideal": IdealPointDecoder,
     "ideal-linear": LinearIdealPointDecoder,
+    "ideal-distance": DistanceIdealPointDecoder,
     "mlp": MLPDecoder,
 }
 

@@ -76,7 +76,8 @@ class TrainRewardOptions:
         VPLConfig,
         "decoder",
         "VPL decoder: bilinear (fast), ideal (ideal point), ideal-linear (ideal point in a "
-        "linear projection of the state) or mlp on [s, z]",
+        "linear projection of the state), ideal-distance (the same, reward falling with the "
+        "distance: a sharp peak) or mlp on [s, z]",
     )
     fourier: int = config_option(
         VPLConfig, "fourier", "VPL: random Fourier features of the state (0: none)"

@@ -54,6 +54,12 @@ def train_toy(kind: str, split: dict[str, PreferenceDataset], **config: object) 
 
 
 @pytest.fixture(scope="session")
+def toy_trainer() -> object:
+    """:func:`train_toy`, for tests that fit models on toy data of their own."""
+    return train_toy
+
+
+@pytest.fixture(scope="session")
 def toy_vpl(toy_split: dict[str, PreferenceDataset]) -> RewardModel:
     """VPL trained on the toy task."""
     return train_toy("vpl", toy_split)

@@ -127,3 +127,31 @@ def test_posterior_symmetries_and_edge_cases(data, vpl) -> None:
     np.testing.assert_allclose(batch[0][0], mean, atol=1e-5)
     with pytest.raises(ValueError, match="context labels"):
         vpl.posterior((obs_a, obs_b, label[:-1]))
+
+
+def test_distance_ideal_point_scorer_matches_the_reward_in_chunks(data, monkeypatch) -> None:
+    """The cone r = [b(s) - |A s - m(z)|] / sqrt(D): its chunked scorer gives the segments'
+    return gaps for every z, however many z are scored at once."""
+    from robopref.reward import decoders
+
+    torch.manual_seed(0)
+    config = VPLConfig(latent_dim=2, hidden=(16,), features=4, decoder="ideal-distance")
+    model = VPLRewardModel(4, config).eval()
+    obs = torch.as_tensor(data.obs_a.reshape(-1, 4)[:50])
+    z = torch.tensor([0.3, -0.7])
+    with torch.no_grad():
+        projected, base = model.decoder.split(model.normalize(obs))
+        point = model.decoder.ideal_point(z)
+        far = ((projected - point).square().sum(-1) + decoders.CONE_EPS**2).sqrt()
+        expected = (base - far) / model.decoder.scale
+        torch.testing.assert_close(model.reward(obs, z), expected)
+    monkeypatch.setattr(decoders, "_SCORER_CHUNK", 150)  # a few z per chunk
+    zs = torch.as_tensor(np.random.default_rng(1).normal(size=(9, 2)), dtype=torch.float32)
+    pair_a, pair_b = data.obs_a[:6], data.obs_b[:6]
+    logits = model.pair_scorer(pair_a, pair_b).logits(zs)
+    assert logits.shape == (9, 6)
+    for i in range(9):
+        gap = model.reward(pair_a, zs[i].numpy()).sum(-1) - model.reward(pair_b, zs[i].numpy()).sum(
+            -1
+        )
+        np.testing.assert_allclose(logits[i].numpy(), gap, rtol=1e-4, atol=1e-4)
