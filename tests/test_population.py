@@ -185,3 +185,16 @@ def test_contested_pairs(plate_env):
     )
     # somebody wants the plate at (-0.2, 0); nobody wants it dropped from 3 cm
     assert wide.contested(feat_a, feat_b).tolist() == [True, True, False]
+
+
+@pytest.mark.parametrize("path", sorted(Path("benchmarks/populations").glob("*.yaml")), ids=str)
+def test_the_shipped_population_files_load_for_their_task(path, plate_env, block_env):
+    """Every file under benchmarks/populations loads on its task and samples users."""
+    env = block_env if path.name.startswith("block") else plate_env
+    if path.name == "block_three_zones.yaml":  # its README command: --env-kwargs n_zones=3
+        env = make_env(BLOCK, {"n_zones": 3})[0]
+    population = load_population(path, env)
+    users = population.sample_users(4, np.random.default_rng(0))
+    assert len(users) == 4
+    if path.name == "plate_four_corners.yaml":  # one user per corner
+        assert sorted(u.group for u in users) == [0, 1, 2, 3]
