@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import importlib.util
 import json
 from pathlib import Path
 
@@ -313,3 +315,24 @@ def test_evaluate_at_several_budgets_reports_the_ceilings(finished, tmp_path: Pa
     vpl = [e for e in result["episodes"] if e["policy"] == "vpl"]
     assert [len(e["asked"]) for e in vpl if e["user"] == 0] == [0, 2]
     assert all(e["queries"] is None for e in result["episodes"] if e["policy"] == "btl")
+
+
+def test_evaluation_rebuilds_the_loops_own_training_users(finished) -> None:
+    """``training_users`` (evaluation's way to a loop's users) gives the users the loop asked,
+    and the peak benchmark scores a finished loop's reward model on every one of them."""
+    options, _, _ = finished
+    sealed = loop_run.shared_setup(options).users
+    with hidden_knowledge("evaluation"):
+        rebuilt = loop_run.training_users(options)
+        assert [tuple(u.goal) for u in rebuilt] == [tuple(s.goal) for s in sealed]
+    spec = importlib.util.spec_from_file_location(
+        "reward_peak", Path(__file__).parents[1] / "benchmarks" / "reward_peak.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert loop_run.saved_options(options.out) == options
+    args = argparse.Namespace(loop=options.out, data=None, model=None, population="continuous")
+    (row,) = bench.measure(args)["rows"]
+    assert row["users"] == "all" and row["peak"]["users"] == options.users
+    assert 0.0 <= row["peak"]["within_radius"] <= 1.0
+    assert np.isfinite(row["true_family"]["median_cm"])

@@ -80,6 +80,7 @@ from robopref.reward.base import RewardModel
 from robopref.reward.checkpoint import model_payload, save_payload
 from robopref.reward.registry import load_reward_model
 from robopref.reward.vpl import VPLConfig
+from robopref.users import SyntheticUser
 
 METHODS = ("vpl", "btl")
 #: options that may differ between an interrupted loop and its resumption
@@ -269,10 +270,34 @@ class Shared:
     users: list[SealedUser]
 
 
+def saved_options(out: str | Path) -> LoopOptions:
+    """The options the loop in ``out`` ran with, as its ``loop.json`` saved them (an option
+    newer than the saved loop takes its default)."""
+    state = Path(out) / "loop.json"
+    if not state.is_file():
+        raise FileNotFoundError(f"{state} does not exist: pass the --out of a `robopref loop` run")
+    saved = json.loads(state.read_text())["options"]
+    default = LoopOptions()
+    values = {}
+    for name in (f.name for f in dataclasses.fields(LoopOptions) if f.name in saved):
+        value = saved[name]  # JSON turned tuples into lists
+        values[name] = type(getattr(default, name))(value) if isinstance(value, list) else value
+    return LoopOptions(**values)
+
+
+def training_users(options: LoopOptions) -> list[SyntheticUser]:
+    """The loop's training users, unsealed, in the order of its datasets' user index.
+
+    The loop itself only ever holds them sealed; evaluation (``benchmarks/reward_peak.py``)
+    rebuilds them from the seed to score what the loop learned about each of them.
+    """
+    population = resolve_population(options.population, _env(options))
+    return population.sample_users(options.users, _stream(options, 3))
+
+
 def shared_setup(options: LoopOptions) -> Shared:
     """Rebuilt identically from the seed on every (re)start."""
-    population = resolve_population(options.population, _env(options))
-    users = [SealedUser(u) for u in population.sample_users(options.users, _stream(options, 3))]
+    users = [SealedUser(u) for u in training_users(options)]
     rollouts = collect_rollouts(
         options.env, options.episodes, _stream(options, 1), GOAL_AGNOSTIC,
         env_kwargs=parse_env_kwargs(options.env_kwargs),
