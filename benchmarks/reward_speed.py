@@ -13,7 +13,10 @@ Measures, on this machine:
 * ``infer_ms``: :func:`robopref.reward.infer_user` with ``k = 4`` active queries among
   ``--candidates`` candidate pairs (a few hundred, drawn from the dataset's pairs), median
   and worst of ``--repeats`` simulated users (target <= 50 ms), the candidates' feature
-  precomputation included; and the same with random queries for comparison.
+  precomputation included; and the same with random queries for comparison. Inference
+  runs on one torch thread, as ``robopref evaluate`` serves new users. ``--also CKPT ...``
+  times the same calls, on the same candidates, for other checkpoints of the same task
+  (other decoders and sizes, say a continuous loop's ``vpl.pt``), in the same run.
 
 With ``--device cuda`` (or ``auto`` on a GPU machine) it trains and infers there. ``make
 bench`` runs ``python benchmarks/reward_speed.py --json runs/bench/reward_speed.json``.
@@ -115,8 +118,15 @@ def main() -> None:
     )
     parser.add_argument("--candidates", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument(
+        "--also", nargs="+", default=[], metavar="CKPT",
+        help="more reward checkpoints of the task to time infer_user on, side by side",
+    )  # fmt: skip
     parser.add_argument("--json", default=None, help="write the figures here")
     args = parser.parse_args()
+    for path in args.also:
+        if not Path(path).is_file():
+            raise SystemExit(f"--also {path} does not exist: pass reward-model checkpoints")
     if not Path(args.data).is_file():
         raise SystemExit(
             f"{args.data} does not exist: make it with `robopref collect --out {args.data}`"
@@ -149,13 +159,30 @@ def measure(args: argparse.Namespace, folder: Path) -> dict:
             )
         result.update(loaded_train_s=loaded_s, loaded_ratio=loaded_s / train_s)
         result["loaded_epochs_run"] = loaded["epochs_run"]
+    torch.set_num_threads(1)
     for strategy in ("active", "random"):
         timing = time_inference(
             path, args.data, args.device, args.candidates, args.repeats, strategy
         )
         result[f"infer_{strategy}_median_ms"] = timing["median_ms"]
         result[f"infer_{strategy}_max_ms"] = timing["max_ms"]
+    result["also"] = {
+        str(other): time_inference(
+            Path(other), args.data, args.device, args.candidates, args.repeats, "active"
+        )
+        for other in args.also
+    }
     return result
+
+
+def describe(path: Path) -> str:
+    """A checkpoint's path with its decoder and hidden sizes."""
+    model = load_reward_model(path)
+    config = getattr(model, "config", None)
+    if config is None:
+        return f"{path} ({model.kind})"
+    hidden = "x".join(str(h) for h in config.hidden)
+    return f"{path} ({model.kind}, {config.decoder}, hidden {hidden})"
 
 
 def report(result: dict, args: argparse.Namespace) -> None:
@@ -175,6 +202,11 @@ def report(result: dict, args: argparse.Namespace) -> None:
             f"infer_user k=4 {strategy} among {args.candidates} candidates: median "
             f"{result[f'infer_{strategy}_median_ms']:.1f} ms, worst "
             f"{result[f'infer_{strategy}_max_ms']:.1f} ms (target 50 ms)"
+        )
+    for other, timing in result["also"].items():
+        print(
+            f"infer_user k=4 active, {describe(Path(other))}: median {timing['median_ms']:.1f} "
+            f"ms, worst {timing['max_ms']:.1f} ms (target 50 ms)"
         )
     if args.json:
         write_json_atomic(args.json, result)
