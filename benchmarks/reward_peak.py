@@ -5,8 +5,9 @@ run, how well each reward model (``--model``, several to compare decoders) locat
 user of a preference dataset from all the answers that user gave:
 
 * ``peak``: the learned reward's peak over placed-object states (:class:`PeakFinder`) under
-  the user's posterior mean z given all of the user's answers (the encoder's posterior, the
-  one the policy trains on), against the user's goal;
+  the user's posterior mean z given all of the user's answers, against the user's goal;
+  ``--posterior``: the encoder's (what the policy trains on) and the model's likelihood
+  posterior (what ``infer_user`` serves new users with), each a row;
 * ``true_family``: the best-disc estimate of the goal under the *true* reward family and
   labelling model given the same answers (:mod:`robopref.ceiling`): what the answers allow.
 
@@ -37,6 +38,8 @@ from robopref.hidden import hidden_knowledge
 from robopref.loop.run import LoopOptions, saved_options, training_users
 from robopref.population import Population, resolve_population
 from robopref.queries import make_env
+from robopref.reward.active import POSTERIORS, infer_user
+from robopref.reward.base import RewardModel
 from robopref.reward.data import dataset_fingerprint
 from robopref.reward.evaluation import posterior_means
 from robopref.reward.inputs import reward_input, reward_view
@@ -79,6 +82,21 @@ def true_family_estimates(
     return np.stack(points)
 
 
+def all_answer_means(model: RewardModel, view: PreferenceDataset, posterior: str) -> np.ndarray:
+    """``(U, Z)``: each user's posterior mean given all of its answers, by ``posterior``."""
+    if posterior == "encoder":
+        return posterior_means(model, view)
+    means = []
+    for user in range(view.n_users):
+        own = view.user_indices(user)
+        result = infer_user(
+            model, lambda i, own=own: float(view.label[own[i]]), len(own), "random",
+            (view.obs_a[own], view.obs_b[own]), rng=user, posterior=posterior,
+        )  # fmt: skip
+        means.append(result.mean)
+    return np.stack(means)
+
+
 def summary(distance: np.ndarray, radius: float) -> dict[str, float]:
     """Median, 90th percentile and share within ``radius`` of distances (m)."""
     return {
@@ -119,13 +137,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             raise SystemExit(f"{path}: a latent reward model on features is needed for a peak")
         finder = PeakFinder(model, env)
         view = reward_view(dataset, reward_input(model))
-        peaks = finder.peaks(posterior_means(model, view))
-        distance = np.linalg.norm(peaks - goals, axis=-1)
         decoder = getattr(getattr(model, "config", None), "decoder", None)
-        for name, users in user_split(payload, view).items():
-            rows.append({"model": path, "decoder": decoder, "users": name,
-                         "peak": summary(distance[users], grid.radius),
-                         "true_family": summary(truth[users], grid.radius)})  # fmt: skip
+        for posterior in args.posterior:
+            peaks = finder.peaks(all_answer_means(model, view, posterior))
+            distance = np.linalg.norm(peaks - goals, axis=-1)
+            for name, users in user_split(payload, view).items():
+                rows.append({"model": path, "decoder": decoder, "posterior": posterior,
+                             "users": name, "peak": summary(distance[users], grid.radius),
+                             "true_family": summary(truth[users], grid.radius)})  # fmt: skip
     return {"data": data_path, "population": spec, "answers_per_user":
             float(dataset.n_pairs / dataset.n_users), "rows": rows}  # fmt: skip
 
@@ -139,7 +158,7 @@ def report(result: dict[str, Any]) -> None:
     for row in result["rows"]:
         peak, truth = row["peak"], row["true_family"]
         print(
-            f"  {row['model']} [{row['users']}, {peak['users']} users]: learned peak "
+            f"  {row['model']} [{row['posterior']}, {row['users']}, {peak['users']} users]: peak "
             f"{peak['median_cm']:.1f} / {peak['p90_cm']:.1f} cm, {peak['within_radius']:.2f}; "
             f"true family {truth['median_cm']:.1f} / {truth['p90_cm']:.1f} cm, "
             f"{truth['within_radius']:.2f}"
@@ -155,6 +174,10 @@ def main() -> None:
                         help="reward checkpoints (default: the loop's vpl.pt)")  # fmt: skip
     parser.add_argument("--population", default=None,
                         help="default: the loop's or the dataset's")  # fmt: skip
+    parser.add_argument(
+        "--posterior", nargs="+", default=list(POSTERIORS), choices=POSTERIORS,
+        help="the user's z from the encoder and/or the model's likelihood (infer_user's)",
+    )  # fmt: skip
     parser.add_argument("--json", default=None, help="write the figures here")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args()

@@ -331,7 +331,9 @@ def test_evaluation_rebuilds_the_loops_own_training_users(finished) -> None:
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     assert loop_run.saved_options(options.out) == options
-    args = argparse.Namespace(loop=options.out, data=None, model=None, population="continuous")
+    args = argparse.Namespace(
+        loop=options.out, data=None, model=None, population="continuous", posterior=["encoder"]
+    )
     (row,) = bench.measure(args)["rows"]
     assert row["users"] == "all" and row["peak"]["users"] == options.users
     assert 0.0 <= row["peak"]["within_radius"] <= 1.0

@@ -134,12 +134,16 @@ def fit_reward(
     return model.eval(), result
 
 
-def policy_latents(model: RewardModel, dataset: PreferenceDataset, seed: int) -> LatentSource:
-    """The z a policy trains on: the training users' posterior means after 1, 2, 4, 8, 16
-    active answers and after all of them (as ``train-policy --latent-source few-shot``)."""
+def policy_latents(
+    model: RewardModel, dataset: PreferenceDataset, seed: int, posterior: str
+) -> LatentSource:
+    """The z a policy trains on: the training users' posterior means (by ``posterior``) after
+    1, 2, 4, 8, 16 active answers and after all of them (as ``train-policy --latent-source
+    few-shot``)."""
     if model.latent_dim == 0:
         return LatentSource(0, np.zeros((1, 0), np.float32))
-    means, _ = few_shot_means(model, reward_view(dataset, "features"), seed=seed)
+    view = reward_view(dataset, "features")
+    means, _ = few_shot_means(model, view, seed=seed, posterior=posterior)
     return LatentSource(model.latent_dim, means)
 
 

@@ -46,7 +46,7 @@ from robopref.queries import (
     collect_rollouts,
     join_rollouts,
 )
-from robopref.reward.active import BALD_SAMPLES, bald_scores
+from robopref.reward.active import BALD_SAMPLES, answers_posterior, bald_scores
 from robopref.reward.base import RewardModel
 from robopref.reward.nets import as_tensor
 
@@ -156,6 +156,7 @@ def ask_mixed(
     m: int,
     active_share: float,
     rng: np.random.Generator,
+    posterior: str,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``round(active_share * m)`` queries by BALD (:func:`ask_active`), then the rest drawn
     uniformly among the other candidates.
@@ -165,7 +166,7 @@ def ask_mixed(
     shared part of the reward is learnt from exactly those. The random share asks them.
     """
     n_active = int(round(active_share * m))
-    asked, answers = ask_active(model, user, context, candidates, n_active, rng)
+    asked, answers = ask_active(model, user, context, candidates, n_active, rng, posterior)
     rest = candidates.draw(m - n_active, rng, exclude=asked)
     more = [user.answer(candidates.pair(int(i)), rng) for i in rest]
     return np.concatenate([asked, rest]).astype(np.int64), np.append(answers, more).astype(
@@ -180,10 +181,12 @@ def ask_active(
     candidates: QueryPool,
     m: int,
     rng: np.random.Generator,
+    posterior: str,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Ask ``user`` ``m`` of ``candidates``, each the one of largest BALD score under the
-    posterior given ``context`` (the user's earlier pairs, as the model reads them: feature
-    segments ``(P, T, F)`` and labels) and the answers so far; returns (indices, answers)."""
+    posterior (``posterior``: :func:`answers_posterior`) given ``context`` (the user's earlier
+    pairs, as the model reads them: feature segments ``(P, T, F)`` and labels) and the
+    answers so far; returns (indices, answers)."""
     feat_a = as_tensor(candidates.feat_a, model.device)
     feat_b = as_tensor(candidates.feat_b, model.device)
     scorer = model.pair_scorer(feat_a, feat_b)
@@ -195,7 +198,7 @@ def ask_active(
     asked, answers = [], []
     with torch.no_grad():
         for _ in range(m):
-            mean, std = model.posterior((ctx_a, ctx_b, ctx_label))
+            mean, std = answers_posterior(model, (ctx_a, ctx_b, ctx_label), posterior)
             z = torch.as_tensor(mean) + torch.as_tensor(std) * noise
             scores = torch.where(available, bald_scores(scorer.logits(z)), torch.tensor(-1.0))
             index = int(torch.argmax(scores))

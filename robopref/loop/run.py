@@ -76,6 +76,7 @@ from robopref.queries import (
     join_rollouts,
     make_env,
 )
+from robopref.reward.active import POSTERIORS, answers_posterior
 from robopref.reward.base import RewardModel
 from robopref.reward.checkpoint import model_payload, save_payload
 from robopref.reward.registry import load_reward_model
@@ -94,6 +95,10 @@ ROUNDS_KEPT = 2
 FINAL_STEPS = 1_000_000
 #: PPO env steps of a method's scouts over all rounds (their behaviour only shapes questions)
 SCOUT_STEPS = 300_000
+#: how the loop infers its training users' z: the encoder, as every measured two-group,
+#: three-group and three-zone loop did (the likelihood posterior, ``--posterior
+#: likelihood``, is what the continuous-goal figures need; see the README)
+LOOP_POSTERIOR = "encoder"
 
 
 @dataclass
@@ -153,6 +158,14 @@ class LoopOptions:
         VPLConfig, "fourier_scale", "VPL: scale of the Fourier frequencies"
     )
     kl_weight: float = config_option(VPLConfig, "kl_weight", "VPL: weight of the KL term")
+    posterior: str = field(
+        default=LOOP_POSTERIOR,
+        metadata={
+            "help": "VPL: the training users' z (their rollouts, BALD's questions, the policy's "
+            "latents) from the encoder (q(z | answers)) or the reward model's likelihood "
+            "posterior (as infer_user serves new users)"
+        },
+    )
     fit_epochs: int = field(
         default=FIT_EPOCHS, metadata={"help": "most epochs of round 0's reward fits"}
     )
@@ -192,6 +205,8 @@ def check_loop_options(options: LoopOptions) -> None:
                  "fit_epochs", "refit_epochs", "workers"):  # fmt: skip
         if getattr(options, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+    if options.posterior not in POSTERIORS:
+        raise ValueError(f"--posterior {options.posterior!r} must be one of {POSTERIORS}")
     if options.per_round < len(FIXED_QUESTIONS):
         raise ValueError(
             f"--per-round {options.per_round} leaves no room for the {len(FIXED_QUESTIONS)} "
@@ -332,11 +347,10 @@ def ask_round(
 ) -> None:
     """Round ``round_index`` >= 1 of ``method``: roll out its policy for every user under the
     user's posterior mean z, then ask each user ``per_round`` queries about its rollouts."""
-    with torch.no_grad():
-        latents = np.stack(
-            [np.asarray(model.posterior(answers.context(u))[0], np.float32)
-             for u in range(len(shared.users))]
-        ) if model.latent_dim else np.zeros((len(shared.users), 0), np.float32)  # fmt: skip
+    latents = np.stack(
+        [answers_posterior(model, answers.context(u), options.posterior)[0]
+         for u in range(len(shared.users))]
+    ) if model.latent_dim else np.zeros((len(shared.users), 0), np.float32)  # fmt: skip
     policy = ALGOS["ppo"].load(policy_file, device="cpu")
     rollouts = policy_rollouts(
         options.env,
@@ -372,7 +386,14 @@ def ask_round(
         rest = options.per_round - len(FIXED_QUESTIONS)
         if model.latent_dim:
             index, labels = ask_mixed(
-                model, user, answers.context(u), pool, rest, options.active_share, rng
+                model,
+                user,
+                answers.context(u),
+                pool,
+                rest,
+                options.active_share,
+                rng,
+                options.posterior,
             )
         else:
             index, labels = ask_random(user, pool, rest, rng)
@@ -443,7 +464,7 @@ def run_arm(
     _log(options, f"round {round_index + 1}: {method} {kind}, {steps} steps")
     policy = train_policy_round(
         previous / f"{method}_policy.zip" if round_index else None, options.env, model,
-        policy_latents(model, data, options.seed), steps, round_index, rounds,
+        policy_latents(model, data, options.seed, options.posterior), steps, round_index, rounds,
         options.seed, env_kwargs=parse_env_kwargs(options.env_kwargs), final=final,
     )  # fmt: skip
     data.save(here / f"{method}.npz")

@@ -98,6 +98,24 @@ def _candidate_arrays(candidates: Any) -> tuple[Any, Any]:
     )
 
 
+def answers_posterior(
+    model: RewardModel, context: tuple[Any, Any, Any], posterior: str = POSTERIOR
+) -> tuple[np.ndarray, np.ndarray]:
+    """A user's posterior mean and std ``(Z,)`` given answered pairs ``context`` ``(obs_a,
+    obs_b, labels)``, computed as ``posterior`` says (module docstring; NaN labels skipped)."""
+    if posterior not in POSTERIORS:
+        raise ValueError(f"posterior={posterior!r} must be one of {POSTERIORS}")
+    if posterior == "encoder":
+        with torch.no_grad():
+            mean, std = model.posterior(context)
+        return np.asarray(mean, np.float32), np.asarray(std, np.float32)
+    obs_a, obs_b, labels = (as_tensor(np.asarray(x, np.float32), model.device) for x in context)
+    update = _LikelihoodPosterior(model, POSTERIOR_SAMPLES)
+    with torch.no_grad():
+        update.add(obs_a, obs_b, labels)
+    return update.moments()
+
+
 def infer_user(
     model: RewardModel,
     ask: Callable[[int], float],
@@ -177,18 +195,29 @@ class _LikelihoodPosterior:
         self.log_weight = torch.zeros(n_samples, device=model.device)
         self.answered = 0
 
-    def __call__(
-        self, obs_a: torch.Tensor, obs_b: torch.Tensor, answer: float
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Add one answer about the pair ``(obs_a, obs_b)`` ``(1, T, O)``; the new mean, std."""
-        if np.isnan(answer):
-            if not self.answered:  # the prior exactly, not its draws' sample moments
-                return np.zeros(self.z.shape[1], np.float32), np.ones(self.z.shape[1], np.float32)
-        else:
-            self.answered += 1
-            logit = self.model.pair_scorer(obs_a, obs_b).logits(self.z)[:, 0]
-            self.log_weight += answer * logsigmoid(logit) + (1.0 - answer) * logsigmoid(-logit)
+    def add(self, obs_a: torch.Tensor, obs_b: torch.Tensor, labels: torch.Tensor) -> None:
+        """Add the answers ``labels`` ``(P,)`` about pairs ``(P, T, O)`` at once (NaN: skipped)."""
+        answered = ~torch.isnan(labels)
+        if not bool(answered.any()):
+            return
+        logit = self.model.pair_scorer(obs_a[answered], obs_b[answered]).logits(self.z)
+        y = labels[answered][None]
+        self.log_weight += (y * logsigmoid(logit) + (1.0 - y) * logsigmoid(-logit)).sum(-1)
+        self.answered += int(answered.sum())
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """The posterior's mean and std (the prior's exactly before any answer)."""
+        if not self.answered:
+            return np.zeros(self.z.shape[1], np.float32), np.ones(self.z.shape[1], np.float32)
         weight = torch.softmax(self.log_weight, 0)[:, None]
         mean = (weight * self.z).sum(0)
         std = (weight * (self.z - mean) ** 2).sum(0).sqrt().clamp_min(MIN_STD)
         return mean.cpu().numpy().astype(np.float32), std.cpu().numpy().astype(np.float32)
+
+    def __call__(
+        self, obs_a: torch.Tensor, obs_b: torch.Tensor, answer: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Add one answer about the pair ``(obs_a, obs_b)`` ``(1, T, O)``; the new mean, std."""
+        label = torch.tensor([answer], dtype=torch.float32, device=self.log_weight.device)
+        self.add(obs_a, obs_b, label)
+        return self.moments()

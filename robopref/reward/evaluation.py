@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from robopref.dataset import PreferenceDataset
-from robopref.reward.active import BALD_SAMPLES, POSTERIOR, infer_user
+from robopref.reward.active import BALD_SAMPLES, POSTERIOR, answers_posterior, infer_user
 from robopref.reward.base import RewardModel
 from robopref.reward.latent_usage import posterior_moments
 from robopref.reward.nets import as_tensor
@@ -173,7 +173,8 @@ def few_shot_means(
             rows.append(np.asarray(result.means[min(k, len(result.means) - 1)], dtype=np.float64))
             owners.append(user)
         if with_all_answers:
-            mean, _ = model.posterior((dataset.obs_a[own], dataset.obs_b[own], dataset.label[own]))
+            context = (dataset.obs_a[own], dataset.obs_b[own], dataset.label[own])
+            mean, _ = answers_posterior(model, context, posterior)
             rows.append(np.asarray(mean, dtype=np.float64))
             owners.append(user)
     return np.stack(rows), np.asarray(owners, dtype=np.int64)

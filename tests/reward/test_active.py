@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from robopref.reward.active import bald_scores, infer_user
+from robopref.reward.active import answers_posterior, bald_scores, infer_user
 from robopref.reward.base import RewardModel
 
 
@@ -128,6 +128,15 @@ def test_likelihood_posterior_is_the_models_bayes_posterior() -> None:
     assert abs(float(encoder.mean[0])) < 1e-6  # LineModel's own q: one vote each way
     with pytest.raises(ValueError, match="posterior"):
         infer_user(LineModel(), lambda i: 1.0, 1, "active", (obs_a, obs_b), posterior="exact")
+    # all the answers at once, as the loop infers its training users (a skip adds nothing)
+    context = (obs_a[2:], obs_b[2:], np.array([1.0, 0.0], np.float32))
+    mean, std = answers_posterior(LineModel(), context, "likelihood")
+    assert abs(float(mean[0]) - exact_mean) < 0.05 and abs(float(std[0]) - exact_std) < 0.05
+    skipped = (obs_a[1:], obs_b[1:], np.array([np.nan, 1.0, 0.0], np.float32))
+    np.testing.assert_allclose(answers_posterior(LineModel(), skipped, "likelihood")[0], mean)
+    none = (obs_a[:0], obs_b[:0], np.zeros(0, np.float32))
+    np.testing.assert_array_equal(answers_posterior(LineModel(), none, "likelihood")[1], [1.0])
+    assert abs(float(answers_posterior(LineModel(), context, "encoder")[0][0])) < 1e-6
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
