@@ -17,13 +17,27 @@ import gymnasium as gym  # noqa: E402
 from robopref.envs.block_sort import BlockSortEnv  # noqa: E402
 from robopref.envs.plate_placement import PlatePlacementEnv  # noqa: E402
 from robopref.envs.scripted import scripted_policy  # noqa: E402
+from robopref.envs.table_setting import TableSettingEnv  # noqa: E402
 from robopref.envs.tabletop import TabletopEnv, sample_goal  # noqa: E402
 
 #: every registered robopref env id, with its episode length.
 ENV_IDS = {
     "robopref/PlatePlacement-v0": ("robopref.envs.plate_placement:PlatePlacementEnv", 60),
     "robopref/BlockSort-v0": ("robopref.envs.block_sort:BlockSortEnv", 80),
+    # control="place" episodes end (terminate) after their third step, one per object.
+    "robopref/TableSetting-v0": ("robopref.envs.table_setting:TableSettingEnv", 150),
 }
+
+
+def episode_steps(env: gym.Env) -> int:
+    """Steps in every episode of ``env`` (made by ``gym.make``): the task's own count where
+    its control interface fixes one (TableSetting's place: 3), else ``max_episode_steps``."""
+    own = getattr(env.unwrapped, "episode_steps", None)
+    if own is not None:
+        return int(own)
+    if env.spec is None or not env.spec.max_episode_steps:
+        raise ValueError(f"{env} has no max_episode_steps: register it with one")
+    return int(env.spec.max_episode_steps)
 
 
 def register_envs() -> None:
@@ -39,7 +53,9 @@ __all__ = [
     "ENV_IDS",
     "BlockSortEnv",
     "PlatePlacementEnv",
+    "TableSettingEnv",
     "TabletopEnv",
+    "episode_steps",
     "register_envs",
     "sample_goal",
     "scripted_policy",

@@ -43,11 +43,12 @@ _VISUAL_ONLY = {"contype": 0, "conaffinity": 0, "group": 1}
 
 @dataclass(frozen=True)
 class ObjectSpec:
-    """A free object on the table: a cylinder (plate) or a box (block)."""
+    """A free object on the table: a plate or cup (cylinders), a block (cube) or a box."""
 
     name: str
-    shape: str  # "plate" or "block"
-    size: tuple[float, ...]  # plate: (radius, half height); block: (half edge,)
+    shape: str  # "plate", "cup", "block" or "box"
+    #: plate, cup: (radius, half height); block: (half edge,); box: (half x, half y, half z)
+    size: tuple[float, ...]
     mass: float
     rgba: tuple[float, float, float, float]
 
@@ -62,10 +63,17 @@ class ZoneSpec:
     rgba: tuple[float, float, float, float]
 
 
-def build_scene(obj: ObjectSpec, zones: tuple[ZoneSpec, ...] = ()) -> mujoco.MjSpec:
-    """Return the spec of a table, a suction arm, ``obj`` and painted ``zones``."""
+def build_scene(
+    obj: ObjectSpec | tuple[ObjectSpec, ...], zones: tuple[ZoneSpec, ...] = ()
+) -> mujoco.MjSpec:
+    """Return the spec of a table, a suction arm, the object(s) ``obj`` and painted ``zones``.
+
+    One object is held by the weld equality ``"suction"``; several objects (a tuple) each
+    get their own, ``"suction_<name>"``, of which the task activates at most one at a time.
+    """
+    objects = obj if isinstance(obj, tuple) else (obj,)
     spec = mujoco.MjSpec()
-    spec.modelname = f"robopref_{obj.name}"
+    spec.modelname = "robopref_" + "_".join(o.name for o in objects)
     spec.option.timestep = TIMESTEP
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
     # Rendering quality: a modest shadow map and no multisampling keep llvmpipe (CPU) fast.
@@ -88,18 +96,24 @@ def build_scene(obj: ObjectSpec, zones: tuple[ZoneSpec, ...] = ()) -> mujoco.MjS
             rgba=list(zone.rgba),
             **_VISUAL_ONLY,
         )
-    _add_object(spec, obj)
-    spec.add_exclude(bodyname1="hand", bodyname2=obj.name)
-    spec.add_equality(
-        name="suction",
-        type=mujoco.mjtEq.mjEQ_WELD,
-        objtype=mujoco.mjtObj.mjOBJ_BODY,
-        name1="hand",
-        name2=obj.name,
-        active=False,
-        solref=[0.01, 1.0],
-    )
+    for item in objects:
+        _add_object(spec, item)
+        spec.add_exclude(bodyname1="hand", bodyname2=item.name)
+        spec.add_equality(
+            name="suction" if len(objects) == 1 else suction_name(item.name),
+            type=mujoco.mjtEq.mjEQ_WELD,
+            objtype=mujoco.mjtObj.mjOBJ_BODY,
+            name1="hand",
+            name2=item.name,
+            active=False,
+            solref=[0.01, 1.0],
+        )
     return spec
+
+
+def suction_name(object_name: str) -> str:
+    """The weld equality that holds ``object_name`` in a scene of several objects."""
+    return f"suction_{object_name}"
 
 
 def _add_room(spec: mujoco.MjSpec) -> None:
@@ -280,6 +294,33 @@ def _add_object(spec: mujoco.MjSpec, obj: ObjectSpec) -> None:
             rgba=[0.85, 0.88, 0.92, 1],
             **_VISUAL_ONLY,
         )
+    elif obj.shape == "cup":
+        radius, half_height = obj.size
+        body.add_geom(
+            name=f"{obj.name}_geom",
+            type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+            size=[radius, half_height, 0],
+            mass=obj.mass,
+            rgba=list(obj.rgba),
+            friction=[0.8, 0.005, 0.0001],
+        )
+        body.add_geom(
+            name=f"{obj.name}_rim",
+            type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+            size=[radius * 0.8, 0.001, 0],
+            pos=[0, 0, half_height],
+            rgba=[0.25, 0.18, 0.12, 1],
+            **_VISUAL_ONLY,
+        )
+    elif obj.shape == "box":
+        body.add_geom(
+            name=f"{obj.name}_geom",
+            type=mujoco.mjtGeom.mjGEOM_BOX,
+            size=list(obj.size),
+            mass=obj.mass,
+            rgba=list(obj.rgba),
+            friction=[0.9, 0.005, 0.0001],
+        )
     elif obj.shape == "block":
         (half,) = obj.size
         body.add_geom(
@@ -291,7 +332,9 @@ def _add_object(spec: mujoco.MjSpec, obj: ObjectSpec) -> None:
             friction=[0.9, 0.005, 0.0001],
         )
     else:
-        raise ValueError(f"unknown object shape {obj.shape!r}: use 'plate' or 'block'")
+        raise ValueError(
+            f"unknown object shape {obj.shape!r}: use 'plate', 'cup', 'block' or 'box'"
+        )
 
 
 def _segment_pose(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,6 +10,15 @@ import numpy as np
 
 from robopref.envs.block_sort import BLOCK_HALF, ZONE_RADIUS, BlockSortEnv
 from robopref.envs.plate_placement import PLATE_HALF_HEIGHT, PlatePlacementEnv
+from robopref.envs.table_setting import (
+    HALF_HEIGHT,
+    N_OBJECTS,
+    OBJECT_NAMES,
+    TableSettingEnv,
+    arrangement_action,
+    place_action,
+    spots,
+)
 from robopref.envs.tabletop import MAX_HAND_STEP, SHARED_OBSERVATION_LAYOUT
 
 _TIP, _HOLDING, _OBJECT = (SHARED_OBSERVATION_LAYOUT[n] for n in ("tip", "holding", "object"))
@@ -77,8 +86,40 @@ def block_expert_action(
     return _move(tip, target, -1.0 if let_go else 1.0)
 
 
-def goal_point(task: PlatePlacementEnv | BlockSortEnv, goal: Any) -> np.ndarray:
-    """The table point (x, y) of a validated ``goal``: the plate's goal, the zone's centre."""
+def table_expert_action(obs: np.ndarray, arrangement: np.ndarray, low_z: float) -> np.ndarray:
+    """Motion control: set the table for ``arrangement`` (6,), object by object in the
+    order, each the scripted pick-and-place of :func:`arrangement_action`; skip an object
+    already resting at its spot."""
+    layout = TableSettingEnv.observation_layout
+    tip = obs[_TIP].astype(np.float64)
+    centres = np.stack([obs[layout[name]] for name in OBJECT_NAMES]).astype(np.float64)
+    held_flags = obs[layout["held_object"]]
+    held = int(np.argmax(held_flags)) if held_flags.max() > 0.5 else None
+    points = spots(arrangement)
+    target = None
+    for i in range(N_OBJECTS):
+        off = float(np.hypot(*(centres[i, :2] - points[i])))
+        resting = centres[i, 2] - HALF_HEIGHT[OBJECT_NAMES[i]] < 0.004
+        if not (off < 0.015 and resting):
+            target = i
+            break
+    spot = points[held if held is not None else (target if target is not None else 0)]
+    return arrangement_action(tip, held, centres, target, spot, low_z)
+
+
+def table_place_action(obs: np.ndarray, arrangement: np.ndarray) -> np.ndarray:
+    """Place control: the place action of the next object's spot in ``arrangement``."""
+    layout = TableSettingEnv.observation_layout
+    flags = obs[layout["next_object"]]
+    i = int(np.argmax(flags)) if flags.max() > 0.5 else 0
+    return place_action(*spots(arrangement)[i])
+
+
+def goal_point(task: PlatePlacementEnv | BlockSortEnv | TableSettingEnv, goal: Any) -> np.ndarray:
+    """The table point (x, y) of a validated ``goal``: the plate's goal, the zone's centre;
+    for TableSetting the arrangement itself (6,), where every object goes."""
+    if isinstance(task, TableSettingEnv):
+        return np.asarray(goal, dtype=np.float64)
     if isinstance(task, BlockSortEnv):
         return np.asarray(task.zone_centers[goal], dtype=np.float64)
     return np.asarray(goal, dtype=np.float64)
@@ -100,15 +141,26 @@ def scripted_policy(
     point (the plate's goal, the zone's centre): data that misses the goal on purpose.
     ``hold_height`` (m, above the table) makes it lower the object there and hold it at that
     height instead of setting it down: "held low here" beside "set down here".
+    TableSetting's expert aims at an arrangement (``aim`` is one too) and has no
+    ``hold_height``.
     """
     task = env.unwrapped
-    if not isinstance(task, PlatePlacementEnv | BlockSortEnv):
+    if not isinstance(task, PlatePlacementEnv | BlockSortEnv | TableSettingEnv):
         raise TypeError(f"no scripted expert for {type(task).__name__}")
     goal = task.validate_goal(goal)
     rng = np.random.default_rng(seed)
     low_z = float(task.WORKSPACE_LOW[2])
     point = goal_point(task, goal) if aim is None else np.asarray(aim, dtype=np.float64)
-    if isinstance(task, PlatePlacementEnv):
+    size = int(np.prod(task.action_space.shape))
+    if isinstance(task, TableSettingEnv) and task.control == "place":
+
+        def expert(obs: np.ndarray) -> np.ndarray:
+            return table_place_action(obs, point)
+    elif isinstance(task, TableSettingEnv):
+
+        def expert(obs: np.ndarray) -> np.ndarray:
+            return table_expert_action(obs, point, low_z)
+    elif isinstance(task, PlatePlacementEnv):
 
         def expert(obs: np.ndarray) -> np.ndarray:
             return plate_expert_action(obs, point, low_z, hold_height)
@@ -120,7 +172,8 @@ def scripted_policy(
     def policy(obs: np.ndarray) -> np.ndarray:
         action = expert(np.asarray(obs))
         if noise > 0.0:
-            action = np.clip(action + rng.normal(0.0, noise, size=4), -1.0, 1.0).astype(np.float32)
+            noisy = action + rng.normal(0.0, noise, size=size)
+            action = np.clip(noisy, -1.0, 1.0).astype(np.float32)
         return action
 
     return policy

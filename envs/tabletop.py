@@ -87,11 +87,19 @@ def _action_values(action: Any) -> list[float]:
 
 
 def sample_goal(goal_space: gym.Space, rng: np.random.Generator) -> Any:
-    """Draw a goal uniformly from a task's ``goal_space`` with the generator ``rng``."""
+    """Draw a goal uniformly from a task's ``goal_space`` with the generator ``rng``.
+
+    A box with a ``feasible(goal) -> bool`` method (TableSetting's arrangements) is drawn
+    from by rejection: uniform over its feasible part.
+    """
     if isinstance(goal_space, gym.spaces.Discrete):
         return int(goal_space.start + rng.integers(goal_space.n))
     if isinstance(goal_space, gym.spaces.Box):
-        return rng.uniform(goal_space.low, goal_space.high)
+        feasible = getattr(goal_space, "feasible", None)
+        while True:
+            goal = rng.uniform(goal_space.low, goal_space.high)
+            if feasible is None or feasible(goal):
+                return goal
     raise TypeError(f"cannot sample goals from {goal_space}")
 
 
