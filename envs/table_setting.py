@@ -128,9 +128,9 @@ class ArrangementSpace(gym.spaces.Box):
     def __init__(self) -> None:
         super().__init__(GOAL_LOW, GOAL_HIGH, dtype=np.float64)
 
-    def feasible(self, goal: np.ndarray) -> np.ndarray:
-        """:func:`feasible` (what a population's continuous draws are filtered by)."""
-        return feasible(goal)
+    #: :func:`feasible`, what a population's continuous draws are filtered by (a plain
+    #: function, so that populations holding it pickle)
+    feasible = staticmethod(feasible)
 
     def sample(self, mask: Any = None, probability: Any = None) -> np.ndarray:
         """A uniform draw among the feasible arrangements (by rejection)."""

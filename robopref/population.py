@@ -9,6 +9,18 @@ Named populations (per task, :data:`NAMED_POPULATIONS`):
   whose goals are zone indices).
 * ``norms-and-goals``: a shared norm weighted three times as much (``norm_weight: 3``) plus
   a personal goal: uniform over the goal space (the plate), or any zone (BlockSort).
+* ``arrangements`` (TableSetting): 8 arrangement types, every combination of the cup left or
+  right of the plate, the utensil left or right of it, and the plate near the table's far
+  edge or further in (:data:`ARRANGEMENT_TYPES`; "left" is +y, the robot's left); also
+  offered as ``modes``, and its mirror pair (everything left at the edge, everything right
+  at the edge) as ``two-modes``.
+* ``arrangements-continuous`` (TableSetting): each user's plate spot and offsets drawn
+  uniformly from :data:`CONTINUOUS_ARRANGEMENTS` (the cup behind the plate and the utensil
+  beside it, each on either side by any amount, nothing overlapping); also ``continuous``,
+  and with ``norm_weight: 3`` ``norms-and-goals``.
+
+A continuous box over a goal space with a ``feasible`` filter (TableSetting's arrangements)
+is drawn from by rejection: uniform over its feasible part.
 
 A population file (YAML or JSON) has exactly this schema::
 
@@ -27,7 +39,7 @@ bad values are refused with a ``ValueError`` naming the file, the line and the f
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -39,7 +51,37 @@ import yaml
 from robopref.envs import ENV_IDS
 from robopref.users import DEFAULT_LABEL_MODEL, NOISE_KEYS, LabelModel, SyntheticUser
 
-POPULATION_NAMES: tuple[str, ...] = ("two-modes", "modes", "continuous", "norms-and-goals")
+POPULATION_NAMES: tuple[str, ...] = (
+    "two-modes",
+    "modes",
+    "continuous",
+    "norms-and-goals",
+    "arrangements",
+    "arrangements-continuous",
+)
+#: TableSetting's 8 arrangement types by name: (plate_x, plate_y, cup_dx, cup_dy,
+#: utensil_dx, utensil_dy) in metres; "left" is +y (the robot's left), "edge" the far edge.
+ARRANGEMENT_TYPES: dict[str, tuple[float, ...]] = {
+    f"cup {cup}, utensil {utensil}, plate {plate}": (
+        0.22 if plate == "at the edge" else 0.06, 0.0,
+        -0.09, 0.12 if cup == "left" else -0.12,
+        0.03, 0.11 if utensil == "left" else -0.11,
+    )  # fmt: skip
+    for cup in ("left", "right")
+    for utensil in ("left", "right")
+    for plate in ("at the edge", "further in")
+}
+#: the box ``arrangements-continuous`` draws from (low, high), less overlapping arrangements
+CONTINUOUS_ARRANGEMENTS = (
+    [0.04, -0.10, -0.12, -0.15, -0.02, -0.14],
+    [0.24, 0.10, -0.06, 0.15, 0.06, 0.14],
+)
+_ARRANGEMENTS = {"modes": [{"goal": list(g)} for g in ARRANGEMENT_TYPES.values()]}
+_ARRANGEMENTS_CONTINUOUS = {
+    "continuous": {"low": CONTINUOUS_ARRANGEMENTS[0], "high": CONTINUOUS_ARRANGEMENTS[1]}
+}
+#: attempts per goal of a rejection draw before the box is called (nearly) infeasible
+_REJECTION_TRIES = 1000
 #: env id -> population name -> the population in the file format (``None``: not offered).
 NAMED_POPULATIONS: dict[str, dict[str, dict[str, Any] | None]] = {
     "robopref/PlatePlacement-v0": {
@@ -64,6 +106,19 @@ NAMED_POPULATIONS: dict[str, dict[str, dict[str, Any] | None]] = {
         "continuous": None,
         "norms-and-goals": None,  # every zone, norm_weight 3
     },
+    "robopref/TableSetting-v0": {
+        "two-modes": {
+            "modes": [
+                {"goal": list(ARRANGEMENT_TYPES["cup left, utensil left, plate at the edge"])},
+                {"goal": list(ARRANGEMENT_TYPES["cup right, utensil right, plate at the edge"])},
+            ]
+        },
+        "modes": _ARRANGEMENTS,
+        "arrangements": _ARRANGEMENTS,
+        "continuous": _ARRANGEMENTS_CONTINUOUS,
+        "arrangements-continuous": _ARRANGEMENTS_CONTINUOUS,
+        "norms-and-goals": {**_ARRANGEMENTS_CONTINUOUS, "norm_weight": 3.0},
+    },
 }
 _BOOL_KEYS = {"soft", "both_orders"}
 
@@ -86,6 +141,8 @@ class Population:
     label_model: LabelModel = DEFAULT_LABEL_MODEL
     norm_weight: float = 1.0
     spec: dict[str, Any] = field(default_factory=dict)
+    #: ``goals (N, G) -> (N,) bool``: which goals of the continuous box users may have
+    feasible: Callable[[np.ndarray], np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         if bool(self.modes) == (self.low is not None):
@@ -114,7 +171,19 @@ class Population:
             goals = np.stack([g for g, _ in self.modes])[group]
             return goals.reshape(n, -1), group
         assert self.low is not None and self.high is not None
-        return rng.uniform(self.low, self.high, size=(n, len(self.low))), np.full(n, -1)
+        goals = rng.uniform(self.low, self.high, size=(n, len(self.low)))
+        if self.feasible is not None:
+            for _ in range(_REJECTION_TRIES):
+                bad = np.flatnonzero(~self.feasible(goals))
+                if not len(bad):
+                    break
+                goals[bad] = rng.uniform(self.low, self.high, size=(len(bad), len(self.low)))
+            else:
+                raise ValueError(
+                    f"population {self.name}: its continuous box holds (almost) no feasible "
+                    "goal: widen low/high (see the env's goal_space)"
+                )
+        return goals, np.full(n, -1)
 
     def sample_users(self, n: int, rng: np.random.Generator) -> list[SyntheticUser]:
         """``n`` users drawn from the population, each with its group index."""
@@ -267,6 +336,29 @@ def _modes(source: _Source, key_node: yaml.Node, node: yaml.Node, env: gym.Env) 
     return tuple(zip(goals, weights, strict=True))
 
 
+def _bound(source: _Source, node: yaml.Node, env: gym.Env, what: str) -> np.ndarray:
+    """A corner of a continuous box: inside the goal space's box (a corner need not be a
+    feasible goal itself: TableSetting's overlap; the draws are filtered)."""
+    space = env.unwrapped.goal_space
+    if getattr(space, "feasible", None) is None:
+        return _goal(source, node, env, what)
+    value = _value(node)
+    try:
+        corner = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        corner = np.full(1, np.nan)
+    inside = corner.shape == space.shape and bool(
+        np.all(corner >= space.low - 1e-9) and np.all(corner <= space.high + 1e-9)
+    )
+    if not inside:
+        raise source.error(
+            node,
+            f"{what} {value!r} is not a corner inside the goal box",
+            f"use {space.shape[0]} numbers between {space.low.tolist()} and {space.high.tolist()}",
+        )
+    return corner
+
+
 def _region(source: _Source, node: yaml.Node, env: gym.Env) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(env.unwrapped.goal_space, gym.spaces.Box):
         raise source.error(
@@ -281,8 +373,8 @@ def _region(source: _Source, node: yaml.Node, env: gym.Env) -> tuple[np.ndarray,
         raise source.error(
             node, f"continuous lacks {missing}", "write continuous: {low: [x, y], high: [x, y]}"
         )
-    low = _goal(source, box["low"][1], env, "low")
-    high = _goal(source, box["high"][1], env, "high")
+    low = _bound(source, box["low"][1], env, "low")
+    high = _bound(source, box["high"][1], env, "high")
     if np.any(low > high):
         raise source.error(
             box["high"][1],
@@ -343,7 +435,8 @@ def parse_population(root: yaml.Node | None, env: gym.Env, where: str) -> Popula
     if "modes" in top:
         return Population(modes=_modes(source, *top["modes"], env), **common)
     low, high = _region(source, top["continuous"][1], env)
-    return Population(low=low, high=high, **common)
+    feasible = getattr(raw.goal_space, "feasible", None)
+    return Population(low=low, high=high, feasible=feasible, **common)
 
 
 def population_from_dict(data: dict[str, Any], env: gym.Env, name: str = "<dict>") -> Population:

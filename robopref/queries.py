@@ -34,7 +34,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-from robopref.envs import sample_goal, scripted_policy
+from robopref.envs import episode_steps, sample_goal, scripted_policy
 from robopref.envs.scripted import goal_point
 from robopref.envs.tabletop import SHARED_OBSERVATION_LAYOUT
 
@@ -135,10 +135,7 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> tuple[gym
         known = sorted(k for k in gym.registry if k.startswith("robopref/"))
         raise ValueError(f"unknown env {env_id!r}: use one of {known}")
     wrapped = gym.make(env_id, **(env_kwargs or {}))
-    steps = wrapped.spec.max_episode_steps if wrapped.spec else None
-    if not steps:
-        raise ValueError(f"{env_id} has no max_episode_steps: register it with one")
-    return wrapped.unwrapped, int(steps)
+    return wrapped.unwrapped, episode_steps(wrapped)
 
 
 def collect_rollouts(
@@ -205,6 +202,8 @@ def _behaviour(
         if mix.missed > 0.0 and rng.random() < mix.missed:  # no draw when off: same datasets
             aim = _missed_aim(aim, rng)
         expert = scripted_policy(env, goal, noise=noise, seed=int(rng.integers(2**31)), aim=aim)
+        if aim.size != 2:
+            return expert  # an arrangement: careless and hesitant are about one object
         style = rng.random()
         if style < mix.careless:
             return _careless(expert, aim)
@@ -213,15 +212,22 @@ def _behaviour(
         return expert
     if source == 1:
         child = np.random.default_rng(int(rng.integers(2**31)))
-        return lambda _obs: child.uniform(-1.0, 1.0, size=4).astype(np.float32)
+        size = env.action_space.shape
+        return lambda _obs: child.uniform(-1.0, 1.0, size=size).astype(np.float32)
     return policies[int(rng.integers(len(policies)))]
 
 
 def _missed_aim(point: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A point ``MISS_MIN..MISS_MAX`` m from ``point`` in a random direction, on the table."""
+    """A point ``MISS_MIN..MISS_MAX`` m from ``point`` in a random direction, on the table;
+    for an arrangement (6,), one object's spot (or, for the plate's, all of them) moved so."""
     angle, distance = rng.uniform(0.0, 2.0 * np.pi), rng.uniform(MISS_MIN, MISS_MAX)
-    aim = point + distance * np.array([np.cos(angle), np.sin(angle)])
-    return np.clip(aim, -MISS_TABLE_LIMIT, MISS_TABLE_LIMIT)
+    shift = distance * np.array([np.cos(angle), np.sin(angle)])
+    if point.size == 2:
+        return np.clip(point + shift, -MISS_TABLE_LIMIT, MISS_TABLE_LIMIT)
+    aim = point.copy()
+    k = int(rng.integers(point.size // 2))
+    aim[2 * k : 2 * k + 2] += shift
+    return aim
 
 
 def _careless(expert: Policy, target: np.ndarray) -> Policy:
@@ -315,18 +321,39 @@ class QueryPool:
         )
 
 
+def object_columns(feature_names: Sequence[str]) -> list[tuple[int, int, int, int]]:
+    """The ``(x, y, height, held)`` feature columns of each object a task moves: the bare
+    names for one object, ``<object>_x, ...`` for each of several (TableSetting)."""
+    cols = {name: i for i, name in enumerate(feature_names)}
+    quantities = ("x", "y", "height", "held")
+    if all(q in cols for q in quantities):
+        return [tuple(cols[q] for q in quantities)]  # type: ignore[list-item]
+    prefixes = [name[: -len("_x")] for name in feature_names if name.endswith("_x")]
+    found = [
+        tuple(cols[f"{p}_{q}"] for q in quantities)
+        for p in prefixes
+        if all(f"{p}_{q}" in cols for q in quantities)
+    ]
+    if not found:
+        raise ValueError(
+            f"features {tuple(feature_names)} lack x, y, height and held (or <object>_x, ... "
+            "for several objects): needed for queries"
+        )
+    return found  # type: ignore[return-value]
+
+
 def _segment_stats(rollouts: Rollouts, segment: int) -> tuple[np.ndarray, ...]:
-    """Per (episode, start): object xyz trajectory, held, idle flag and release flag."""
-    cols = {name: i for i, name in enumerate(rollouts.feature_names)}
-    missing = [n for n in ("x", "y", "height", "held") if n not in cols]
-    if missing:
-        raise ValueError(f"features {rollouts.feature_names} lack {missing} (needed for queries)")
-    pos = rollouts.feat[..., [cols["x"], cols["y"], cols["height"]]].astype(np.float64)
-    held = rollouts.feat[..., cols["held"]].astype(np.float64)
+    """Per (episode, start): object xyz trajectory (every object's, one after the other:
+    ``3 K`` rows for K objects; the first object's xy first), held, idle and release flags."""
+    objects = object_columns(rollouts.feature_names)
+    xyz = [c for x, y, h, _ in objects for c in (x, y, h)]
+    pos = rollouts.feat[..., xyz].astype(np.float64)
+    held_each = rollouts.feat[..., [o[3] for o in objects]].astype(np.float64)
+    held = held_each.max(-1)
     moved = np.linalg.norm(pos - pos[:, :1], axis=-1) > 0.01
     active = np.logical_or.accumulate(moved | (held > 0.5), axis=1)  # moved or held so far
     released = np.zeros_like(held, dtype=bool)
-    released[:, 1:] = (held[:, :-1] > 0.5) & (held[:, 1:] < 0.5)
+    released[:, 1:] = ((held_each[:, :-1] > 0.5) & (held_each[:, 1:] < 0.5)).any(-1)
     starts = rollouts.feat.shape[1] - segment + 1
     window = np.lib.stride_tricks.sliding_window_view
     seg_pos = window(pos, segment, axis=1)[:, :starts]  # (E, S, 3, T)
