@@ -338,6 +338,17 @@ class TableSettingEnv(TabletopEnv):
         active = self._active_index()
         return self.bottom_height(0 if active is None else active)
 
+    def tip_above_object(self) -> float:
+        """Height of the suction tip above the held (else the next) object's top (m)."""
+        active = self._active_index()
+        i = 0 if active is None else active
+        return float(self._hand_pos[2] - self._pos[i][2]) - HALF_HEIGHT[OBJECT_NAMES[i]]
+
+    def active_xy(self) -> np.ndarray:
+        """The held (else the next; the plate once all are taken) object's ``(x, y)``."""
+        active = self._active_index()
+        return np.array(self._pos[0 if active is None else active][:2], dtype=np.float64)
+
     def _active_index(self) -> int | None:
         held = self.held_index
         return held if held is not None else self.next_index

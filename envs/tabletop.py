@@ -370,6 +370,10 @@ class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
         info["is_success"] = success
         return float(sum(terms.values())), info
 
+    def active_xy(self) -> np.ndarray:
+        """Where the object the task is about now is on the table, ``(x, y)``."""
+        return np.array(self._obj_pos[:2], dtype=np.float64)
+
     def goal_xy(self, goal: Any) -> np.ndarray:
         """The table point ``(x, y)`` where ``goal`` wants the object (the oracle's target)."""
         return np.asarray(self._marker_geometry(goal)[0][:2], dtype=np.float64)

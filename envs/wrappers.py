@@ -14,7 +14,7 @@ class GoalObservation(gym.ObservationWrapper):
     """Append the env's current goal to the observation: the oracle's view of the task.
 
     Appended: the goal (a Box goal as is, a Discrete goal, a zone index, as a one-hot
-    vector), then the vector from the object to the goal's table point (2). The relative
+    vector), then the vector from the (active) object to the goal's table point for it (2). The relative
     vector is redundant but makes goal-conditioned RL far easier to learn. Use it with
     ``goal="random"`` to train an oracle policy over all goals.
     """
@@ -47,7 +47,7 @@ class GoalObservation(gym.ObservationWrapper):
         """``observation`` followed by the encoded goal."""
         task = self.env.unwrapped
         goal = self.encode_goal(task.goal)
-        to_goal = task.goal_xy(task.goal) - task.features()[:2]
+        to_goal = task.goal_xy(task.goal) - task.active_xy()
         return np.concatenate([observation, goal, to_goal]).astype(np.float32, copy=False)
 
 
@@ -145,8 +145,12 @@ SetDown = bool | str
 
 def with_set_down(env: gym.Env, set_down: SetDown) -> gym.Env:
     """``env`` under the set-down primitive ``set_down`` names: ``False`` none, ``True``
-    the contact-only one, :data:`PLACE` contact and place (:class:`SetDownOnContact`)."""
-    if set_down is False or set_down is None:
+    the contact-only one, :data:`PLACE` contact and place (:class:`SetDownOnContact`).
+
+    The primitive belongs to the 4-D suction-tip action; an env with another action (the
+    place interface of TableSetting, which sets every object down itself) is returned as is.
+    """
+    if set_down is False or set_down is None or env.action_space.shape != (4,):
         return env
     if set_down is True:
         return SetDownOnContact(env, place=False)

@@ -17,6 +17,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from robopref.envs import episode_steps
 from robopref.envs.wrappers import PLACE, GoalObservation, SetDown, with_set_down
 from robopref.policies.latent_env import LatentRewardEnv, LatentSource, PopulationGoals
 from robopref.queries import SOURCES, Rollouts
@@ -123,7 +124,7 @@ def policy_rollouts(
     first = [
         env.reset(seed=int(s)) for env, s in zip(envs, rng.integers(2**31, size=n), strict=True)
     ]
-    steps = int(envs[0].spec.max_episode_steps)
+    steps = episode_steps(envs[0])
     obs = np.empty((n, steps + 1, first[0][0].shape[0]), np.float32)
     feat = np.empty((n, steps + 1, first[0][1]["features"].shape[0]), np.float32)
     obs[:, 0] = np.stack([o for o, _ in first])

@@ -45,6 +45,7 @@ from robopref.queries import (
     build_query_pool,
     collect_rollouts,
     join_rollouts,
+    object_columns,
 )
 from robopref.reward.active import BALD_SAMPLES, answers_posterior, bald_scores
 from robopref.reward.base import RewardModel
@@ -72,9 +73,21 @@ FIXED_QUESTIONS = (AT_SPOT, HELD_LOW)
 
 
 def end_points(rollouts: Rollouts) -> np.ndarray:
-    """Where each episode left the object on the table plane: ``(E, 2)`` (x, y)."""
-    cols = [rollouts.feature_names.index(name) for name in ("x", "y")]
-    return rollouts.feat[:, -1][:, cols].astype(np.float64)
+    """Where each episode left the object on the table plane: ``(E, 2)`` (x, y); for several
+    objects the arrangement it left, ``(E, 2 K)``: the first object's (x, y), then each
+    other's offset from it (TableSetting's goal layout)."""
+    objects = object_columns(rollouts.feature_names)
+    ends = np.stack([rollouts.feat[:, -1][:, [x, y]] for x, y, _, _ in objects], axis=1)
+    ends = ends.astype(np.float64)
+    ends[:, 1:] -= ends[:, :1]
+    return ends.reshape(len(ends), -1)
+
+
+def fixed_questions(points: np.ndarray) -> tuple[int, ...]:
+    """The fixed questions for end points ``(U, D)``: :data:`FIXED_QUESTIONS` for one object
+    set down by the policy itself; none for an arrangement (the place interface sets every
+    object down, so "set down or held?" never arises)."""
+    return FIXED_QUESTIONS if points.shape[1] == 2 else ()
 
 
 def proposal_aims(points: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +95,14 @@ def proposal_aims(points: np.ndarray, rng: np.random.Generator) -> tuple[np.ndar
     ``PROPOSALS * u + AT_SPOT, OFFSET, HELD_LOW``): the point itself, a point
     ``OFFSET_MIN..OFFSET_MAX`` m from it in a random direction, and the point again; with the
     height each is held at ``(PROPOSALS * U,)`` (NaN: set down; the held-low one's drawn in
-    ``HOLD_LOW_MIN..HOLD_LOW_MAX``)."""
+    ``HOLD_LOW_MIN..HOLD_LOW_MAX``).
+
+    For arrangements ``(U, 2 K)`` every proposal sets the table as the policy did with one
+    part moved ``OFFSET_MIN..OFFSET_MAX`` m in a random direction: the whole setting (the
+    first object's spot), then each other object's own (all heights NaN).
+    """
+    if points.shape[1] != 2:
+        return _arrangement_aims(points, rng)
     angle = rng.uniform(0.0, 2.0 * np.pi, len(points))
     distance = rng.uniform(OFFSET_MIN, OFFSET_MAX, len(points))
     offset = points + distance[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
@@ -90,6 +110,19 @@ def proposal_aims(points: np.ndarray, rng: np.random.Generator) -> tuple[np.ndar
     heights[:, HELD_LOW] = rng.uniform(HOLD_LOW_MIN, HOLD_LOW_MAX, len(points))
     aims = np.stack([points, offset, points], axis=1).reshape(-1, 2)
     return aims, heights.reshape(-1)
+
+
+def _arrangement_aims(points: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    n, parts = len(points), points.shape[1] // 2
+    aims = np.repeat(points, PROPOSALS, axis=0)
+    angle = rng.uniform(0.0, 2.0 * np.pi, len(aims))
+    distance = rng.uniform(OFFSET_MIN, OFFSET_MAX, len(aims))
+    moved = np.tile(np.arange(PROPOSALS) % parts, n)
+    shift = distance[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    rows = np.arange(len(aims))
+    for axis in range(2):
+        aims[rows, 2 * moved + axis] += shift[:, axis]
+    return aims, np.full(len(aims), np.nan)
 
 
 def proposal_rollouts(
@@ -104,7 +137,7 @@ def proposal_rollouts(
     ``hold_heights`` ``(N,)`` is not NaN, holding it that high above the table there."""
     env = task_env(env_id, False, **(env_kwargs or {})).unwrapped
     rng = np.random.default_rng(seed)
-    aims = np.clip(points, -MISS_TABLE_LIMIT, MISS_TABLE_LIMIT)
+    aims = np.clip(points, -MISS_TABLE_LIMIT, MISS_TABLE_LIMIT)  # offsets too, for arrangements
     heights = np.full(len(aims), np.nan) if hold_heights is None else np.asarray(hold_heights)
     parts = []
     mix = BehaviourMix(expert=0.0, random=0.0, policy=1.0, careless=0.0, pool_goals=0.0)

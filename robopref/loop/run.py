@@ -59,6 +59,7 @@ from robopref.loop.asking import (
     ask_random,
     end_points,
     ending_pair,
+    fixed_questions,
     proposal_aims,
     proposal_rollouts,
     user_candidates,
@@ -231,7 +232,13 @@ def check_loop_options(options: LoopOptions) -> None:
     unknown = [m for m in options.methods if m not in METHODS]
     if unknown or not options.methods or len(set(options.methods)) != len(options.methods):
         raise ValueError(f"--methods {options.methods}: give each of {METHODS} at most once")
-    _env(options)
+    env, steps = make_env(options.env, parse_env_kwargs(options.env_kwargs))
+    if not 1 <= options.segment <= steps + 1:
+        raise ValueError(
+            f"--segment {options.segment} must lie in [1, {steps + 1}], the states of one "
+            f"{options.env} episode: pass --segment {min(steps + 1, 10)}"
+        )
+    env.close()
     out = Path(options.out)
     check_writable(out / "loop.json", "--out")
     if options.resume and options.overwrite:
@@ -371,6 +378,7 @@ def ask_round(
     )  # fmt: skip
     joined = join_rollouts([shared.rollouts, rollouts, proposals])
     first = shared.rollouts.n_episodes
+    fixed = fixed_questions(greedy_ends)
     for u, user in enumerate(shared.users):
         own = np.concatenate([
             first + u * per + np.arange(per),
@@ -379,11 +387,12 @@ def ask_round(
         # First, the fixed questions: set down at the policy's spot, then held low there,
         # each against the policy's greedy episode. BALD would never ask them (every user
         # answers them alike), yet they are what teaches the reward to lower and let go.
-        for proposal in FIXED_QUESTIONS:
-            fixed = ending_pair(joined, own[per + proposal], own[0], options.segment)
-            answers.add(fixed, np.array([0]), np.array([user.answer(fixed.pair(0), rng)]), [u])
+        for proposal in fixed:
+            fixed_pair = ending_pair(joined, own[per + proposal], own[0], options.segment)
+            label = user.answer(fixed_pair.pair(0), rng)
+            answers.add(fixed_pair, np.array([0]), np.array([label]), [u])
         pool = user_candidates(joined, own, options.candidates, options.segment, rng)
-        rest = options.per_round - len(FIXED_QUESTIONS)
+        rest = options.per_round - len(fixed)
         if model.latent_dim:
             index, labels = ask_mixed(
                 model,
