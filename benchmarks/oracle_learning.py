@@ -1,4 +1,4 @@
-"""Can RL learn PlatePlacement from the oracle reward? PPO over random goals.
+"""Can RL learn a task from the oracle reward? PPO over random goals (default: PlatePlacement).
 
 Trains ``robopref train-policy``'s PPO recipe (:func:`robopref.policies.recipe.make_algo`,
 imported, not copied) on ``robopref/PlatePlacement-v0`` with ``goal="random"`` and the goal
@@ -20,6 +20,11 @@ of the current recipe: see :mod:`robopref.policies.recipe`.
 
     python benchmarks/oracle_learning.py --json runs/bench/oracle_learning.json
     python benchmarks/oracle_learning.py --seed 0 1 2 --json runs/bench/oracle_seeds.json
+    python benchmarks/oracle_learning.py --env robopref/TableSetting-v0 --env-kwargs \
+        control=place --steps 100000 --eval-every 20000 --json runs/bench/table_place.json
+
+``--env``/``--env-kwargs`` pick another task (TableSetting's random arrangements, under
+either control interface; the set-down primitive applies to the 4-D suction tip only).
 
 writes the JSON and its learning curve beside it (``oracle_learning.png``).
 """
@@ -40,6 +45,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import robopref  # noqa: F401  (registers the envs)
+from robopref.env_kwargs import parse_env_kwargs
 from robopref.envs.wrappers import PLACE, GoalObservation
 from robopref.files import atomic_path, check_writable, write_json_atomic
 from robopref.policies.recipe import make_algo
@@ -50,19 +56,26 @@ ENV_ID = "robopref/PlatePlacement-v0"
 EVAL_SEED = 1_000_000
 
 
-def make_oracle_env(set_down: bool = True) -> gym.Env:
-    """PlatePlacement with a random goal each episode, the goal appended to the observation.
+def make_oracle_env(
+    set_down: bool = True, env_id: str = ENV_ID, env_kwargs: dict[str, Any] | None = None
+) -> gym.Env:
+    """The task with a random goal each episode, the goal appended to the observation.
 
     ``set_down``: under train-policy's set-down primitive (its default too).
     """
-    return GoalObservation(task_env(ENV_ID, PLACE if set_down else False, goal="random"))
+    kwargs = dict(env_kwargs or {})
+    return GoalObservation(task_env(env_id, PLACE if set_down else False, goal="random", **kwargs))
 
 
 def success_rate(
-    model: BaseAlgorithm, episodes: int, set_down: bool = True, seed: int = EVAL_SEED
+    model: BaseAlgorithm,
+    episodes: int,
+    set_down: bool = True,
+    seed: int = EVAL_SEED,
+    task: tuple[str, dict[str, Any]] = (ENV_ID, {}),
 ) -> float:
-    """Fraction of ``episodes`` (fresh seeds and goals) that end with the plate placed."""
-    env = make_oracle_env(set_down)
+    """Fraction of ``episodes`` (fresh seeds and goals) that end in success."""
+    env = make_oracle_env(set_down, *task)
     successes = 0
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
@@ -80,10 +93,16 @@ class SuccessCurve(BaseCallback):
     """Every ``every`` env steps, append ``{steps, wall_s, success}`` to ``curve`` and print it."""
 
     def __init__(
-        self, every: int, episodes: int, set_down: bool, curve: list[dict[str, Any]]
+        self,
+        every: int,
+        episodes: int,
+        set_down: bool,
+        curve: list[dict[str, Any]],
+        task: tuple[str, dict[str, Any]] = (ENV_ID, {}),
     ) -> None:
         super().__init__()
         self.every, self.episodes, self.set_down, self.curve = every, episodes, set_down, curve
+        self.task = task
         self._next = every
         self._start = 0.0
 
@@ -98,7 +117,7 @@ class SuccessCurve(BaseCallback):
 
     def record(self) -> None:
         """Evaluate now and add the point to the curve."""
-        success = success_rate(self.model, self.episodes, self.set_down)
+        success = success_rate(self.model, self.episodes, self.set_down, task=self.task)
         wall = time.perf_counter() - self._start
         point = {"steps": int(self.num_timesteps), "wall_s": round(wall, 1), "success": success}
         self.curve.append(point)
@@ -106,15 +125,21 @@ class SuccessCurve(BaseCallback):
 
 
 def train(
-    steps: int, every: int, episodes: int, n_envs: int, seed: int, set_down: bool = True
+    steps: int,
+    every: int,
+    episodes: int,
+    n_envs: int,
+    seed: int,
+    set_down: bool = True,
+    task: tuple[str, dict[str, Any]] = (ENV_ID, {}),
 ) -> list[dict[str, Any]]:
     """Train PPO for ``steps`` env steps; the success curve (its last point at ``steps``)."""
     torch.set_num_threads(1)  # small networks: threads cost more than they give on 2 cores
-    venv = DummyVecEnv([functools.partial(make_oracle_env, set_down)] * n_envs)
+    venv = DummyVecEnv([functools.partial(make_oracle_env, set_down, *task)] * n_envs)
     venv.seed(seed)  # env i gets seed + i, as in train-policy
     model = make_algo("ppo", venv, seed, "cpu", None, steps)
     curve: list[dict[str, Any]] = []
-    callback = SuccessCurve(every, episodes, set_down, curve)
+    callback = SuccessCurve(every, episodes, set_down, curve, task)
     print(f"{'steps':>8} {'wall_s':>7} {'success':>8}")
     model.learn(steps, callback=callback)
     if not curve or curve[-1]["steps"] < steps:
@@ -157,6 +182,10 @@ def main() -> None:
     parser.add_argument(
         "--no-set-down", action="store_true", help="the raw task: the policy lets go itself"
     )
+    parser.add_argument("--env", default=ENV_ID, help="task id")
+    parser.add_argument(
+        "--env-kwargs", nargs="*", default=[], help="KEY=VALUE for gym.make, e.g. control=place"
+    )
     parser.add_argument(
         "--json", type=Path, default=None, help="write the figures here (and the plot beside it)"
     )
@@ -169,10 +198,16 @@ def main() -> None:
         except ValueError as error:
             raise SystemExit(str(error)) from None
     set_down = not args.no_set_down
+    try:
+        task = (args.env, parse_env_kwargs(args.env_kwargs))
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
     runs = []
     for seed in args.seed:
         print(f"seed {seed}", flush=True)
-        curve = train(args.steps, args.eval_every, args.eval_episodes, args.n_envs, seed, set_down)
+        curve = train(
+            args.steps, args.eval_every, args.eval_episodes, args.n_envs, seed, set_down, task
+        )
         final = curve[-1]
         runs.append(
             {
@@ -185,7 +220,8 @@ def main() -> None:
             }
         )
     result = {
-        "env_id": ENV_ID,
+        "env_id": args.env,
+        "env_kwargs": task[1],
         "algo": "PPO",
         "recipe": "robopref.policies.recipe.make_algo",
         "eval_episodes": args.eval_episodes,
@@ -201,7 +237,7 @@ def main() -> None:
         write_json_atomic(args.json, result)
         seeds = ", ".join(str(seed) for seed in args.seed)
         title = (
-            f"PPO on the oracle reward, {ENV_ID}, random goals"
+            f"PPO on the oracle reward, {args.env} {' '.join(args.env_kwargs)}, random goals"
             f"{'' if set_down else ', no set-down'}\nseed {seeds}, "
             f"{args.eval_episodes} episodes per point"
         )

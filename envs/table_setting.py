@@ -95,6 +95,9 @@ GOAL_LOW = np.array([0.0, -0.15, -0.14, -0.16, -0.04, -0.14])
 GOAL_HIGH = np.array([0.25, 0.15, 0.04, 0.16, 0.08, 0.14])
 #: the tip's height while carrying (m): a held cup's bottom clears everything on the table
 CARRY_HEIGHT = 0.15
+#: the place interface's own motion moves the hand up to this far per control step (m):
+#: twice the motion interface's limit, so that a place step costs half the physics
+PLACE_HAND_STEP = 2 * MAX_HAND_STEP
 #: a place step gives up (and lets go where it is) after this many control steps
 PLACE_STEP_LIMIT = 120
 COS_UPRIGHT = float(np.cos(np.deg2rad(20.0)))
@@ -157,9 +160,11 @@ def place_action(x: float, y: float) -> np.ndarray:
     return np.clip(2.0 * unit - 1.0, -1.0, 1.0).astype(np.float32)
 
 
-def _move(tip: np.ndarray, target: np.ndarray, grip: float) -> np.ndarray:
+def _move(
+    tip: np.ndarray, target: np.ndarray, grip: float, hand_step: float = MAX_HAND_STEP
+) -> np.ndarray:
     action = np.empty(4, dtype=np.float32)
-    action[:3] = np.clip((target - tip) / MAX_HAND_STEP, -1.0, 1.0)
+    action[:3] = np.clip((target - tip) / hand_step, -1.0, 1.0)
     action[3] = grip
     return action
 
@@ -171,8 +176,10 @@ def arrangement_action(
     target: int | None,
     spot: np.ndarray,
     low_z: float,
+    hand_step: float = MAX_HAND_STEP,
 ) -> np.ndarray:
-    """One control step of the scripted pick-and-place: ``[dx, dy, dz, grip]``.
+    """One control step of the scripted pick-and-place: ``[dx, dy, dz, grip]`` (for a hand
+    that moves up to ``hand_step`` m per step).
 
     ``held`` is the index of the held object (or None), ``centres`` ``(3, 3)`` the objects'
     centres, ``target`` the object to carry (None: nothing left, lift away) and ``spot``
@@ -191,9 +198,9 @@ def arrangement_action(
         if distance < 0.006:
             goal[2] = max(float(tip[2] - bottom), low_z)
         let_go = distance < 0.01 and bottom < RESTING_HEIGHT
-        return _move(tip, goal, -1.0 if let_go else 1.0)
+        return _move(tip, goal, -1.0 if let_go else 1.0, hand_step)
     if target is None:
-        return _move(tip, np.array([tip[0], tip[1], CARRY_HEIGHT]), -1.0)
+        return _move(tip, np.array([tip[0], tip[1], CARRY_HEIGHT]), -1.0, hand_step)
     centre = centres[target]
     top = float(centre[2] + HALF_HEIGHT[OBJECT_NAMES[target]])
     above = np.array([centre[0], centre[1], CARRY_HEIGHT])
@@ -204,7 +211,7 @@ def arrangement_action(
     if aligned:
         above[2] = top + 0.002
     touching = aligned and tip[2] - top < 0.015
-    return _move(tip, above, 1.0 if touching else -1.0)
+    return _move(tip, above, 1.0 if touching else -1.0, hand_step)
 
 
 class TableSettingEnv(TabletopEnv):
@@ -481,14 +488,14 @@ class TableSettingEnv(TabletopEnv):
         self._released_now = False
         return self._observation(), reward, False, False, info
 
-    def _control_step(self, action: list[float]) -> None:
+    def _control_step(self, action: list[float], hand_step: float = MAX_HAND_STEP) -> None:
         dx, dy, dz, grip = (_clamp(a, -1.0, 1.0) for a in action)
         x, y, z = self._hand_pos.tolist()
         (lx, ly, lz), (hx, hy, hz) = self._workspace
         self._hand_pos[:] = (
-            _clamp(x + dx * MAX_HAND_STEP, lx, hx),
-            _clamp(y + dy * MAX_HAND_STEP, ly, hy),
-            _clamp(z + dz * MAX_HAND_STEP, lz, hz),
+            _clamp(x + dx * hand_step, lx, hx),
+            _clamp(y + dy * hand_step, ly, hy),
+            _clamp(z + dz * hand_step, lz, hz),
         )
         self._update_suction(grip)
         mujoco.mj_step(self.model, self.data, nstep=scene.SUBSTEPS)
@@ -508,10 +515,11 @@ class TableSettingEnv(TabletopEnv):
             released = False
             for _ in range(PLACE_STEP_LIMIT):
                 held = self.held_index
-                step = arrangement_action(self._hand_pos.copy(), held, self.centres(), target, spot, low_z)
+                tip = self._hand_pos.copy()
+                step = arrangement_action(tip, held, self.centres(), target, spot, low_z, PLACE_HAND_STEP)
                 if released:
-                    step = _move(self._hand_pos, self._hand_pos + (0.0, 0.0, 0.03), -1.0)
-                self._control_step(step.tolist())
+                    step = _move(tip, tip + (0.0, 0.0, PLACE_HAND_STEP), -1.0, PLACE_HAND_STEP)
+                self._control_step(step.tolist(), PLACE_HAND_STEP)
                 if self.render_mode is not None:
                     self.motion_frames.append(self.render())
                 if held is not None and self.held_index is None:

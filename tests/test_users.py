@@ -19,6 +19,7 @@ from robopref.users import (
 
 PLATE = "robopref/PlatePlacement-v0"
 BLOCK = "robopref/BlockSort-v0"
+TABLE = "robopref/TableSetting-v0"
 PLATE_NAMES = ("x", "y", "height", "held", "flat", "on_table", "drop_height", "speed")
 BLOCK_NAMES = ("x", "y", "height", "held", "drop_height", "speed", "reach", "zone_0", "zone_1")
 
@@ -191,11 +192,15 @@ def test_user_goal_and_env_errors_name_the_fix():
         SyntheticUser(PLATE, ("x", "y"), (0.1, 0.2))
 
 
-@pytest.mark.parametrize("env_id", [PLATE, BLOCK])
-def test_normalisation_constants_match_their_calibration(env_id):
+@pytest.mark.parametrize(
+    ("env_id", "env_kwargs"),
+    [(PLATE, {}), (BLOCK, {}), (TABLE, {}), (TABLE, {"control": "place"})],
+    ids=["plate", "block", "table-motion", "table-place"],
+)
+def test_normalisation_constants_match_their_calibration(env_id, env_kwargs):
     """The table's offset/scale are the reward's mean/std under the default behaviour mix."""
-    rollouts = collect_rollouts(env_id, 40, np.random.default_rng(0))
-    env, _ = make_env(env_id)
+    rollouts = collect_rollouts(env_id, 40, np.random.default_rng(0), env_kwargs=env_kwargs)
+    env, _ = make_env(env_id, env_kwargs)
     rng = np.random.default_rng(1)
     goals = np.array([np.atleast_1d(sample_goal(env.goal_space, rng)) for _ in range(64)], float)
     feats = rollouts.feat.reshape(-1, rollouts.feat.shape[-1])
