@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from typing import Any
+
+import numpy as np
 
 GL_HELP = (
     "MuJoCo needs an OpenGL backend to render. Set MUJOCO_GL before Python starts: "
@@ -121,3 +124,10 @@ def add_marker_disc(scene, center: tuple[float, float, float], radius: float, rg
             np.asarray(rgba, dtype=np.float32),
         )
         scene.ngeom += 1
+
+
+def step_frames(env: Any) -> list[np.ndarray]:
+    """The frames the last step (or reset) of ``env`` shows: the frames of its motion where
+    one step is a whole motion (TableSetting's place interface), else one ``render()``."""
+    motion = getattr(env.unwrapped, "motion_frames", None)
+    return list(motion) if motion else [env.render()]

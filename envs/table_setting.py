@@ -46,6 +46,7 @@ object while nothing is held). ``info["is_success"]``: every object rests within
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -245,6 +246,7 @@ class TableSettingEnv(TabletopEnv):
         self.control = control
         #: frames of the last place step's motion (rendered only when the env renders)
         self.motion_frames: list[np.ndarray] = []
+        self._spots_of: Any = None
         super().__init__(goal, render_mode, width, height, camera, **unknown)
         if control == "place":
             self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
@@ -291,10 +293,18 @@ class TableSettingEnv(TabletopEnv):
         slots = rng.permutation(len(STAGING_Y))
         for i in range(N_OBJECTS):
             jitter = rng.uniform(-STAGING_JITTER, STAGING_JITTER, size=2)
-            xyz = (STAGING_X + jitter[0], STAGING_Y[slots[i]] + jitter[1], HALF_HEIGHT[OBJECT_NAMES[i]])
+            xyz = (
+                STAGING_X + jitter[0],
+                STAGING_Y[slots[i]] + jitter[1],
+                HALF_HEIGHT[OBJECT_NAMES[i]],
+            )
             self._qpos[i][0:3] = xyz
             self._qpos[i][3:7] = (1.0, 0.0, 0.0, 0.0)
-        self._hand_pos[:] = (rng.uniform(-0.28, -0.1), rng.uniform(-0.2, 0.2), rng.uniform(0.12, 0.2))
+        self._hand_pos[:] = (
+            rng.uniform(-0.28, -0.1),
+            rng.uniform(-0.2, 0.2),
+            rng.uniform(0.12, 0.2),
+        )
         return False
 
     # ------------------------------------------------------------------- state
@@ -314,10 +324,7 @@ class TableSettingEnv(TabletopEnv):
     @property
     def held_index(self) -> int | None:
         """The index (in ``OBJECT_NAMES``) of the object the suction holds, or None."""
-        for i, eq in enumerate(self._eq_ids):
-            if self.data.eq_active[eq]:
-                return i
-        return None
+        return getattr(self, "_held_i", None)
 
     @property
     def held(self) -> bool:
@@ -397,20 +404,25 @@ class TableSettingEnv(TabletopEnv):
         self, features: np.ndarray, goal: Any, released: bool = False
     ) -> tuple[dict[str, float], bool]:
         """Oracle reward terms and success for an arrangement (module doc)."""
-        points = spots(goal)
-        f = features.reshape(N_OBJECTS, len(QUANTITIES)).astype(np.float64)
-        d = np.hypot(f[:, 0] - points[:, 0], f[:, 1] - points[:, 1])
-        resting = f[:, 4] > 0.5
-        placed = resting & (d < SUCCESS_RADIUS)
-        lowering = np.maximum(f[:, 2], 0.0) * np.exp(-d / 0.05)
-        drop = -10.0 * float(np.max(np.maximum(f[:, 5] - 0.01, 0.0))) if released else 0.0
+        if self._spots_of is not goal:  # one goal serves many steps: its spots once
+            self._spots_of, self._goal_spots = goal, spots(goal).tolist()
+        f = features.tolist()
+        distance = lowering = drop = 0.0
+        placed = 0
+        for i, (sx, sy) in enumerate(self._goal_spots):
+            x, y, height, _, resting, drop_height = f[6 * i : 6 * i + 6]
+            d = math.hypot(x - sx, y - sy)
+            distance += d
+            lowering += max(height, 0.0) * math.exp(-d / 0.05)
+            placed += resting > 0.5 and d < SUCCESS_RADIUS
+            drop = max(drop, drop_height - 0.01)
         terms = {
-            "distance": -2.0 * float(d.sum()),
-            "height": -4.0 * float(lowering.sum()),
-            "placed": float(placed.sum()),
-            "drop": drop,
+            "distance": -2.0 * distance,
+            "height": -4.0 * lowering,
+            "placed": float(placed),
+            "drop": -10.0 * drop if released else 0.0,
         }
-        return terms, bool(placed.all())
+        return terms, placed == N_OBJECTS
 
     def _info(self, features: np.ndarray) -> tuple[float, dict[str, Any]]:
         reward, info = super()._info(features)
@@ -424,8 +436,10 @@ class TableSettingEnv(TabletopEnv):
         i = self.next_index
         if self.held_index is not None or i is None:
             return 0.0
-        top = self._pos[i] + (0.0, 0.0, HALF_HEIGHT[OBJECT_NAMES[i]])
-        return float(np.linalg.norm(self._hand_pos - top))
+        (x, y, z), (hx, hy, hz) = self._pos[i].tolist(), self._hand_pos.tolist()
+        return math.sqrt(
+            (hx - x) ** 2 + (hy - y) ** 2 + (hz - z - HALF_HEIGHT[OBJECT_NAMES[i]]) ** 2
+        )
 
     def goal_xy(self, goal: Any) -> np.ndarray:
         """The spot of the active object (held, else next; the plate's when all are down)."""
@@ -449,7 +463,9 @@ class TableSettingEnv(TabletopEnv):
         if marker is not None:
             for (x, y), name in zip(spots(marker), OBJECT_NAMES, strict=True):
                 radius = max(FOOTPRINT[name]) + 0.01
-                add_marker_disc(self._renderer.scene, (float(x), float(y), 0.0), radius, MARKER_RGBA)
+                add_marker_disc(
+                    self._renderer.scene, (float(x), float(y), 0.0), radius, MARKER_RGBA
+                )
         return self._renderer.render()
 
     # -------------------------------------------------------------- gym interface
@@ -467,6 +483,7 @@ class TableSettingEnv(TabletopEnv):
         self._sample_initial_state()
         for eq in self._eq_ids:
             self.data.eq_active[eq] = False
+        self._held_i: int | None = None
         mujoco.mj_forward(self.model, self.data)
         self._needs_reset = False
         if options and "goal" in options:
@@ -516,7 +533,9 @@ class TableSettingEnv(TabletopEnv):
             for _ in range(PLACE_STEP_LIMIT):
                 held = self.held_index
                 tip = self._hand_pos.copy()
-                step = arrangement_action(tip, held, self.centres(), target, spot, low_z, PLACE_HAND_STEP)
+                step = arrangement_action(
+                    tip, held, self.centres(), target, spot, low_z, PLACE_HAND_STEP
+                )
                 if released:
                     step = _move(tip, tip + (0.0, 0.0, PLACE_HAND_STEP), -1.0, PLACE_HAND_STEP)
                 self._control_step(step.tolist(), PLACE_HAND_STEP)
@@ -553,6 +572,7 @@ class TableSettingEnv(TabletopEnv):
                 self._drop[held] = self.bottom_height(held)
                 self._released_now = True
                 self.data.eq_active[self._eq_ids[held]] = False
+                self._held_i = None
             return
         if grip > 0.0:
             for i in range(N_OBJECTS):
@@ -575,3 +595,4 @@ class TableSettingEnv(TabletopEnv):
         data[6:10] = rel_quat
         data[10] = 1.0
         self.data.eq_active[self._eq_ids[i]] = True
+        self._held_i = i

@@ -18,6 +18,7 @@ import gymnasium as gym
 import numpy as np
 
 from robopref.envs import episode_steps
+from robopref.envs.rendering import step_frames
 from robopref.envs.wrappers import PLACE, GoalObservation, SetDown, with_set_down
 from robopref.policies.latent_env import LatentRewardEnv, LatentSource, PopulationGoals
 from robopref.queries import SOURCES, Rollouts
@@ -97,7 +98,7 @@ def run_episode(
         total += float(info.get("true_reward", 0.0))
         features.append(info["features"])
         if render:
-            frames.append(env.render())
+            frames.extend(step_frames(env))
         success = bool(info.get("is_success", False))
         done = terminated or truncated
     return Episode(success, total, np.stack(features), frames)

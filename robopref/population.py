@@ -63,9 +63,12 @@ POPULATION_NAMES: tuple[str, ...] = (
 #: utensil_dx, utensil_dy) in metres; "left" is +y (the robot's left), "edge" the far edge.
 ARRANGEMENT_TYPES: dict[str, tuple[float, ...]] = {
     f"cup {cup}, utensil {utensil}, plate {plate}": (
-        0.22 if plate == "at the edge" else 0.06, 0.0,
-        -0.09, 0.12 if cup == "left" else -0.12,
-        0.03, 0.11 if utensil == "left" else -0.11,
+        0.22 if plate == "at the edge" else 0.06,
+        0.0,
+        -0.09,
+        0.12 if cup == "left" else -0.12,
+        0.03,
+        0.11 if utensil == "left" else -0.11,
     )  # fmt: skip
     for cup in ("left", "right")
     for utensil in ("left", "right")

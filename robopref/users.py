@@ -189,7 +189,8 @@ TASK_REWARDS: dict[str, TaskReward] = {
         offset=-1.55,  # between place (-1.43, std 0.94) and motion control (-1.71, 0.91)
         scale=0.92,
         required=tuple(
-            f"{o}_{q}" for o in TABLE_OBJECTS
+            f"{o}_{q}"
+            for o in TABLE_OBJECTS
             for q in ("x", "y", "height", "held", "resting", "drop_height")
         ),  # fmt: skip
     ),

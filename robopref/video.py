@@ -20,6 +20,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from robopref.envs.rendering import step_frames
 from robopref.files import atomic_path
 
 Policy = Callable[[np.ndarray], np.ndarray]
@@ -195,7 +196,7 @@ def rollout_frames(
     total, steps, done = 0.0, 0, False
     while not done and (max_steps is None or steps < max_steps):
         obs, reward, terminated, truncated, info = env.step(policy(obs))
-        frames.append(env.render())
+        frames.extend(step_frames(env))
         total += float(reward)
         steps += 1
         done = terminated or truncated
