@@ -54,6 +54,7 @@ import mujoco
 import numpy as np
 
 from robopref.envs import scene
+from robopref.envs.rendering import add_marker_disc, make_renderer
 from robopref.envs.tabletop import (
     GRASP_HEIGHT,
     MARKER_RGBA,
@@ -65,7 +66,6 @@ from robopref.envs.tabletop import (
     _clamp,
     sample_goal,
 )
-from robopref.envs.rendering import add_marker_disc, make_renderer
 
 OBJECT_NAMES = ("plate", "cup", "utensil")
 OBJECTS: dict[str, scene.ObjectSpec] = {

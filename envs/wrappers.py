@@ -14,7 +14,8 @@ class GoalObservation(gym.ObservationWrapper):
     """Append the env's current goal to the observation: the oracle's view of the task.
 
     Appended: the goal (a Box goal as is, a Discrete goal, a zone index, as a one-hot
-    vector), then the vector from the (active) object to the goal's table point for it (2). The relative
+    vector), then the vector from the (active) object to the goal's table point for it
+    (2). The relative
     vector is redundant but makes goal-conditioned RL far easier to learn. Use it with
     ``goal="random"`` to train an oracle policy over all goals.
     """
