@@ -99,6 +99,8 @@ CARRY_HEIGHT = 0.15
 #: the place interface's own motion moves the hand up to this far per control step (m):
 #: twice the motion interface's limit, so that a place step costs half the physics
 PLACE_HAND_STEP = 2 * MAX_HAND_STEP
+#: where the scripted motion parks the hand once the table is set (out of the way of the view)
+REST_POSE = (-0.25, 0.0, CARRY_HEIGHT)
 #: a place step gives up (and lets go where it is) after this many control steps
 PLACE_STEP_LIMIT = 120
 COS_UPRIGHT = float(np.cos(np.deg2rad(20.0)))
@@ -200,8 +202,9 @@ def arrangement_action(
             goal[2] = max(float(tip[2] - bottom), low_z)
         let_go = distance < 0.01 and bottom < RESTING_HEIGHT
         return _move(tip, goal, -1.0 if let_go else 1.0, hand_step)
-    if target is None:
-        return _move(tip, np.array([tip[0], tip[1], CARRY_HEIGHT]), -1.0, hand_step)
+    if target is None:  # the table is set: lift clear, then back to the rest pose
+        rest = REST_POSE if tip[2] > CARRY_HEIGHT - 0.03 else (tip[0], tip[1], CARRY_HEIGHT)
+        return _move(tip, np.array(rest), -1.0, hand_step)
     centre = centres[target]
     top = float(centre[2] + HALF_HEIGHT[OBJECT_NAMES[target]])
     above = np.array([centre[0], centre[1], CARRY_HEIGHT])
