@@ -38,13 +38,15 @@ DEMO_ENV = "robopref/PlatePlacement-v0"
 DEMO_POPULATION = "two-modes"
 #: per task, what the demo's recipe changes for it, where the option is left at its default:
 #: TableSetting on its place interface (one action per object: RL on it is quick, as VPL's
-#: own rearrangement tasks), segments of a whole 3-step episode (4 states), and PPO budgets
-#: for 3-step episodes (the oracle reached 1.00 at 40k steps; see the README)
+#: own rearrangement tasks), segments of a whole 3-step episode (4 states), the MLP decoder
+#: (the bilinear one collapses there: every user gets one z) and PPO budgets for 3-step
+#: episodes (the oracle reached 1.00 at 40k steps; see the README)
 TASK_DEFAULTS: dict[str, dict[str, object]] = {
     "robopref/TableSetting-v0": {
         "env_kwargs": ["control=place"],
         "population": "arrangements",
         "segment": 4,
+        "decoder": "mlp",
         "steps": 100_000,
         "scout_steps": 60_000,
     },
@@ -75,7 +77,9 @@ class DemoOptions:
     segment: int = config_option(LoopOptions, "segment", "steps per query segment")
     answers: int = config_option(LoopOptions, "answers", "answers per training user in all")
     users: int = field(default=20, metadata={"help": "new users in the evaluation"})
-    decoder: str = config_option(LoopOptions, "decoder", "VPL decoder: bilinear or mlp")
+    decoder: str = config_option(
+        LoopOptions, "decoder", "VPL decoder: bilinear, ideal, ideal-linear, ideal-distance or mlp"
+    )
     latent_dim: int = config_option(LoopOptions, "latent_dim", "VPL: size of the user latent z")
     kl_weight: float = config_option(LoopOptions, "kl_weight", "VPL: weight of the KL term")
     seed: int = field(default=0, metadata={"help": "seed of every step"})
