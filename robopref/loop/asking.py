@@ -141,9 +141,13 @@ def proposal_rollouts(
     heights = np.full(len(aims), np.nan) if hold_heights is None else np.asarray(hold_heights)
     parts = []
     mix = BehaviourMix(expert=0.0, random=0.0, policy=1.0, careless=0.0, pool_goals=0.0)
+    # The place interface puts an object where it is told: noise there would only move the
+    # spot (in units of a place action: 20-30 cm), which the offset proposal does on purpose.
+    precise = env.action_space.shape != (4,)
     for aim, height in zip(aims, heights, strict=True):
+        noise = float(rng.uniform(0, PROPOSAL_NOISE))
         expert = scripted_policy(
-            env, sample_goal(env.goal_space, rng), noise=float(rng.uniform(0, PROPOSAL_NOISE)),
+            env, sample_goal(env.goal_space, rng), noise=0.0 if precise else noise,
             seed=int(rng.integers(2**31)), aim=aim,
             hold_height=None if np.isnan(height) else float(height),
         )  # fmt: skip
