@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from robopref.envs.plate_placement import SUCCESS_RADIUS as PLATE_SUCCESS_RADIUS
+from robopref.envs.table_setting import SUCCESS_RADIUS as TABLE_SUCCESS_RADIUS
+from robopref.envs.table_setting import spots
 from robopref.population import Population
 from robopref.queries import QueryPool
 from robopref.reward.peak import box_grid
@@ -37,7 +39,12 @@ from robopref.users import LabelModel, SyntheticUser, task_reward
 #: grid spacing (m) of the goal posterior
 GRID_STEP = 0.01
 #: env id -> the radius (m) within which a table-point goal counts as served
-SUCCESS_RADII: dict[str, float] = {"robopref/PlatePlacement-v0": PLATE_SUCCESS_RADIUS}
+SUCCESS_RADII: dict[str, float] = {
+    "robopref/PlatePlacement-v0": PLATE_SUCCESS_RADIUS,
+    "robopref/TableSetting-v0": TABLE_SUCCESS_RADIUS,
+}
+#: arrangements drawn as the Monte Carlo "grid" of a TableSetting population
+ARRANGEMENT_SAMPLES = 8000
 #: goals per chunk when the likelihood of many candidate pairs is tabulated
 _CHUNK = 256
 _EPS = 1e-6
@@ -65,14 +72,33 @@ class GoalGrid:
                 f"{sorted(SUCCESS_RADII)}; population {population.name!r} is not"
             )
         assert population.low is not None and population.high is not None
-        points = box_grid(population.low, population.high, step)
         radius = SUCCESS_RADII[population.env_id]
-        dist = np.linalg.norm(points[:, None] - points[None], axis=-1)
-        return cls(points, (dist < radius).astype(np.float32), radius)
+        if len(population.low) != 2:  # arrangements: samples of the population itself
+            points = population.sample_goals(ARRANGEMENT_SAMPLES, np.random.default_rng(0))[0]
+        else:
+            points = box_grid(population.low, population.high, step)
+        disc = np.concatenate([
+            served(population.env_id, points[i : i + _CHUNK, None], points[None], radius)
+            for i in range(0, len(points), _CHUNK)
+        ])  # fmt: skip
+        return cls(points, disc.astype(np.float32), radius)
 
     def uniform(self) -> np.ndarray:
         """The prior: uniform over the grid, ``(G,)``."""
         return np.full(len(self.points), 1.0 / len(self.points))
+
+
+def goal_error(env_id: str, estimate: np.ndarray, goals: np.ndarray) -> np.ndarray:
+    """How far ``estimate`` is from ``goals`` (m, broadcast over their leading axes): the
+    distance of the table points, or, for arrangements, the largest of the objects' spots'."""
+    if env_id == "robopref/TableSetting-v0":
+        return np.linalg.norm(spots(goals) - spots(estimate), axis=-1).max(-1)
+    return np.linalg.norm(np.asarray(goals) - estimate, axis=-1)
+
+
+def served(env_id: str, estimate: np.ndarray, goals: np.ndarray, radius: float) -> np.ndarray:
+    """Whether serving ``estimate`` succeeds for users with each of ``goals``: bool ``(...)``."""
+    return goal_error(env_id, estimate, goals) < radius
 
 
 def answer_probs(
@@ -210,9 +236,13 @@ def user_ceilings(
                     "group": user.group,
                     "queries": k,
                     "same_answers_mass": same[k].mass,
-                    "same_answers_distance": float(np.linalg.norm(same[k].point - user.goal)),
+                    "same_answers_distance": float(
+                        goal_error(population.env_id, same[k].point, user.goal)
+                    ),
                     "bayes_active_mass": bayes[k].mass,
-                    "bayes_active_distance": float(np.linalg.norm(bayes[k].point - user.goal)),
+                    "bayes_active_distance": float(
+                        goal_error(population.env_id, bayes[k].point, user.goal)
+                    ),
                 }
             )
     return rows
