@@ -73,10 +73,11 @@ def success_rate(
     set_down: bool = True,
     seed: int = EVAL_SEED,
     task: tuple[str, dict[str, Any]] = (ENV_ID, {}),
-) -> float:
-    """Fraction of ``episodes`` (fresh seeds and goals) that end in success."""
+) -> tuple[float, float]:
+    """Fraction of ``episodes`` (fresh seeds and goals) that end in success, and the mean of
+    the final ``placed`` reward term (TableSetting: objects at their spots, 0 to 3)."""
     env = make_oracle_env(set_down, *task)
-    successes = 0
+    successes, placed = 0, 0.0
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
         done = False
@@ -85,8 +86,9 @@ def success_rate(
             obs, _, terminated, truncated, info = env.step(action)
             done = terminated or truncated
         successes += bool(info["is_success"])
+        placed += float(info["reward_terms"].get("placed", 0.0))
     env.close()
-    return successes / episodes
+    return successes / episodes, placed / episodes
 
 
 class SuccessCurve(BaseCallback):
@@ -117,11 +119,12 @@ class SuccessCurve(BaseCallback):
 
     def record(self) -> None:
         """Evaluate now and add the point to the curve."""
-        success = success_rate(self.model, self.episodes, self.set_down, task=self.task)
+        success, placed = success_rate(self.model, self.episodes, self.set_down, task=self.task)
         wall = time.perf_counter() - self._start
-        point = {"steps": int(self.num_timesteps), "wall_s": round(wall, 1), "success": success}
+        point = {"steps": int(self.num_timesteps), "wall_s": round(wall, 1), "success": success,
+                 "placed_term": round(placed, 3)}  # fmt: skip
         self.curve.append(point)
-        print(f"{point['steps']:>8} {wall:>7.1f} {success:>8.2f}", flush=True)
+        print(f"{point['steps']:>8} {wall:>7.1f} {success:>8.2f} {placed:>7.2f}", flush=True)
 
 
 def train(
@@ -140,7 +143,7 @@ def train(
     model = make_algo("ppo", venv, seed, "cpu", None, steps)
     curve: list[dict[str, Any]] = []
     callback = SuccessCurve(every, episodes, set_down, curve, task)
-    print(f"{'steps':>8} {'wall_s':>7} {'success':>8}")
+    print(f"{'steps':>8} {'wall_s':>7} {'success':>8} {'placed':>7}")
     model.learn(steps, callback=callback)
     if not curve or curve[-1]["steps"] < steps:
         callback.record()

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from robopref.population import (
+    NAMED_POPULATIONS,
     POPULATION_NAMES,
     load_population,
     named_population,
@@ -21,6 +22,7 @@ from robopref.users import DEFAULT_LABEL_MODEL, LabelModel
 
 PLATE = "robopref/PlatePlacement-v0"
 BLOCK = "robopref/BlockSort-v0"
+TABLE = "robopref/TableSetting-v0"
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +50,19 @@ def test_two_modes_defaults(plate_env, block_env):
     assert [g.tolist() for g, _ in blocks.modes] == [[0.0], [1.0]]
 
 
-@pytest.mark.parametrize("name", POPULATION_NAMES)
-def test_every_named_population_samples_users(name, plate_env):
-    population = named_population(name, plate_env)
+@pytest.mark.parametrize(
+    ("env_id", "name"),
+    [(env_id, name) for env_id in (PLATE, TABLE) for name in POPULATION_NAMES
+     if name in NAMED_POPULATIONS[env_id]],  # fmt: skip
+)
+def test_every_named_population_samples_users(env_id, name):
+    env = make_env(env_id)[0]
+    population = named_population(name, env)
     users = population.sample_users(40, np.random.default_rng(0))
     assert len(users) == 40
     goals = np.stack([u.goal for u in users])
-    assert np.all(np.abs(goals) <= 0.25)
+    space = env.goal_space
+    assert all(space.contains(g) for g in goals)
     groups = np.array([u.group for u in users])
     if population.modes:
         counts = np.bincount(groups, minlength=len(population.modes))
