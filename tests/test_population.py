@@ -52,8 +52,12 @@ def test_two_modes_defaults(plate_env, block_env):
 
 @pytest.mark.parametrize(
     ("env_id", "name"),
-    [(env_id, name) for env_id in (PLATE, TABLE) for name in POPULATION_NAMES
-     if name in NAMED_POPULATIONS[env_id]],  # fmt: skip
+    [
+        (env_id, name)
+        for env_id in (PLATE, TABLE)
+        for name in POPULATION_NAMES
+        if name in NAMED_POPULATIONS[env_id]
+    ],  # fmt: skip
 )
 def test_every_named_population_samples_users(env_id, name):
     env = make_env(env_id)[0]

@@ -18,9 +18,16 @@ from robopref.reward.training import TrainSettings
 def table_split() -> dict:
     data = collect(
         CollectOptions(
-            env="robopref/TableSetting-v0", env_kwargs=["control=place"],
-            population="arrangements", users=60, queries_per_user=16, segment=4,
-            episodes=120, pool_pairs=4096, seed=0, progress=False,
+            env="robopref/TableSetting-v0",
+            env_kwargs=["control=place"],
+            population="arrangements",
+            users=60,
+            queries_per_user=16,
+            segment=4,
+            episodes=120,
+            pool_pairs=4096,
+            seed=0,
+            progress=False,
         )  # fmt: skip
     )
     rest, test = data.split_users(0.25, 0)
