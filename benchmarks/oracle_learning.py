@@ -5,7 +5,8 @@ imported, not copied) on ``robopref/PlatePlacement-v0`` with ``goal="random"`` a
 appended to the observation (:class:`robopref.envs.wrappers.GoalObservation`), in one
 ``learn`` call (so the learning-rate schedule runs once over all the steps), evaluates the
 deterministic policy on ``--eval-episodes`` held-out seeds and goals every ``--eval-every``
-steps, and prints the success curve, the final figure and the wall time. Target
+steps, and prints the success curve (with the mean final ``placed`` reward term: for
+TableSetting the objects at their spots), the final figure and the wall time. Target
 (foundation issue): at least 90% success at 300k env steps, held at the end of training,
 within 15 minutes on a 2-core CPU.
 
