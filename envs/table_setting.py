@@ -54,7 +54,7 @@ import mujoco
 import numpy as np
 
 from robopref.envs import scene
-from robopref.envs.rendering import add_marker_disc, make_renderer
+from robopref.envs.rendering import add_marker_disc
 from robopref.envs.tabletop import (
     GRASP_HEIGHT,
     MARKER_RGBA,
@@ -65,6 +65,7 @@ from robopref.envs.tabletop import (
     _action_values,
     _clamp,
     sample_goal,
+    weld_here,
 )
 
 OBJECT_NAMES = ("plate", "cup", "utensil")
@@ -453,23 +454,11 @@ class TableSettingEnv(TabletopEnv):
         x, y = spots(goal)[0]
         return (float(x), float(y), 0.0), SUCCESS_RADIUS
 
-    def render(self) -> np.ndarray | None:
-        """An RGB frame (H, W, 3) uint8 from ``self.camera``, a marker at every object's spot."""
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
-            return None
-        if self._renderer is None:
-            self._renderer = make_renderer(self.model, self.height, self.width)
-        scene.pose_arm(self.model, self.data)
-        self._renderer.update_scene(self.data, camera=self.camera)
-        marker = self.marker if self.marker is not None else self.goal
-        if marker is not None:
-            for (x, y), name in zip(spots(marker), OBJECT_NAMES, strict=True):
-                radius = max(FOOTPRINT[name]) + 0.01
-                add_marker_disc(
-                    self._renderer.scene, (float(x), float(y), 0.0), radius, MARKER_RGBA
-                )
-        return self._renderer.render()
+    def _draw_markers(self, scn: mujoco.MjvScene, goal: Any) -> None:
+        """A disc at every object's spot, sized to the object's footprint."""
+        for (x, y), name in zip(spots(goal), OBJECT_NAMES, strict=True):
+            radius = max(FOOTPRINT[name]) + 0.01
+            add_marker_disc(scn, (float(x), float(y), 0.0), radius, MARKER_RGBA)
 
     # -------------------------------------------------------------- gym interface
     def reset(
@@ -586,16 +575,6 @@ class TableSettingEnv(TabletopEnv):
 
     def _weld(self, i: int) -> None:
         hand_quat = self.data.mocap_quat[self._hand_mocap]
-        neg = np.zeros(4)
-        mujoco.mju_negQuat(neg, hand_quat)
-        rel_pos = np.zeros(3)
-        mujoco.mju_rotVecQuat(rel_pos, self._pos[i] - self._hand_pos, neg)
-        rel_quat = np.zeros(4)
-        mujoco.mju_mulQuat(rel_quat, neg, self._qpos[i][3:7])
-        data = self._eq_data[i]
-        data[0:3] = 0.0
-        data[3:6] = rel_pos
-        data[6:10] = rel_quat
-        data[10] = 1.0
+        weld_here(self._eq_data[i], self._hand_pos, hand_quat, self._pos[i], self._qpos[i][3:7])
         self.data.eq_active[self._eq_ids[i]] = True
         self._held_i = i

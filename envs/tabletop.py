@@ -86,6 +86,27 @@ def _action_values(action: Any) -> list[float]:
     return entries
 
 
+def weld_here(
+    eq_data: np.ndarray,
+    hand_pos: np.ndarray,
+    hand_quat: np.ndarray,
+    obj_pos: np.ndarray,
+    obj_quat: np.ndarray,
+) -> None:
+    """Set a suction weld's ``eq_data`` to hold the object at its current pose relative to
+    the hand (the object's pose in the hand's frame), so that taking hold moves nothing."""
+    neg = np.zeros(4)
+    mujoco.mju_negQuat(neg, hand_quat)
+    rel_pos = np.zeros(3)
+    mujoco.mju_rotVecQuat(rel_pos, obj_pos - hand_pos, neg)
+    rel_quat = np.zeros(4)
+    mujoco.mju_mulQuat(rel_quat, neg, obj_quat)
+    eq_data[0:3] = 0.0
+    eq_data[3:6] = rel_pos
+    eq_data[6:10] = rel_quat
+    eq_data[10] = 1.0
+
+
 def sample_goal(goal_space: gym.Space, rng: np.random.Generator) -> Any:
     """Draw a goal uniformly from a task's ``goal_space`` with the generator ``rng``.
 
@@ -271,8 +292,12 @@ class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
         self._renderer.update_scene(self.data, camera=self.camera)
         marker = self.marker if self.marker is not None else self.goal
         if marker is not None:
-            add_marker_disc(self._renderer.scene, *self._marker_geometry(marker), MARKER_RGBA)
+            self._draw_markers(self._renderer.scene, marker)
         return self._renderer.render()
+
+    def _draw_markers(self, scn: mujoco.MjvScene, goal: Any) -> None:
+        """Draw where ``goal`` wants things (one disc; a task with several objects, more)."""
+        add_marker_disc(scn, *self._marker_geometry(goal), MARKER_RGBA)
 
     def close(self) -> None:
         """Release the renderer (OSMesa/EGL contexts must be freed before exit)."""
@@ -343,18 +368,8 @@ class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _set_held(self, held: bool) -> None:
         if held:
-            # Weld at the current relative pose: the object's pose in the hand's frame.
-            hand_quat = self.data.mocap_quat[self._hand_mocap]
-            neg = np.zeros(4)
-            mujoco.mju_negQuat(neg, hand_quat)
-            rel_pos = np.zeros(3)
-            mujoco.mju_rotVecQuat(rel_pos, self._obj_pos - self._hand_pos, neg)
-            rel_quat = np.zeros(4)
-            mujoco.mju_mulQuat(rel_quat, neg, self._obj_qpos[3:7])
-            self._eq_data[0:3] = 0.0
-            self._eq_data[3:6] = rel_pos
-            self._eq_data[6:10] = rel_quat
-            self._eq_data[10] = 1.0
+            weld_here(self._eq_data, self._hand_pos, self.data.mocap_quat[self._hand_mocap],
+                      self._obj_pos, self._obj_qpos[3:7])  # fmt: skip
         self.data.eq_active[self._eq_id] = held
 
     def _place_object(self, xyz: np.ndarray) -> None:
