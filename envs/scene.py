@@ -277,7 +277,7 @@ def _add_arm(spec: mujoco.MjSpec) -> None:
 def _add_object(spec: mujoco.MjSpec, obj: ObjectSpec) -> None:
     body = spec.worldbody.add_body(name=obj.name, pos=[0, 0, 0.1])
     body.add_freejoint(name=f"{obj.name}_joint")
-    if obj.shape == "plate":
+    if obj.shape in ("plate", "cup"):
         radius, half_height = obj.size
         body.add_geom(
             name=f"{obj.name}_geom",
@@ -287,29 +287,14 @@ def _add_object(spec: mujoco.MjSpec, obj: ObjectSpec) -> None:
             rgba=list(obj.rgba),
             friction=[0.8, 0.005, 0.0001],
         )
+        # the plate's raised centre, or the cup's dark top (its inside, seen from above)
+        plate = obj.shape == "plate"
         body.add_geom(
             name=f"{obj.name}_rim",
             type=mujoco.mjtGeom.mjGEOM_CYLINDER,
-            size=[radius * 0.7, half_height * 1.05, 0],
-            rgba=[0.85, 0.88, 0.92, 1],
-            **_VISUAL_ONLY,
-        )
-    elif obj.shape == "cup":
-        radius, half_height = obj.size
-        body.add_geom(
-            name=f"{obj.name}_geom",
-            type=mujoco.mjtGeom.mjGEOM_CYLINDER,
-            size=[radius, half_height, 0],
-            mass=obj.mass,
-            rgba=list(obj.rgba),
-            friction=[0.8, 0.005, 0.0001],
-        )
-        body.add_geom(
-            name=f"{obj.name}_rim",
-            type=mujoco.mjtGeom.mjGEOM_CYLINDER,
-            size=[radius * 0.8, 0.001, 0],
-            pos=[0, 0, half_height],
-            rgba=[0.25, 0.18, 0.12, 1],
+            size=[radius * (0.7 if plate else 0.8), half_height * 1.05 if plate else 0.001, 0],
+            pos=[0, 0, 0 if plate else half_height],
+            rgba=[0.85, 0.88, 0.92, 1] if plate else [0.25, 0.18, 0.12, 1],
             **_VISUAL_ONLY,
         )
     elif obj.shape == "box":

@@ -64,7 +64,6 @@ from robopref.envs.tabletop import (
     TabletopEnv,
     _action_values,
     _clamp,
-    sample_goal,
     weld_here,
 )
 
@@ -477,19 +476,11 @@ class TableSettingEnv(TabletopEnv):
             self.data.eq_active[eq] = False
         self._held_i: int | None = None
         mujoco.mj_forward(self.model, self.data)
-        self._needs_reset = False
-        if options and "goal" in options:
-            self.goal = None if options["goal"] is None else self.validate_goal(options["goal"])
-        elif self._random_goal:
-            self.goal = self.validate_goal(sample_goal(self.goal_space, self.np_random))
-        return self._observation(), self._info(self.features())[1]
+        return self._start_episode(options)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """A suction-tip step (motion) or a whole placement of the next object (place)."""
-        if self._needs_reset:
-            raise gym.error.ResetNeeded(
-                "TableSettingEnv.step() was called before reset(): call env.reset() first"
-            )
+        self._check_reset()
         if self.control == "place":
             return self._place_step(action)
         self._control_step(_action_values(action))

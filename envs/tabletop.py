@@ -249,6 +249,20 @@ class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
         mujoco.mj_forward(self.model, self.data)
         if held:
             self._set_held(True)
+        return self._start_episode(options)
+
+    def _check_reset(self) -> None:
+        """Refuse a step before the first reset, naming the fix."""
+        if self._needs_reset:
+            raise gym.error.ResetNeeded(
+                f"{type(self).__name__}.step() was called before reset(): call env.reset() "
+                "first (gym.make's wrappers enforce this order; the bare env cannot guess a "
+                "start state)"
+            )
+
+    def _start_episode(self, options: dict[str, Any] | None) -> tuple[np.ndarray, dict[str, Any]]:
+        """The end of every reset: the goal from ``options`` (or a random one), then the
+        first observation and info."""
         self._needs_reset = False
         if options and "goal" in options:
             self.goal = None if options["goal"] is None else self.validate_goal(options["goal"])
@@ -258,12 +272,7 @@ class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Move the suction tip, switch the suction, and advance the physics one control step."""
-        if self._needs_reset:
-            raise gym.error.ResetNeeded(
-                f"{type(self).__name__}.step() was called before reset(): call env.reset() "
-                "first (gym.make's wrappers enforce this order; the bare env cannot guess a "
-                "start state)"
-            )
+        self._check_reset()
         # Python floats, not small numpy ops: the same float64 results, several microseconds
         # less per step (the env's overhead over its physics is budgeted; see the benchmark).
         dx, dy, dz, grip = (_clamp(a, -1.0, 1.0) for a in _action_values(action))
