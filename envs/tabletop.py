@@ -178,6 +178,9 @@ class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
         self._random_goal = isinstance(goal, str) and goal == "random"
         self.goal = None if goal is None or self._random_goal else self.validate_goal(goal)
         self.marker = None
+        #: draw the marker (default: where the goal wants things); a clip shown to a person
+        #: who judges it must not show a goal (``robopref study``)
+        self.show_marker = True
         self._renderer: mujoco.Renderer | None = None
 
     @property
@@ -300,7 +303,7 @@ class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
         scene.pose_arm(self.model, self.data)
         self._renderer.update_scene(self.data, camera=self.camera)
         marker = self.marker if self.marker is not None else self.goal
-        if marker is not None:
+        if marker is not None and self.show_marker:
             self._draw_markers(self._renderer.scene, marker)
         return self._renderer.render()
 

@@ -73,6 +73,30 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "demo_command",
         "collect, train rewards and policies, evaluate: the whole pipeline into runs/demo/",
     ),
+    "study create": (
+        "robopref.study.create",
+        "StudyCreateOptions",
+        "study_create_command",
+        "create a browser study: rendered clips, a database, one private link each",
+    ),
+    "study serve": (
+        "robopref.study.serve",
+        "StudyServeOptions",
+        "study_serve_command",
+        "serve a study's pages to its participants (127.0.0.1 unless --host)",
+    ),
+    "study export": (
+        "robopref.study.export",
+        "StudyExportOptions",
+        "study_export_command",
+        "a study's answers as a PreferenceDataset (participants as users)",
+    ),
+    "study report": (
+        "robopref.study.report",
+        "StudyReportOptions",
+        "study_report_command",
+        "answers per person, agreement, position bias and response times, with a plot",
+    ),
 }
 
 
@@ -116,6 +140,8 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, options_type: type)
                 default=default,
                 help=f"{help_text} (default: {default})",
             )
+        elif default is dataclasses.MISSING:  # a field without a default: a required flag
+            parser.add_argument(flag, type=kind, required=True, help=help_text)
         else:
             parser.add_argument(
                 flag, type=kind, default=default, help=f"{help_text} (default: {default})"
@@ -133,30 +159,51 @@ def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentPars
         prog="robopref", description="Personalized RL from preferences on MuJoCo tabletop tasks."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction] = {}
     for name, (module, options_name, _, help_text) in COMMANDS.items():
+        group, _, leaf = name.rpartition(" ")  # "study create": group "study", leaf "create"
+        target = sub
+        if group:
+            if group not in groups:
+                group_parser = sub.add_parser(group, help=f"{group} commands: {group} --help")
+                groups[group] = group_parser.add_subparsers(
+                    dest=f"{group}_command", required=True, metavar="SUBCOMMAND"
+                )
+            target = groups[group]
         if name not in wanted:
-            sub.add_parser(name, help=help_text)
+            target.add_parser(leaf, help=help_text)
             continue
         options_type = getattr(importlib.import_module(module), options_name)
-        command_parser = sub.add_parser(name, help=help_text, description=options_type.__doc__)
+        command_parser = target.add_parser(leaf, help=help_text, description=options_type.__doc__)
         add_dataclass_arguments(command_parser, options_type)
     return parser
+
+
+def command_name(argv: Sequence[str]) -> str | None:
+    """The registered command ``argv`` starts with (``"loop"``, ``"study create"``), if any."""
+    for words in (2, 1):
+        name = " ".join(argv[:words])
+        if len(argv) >= words and name in COMMANDS:
+            return name
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``robopref`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     # The command is the first argument (the top level has no options but --help).
-    command = argv[0] if argv and argv[0] in COMMANDS else None
+    command = command_name(argv)
     args = build_parser([command] if command else []).parse_args(argv)
-    module, options_name, function_name, _ = COMMANDS[args.command]
+    group_command = getattr(args, f"{args.command}_command", None)
+    name = f"{args.command} {group_command}" if group_command else args.command
+    module, options_name, function_name, _ = COMMANDS[name]
     loaded = importlib.import_module(module)
     options_type = getattr(loaded, options_name)
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(options_type)}
     try:
         result = getattr(loaded, function_name)(options_type(**values))
     except (ValueError, FileNotFoundError, RuntimeError) as error:
-        print(f"robopref {args.command}: error: {error}", file=sys.stderr)
+        print(f"robopref {name}: error: {error}", file=sys.stderr)
         return 2
     return result if isinstance(result, int) else 0  # a command may return a report
 

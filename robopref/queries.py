@@ -35,6 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from robopref.envs import episode_steps, sample_goal, scripted_policy
+from robopref.envs.rendering import step_frames
 from robopref.envs.scripted import goal_point
 from robopref.envs.tabletop import SHARED_OBSERVATION_LAYOUT
 
@@ -113,6 +114,10 @@ class BehaviourMix:
         return shares / shares.sum()
 
 
+#: ``(episode, t, frames)``: the rendered frames of one state of a collected episode
+FrameSink = Callable[[int, int, list[np.ndarray]], None]
+
+
 @dataclass
 class Rollouts:
     """E episodes of L + 1 states each: observations, features, and who acted."""
@@ -147,16 +152,23 @@ def collect_rollouts(
     progress: bool = False,
     env_kwargs: dict[str, Any] | None = None,
     goal_pool: np.ndarray | None = None,
+    frame_sink: FrameSink | None = None,
 ) -> Rollouts:
     """Run ``episodes`` full episodes of the behaviour ``mix`` and keep every state.
 
     ``goal_pool`` ``(N, G)``: goals that a ``mix.pool_goals`` share of expert episodes aim at.
+    ``frame_sink(episode, t, frames)``: when given, the env renders (``env_kwargs`` may set
+    the camera and size) and the frames of each state t (the reset's at t = 0; a place step's
+    whole motion) are passed on, so that clips of any segment can be cut (``robopref study``).
     """
     if episodes < 1:
         raise ValueError(f"episodes={episodes} must be >= 1")
     mix = mix or BehaviourMix()
     shares = mix.shares(len(policies))
+    if frame_sink is not None:
+        env_kwargs = {**(env_kwargs or {}), "render_mode": "rgb_array"}
     env, steps = make_env(env_id, env_kwargs)
+    env.show_marker = False  # the behaviour's goal is not the viewer's: draw no marker
     obs0, info0 = env.reset(seed=int(rng.integers(2**31)))
     obs = np.empty((episodes, steps + 1, obs0.shape[0]), dtype=np.float32)
     feat = np.empty((episodes, steps + 1, info0["features"].shape[0]), dtype=np.float32)
@@ -165,9 +177,13 @@ def collect_rollouts(
         obs[e, 0], info = env.reset(seed=int(rng.integers(2**31)))
         feat[e, 0] = info["features"]
         act = _behaviour(env, int(source[e]), rng, mix, policies, goal_pool, steps)
+        if frame_sink is not None:
+            frame_sink(e, 0, [env.render()])
         for t in range(1, steps + 1):
             obs[e, t], _, _, _, info = env.step(act(obs[e, t - 1]))
             feat[e, t] = info["features"]
+            if frame_sink is not None:
+                frame_sink(e, t, step_frames(env))
     env.close()
     return Rollouts(env_id, tuple(env.feature_names), obs, feat, source)
 

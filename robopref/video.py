@@ -78,6 +78,33 @@ def write_video(
     return path, gif_path
 
 
+def write_webm(frames: Sequence[np.ndarray], path: str | Path, fps: float) -> Path:
+    """Write ``frames`` as a VP8 WebM at ``path`` (atomically): what every browser plays
+    without proprietary codecs (the study's clips; Debian's Chromium lacks H.264 on some
+    builds)."""
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    if path.suffix.lower() != ".webm":
+        raise ValueError(f"video path {str(path)!r} must end in .webm")
+    _check_frames(frames)
+    with atomic_path(path) as temp:
+        writer = imageio.get_writer(
+            temp,
+            fps=fps,
+            codec="libvpx",
+            macro_block_size=1,
+            ffmpeg_log_level="error",
+            output_params=["-b:v", "800k", "-auto-alt-ref", "0"],
+        )
+        try:
+            for frame in frames:
+                writer.append_data(_even(np.asarray(frame)))
+        finally:
+            writer.close()
+    return path
+
+
 def write_gif(frames: Sequence[np.ndarray], path: str | Path, fps: float) -> Path:
     """Write a looping GIF of every ``GIF_FRAME_STEP``-th frame, halved if wide (atomically)."""
     from PIL import Image
@@ -213,4 +240,5 @@ __all__ = [
     "tile_videos",
     "write_gif",
     "write_video",
+    "write_webm",
 ]

@@ -1,0 +1,222 @@
+"""``robopref study create``: a study folder, its rendered clips and one private link each.
+
+The candidate queries are pairs of segments of goal-agnostic episodes (the default
+behaviour mix of :mod:`robopref.queries`, no goal marker drawn), rendered while they are
+collected and cut into one WebM clip per segment. By default a segment is the whole
+episode: what a person can judge at a glance ("did it put the plate where I want it?").
+A reward model's logits sum over steps, so a longer segment than it was trained on only
+sharpens its BALD scores.
+
+Every check (the reward model, the policies, the counts, the output folder) runs before any
+episode is collected; the folder is written once and a second ``create`` into it is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import robopref.envs  # noqa: F401  (registers the envs)
+from robopref.env_kwargs import check_env_kwargs, env_kwargs_option, parse_env_kwargs
+from robopref.files import atomic_path, check_writable
+from robopref.queries import BehaviourMix, build_query_pool, collect_rollouts, make_env
+from robopref.reward import load_reward_model
+from robopref.study.spec import (
+    CLIPS_DIR,
+    LINKS_NAME,
+    STRATEGIES,
+    StudyPool,
+    StudySpec,
+    segment_clip_name,
+)
+from robopref.study.store import StudyStore
+from robopref.video import HOLD_SECONDS, write_webm
+
+DEFAULT_ENV = "robopref/PlatePlacement-v0"
+#: clip size: what the env benchmark's render fps is measured at
+CLIP_WIDTH, CLIP_HEIGHT = 320, 240
+
+
+@dataclass
+class StudyCreateOptions:
+    """Create a study: candidate clips, a database and one private link per participant."""
+
+    out: str = field(metadata={"help": "the study folder to create (must not exist)"})
+    env: str = field(
+        default="", metadata={"help": f"task id (default: the reward model's, else {DEFAULT_ENV})"}
+    )
+    env_kwargs: list[str] = env_kwargs_option()
+    reward: str = field(
+        default="",
+        metadata={"help": "a VPL reward model (.pt): needed by --strategy active and --policy"},
+    )
+    policy: str = field(
+        default="",
+        metadata={"help": "a VPL policy folder trained on --reward: shown as 'your robot'"},
+    )
+    btl_policy: str = field(
+        default="", metadata={"help": "a BTL policy folder: 'your robot' shows it beside VPL's"}
+    )
+    btl_reward: str = field(
+        default="", metadata={"help": "the BTL policy's reward model (default: its meta.json's)"}
+    )
+    participants: int = field(default=8, metadata={"help": "private links to create"})
+    queries: int = field(default=8, metadata={"help": "queries per participant"})
+    strategy: str = field(
+        default="random", metadata={"help": f"how queries are chosen: {' or '.join(STRATEGIES)}"}
+    )
+    episodes: int = field(default=24, metadata={"help": "episodes to cut candidate clips from"})
+    pairs: int = field(default=64, metadata={"help": "candidate pairs in the pool"})
+    segment: int = field(default=0, metadata={"help": "states per segment (0: the whole episode)"})
+    base_url: str = field(
+        default="http://127.0.0.1:8000",
+        metadata={"help": "the address the links point at (where `study serve` listens)"},
+    )
+    seed: int = field(default=0, metadata={"help": "seed of the episodes, pairs and orders"})
+
+
+def _check_options(options: StudyCreateOptions) -> None:
+    if options.strategy not in STRATEGIES:
+        raise ValueError(f"--strategy {options.strategy!r}: use one of {list(STRATEGIES)}")
+    if options.participants < 1 or options.queries < 1:
+        raise ValueError("--participants and --queries must be at least 1")
+    if options.episodes < 2 or options.pairs < 1:
+        raise ValueError("--episodes must be at least 2 and --pairs at least 1")
+    if options.queries > options.pairs:
+        raise ValueError(
+            f"--queries {options.queries} exceeds --pairs {options.pairs}: each participant is "
+            "asked distinct pairs; raise --pairs"
+        )
+    if options.strategy == "active" and not options.reward:
+        raise ValueError("--strategy active chooses queries by BALD on a VPL model: pass --reward")
+    if (options.policy or options.btl_policy) and not options.reward:
+        raise ValueError("--policy shows the robot for a participant's z: pass --reward too")
+    if options.btl_policy and not options.policy:
+        raise ValueError("--btl-policy is shown beside the VPL policy: pass --policy too")
+    if options.segment < 0:
+        raise ValueError(f"--segment {options.segment} must be >= 0 (0: the whole episode)")
+    out = Path(options.out)
+    if out.exists():
+        raise ValueError(
+            f"--out {out} exists: a study is created once (its answers live there); choose "
+            "another --out"
+        )
+    check_writable(out, "--out")
+
+
+def _check_models(options: StudyCreateOptions) -> tuple[str, dict[str, Any]]:
+    """The env id and kwargs, after loading (and so checking) the models named."""
+    given = parse_env_kwargs(options.env_kwargs)
+    if not options.reward:
+        return options.env or DEFAULT_ENV, given
+    model = load_reward_model(options.reward)
+    env_id = str(model.meta.get("env_id") or options.env or DEFAULT_ENV)
+    if options.env and options.env != env_id:
+        raise ValueError(f"--reward {options.reward} was trained on {env_id}, not {options.env}")
+    if options.strategy == "active" and model.latent_dim == 0:
+        raise ValueError(f"--reward {options.reward} has no user latent: active needs a VPL model")
+    kwargs = check_env_kwargs(model.meta.get("env_kwargs") or {}, given, options.reward)
+    if options.policy:
+        from robopref.policies.checkpoint import load_policy
+
+        load_policy(options.policy, model)  # refuses a policy of another reward model
+        if options.btl_policy:
+            from robopref.policies.checkpoint import read_meta
+
+            btl_meta = read_meta(options.btl_policy)
+            if int(btl_meta.get("latent_dim", -1)) != 0:
+                raise ValueError(f"--btl-policy {options.btl_policy} is not a BTL policy")
+            btl_reward = options.btl_reward or btl_meta["reward_path"]
+            load_policy(options.btl_policy, load_reward_model(btl_reward))
+            options.btl_reward = btl_reward
+    return env_id, kwargs
+
+
+class _ClipFrames:
+    """The frame sink of the collection: every state's frames, kept per episode."""
+
+    def __init__(self) -> None:
+        self.frames: dict[int, list[list[np.ndarray]]] = defaultdict(list)
+
+    def __call__(self, episode: int, t: int, frames: list[np.ndarray]) -> None:
+        self.frames[episode].append(frames)
+
+    def segment(self, episode: int, start: int, length: int) -> list[np.ndarray]:
+        """The frames of states ``start .. start + length - 1`` of ``episode``."""
+        return [f for state in self.frames[episode][start : start + length] for f in state]
+
+
+def create_study(options: StudyCreateOptions, progress: bool = True) -> StudySpec:
+    """Write the study folder (module docstring) and return its settings."""
+    _check_options(options)
+    env_id, env_kwargs = _check_models(options)
+    started = time.perf_counter()
+    env, steps = make_env(env_id, env_kwargs)
+    fps = float(env.metadata["render_fps"])
+    env.close()
+    segment = options.segment or steps + 1
+    if segment > steps + 1:
+        raise ValueError(f"--segment {segment} exceeds the episode's {steps + 1} states")
+    rng = np.random.default_rng(options.seed)
+    sink = _ClipFrames()
+    shown_kwargs = {**env_kwargs, "width": CLIP_WIDTH, "height": CLIP_HEIGHT}
+    rollouts = collect_rollouts(
+        env_id, options.episodes, rng, BehaviourMix(), progress=progress,
+        env_kwargs=shown_kwargs, frame_sink=sink,
+    )  # fmt: skip
+    pool = build_query_pool(rollouts, options.pairs, segment, rng)
+    out = Path(options.out)
+    (out / CLIPS_DIR).mkdir(parents=True)
+    names = np.vectorize(segment_clip_name)(pool.origin[..., 0], pool.origin[..., 1])
+    hold = int(round(HOLD_SECONDS * fps))  # the last frame held, so the loop shows the end
+    for episode, start in sorted({tuple(o) for o in pool.origin.reshape(-1, 2).tolist()}):
+        frames = sink.segment(episode, start, segment)
+        write_webm(frames + [frames[-1]] * hold, out / CLIPS_DIR / segment_clip_name(
+            episode, start), fps)  # fmt: skip
+    StudyPool(pool, names[:, 0].tolist(), names[:, 1].tolist()).save(out)
+    spec = StudySpec(
+        env_id=env_id,
+        env_kwargs=env_kwargs,
+        queries=options.queries,
+        strategy=options.strategy,
+        segment=segment,
+        fps=fps,
+        seed=options.seed,
+        participants=options.participants,
+        reward=str(Path(options.reward).resolve()) if options.reward else None,
+        policy=str(Path(options.policy).resolve()) if options.policy else None,
+        btl_policy=str(Path(options.btl_policy).resolve()) if options.btl_policy else None,
+        btl_reward=str(Path(options.btl_reward).resolve()) if options.btl_policy else None,
+        base_url=options.base_url.rstrip("/"),
+        notes={"episodes": options.episodes, "pairs": len(pool)},
+    )
+    spec.save(out)
+    tokens = [secrets.token_urlsafe(16) for _ in range(options.participants)]
+    participants = StudyStore(out).create(tokens)
+    with atomic_path(out / LINKS_NAME) as temp:
+        temp.write_text("".join(f"{p.name} {spec.base_url}/s/{p.token}\n" for p in participants))
+    (out / LINKS_NAME).chmod(0o600)  # the tokens are the participants' only credential
+    spec.notes["seconds"] = round(time.perf_counter() - started, 1)
+    spec.save(out)
+    return spec
+
+
+def study_create_command(options: StudyCreateOptions) -> dict[str, Any]:
+    """Create the study and print where it is and every participant's private link."""
+    spec = create_study(options)
+    out = Path(options.out)
+    print(
+        f"study {out}: {spec.env_id}, {spec.notes['pairs']} candidate pairs, "
+        f"{spec.queries} {spec.strategy} queries per participant ({spec.notes['seconds']} s)"
+    )
+    print(f"serve it with: robopref study serve --study {out}")
+    print(f"private links (one per participant; also in {out / LINKS_NAME}):")
+    print((out / LINKS_NAME).read_text(), end="")
+    return json.loads(json.dumps({"study": str(out), **spec.notes}))

@@ -1,0 +1,92 @@
+"""``robopref study export``: a study's answers as a :class:`~robopref.dataset.PreferenceDataset`.
+
+Each participant with at least one answer is a user (in the order of their links; the
+names ``p01``, ... are in ``meta["annotators"]``, never the tokens). Each answer is a pair
+in the pool's own order (segment A, segment B) with ``label`` P(A preferred): 1, 0, 0.5 for
+"equal", NaN for "can't tell". Per pair, ``meta`` keeps what was shown and when:
+``shown_swapped`` (B was on the left), ``choice`` (as clicked), ``response_ms`` (server:
+page served to answer stored) and ``client_ms`` (the page's own clock from both clips
+playing to the click, null without JavaScript). The hidden fields are blank: real people
+have no goal to read. ``robopref train-reward --data`` reads the file as it reads any.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robopref.dataset import PreferenceDataset
+from robopref.files import check_output
+from robopref.study.spec import StudyPool, StudySpec
+from robopref.study.store import StudyStore
+
+
+def study_dataset(folder: str | Path) -> PreferenceDataset:
+    """Every answer of the study in ``folder`` as a dataset (module docstring)."""
+    spec = StudySpec.load(folder)
+    pool = StudyPool.load(folder).pool
+    rows = StudyStore(folder).all_answers()
+    if not rows:
+        raise ValueError(f"the study {folder} has no answers yet: nothing to export")
+    annotators = sorted({(r["participant"], r["name"]) for r in rows})
+    user_of = {pid: u for u, (pid, _) in enumerate(annotators)}
+    pairs = np.asarray([r["pair"] for r in rows], np.int64)
+    label = np.asarray([np.nan if r["label"] is None else r["label"] for r in rows], np.float32)
+    n, n_users = len(rows), len(annotators)
+    dataset = PreferenceDataset(
+        env_id=spec.env_id,
+        feature_names=pool.feature_names,
+        obs_a=pool.obs_a[pairs],
+        obs_b=pool.obs_b[pairs],
+        feat_a=pool.feat_a[pairs],
+        feat_b=pool.feat_b[pairs],
+        label=label,
+        user=np.asarray([user_of[r["participant"]] for r in rows], np.int64),
+        user_goal=np.zeros((n_users, 0)),
+        user_group=np.full(n_users, -1, np.int64),
+        true_label=np.full(n, np.nan, np.float32),
+        answer_prob=np.full(n, np.nan, np.float32),
+        contested=np.zeros(n, bool),
+        meta={
+            "asked_by": "robopref study",
+            "study": str(Path(folder).resolve()),
+            "env_kwargs": spec.env_kwargs,
+            "segment": spec.segment,
+            "strategy": spec.strategy,
+            "annotators": [name for _, name in annotators],
+            "pool_pair": pairs.tolist(),
+            "shown_swapped": [bool(r["swapped"]) for r in rows],
+            "choice": [r["choice"] for r in rows],
+            "response_ms": [round(float(r["response_ms"]), 1) for r in rows],
+            "client_ms": [r["client_ms"] for r in rows],
+            "hidden_fields": "blank: answered by people, who have no goal to read",
+        },
+    )
+    dataset.validate()
+    return dataset
+
+
+@dataclass
+class StudyExportOptions:
+    """Export a study's answers as a preference dataset (.npz)."""
+
+    study: str = field(metadata={"help": "the study folder"})
+    out: str = field(metadata={"help": "the dataset to write (.npz)"})
+    overwrite: bool = field(default=False, metadata={"help": "replace an existing --out"})
+
+
+def study_export_command(options: StudyExportOptions) -> dict[str, Any]:
+    """Write the dataset and print what it holds."""
+    check_output(options.out, options.overwrite, "dataset")
+    dataset = study_dataset(options.study)
+    dataset.save(options.out)
+    answered = int((~np.isnan(dataset.label)).sum())
+    print(
+        f"{options.out}: {dataset.n_pairs} answers ({answered} with a preference) from "
+        f"{dataset.n_users} participants; train on it with `robopref train-reward --data "
+        f"{options.out} --model vpl`"
+    )
+    return {"pairs": dataset.n_pairs, "users": dataset.n_users}

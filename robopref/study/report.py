@@ -1,0 +1,176 @@
+"""``robopref study report``: who answered what, how much people agree, and position bias.
+
+* **Answers per person**, by choice (A, B, equal, can't tell), and their response times
+  (the server's, page served to answer stored; the median per person).
+* **Agreement on shared queries**: for every pool pair that two or more people answered
+  with a preference, the share of pairs of people whose answers agree (both A, both B, or
+  both equal). It is low when people disagree (what VPL is for) or answer noisily.
+* **Position bias**: among A-or-B answers, the share that picked the clip on the left, with
+  a 95% Wilson interval; 0.5 is no bias (the order is a fair coin per query, so a left share
+  away from 0.5 is the people's, as the RLAIF paper measures it for AI labellers).
+
+Writes ``report.json`` and ``report.png`` into the study folder unless ``--out`` says where.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robopref.files import atomic_path
+from robopref.study.spec import StudySpec
+from robopref.study.store import CHOICES, StudyStore
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a binomial share (``(nan, nan)`` without trials)."""
+    if trials == 0:
+        return math.nan, math.nan
+    share = successes / trials
+    centre = share + z * z / (2 * trials)
+    spread = z * math.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials))
+    scale = 1 + z * z / trials
+    return (centre - spread) / scale, (centre + spread) / scale
+
+
+def study_report(folder: str | Path) -> dict[str, Any]:
+    """The report's figures (module docstring) from the study's database."""
+    spec = StudySpec.load(folder)
+    store = StudyStore(folder)
+    rows = store.all_answers()
+    people: dict[str, dict[str, Any]] = {}
+    for participant in store.participants():
+        mine = [r for r in rows if r["participant"] == participant.id]
+        times = [float(r["response_ms"]) for r in mine]
+        people[participant.name] = {
+            "answers": len(mine),
+            "of": spec.queries,
+            **{choice: sum(r["choice"] == choice for r in mine) for choice in CHOICES},
+            "median_response_s": round(float(np.median(times)) / 1000, 2) if times else None,
+        }
+    by_pair: dict[int, list[float]] = defaultdict(list)
+    for r in rows:
+        if r["label"] is not None:
+            by_pair[int(r["pair"])].append(float(r["label"]))
+    agree = total = 0
+    for labels in by_pair.values():
+        for first, second in itertools.combinations(labels, 2):
+            total += 1
+            agree += first == second
+    sided = [r for r in rows if r["choice"] in ("left", "right")]
+    left = sum(r["choice"] == "left" for r in sided)
+    times_s = [float(r["response_ms"]) / 1000 for r in rows]
+    return {
+        "study": str(folder),
+        "participants": len(people),
+        "answers": len(rows),
+        "finished": sum(p["answers"] >= spec.queries for p in people.values()),
+        "people": people,
+        "agreement": {
+            "shared_pairs": sum(len(v) >= 2 for v in by_pair.values()),
+            "pairs_of_people": total,
+            "rate": agree / total if total else None,
+        },
+        "position_bias": {
+            "left_share": left / len(sided) if sided else None,
+            "ci95": list(wilson_interval(left, len(sided))),
+            "answers": len(sided),
+        },
+        "response_s": {
+            "median": float(np.median(times_s)) if times_s else None,
+            "p90": float(np.percentile(times_s, 90)) if times_s else None,
+        },
+    }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The report as the command prints it."""
+    lines = [
+        f"{report['participants']} participants, {report['answers']} answers, "
+        f"{report['finished']} finished",
+        f"{'person':>8} {'answers':>8} {'A':>3} {'B':>3} {'eq':>3} {'?':>3} {'median s':>9}",
+    ]
+    for name, p in report["people"].items():
+        median = "-" if p["median_response_s"] is None else f"{p['median_response_s']:.1f}"
+        lines.append(
+            f"{name:>8} {p['answers']:>4}/{p['of']:<3} {p['left']:>3} {p['right']:>3} "
+            f"{p['equal']:>3} {p['cant_tell']:>3} {median:>9}"
+        )
+    agreement = report["agreement"]
+    rate = "-" if agreement["rate"] is None else f"{agreement['rate']:.2f}"
+    lines.append(
+        f"agreement on shared queries: {rate} ({agreement['shared_pairs']} pairs answered by "
+        f"two or more, {agreement['pairs_of_people']} pairs of people)"
+    )
+    bias = report["position_bias"]
+    if bias["left_share"] is None:
+        lines.append("position bias: no A-or-B answers yet")
+    else:
+        low, high = bias["ci95"]
+        lines.append(
+            f"position bias: the left clip chosen in {bias['left_share']:.2f} of "
+            f"{bias['answers']} A-or-B answers (95% CI {low:.2f}-{high:.2f}; 0.5 = none)"
+        )
+    return "\n".join(lines)
+
+
+def plot_report(report: dict[str, Any], path: Path) -> Path:
+    """Answers per person by choice, and each person's left share (``report.png``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(report["people"])
+    fig, (counts, bias) = plt.subplots(1, 2, figsize=(10, 3.6))
+    bottom = np.zeros(len(names))
+    for choice, label in zip(CHOICES, ("A", "B", "equal", "can't tell"), strict=True):
+        values = np.asarray([report["people"][n][choice] for n in names], float)
+        counts.bar(names, values, bottom=bottom, label=label)
+        bottom += values
+    counts.set_title("answers per person")
+    counts.legend(fontsize=8)
+    counts.tick_params(axis="x", rotation=90)
+    share = [
+        p["left"] / (p["left"] + p["right"]) if p["left"] + p["right"] else np.nan
+        for p in report["people"].values()
+    ]
+    bias.bar(names, share, color="tab:gray")
+    bias.axhline(0.5, color="k", linestyle="--", linewidth=1)
+    bias.set_ylim(0, 1)
+    bias.set_title("share of A-or-B answers picking the left clip")
+    bias.tick_params(axis="x", rotation=90)
+    fig.tight_layout()
+    with atomic_path(path) as temp:
+        fig.savefig(temp, dpi=100, format="png")
+    plt.close(fig)
+    return path
+
+
+@dataclass
+class StudyReportOptions:
+    """Report a study's answers: per person, agreement, position bias, with a plot."""
+
+    study: str = field(metadata={"help": "the study folder"})
+    out: str = field(
+        default="", metadata={"help": "folder for report.json/png (default: the study)"}
+    )
+
+
+def study_report_command(options: StudyReportOptions) -> dict[str, Any]:
+    """Print the report and write its JSON and plot."""
+    report = study_report(options.study)
+    out = Path(options.out or options.study)
+    with atomic_path(out / "report.json") as temp:
+        temp.write_text(json.dumps(report, indent=2))
+    plot_report(report, out / "report.png")
+    print(format_report(report))
+    print(f"wrote {out / 'report.json'} and {out / 'report.png'}")
+    return report

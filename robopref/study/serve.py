@@ -1,0 +1,44 @@
+"""``robopref study serve``: the study's pages on uvicorn, on 127.0.0.1 unless ``--host``.
+
+Answers are committed one transaction each as they arrive, so stopping the server (Ctrl-C,
+or a kill) loses none; serving the same folder again continues every participant where
+they stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from robopref.study.spec import StudySpec
+
+
+@dataclass
+class StudyServeOptions:
+    """Serve a study folder to its participants."""
+
+    study: str = field(metadata={"help": "the study folder (robopref study create --out)"})
+    host: str = field(
+        default="127.0.0.1",
+        metadata={"help": "address to listen on (0.0.0.0: every interface, e.g. a lab network)"},
+    )
+    port: int = field(default=8000, metadata={"help": "port to listen on"})
+    log_level: str = field(default="warning", metadata={"help": "uvicorn's log level"})
+
+
+def study_serve_command(options: StudyServeOptions) -> int:
+    """Check the folder, then serve it until stopped."""
+    import uvicorn
+
+    from robopref.study.app import create_app
+
+    spec = StudySpec.load(options.study)  # a clear error before the server starts
+    if not 0 < options.port < 65536:
+        raise ValueError(f"--port {options.port} is not a TCP port (1..65535)")
+    app = create_app(options.study)
+    print(
+        f"serving {options.study} ({spec.env_id}, {spec.participants} participants) on "
+        f"http://{options.host}:{options.port}/s/<token> (links in {options.study}/links.txt)",
+        flush=True,
+    )
+    uvicorn.run(app, host=options.host, port=options.port, log_level=options.log_level)
+    return 0
