@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest

@@ -1,0 +1,99 @@
+"""The real server (``robopref study serve`` in a subprocess): killed mid-study, it loses no
+answer and participants continue; 20 participants answering at once are all stored once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2 as httpx
+
+from robopref.study.load import answer_concurrently
+from robopref.study.store import StudyStore
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve(folder: Path, port: int) -> subprocess.Popen:
+    """Start ``robopref study serve`` and wait until it answers (or fail with its output)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "robopref.cli", "study", "serve", "--study", str(folder),
+         "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ},
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited: {process.stdout.read().decode()}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1.0)
+            return process
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    raise AssertionError("the server did not start within 60 s")
+
+
+def test_serve_binds_loopback_by_default_and_refuses_a_non_study(tmp_path):
+    from robopref.cli import main
+
+    assert main(["study", "serve", "--study", str(tmp_path)]) == 2  # clear error, no server
+
+
+def test_a_killed_server_loses_no_answer_and_participants_continue(random_study):
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    token = StudyStore(random_study).participants()[0].token
+    process = serve(random_study, port)
+    try:
+        for choice in ("left", "right"):
+            query = httpx.get(f"{base}/s/{token}/next.json").json()
+            stored = httpx.post(
+                f"{base}/s/{token}/answer.json", json={"query": query["query"], "choice": choice}
+            )
+            assert stored.status_code == 200
+        open_query = httpx.get(f"{base}/s/{token}/next.json").json()
+    finally:
+        process.send_signal(signal.SIGKILL)  # no shutdown: what a crash does
+        process.wait()
+    assert [r["choice"] for r in StudyStore(random_study).all_answers()] == ["left", "right"]
+    process = serve(random_study, port)
+    try:
+        again = httpx.get(f"{base}/s/{token}/next.json").json()
+        assert again == open_query and again["position"] == 3
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_twenty_participants_at_once_are_each_stored_once(random_study):
+    port = _free_port()
+    store = StudyStore(random_study)
+    tokens = [p.token for p in store.participants()]
+    assert len(tokens) == 20
+    process = serve(random_study, port)
+    try:
+        result = answer_concurrently(f"http://127.0.0.1:{port}", tokens, queries=4, deadline_s=240)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert result.failures == []
+    assert result.answers == 20 * 4
+    rows = store.all_answers()
+    assert len(rows) == 80
+    for participant in store.participants():
+        mine = [r for r in rows if r["participant"] == participant.id]
+        assert [r["position"] for r in mine] == [0, 1, 2, 3]
+        assert len({r["pair"] for r in mine}) == 4
+    with store.connect() as db:
+        (queries,) = db.execute("SELECT COUNT(*) FROM queries").fetchone()
+    assert queries == 80  # no query created twice under the concurrent reloads
