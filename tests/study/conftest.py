@@ -62,3 +62,11 @@ def random_study_template(tmp_path_factory) -> Path:
 def random_study(random_study_template, tmp_path) -> Path:
     """A fresh copy of the random study for one test."""
     return Path(shutil.copytree(random_study_template, tmp_path / "study"))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Say loudly when the browser test could not run (no Chromium on this machine)."""
+    from .test_browser import CHROMIUM, NO_BROWSER
+
+    if CHROMIUM is None:
+        terminalreporter.write_sep("!", NO_BROWSER, red=True, bold=True)

@@ -3,44 +3,15 @@ answer and participants continue; 20 participants answering at once are all stor
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx2 as httpx
 
 from robopref.study.load import answer_concurrently
 from robopref.study.store import StudyStore
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def serve(folder: Path, port: int) -> subprocess.Popen:
-    """Start ``robopref study serve`` and wait until it answers (or fail with its output)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "robopref.cli", "study", "serve", "--study", str(folder),
-         "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ},
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited: {process.stdout.read().decode()}")
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=1.0)
-            return process
-        except httpx.TransportError:
-            time.sleep(0.2)
-    process.kill()
-    raise AssertionError("the server did not start within 60 s")
+from .helpers import free_port as _free_port
+from .helpers import serve
 
 
 def test_serve_binds_loopback_by_default_and_refuses_a_non_study(tmp_path):
