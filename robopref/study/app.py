@@ -162,8 +162,9 @@ class Study:
         return {"status": status, "clips": clips, "error": state[2] if state else None}
 
     def close(self) -> None:
-        """Let a running render finish, then stop the worker."""
-        self._worker.shutdown(wait=True)
+        """Let a running render finish and drop the queued ones (their participants' next
+        visit renders them: their state stays ``rendering``), then stop the worker."""
+        self._worker.shutdown(wait=True, cancel_futures=True)
 
 
 def _refusal_response(error: StudyRefusedError, json_route: bool) -> Any:

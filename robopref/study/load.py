@@ -1,5 +1,8 @@
 """Many participants answering at once against a running study server (the load test).
 
+:func:`start_server` runs ``robopref study serve`` in a subprocess on a free loopback port
+and waits until it answers (the tests' and the benchmark's server).
+
 :func:`answer_concurrently` runs one thread per participant token; each loads its page
 (the HTML of the open query), fetches both clips, then answers through ``answer.json`` with
 a random choice until it is done, timing every request. The test asserts on the database
@@ -8,10 +11,16 @@ afterwards (every answer stored once); ``benchmarks/study_load.py`` prints the l
 
 from __future__ import annotations
 
+import os
 import random
+import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 CHOICES = ("left", "right", "equal", "cant_tell")
 
@@ -81,3 +90,41 @@ def answer_concurrently(
         result.failures.append(f"participants still answering after {deadline_s} s")
     result.wall_s = time.perf_counter() - start
     return result
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback address now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(folder: str | Path, port: int, wait_s: float = 60.0) -> subprocess.Popen:
+    """Start ``robopref study serve`` on ``port`` and wait until it answers.
+
+    Its output goes to a temporary log file (a pipe nobody reads could fill and block the
+    server), named by ``process.log_path``; a server that exits or does not answer within
+    ``wait_s`` raises ``RuntimeError`` with the log.
+    """
+    import httpx2 as httpx
+
+    with tempfile.NamedTemporaryFile(prefix="study_serve_", suffix=".log", delete=False) as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "robopref.cli", "study", "serve", "--study", str(folder),
+             "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ},
+        )  # fmt: skip
+    process.log_path = log.name  # type: ignore[attr-defined]
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the study server exited: {Path(log.name).read_text()}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1.0)
+            return process
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(
+        f"the study server did not answer in {wait_s} s: {Path(log.name).read_text()}"
+    )

@@ -13,9 +13,8 @@ import time
 import pytest
 
 from robopref.study.export import study_dataset
+from robopref.study.load import free_port, start_server
 from robopref.study.store import StudyStore
-
-from .helpers import free_port, serve
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 NO_BROWSER = (
@@ -49,7 +48,7 @@ def test_a_participant_answers_in_chromium_by_click_and_keyboard(active_study):
     port = free_port()
     token = StudyStore(active_study).participants()[0].token
     link = f"http://127.0.0.1:{port}/s/{token}"
-    server = serve(active_study, port)
+    server = start_server(active_study, port)
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(

@@ -7,11 +7,8 @@ import signal
 
 import httpx2 as httpx
 
-from robopref.study.load import answer_concurrently
+from robopref.study.load import answer_concurrently, free_port, start_server
 from robopref.study.store import StudyStore
-
-from .helpers import free_port as _free_port
-from .helpers import serve
 
 
 def test_serve_binds_loopback_by_default_and_refuses_a_non_study(tmp_path):
@@ -21,10 +18,10 @@ def test_serve_binds_loopback_by_default_and_refuses_a_non_study(tmp_path):
 
 
 def test_a_killed_server_loses_no_answer_and_participants_continue(random_study):
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     token = StudyStore(random_study).participants()[0].token
-    process = serve(random_study, port)
+    process = start_server(random_study, port)
     try:
         for choice in ("left", "right"):
             query = httpx.get(f"{base}/s/{token}/next.json").json()
@@ -37,7 +34,7 @@ def test_a_killed_server_loses_no_answer_and_participants_continue(random_study)
         process.send_signal(signal.SIGKILL)  # no shutdown: what a crash does
         process.wait()
     assert [r["choice"] for r in StudyStore(random_study).all_answers()] == ["left", "right"]
-    process = serve(random_study, port)
+    process = start_server(random_study, port)
     try:
         again = httpx.get(f"{base}/s/{token}/next.json").json()
         assert again == open_query and again["position"] == 3
@@ -47,11 +44,11 @@ def test_a_killed_server_loses_no_answer_and_participants_continue(random_study)
 
 
 def test_twenty_participants_at_once_are_each_stored_once(random_study):
-    port = _free_port()
+    port = free_port()
     store = StudyStore(random_study)
     tokens = [p.token for p in store.participants()]
     assert len(tokens) == 20
-    process = serve(random_study, port)
+    process = start_server(random_study, port)
     try:
         result = answer_concurrently(f"http://127.0.0.1:{port}", tokens, queries=4, deadline_s=240)
     finally:
