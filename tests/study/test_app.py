@@ -258,3 +258,21 @@ def test_report_counts_agreement_and_position_bias(random_study):
     assert report["agreement"]["pairs_of_people"] == len(pairs)
     if pairs:
         assert report["agreement"]["rate"] == pytest.approx(np.mean([a == b for a, b in pairs]))
+
+
+def test_a_place_step_clip_holds_its_whole_motion(tmp_path):
+    """TableSetting's place interface moves an object in one step: its clip shows every
+    simulated frame of the motion, not one frame per step."""
+    import imageio.v2 as imageio
+
+    spec = create_study(
+        StudyCreateOptions(
+            out=str(tmp_path / "table"), env="robopref/TableSetting-v0",
+            env_kwargs=["control=place"], episodes=3, pairs=2, queries=1, participants=1,
+        ),
+        progress=False,
+    )  # fmt: skip
+    assert spec.segment == 4  # the reset and three place steps
+    clip = sorted((tmp_path / "table" / "clips").glob("*.webm"))[0]
+    frames = list(imageio.get_reader(clip))
+    assert len(frames) > 10 * spec.segment and frames[0].shape == (240, 320, 3)
