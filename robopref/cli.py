@@ -73,6 +73,18 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "demo_command",
         "collect, train rewards and policies, evaluate: the whole pipeline into runs/demo/",
     ),
+    "sweep": (
+        "robopref.sweep.run",
+        "SweepOptions",
+        "sweep_command",
+        "run a benchmark sweep (task x population x method x seed) as Ray tasks, resumable",
+    ),
+    "table": (
+        "robopref.sweep.table",
+        "TableOptions",
+        "table_command",
+        "the benchmark table of a sweep: mean and 95% CI over seeds, Markdown and a plot",
+    ),
     "study create": (
         "robopref.study.create",
         "StudyCreateOptions",

@@ -84,7 +84,7 @@ from robopref.reward.registry import load_reward_model
 from robopref.reward.vpl import VPLConfig
 from robopref.users import SyntheticUser
 
-METHODS = ("vpl", "btl")
+METHODS = ("vpl", "btl", "dpl")
 #: options that may differ between an interrupted loop and its resumption
 RESUMABLE_CHANGES = ("resume", "overwrite", "progress", "workers")
 ROUNDS_KEPT = 2
@@ -145,7 +145,7 @@ class LoopOptions:
     )
     segment: int = field(default=10, metadata={"help": "steps per query segment"})
     methods: list[str] = field(
-        default_factory=lambda: list(METHODS), metadata={"help": "vpl and/or btl"}
+        default_factory=lambda: ["vpl", "btl"], metadata={"help": "any of vpl, btl, dpl"}
     )
     latent_dim: int = config_option(VPLConfig, "latent_dim", "VPL: size of the user latent z")
     decoder: str = config_option(

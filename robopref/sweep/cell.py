@@ -1,0 +1,148 @@
+"""One sweep cell: the full pipeline for one task, population, method and seed, in its folder.
+
+* ``vpl``, ``btl``, ``dpl``: ``robopref loop --methods <method>`` (the users answer about
+  that method's own policy, round after round), then ``robopref evaluate`` of its policy.
+* ``oracle``: ``robopref train-policy --oracle`` on the population's goals with the loop's
+  ``steps``, then ``robopref evaluate``.
+
+Evaluation: ``EvaluateSettings`` new users (seed ``evaluate.seed + cell seed``: the same
+users and episodes for every method of a seed), ``queries`` active answers each for a
+latent policy. ``result.json`` is written last, atomically: it marks the cell finished. A
+cell killed midway resumes (the loop's ``--resume``, the oracle's checkpoint); a folder
+holding another configuration's result is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robopref.files import write_json_atomic
+from robopref.sweep.grid import Cell
+
+RESULT = "result.json"
+CELL = "cell.json"
+
+
+def read_result(folder: Path, cell: Cell) -> dict[str, Any] | None:
+    """The cell's finished result, None if it has none; another configuration's: refused."""
+    path = folder / RESULT
+    if not path.is_file():
+        return None
+    result = json.loads(path.read_text())
+    if result.get("cell", {}).get("fingerprint") != cell.fingerprint():
+        raise ValueError(
+            f"{folder} holds a result of other settings than the sweep's cell {cell.name}: "
+            "choose another --out for the changed sweep (or delete that cell's folder)"
+        )
+    return result
+
+
+def _run_loop(cell: Cell, folder: Path) -> dict[str, Any]:
+    from robopref.loop.run import LoopOptions, loop_command
+
+    out = folder / "loop"
+    options = LoopOptions(
+        env=cell.task, env_kwargs=list(cell.env_kwargs), population=cell.population,
+        methods=[cell.method], seed=cell.seed, out=str(out), workers=1,
+        resume=(out / "loop.json").exists(), progress=False, **cell.loop_options(),
+    )  # fmt: skip
+    loop_command(options)
+    log = json.loads((out / "loop.json").read_text())
+    last = log["history"][-1]
+    figures = last["methods"][cell.method]
+    return {
+        "policy": str(out / f"policy_{cell.method}"),
+        "reward": str(out / f"{cell.method}.pt"),
+        "answers_per_user": int(last["answers_per_user"]),
+        "accuracy": figures.get("accuracy"),
+        "ceiling": figures.get("ceiling"),
+    }
+
+
+def _run_oracle(cell: Cell, folder: Path, device: str) -> dict[str, Any]:
+    from robopref.loop.run import LoopOptions
+    from robopref.policies.train import TrainPolicyOptions, train_policy_command
+
+    out = folder / "policy_oracle"
+    steps = int(cell.loop_options().get("steps", LoopOptions.steps))
+    train_policy_command(
+        TrainPolicyOptions(
+            oracle=True, env=cell.task, env_kwargs=list(cell.env_kwargs),
+            population=cell.population, steps=steps, out=str(out), name="oracle",
+            seed=cell.seed, device=device, progress=False,
+            resume=(out / "checkpoint.zip").exists() and not (out / "model.zip").exists(),
+        )
+    )  # fmt: skip
+    return {"policy": str(out), "reward": "", "answers_per_user": 0}
+
+
+def _evaluate(cell: Cell, folder: Path, policy: str, reward: str) -> dict[str, Any]:
+    from robopref.evaluate import EvaluateOptions, evaluate_command
+
+    path = folder / "evaluate.json"
+    settings = cell.evaluate
+    evaluate_command(
+        EvaluateOptions(
+            policy=[policy], reward=reward, population=cell.population, users=settings.users,
+            queries=str(settings.queries), episodes=settings.episodes,
+            seed=settings.seed + cell.seed, json=str(path), overwrite=True,
+        )
+    )  # fmt: skip
+    report = json.loads(path.read_text())
+    episodes = [
+        {k: e[k] for k in ("user", "group", "episode", "success", "return")}
+        for e in report["episodes"]
+        if e["queries"] in (None, settings.queries)
+    ]
+    groups = sorted({e["group"] for e in episodes if e["group"] >= 0})
+    metrics = {
+        "success": float(np.mean([e["success"] for e in episodes])),
+        "true_return": float(np.mean([e["return"] for e in episodes])),
+        **{
+            f"success_group_{g}": float(
+                np.mean([e["success"] for e in episodes if e["group"] == g])
+            )
+            for g in groups
+        },
+    }
+    return {"metrics": metrics, "episodes": episodes}
+
+
+def run_cell(cell_json: dict[str, Any], folder: str, device: str = "cpu") -> dict[str, Any]:
+    """Run the cell (module docstring) and return its result (also ``folder/result.json``)."""
+    import torch
+
+    torch.set_num_threads(1)
+    cell = Cell.from_json(cell_json)
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    existing = read_result(root, cell)
+    if existing is not None:
+        return existing
+    write_json_atomic(root / CELL, cell.to_json())
+    start = time.perf_counter()
+    oracle = cell.method == "oracle"
+    trained = _run_oracle(cell, root, device) if oracle else _run_loop(cell, root)
+    evaluated = _evaluate(cell, root, trained["policy"], trained["reward"])
+    accuracy, ceiling = trained.get("accuracy"), trained.get("ceiling")
+    metrics = {
+        **evaluated["metrics"],
+        "answers_per_user": trained["answers_per_user"],
+        "accuracy": accuracy,
+        "ceiling": ceiling,
+        "accuracy_of_ceiling": accuracy / ceiling if accuracy is not None and ceiling else None,
+    }
+    result = {
+        "cell": cell.to_json(),
+        "status": "done",
+        "wall_s": time.perf_counter() - start,
+        "metrics": metrics,
+        "episodes": evaluated["episodes"],
+    }
+    write_json_atomic(root / RESULT, result)
+    return result

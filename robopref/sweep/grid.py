@@ -1,0 +1,254 @@
+"""A sweep file and the cells it expands to: task x population x method x seed x options.
+
+The file (YAML) has exactly this schema::
+
+    name: plate-small                 # optional: default the file's stem
+    tasks:                            # env ids, or {id: ..., env_kwargs: [KEY=VALUE, ...]}
+      - robopref/PlatePlacement-v0
+    populations: [two-modes, modes]   # names or population files
+    methods: [vpl, btl, oracle]       # any of vpl, btl, dpl (the loop), oracle
+    seeds: [0, 1]
+    options: {answers: 48}            # optional: robopref loop options for every cell
+    grid: {decoder: [bilinear, mlp]}  # optional: loop options swept as more axes
+    evaluate: {users: 20, queries: 4, episodes: 2, seed: 1000}   # optional
+    resources: {cpus: 1, gpus: 0}     # optional: what each cell asks Ray for
+
+Every key and every option name is checked (unknown ones are refused with the file and the
+choices) before anything runs. Options the sweep sets itself (``env``, ``population``,
+``methods``, ``seed``, ``out``, ``resume``, ``overwrite``, ``progress``, ``workers``) may not
+be given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from robopref.loop.run import METHODS as LOOP_METHODS
+from robopref.loop.run import LoopOptions
+
+METHODS = (*LOOP_METHODS, "oracle")
+TOP_KEYS = ("name", "tasks", "populations", "methods", "seeds", "options", "grid", "evaluate",
+            "resources")  # fmt: skip
+#: loop options a cell sets itself
+SET_BY_SWEEP = ("env", "env_kwargs", "population", "methods", "seed", "out", "resume",
+                "overwrite", "progress", "workers")  # fmt: skip
+LOOP_OPTION_NAMES = tuple(f.name for f in dataclasses.fields(LoopOptions))
+
+
+@dataclass(frozen=True)
+class EvaluateSettings:
+    """How every cell's policy is evaluated: new users, active queries, episodes, seed.
+
+    Cells of one sweep seed are evaluated on the same new users and episodes (seed
+    ``seed + cell seed``), so the table can pair a method's episodes with BTL's (win rate).
+    """
+
+    users: int = 20
+    queries: int = 4
+    episodes: int = 2
+    seed: int = 1000
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one cell asks Ray for (a GPU fraction is honoured where Ray sees a GPU)."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One full pipeline run of the sweep."""
+
+    task: str
+    env_kwargs: tuple[str, ...]
+    population: str
+    method: str
+    seed: int
+    options: tuple[tuple[str, Any], ...]
+    grid: tuple[tuple[str, Any], ...]
+    evaluate: EvaluateSettings
+    resources: Resources
+
+    @property
+    def name(self) -> str:
+        """A folder name: task, population, method, seed and the swept options."""
+        task = self.task.split("/")[-1].removesuffix("-v0")
+        kwargs = "".join(f"-{item}" for item in self.env_kwargs)
+        population = Path(self.population).stem if "/" in self.population else self.population
+        swept = "".join(f"-{k}={v}" for k, v in self.grid)
+        return f"{task}{kwargs}-{population}-{self.method}-s{self.seed}{swept}"
+
+    @property
+    def group_key(self) -> tuple[str, ...]:
+        """The cell without its seed and method: what a table row's seeds share."""
+        return (self.task, ",".join(self.env_kwargs), self.population, json.dumps(self.grid))
+
+    def loop_options(self) -> dict[str, Any]:
+        """The loop options of this cell (shared and swept), as LoopOptions takes them."""
+        return {**dict(self.options), **dict(self.grid)}
+
+    def fingerprint(self) -> str:
+        """A hash of everything that decides the cell's result (not its resources)."""
+        payload = json.dumps(
+            [self.task, self.env_kwargs, self.population, self.method, self.seed,
+             self.options, self.grid, dataclasses.asdict(self.evaluate)],
+            sort_keys=True, default=str,
+        )  # fmt: skip
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def to_json(self) -> dict[str, Any]:
+        """The cell as JSON (what a Ray task receives and results.json records)."""
+        return {
+            "name": self.name,
+            "task": self.task,
+            "env_kwargs": list(self.env_kwargs),
+            "population": self.population,
+            "method": self.method,
+            "seed": self.seed,
+            "options": dict(self.options),
+            "grid": dict(self.grid),
+            "evaluate": dataclasses.asdict(self.evaluate),
+            "resources": dataclasses.asdict(self.resources),
+            "fingerprint": self.fingerprint(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Cell:
+        """The cell :meth:`to_json` wrote."""
+        return cls(
+            data["task"], tuple(data["env_kwargs"]), data["population"], data["method"],
+            int(data["seed"]), tuple(sorted(data["options"].items())),
+            tuple(data["grid"].items()), EvaluateSettings(**data["evaluate"]),
+            Resources(**data["resources"]),
+        )  # fmt: skip
+
+
+@dataclass
+class Sweep:
+    """A parsed sweep file: its name and cells."""
+
+    name: str
+    cells: list[Cell] = field(default_factory=list)
+    source: str = ""
+
+
+def _fail(path: Path, message: str) -> ValueError:
+    return ValueError(f"sweep file {path}: {message}")
+
+
+def _list(path: Path, data: dict, key: str, kind: type) -> list[Any]:
+    value = data.get(key)
+    if not isinstance(value, list) or not value:
+        raise _fail(path, f"{key!r} must be a non-empty list")
+    if not all(isinstance(v, kind) for v in value):
+        raise _fail(path, f"every entry of {key!r} must be a {kind.__name__}: {value}")
+    return value
+
+
+def _check_options(path: Path, options: Any, where: str) -> dict[str, Any]:
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise _fail(path, f"{where!r} must be a mapping of robopref loop options")
+    for key in options:
+        if key in SET_BY_SWEEP:
+            raise _fail(path, f"{where}.{key} is set by the sweep for each cell: leave it out")
+        if key not in LOOP_OPTION_NAMES:
+            raise _fail(
+                path,
+                f"{where}.{key} is not a robopref loop option: use one of "
+                f"{sorted(set(LOOP_OPTION_NAMES) - set(SET_BY_SWEEP))}",
+            )
+    return dict(options)
+
+
+def _tasks(path: Path, data: dict) -> list[tuple[str, tuple[str, ...]]]:
+    import gymnasium as gym
+
+    import robopref.envs  # noqa: F401  (registers the envs)
+
+    tasks = []
+    for entry in _list(path, data, "tasks", (str, dict)):
+        env_id, kwargs = (entry, []) if isinstance(entry, str) else (
+            entry.get("id"), entry.get("env_kwargs", []))  # fmt: skip
+        if isinstance(entry, dict) and set(entry) - {"id", "env_kwargs"}:
+            raise _fail(path, f"a task entry takes id and env_kwargs only: {entry}")
+        if env_id not in gym.registry:
+            known = sorted(k for k in gym.registry if k.startswith("robopref/"))
+            raise _fail(path, f"unknown task {env_id!r}: use one of {known}")
+        tasks.append((str(env_id), tuple(str(k) for k in kwargs)))
+    return tasks
+
+
+def _settings(path: Path, data: dict, key: str, kind: type) -> Any:
+    value = data.get(key) or {}
+    names = [f.name for f in dataclasses.fields(kind)]
+    if not isinstance(value, dict) or set(value) - set(names):
+        raise _fail(path, f"{key!r} takes {names}: got {value}")
+    return kind(**value)
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Parse and check a sweep file (module docstring) and expand its cells."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"sweep file {path} does not exist")
+    text = path.read_text()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise _fail(path, f"is not YAML: {error}") from error
+    if not isinstance(data, dict):
+        raise _fail(path, "must be a mapping (see robopref.sweep.grid for the schema)")
+    unknown = set(data) - set(TOP_KEYS)
+    if unknown:
+        raise _fail(path, f"unknown keys {sorted(unknown)}: use {list(TOP_KEYS)}")
+    tasks = _tasks(path, data)
+    populations = _list(path, data, "populations", str)
+    methods = _list(path, data, "methods", str)
+    bad = [m for m in methods if m not in METHODS]
+    if bad or len(set(methods)) != len(methods):
+        raise _fail(path, f"methods {methods}: give each of {list(METHODS)} at most once")
+    seeds = _list(path, data, "seeds", int)
+    options = _check_options(path, data.get("options"), "options")
+    grid = _check_options(path, data.get("grid"), "grid")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise _fail(path, f"grid.{key} must be a non-empty list of values")
+        if key in options:
+            raise _fail(path, f"{key} is in both options and grid: keep one")
+    evaluate = _settings(path, data, "evaluate", EvaluateSettings)
+    resources = _settings(path, data, "resources", Resources)
+    if resources.cpus <= 0 or resources.gpus < 0:
+        raise _fail(path, f"resources {resources}: cpus must be > 0 and gpus >= 0")
+    combos = [tuple(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+    cells = [
+        Cell(
+            task,
+            kwargs,
+            population,
+            method,
+            seed,
+            tuple(sorted(options.items())),
+            combo,
+            evaluate,
+            resources,
+        )  # fmt: skip
+        for (task, kwargs), population, combo, seed, method in itertools.product(
+            tasks, populations, combos, seeds, methods
+        )
+    ]
+    names = [c.name for c in cells]
+    if len(set(names)) != len(names):
+        raise _fail(path, "two cells share a folder name: make the populations' names distinct")
+    return Sweep(str(data.get("name") or path.stem), cells, text)
