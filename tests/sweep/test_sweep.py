@@ -1,0 +1,132 @@
+"""Sweeps on local Ray: tiny cells run, write results and a table; a resumed sweep skips
+finished cells; a failing cell is retried once and reported while the others finish."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from robopref.sweep.grid import load_sweep
+from robopref.sweep.run import run_sweep
+from robopref.sweep.table import TableOptions, benchmark_rows, load_cells, mean_ci, table_command
+
+#: the loop test's tiny budgets: two rounds, PPO's smallest update (seconds per cell)
+TINY = {
+    "users": 10, "answers": 7, "first_answers": 4, "per_round": 3, "steps": 4096,
+    "scout_steps": 4096, "episodes": 16, "candidates": 8, "eval_users": 2, "fit_epochs": 25,
+    "refit_epochs": 5,
+}  # fmt: skip
+
+
+def _file(tmp_path: Path, **changes) -> Path:
+    data = {
+        "name": "tiny",
+        "tasks": ["robopref/PlatePlacement-v0"],
+        "populations": ["two-modes"],
+        "methods": ["vpl", "btl"],
+        "seeds": [0],
+        "options": TINY,
+        "evaluate": {"users": 3, "queries": 2, "episodes": 1},
+        **changes,
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> tuple[Path, Path, list]:
+    folder = tmp_path_factory.mktemp("sweep")
+    path = _file(folder)
+    out = folder / "out"
+    records = run_sweep(load_sweep(path), out, cpus=2)
+    return path, out, records
+
+
+def test_a_tiny_sweep_writes_results_and_a_table(finished, capsys):
+    _, out, records = finished
+    assert [r["status"] for r in records] == ["done", "done"]
+    results = json.loads((out / "results.json").read_text())["cells"]
+    assert {r["cell"]["method"] for r in results} == {"vpl", "btl"}
+    csv_lines = (out / "results.csv").read_text().splitlines()
+    assert len(csv_lines) == 3 and "success" in csv_lines[0]
+    for record in results:
+        metrics = record["metrics"]
+        assert 0.0 <= metrics["success"] <= 1.0 and metrics["answers_per_user"] == 7
+        assert 0.0 < metrics["accuracy_of_ceiling"] <= 1.5
+    assert table_command(TableOptions(sweep=str(out))) == 0
+    table = (out / "table.md").read_text()
+    assert "| PlatePlacement-v0 | two-modes | VPL | 1 |" in table
+    assert (out / "table.png").stat().st_size > 1000
+    rows, left_out = benchmark_rows(load_cells(out))
+    vpl = next(r for r in rows if r["method"] == "vpl")
+    assert left_out == 0 and vpl["win_rate_vs_btl"][2] == 1  # paired with BTL's episodes
+
+
+def test_a_resumed_sweep_skips_finished_cells(finished, capsys, monkeypatch):
+    path, out, _ = finished
+    import ray
+
+    def no_ray(*args, **kwargs):  # nothing is left to run: Ray must not even start
+        raise AssertionError("ray.init called for a finished sweep")
+
+    monkeypatch.setattr(ray, "init", no_ray)
+    records = run_sweep(load_sweep(path), out)
+    assert [r["status"] for r in records] == ["done", "done"]
+    assert "2 finished, 0 to run" in capsys.readouterr().out
+
+
+def test_a_changed_cell_is_refused_not_overwritten(finished, tmp_path):
+    _, out, _ = finished
+    changed = _file(tmp_path, options={**TINY, "fit_epochs": 26})
+    with pytest.raises(ValueError, match="other settings"):
+        run_sweep(load_sweep(changed), out)
+
+
+def test_a_failing_cell_is_retried_once_and_reported(tmp_path, capsys):
+    missing = str(tmp_path / "no_such_population.yaml")
+    path = _file(tmp_path, populations=["two-modes", missing], methods=["btl"])
+    records = run_sweep(load_sweep(path), tmp_path / "out", cpus=2)
+    by_population = {r["cell"]["population"]: r for r in records}
+    assert by_population["two-modes"]["status"] == "done"
+    failed = by_population[missing]
+    assert failed["status"] == "failed" and failed["attempts"] == 2
+    assert "no_such_population" in failed["error"]
+    assert (tmp_path / "out" / "cells" / failed["cell"]["name"] / "error.txt").is_file()
+    printed = capsys.readouterr().out
+    assert "retrying" in printed and "FAILED" in printed
+    rows, left_out = benchmark_rows(load_cells(tmp_path / "out"))
+    assert left_out == 1 and len(rows) == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"methods": ["vpl", "ppo"]}, "at most once"),
+        ({"options": {"stepz": 3}}, "not a robopref loop option"),
+        ({"options": {"seed": 3}}, "set by the sweep"),
+        ({"tasks": ["robopref/Nope-v0"]}, "unknown task"),
+        ({"colour": "red"}, "unknown keys"),
+        ({"seeds": []}, "non-empty list"),
+        ({"grid": {"decoder": "mlp"}}, "non-empty list of values"),
+    ],
+)
+def test_bad_sweep_files_are_refused_before_anything_runs(tmp_path, changes, message):
+    with pytest.raises(ValueError, match=message):
+        load_sweep(_file(tmp_path, **changes))
+
+
+def test_grid_axes_multiply_the_cells(tmp_path):
+    sweep = load_sweep(_file(tmp_path, grid={"decoder": ["bilinear", "mlp"]}, seeds=[0, 1]))
+    assert len(sweep.cells) == 2 * 2 * 2
+    assert "PlatePlacement-two-modes-vpl-s1-decoder=mlp" in {c.name for c in sweep.cells}
+
+
+def test_the_interval_is_students_t():
+    mean, half, n = mean_ci([0.8, 1.0])
+    assert (mean, n) == (pytest.approx(0.9), 2)
+    assert half == pytest.approx(12.706 * 0.1414214 / 1.4142136, rel=1e-4)
+    assert mean_ci([0.5])[2] == 1 and mean_ci([])[2] == 0
