@@ -113,6 +113,15 @@ def _evaluate(cell: Cell, folder: Path, policy: str, reward: str) -> dict[str, A
     return {"metrics": metrics, "episodes": episodes}
 
 
+def _ray_node() -> str | None:
+    """The id of the Ray node this cell ran on (None outside Ray)."""
+    try:
+        import ray
+    except ImportError:  # pragma: no cover - ray is a dependency
+        return None
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+
+
 def run_cell(cell_json: dict[str, Any], folder: str, device: str = "cpu") -> dict[str, Any]:
     """Run the cell (module docstring) and return its result (also ``folder/result.json``)."""
     import torch
@@ -140,6 +149,7 @@ def run_cell(cell_json: dict[str, Any], folder: str, device: str = "cpu") -> dic
     result = {
         "cell": cell.to_json(),
         "status": "done",
+        "node": _ray_node(),
         "wall_s": time.perf_counter() - start,
         "metrics": metrics,
         "episodes": evaluated["episodes"],

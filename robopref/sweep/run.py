@@ -72,7 +72,7 @@ def _write_results(out: Path, records: list[dict[str, Any]]) -> None:
     write_json_atomic(out / RESULTS_JSON, {"cells": records})
     metric_names = sorted({k for r in records for k in (r.get("metrics") or {})})
     columns = ["name", "task", "env_kwargs", "population", "method", "seed", "grid", "status",
-               "attempts", "wall_s", *metric_names, "error"]  # fmt: skip
+               "attempts", "node", "wall_s", *metric_names, "error"]  # fmt: skip
     with atomic_path(out / RESULTS_CSV) as temp, open(temp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
@@ -84,6 +84,7 @@ def _write_results(out: Path, records: list[dict[str, Any]]) -> None:
                 "method": cell["method"], "seed": cell["seed"],
                 "grid": " ".join(f"{k}={v}" for k, v in cell["grid"].items()),
                 "status": record["status"], "attempts": record.get("attempts", 0),
+                "node": record.get("node") or "",
                 "wall_s": round(record.get("wall_s") or 0.0, 1),
                 **(record.get("metrics") or {}), "error": record.get("error", ""),
             })  # fmt: skip
@@ -97,6 +98,7 @@ def _record(cell: Cell, result: dict[str, Any] | None, attempts: int, error: str
         "status": "done",
         "attempts": attempts,
         "wall_s": result.get("wall_s"),
+        "node": result.get("node"),
         "metrics": result.get("metrics"),
     }
 
@@ -125,7 +127,15 @@ def run_sweep(sweep: Sweep, out: Path, address: str = "", cpus: int = 0) -> list
     if pending:
         init: dict[str, Any] = {"address": address} if address else {
             "num_cpus": cpus or os.cpu_count(), "include_dashboard": False}  # fmt: skip
-        ray.init(**init, log_to_driver=False, configure_logging=False)
+        try:
+            ray.init(**init, log_to_driver=False, configure_logging=False)
+        except ConnectionError as error:
+            raise RuntimeError(
+                f"could not join the Ray cluster at {address}: check it runs (`ray status "
+                f"--address {address}`); a cluster with token authentication (Ray's default "
+                "for `ray start`) needs RAY_AUTH_MODE=token in the driver's environment and "
+                "its token in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+            ) from error
         try:
             _run_pending(pending, out, records, total)
         finally:
