@@ -125,8 +125,11 @@ def run_sweep(sweep: Sweep, out: Path, address: str = "", cpus: int = 0) -> list
     print(f"sweep {sweep.name}: {total} cells, {total - len(pending)} finished, "
           f"{len(pending)} to run -> {out}", flush=True)  # fmt: skip
     if pending:
+        # "local": a Ray of this sweep's own, even where another cluster runs on the machine
+        # (a bare ray.init() would join that one).
         init: dict[str, Any] = {"address": address} if address else {
-            "num_cpus": cpus or os.cpu_count(), "include_dashboard": False}  # fmt: skip
+            "address": "local", "num_cpus": cpus or os.cpu_count(),
+            "include_dashboard": False}  # fmt: skip
         try:
             ray.init(**init, log_to_driver=False, configure_logging=False)
         except ConnectionError as error:
@@ -172,9 +175,13 @@ def _run_pending(
         if not ready:
             if time.perf_counter() - last_beat >= HEARTBEAT_S:
                 last_beat = time.perf_counter()
-                names = ", ".join(c.name for c, _, _ in running.values())
-                print(f"  [{time.perf_counter() - started:6.0f} s] running or queued: {names}",
-                      flush=True)  # fmt: skip
+                oldest = min(running.values(), key=lambda item: item[2])
+                print(
+                    f"  [{time.perf_counter() - started:6.0f} s] {len(records)}/{total} done, "
+                    f"{len(running)} running or queued (longest: {oldest[0].name}, "
+                    f"{time.perf_counter() - oldest[2]:.0f} s)",
+                    flush=True,
+                )
             continue
         ref = ready[0]
         cell, attempt, began = running.pop(ref)
