@@ -139,10 +139,16 @@ def run_sweep(sweep: Sweep, out: Path, address: str = "", cpus: int = 0) -> list
                 "for `ray start`) needs RAY_AUTH_MODE=token in the driver's environment and "
                 "its token in ~/.ray/auth_token or RAY_AUTH_TOKEN"
             ) from error
+        began = time.perf_counter()
         try:
             _run_pending(pending, out, records, total)
+            slots = float(ray.cluster_resources().get("CPU", 1.0))
         finally:
             ray.shutdown()
+        wall = time.perf_counter() - began
+        busy = sum(records[c.name].get("wall_s") or 0.0 for c in pending)
+        print(f"ran {len(pending)} cells in {wall:.0f} s: the cells' own time fills "
+              f"{busy / (wall * slots):.0%} of {slots:g} CPUs", flush=True)  # fmt: skip
     ordered = [records[c.name] for c in sweep.cells]
     _write_results(out, ordered)
     failed = [r for r in ordered if r["status"] != "done"]
