@@ -113,7 +113,8 @@ def benchmark_rows(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]],
             "win_rate_vs_btl": mean_ci(wins) if wins else None,
             "accuracy_of_ceiling": mean_ci(of_ceiling) if any(
                 v is not None for v in of_ceiling) else None,
-            "answers_per_user": mean_ci([m.get("answers_per_user") for m in metrics]),
+            "answers_per_user": None if method == "oracle" else mean_ci(
+                [m.get("answers_per_user") for m in metrics]),  # the oracle asks nobody
         })  # fmt: skip
     order = {m: i for i, m in enumerate(METHOD_ORDER)}
     rows.sort(key=lambda r: (r["task"], r["env_kwargs"], r["population"], r["grid"],
