@@ -83,7 +83,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "robopref.sweep.table",
         "TableOptions",
         "table_command",
-        "the benchmark table of a sweep: mean and 95% CI over seeds, Markdown and a plot",
+        "the benchmark table of a sweep: mean and 95%% CI over seeds, Markdown and a plot",
     ),
     "study create": (
         "robopref.study.create",
