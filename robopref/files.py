@@ -97,6 +97,16 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
     write_bytes_atomic(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
 
 
+def save_figure_atomic(figure: Any, path: str | os.PathLike[str], dpi: int = 100) -> Path:
+    """Save a matplotlib ``figure`` as PNG at ``path`` atomically, then close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as temp:
+        figure.savefig(temp, dpi=dpi, format="png")
+    plt.close(figure)
+    return Path(path)
+
+
 def _nearest_existing(path: Path) -> Path:
     probe = path.absolute()
     while not probe.exists() and probe != probe.parent:

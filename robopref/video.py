@@ -51,6 +51,22 @@ def _check_frames(frames: Sequence[np.ndarray]) -> None:
             raise ValueError(f"all frames must have one size, got {first.shape} and {frame.shape}")
 
 
+def _write_ffmpeg(frames: Sequence[np.ndarray], path: Path, fps: float, **codec: Any) -> None:
+    """Encode ``frames`` with imageio's ffmpeg writer into ``path``, atomically."""
+    import imageio.v2 as imageio
+
+    _check_frames(frames)
+    with atomic_path(path) as temp:
+        writer = imageio.get_writer(
+            temp, fps=fps, macro_block_size=1, ffmpeg_log_level="error", **codec
+        )
+        try:
+            for frame in frames:
+                writer.append_data(_even(np.asarray(frame)))
+        finally:
+            writer.close()
+
+
 def write_video(
     frames: Sequence[np.ndarray], path: str | Path, fps: float, gif: bool = True
 ) -> tuple[Path, Path | None]:
@@ -59,21 +75,11 @@ def write_video(
     The GIF is smaller: every ``GIF_FRAME_STEP``-th frame at the matching lower rate, at half
     size when the frames are wider than ``GIF_MAX_WIDTH``. Returns (mp4 path, gif path or None).
     """
-    import imageio.v2 as imageio
 
     path = Path(path)
     if path.suffix.lower() != ".mp4":
         raise ValueError(f"video path {str(path)!r} must end in .mp4 (the GIF goes next to it)")
-    _check_frames(frames)
-    with atomic_path(path) as temp:
-        writer = imageio.get_writer(
-            temp, fps=fps, codec="libx264", quality=7, macro_block_size=1, ffmpeg_log_level="error"
-        )
-        try:
-            for frame in frames:
-                writer.append_data(_even(np.asarray(frame)))
-        finally:
-            writer.close()
+    _write_ffmpeg(frames, path, fps, codec="libx264", quality=7)
     gif_path = write_gif(frames, path.with_suffix(".gif"), fps) if gif else None
     return path, gif_path
 
@@ -82,26 +88,13 @@ def write_webm(frames: Sequence[np.ndarray], path: str | Path, fps: float) -> Pa
     """Write ``frames`` as a VP8 WebM at ``path`` (atomically): what every browser plays
     without proprietary codecs (the study's clips; Debian's Chromium lacks H.264 on some
     builds)."""
-    import imageio.v2 as imageio
 
     path = Path(path)
     if path.suffix.lower() != ".webm":
         raise ValueError(f"video path {str(path)!r} must end in .webm")
-    _check_frames(frames)
-    with atomic_path(path) as temp:
-        writer = imageio.get_writer(
-            temp,
-            fps=fps,
-            codec="libvpx",
-            macro_block_size=1,
-            ffmpeg_log_level="error",
-            output_params=["-b:v", "800k", "-auto-alt-ref", "0"],
-        )
-        try:
-            for frame in frames:
-                writer.append_data(_even(np.asarray(frame)))
-        finally:
-            writer.close()
+    _write_ffmpeg(
+        frames, path, fps, codec="libvpx", output_params=["-b:v", "800k", "-auto-alt-ref", "0"]
+    )
     return path
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from robopref.dataset import PreferenceDataset
 from robopref.evaluate import evaluate_loaded, result_rows
-from robopref.files import atomic_path
+from robopref.files import save_figure_atomic
 from robopref.hidden import hidden_knowledge
 from robopref.policies.checkpoint import LoadedPolicy
 from robopref.policies.latent_env import relabel
@@ -140,6 +140,4 @@ def plot_history(history: list[dict[str, Any]], path: Path, offline: dict | None
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as temp:
-        fig.savefig(temp, dpi=100, format="png")
-    plt.close(fig)
+    save_figure_atomic(fig, path)

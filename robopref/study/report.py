@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from robopref.files import atomic_path
+from robopref.files import atomic_path, save_figure_atomic
 from robopref.study.spec import StudySpec
 from robopref.study.store import CHOICES, StudyStore
 
@@ -148,10 +148,7 @@ def plot_report(report: dict[str, Any], path: Path) -> Path:
     bias.set_title("share of A-or-B answers picking the left clip")
     bias.tick_params(axis="x", rotation=90)
     fig.tight_layout()
-    with atomic_path(path) as temp:
-        fig.savefig(temp, dpi=100, format="png")
-    plt.close(fig)
-    return path
+    return save_figure_atomic(fig, path)
 
 
 @dataclass

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from robopref.files import atomic_path
+from robopref.files import atomic_path, save_figure_atomic
 from robopref.sweep.run import RESULTS_JSON
 
 #: two-sided 95% Student-t quantiles by degrees of freedom (above 30: the normal's)
@@ -175,10 +175,7 @@ def plot_table(rows: list[dict[str, Any]], path: Path) -> Path:
         axis.set_title(" ".join(p for p in panel if p), fontsize=9)
         axis.set_ylabel("success on new users")
     fig.tight_layout()
-    with atomic_path(path) as temp:
-        fig.savefig(temp, dpi=100, format="png")
-    plt.close(fig)
-    return path
+    return save_figure_atomic(fig, path)
 
 
 @dataclass
