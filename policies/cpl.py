@@ -1,0 +1,84 @@
+"""The Contrastive Preference Learning objective (CPL; Hejna et al., ICLR 2024).
+
+CPL learns a policy straight from preferences, with no reward model and no RL: under the
+regret-based preference model a segment is preferred when it has the lower regret, and with
+the optimal advantage ``A*(s, a) = alpha log pi*(a | s)`` (maximum-entropy RL) a segment's
+score is the discounted sum of ``alpha log pi(a_t | s_t)``. The loss is the logistic loss
+of the preferred segment's score against the other's:
+
+    score(sigma) = sum_t gamma^t alpha log pi(a_t | s_t)
+    loss = -y log sigmoid(score_A - lam score_B) - (1 - y) log sigmoid(score_B - lam score_A)
+
+with ``y`` the label P(A preferred) (soft labels and ties as they are; NaN: skipped) and
+``lam`` the *conservative* weight: ``lam < 1`` lowers the dispreferred segment's pull (the
+paper's bias regularizer, which keeps the policy near the data's actions). An optional
+behaviour-cloning term adds ``bc_weight`` times the mean negative log-likelihood of the
+preferred segment's actions (the paper pretrains with BC and keeps a BC weight).
+
+This module holds the loss only: it takes per-step log-probabilities ``(N, T)`` of the two
+segments' recorded actions, from any policy (a latent-conditioned pi(a | s, z) gives one per
+user). Training it needs the segments' actions in the dataset (the CPL issue's schema step).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional
+
+
+@dataclass(frozen=True)
+class CPLSettings:
+    """The objective's constants (the paper's defaults for its MetaWorld runs)."""
+
+    alpha: float = 0.1
+    gamma: float = 1.0
+    conservative: float = 1.0
+    bc_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.alpha <= 0 or not 0 < self.gamma <= 1:
+            raise ValueError(f"alpha={self.alpha} must be > 0 and gamma={self.gamma} in (0, 1]")
+        if not 0 < self.conservative <= 1 or self.bc_weight < 0:
+            raise ValueError(
+                f"conservative={self.conservative} must lie in (0, 1] and "
+                f"bc_weight={self.bc_weight} be >= 0"
+            )
+
+
+def segment_scores(log_probs: torch.Tensor, settings: CPLSettings) -> torch.Tensor:
+    """``(..., N)``: the discounted sum of ``alpha log pi`` over each segment ``(..., N, T)``."""
+    steps = log_probs.shape[-1]
+    discount = settings.gamma ** torch.arange(steps, dtype=log_probs.dtype, device=log_probs.device)
+    return settings.alpha * (log_probs * discount).sum(-1)
+
+
+def cpl_loss(
+    log_probs_a: torch.Tensor,
+    log_probs_b: torch.Tensor,
+    label: torch.Tensor,
+    settings: CPLSettings | None = None,
+) -> torch.Tensor:
+    """The mean CPL loss (module docstring) over answered pairs; 0 when none is answered."""
+    settings = settings or CPLSettings()
+    if log_probs_a.shape != log_probs_b.shape or log_probs_a.shape[:-1] != label.shape:
+        raise ValueError(
+            f"log-probabilities {tuple(log_probs_a.shape)} / {tuple(log_probs_b.shape)} must "
+            f"be equal shapes (..., N, T) over labels {tuple(label.shape)} (..., N)"
+        )
+    answered = ~torch.isnan(label)
+    y = torch.where(answered, label, torch.zeros_like(label))
+    score_a = segment_scores(log_probs_a, settings)
+    score_b = segment_scores(log_probs_b, settings)
+    lam = settings.conservative
+    per_pair = y * functional.softplus(-(score_a - lam * score_b)) + (1 - y) * functional.softplus(
+        -(score_b - lam * score_a)
+    )
+    if settings.bc_weight:
+        preferred = torch.where((y >= 0.5).unsqueeze(-1), log_probs_a, log_probs_b)
+        per_pair = per_pair - settings.bc_weight * preferred.mean(-1)
+    count = answered.sum()
+    if int(count) == 0:
+        return (score_a * 0.0).sum()
+    return torch.where(answered, per_pair, torch.zeros_like(per_pair)).sum() / count
