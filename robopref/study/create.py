@@ -28,10 +28,10 @@ from robopref.env_kwargs import check_env_kwargs, env_kwargs_option, parse_env_k
 from robopref.files import atomic_path, check_writable
 from robopref.queries import BehaviourMix, build_query_pool, collect_rollouts, make_env
 from robopref.reward import load_reward_model
+from robopref.reward.active import STRATEGIES  # the study asks as evaluation does
 from robopref.study.spec import (
     CLIPS_DIR,
     LINKS_NAME,
-    STRATEGIES,
     StudyPool,
     StudySpec,
     segment_clip_name,

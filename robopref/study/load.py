@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CHOICES = ("left", "right", "equal", "cant_tell")
+from robopref.study.store import CHOICES
 
 
 @dataclass

@@ -35,7 +35,6 @@ ROBOT_DIR = "robot"
 LINKS_NAME = "links.txt"
 FORMAT = "robopref.Study"
 FORMAT_VERSION = 1
-STRATEGIES = ("random", "active")
 #: what a clip's file name may look like (no separators, no "..")
 CLIP_NAME = re.compile(r"^[A-Za-z0-9_-]+\.webm$")
 
