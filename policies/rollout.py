@@ -21,7 +21,7 @@ from robopref.envs import episode_steps
 from robopref.envs.rendering import step_frames
 from robopref.envs.wrappers import PLACE, GoalObservation, SetDown, with_set_down
 from robopref.policies.latent_env import LatentRewardEnv, LatentSource, PopulationGoals
-from robopref.queries import SOURCES, Rollouts
+from robopref.queries import SOURCES, Rollouts, no_actions
 from robopref.reward.base import RewardModel
 
 BatchPolicy = Callable[[np.ndarray, bool], np.ndarray]
@@ -128,6 +128,7 @@ def policy_rollouts(
     steps = episode_steps(envs[0])
     obs = np.empty((n, steps + 1, first[0][0].shape[0]), np.float32)
     feat = np.empty((n, steps + 1, first[0][1]["features"].shape[0]), np.float32)
+    acts = no_actions(n, steps, envs[0].action_space)
     obs[:, 0] = np.stack([o for o, _ in first])
     feat[:, 0] = np.stack([i["features"] for _, i in first])
     for t in range(1, steps + 1):
@@ -137,6 +138,7 @@ def policy_rollouts(
             rows = np.flatnonzero(deterministic == mode)
             if len(rows):
                 actions[rows] = act(augmented[rows], mode)
+        acts[:, t - 1] = actions
         for e, env in enumerate(envs):
             obs[e, t], _, _, _, info = env.step(actions[e])
             feat[e, t] = info["features"]
@@ -144,4 +146,4 @@ def policy_rollouts(
         env.close()
     names = tuple(envs[0].unwrapped.feature_names)
     source = np.full(n, SOURCES.index("policy"), np.int8)
-    return Rollouts(env_id, names, obs, feat, source)
+    return Rollouts(env_id, names, obs, feat, source, acts)

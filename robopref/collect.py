@@ -338,6 +338,8 @@ def answered_dataset(
         obs_b=asked.obs_b,
         feat_a=asked.feat_a,
         feat_b=asked.feat_b,
+        act_a=asked.act_a,
+        act_b=asked.act_b,
         label=labels.label,
         user=user_of_pair,
         user_goal=np.stack([u.goal for u in users]),

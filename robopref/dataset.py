@@ -8,6 +8,10 @@ field                     shape, dtype     meaning
 ========================  ===============  ==================================================
 ``obs_a``, ``obs_b``      (P, T, O) f32    observations of segment A and segment B
 ``feat_a``, ``feat_b``    (P, T, F) f32    ``info["features"]`` of the same steps
+``act_a``, ``act_b``      (P, T, A) f32    the action taken in each of those states (NaN
+                                           where none was: an episode's last state, or a
+                                           source that records none, such as a study);
+                                           read by policy learning without a reward (CPL)
 ``label``                 (P,) f32         the answer: P(A preferred) as given by the user;
                                            1 = A, 0 = B, 0.5 = tie, in between = soft label,
                                            NaN = skipped (no answer)
@@ -49,7 +53,9 @@ import numpy as np
 
 from robopref.files import atomic_path
 
-SCHEMA_VERSION = 1
+#: 2: the segments' actions (``act_a``, ``act_b``). Version-1 files lack them and are
+#: refused with the fix (collect again): a CPL policy cannot learn from them.
+SCHEMA_VERSION = 2
 FORMAT = "robopref.PreferenceDataset"
 #: the array fields, their dtype and their leading dimension ("P" pairs or "U" users).
 ARRAY_FIELDS: dict[str, tuple[type, str]] = {
@@ -57,6 +63,8 @@ ARRAY_FIELDS: dict[str, tuple[type, str]] = {
     "obs_b": (np.float32, "P"),
     "feat_a": (np.float32, "P"),
     "feat_b": (np.float32, "P"),
+    "act_a": (np.float32, "P"),
+    "act_b": (np.float32, "P"),
     "label": (np.float32, "P"),
     "user": (np.int64, "P"),
     "user_goal": (np.float64, "U"),
@@ -81,6 +89,8 @@ class PreferenceDataset:
     obs_b: np.ndarray
     feat_a: np.ndarray
     feat_b: np.ndarray
+    act_a: np.ndarray
+    act_b: np.ndarray
     label: np.ndarray
     user: np.ndarray
     user_goal: np.ndarray
@@ -124,6 +134,8 @@ class PreferenceDataset:
             "obs_b",
             "feat_a",
             "feat_b",
+            "act_a",
+            "act_b",
             "label",
             "true_label",
             "answer_prob",
@@ -172,6 +184,11 @@ class PreferenceDataset:
                 f"feat_a {self.feat_a.shape} and feat_b {self.feat_b.shape} must be (P, T, F) = "
                 f"{expected_feat} with F = len(feature_names)"
             )
+        if self.act_a.shape[:2] != pair_shape[:2] or self.act_b.shape != self.act_a.shape:
+            raise ValueError(
+                f"act_a {self.act_a.shape} and act_b {self.act_b.shape} must be (P, T, A) over "
+                f"the segments' (P, T) = {pair_shape[:2]}"
+            )
         for name in ("label", "user", "true_label", "answer_prob", "contested", "user_group"):
             if getattr(self, name).ndim != 1:
                 raise ValueError(f"field {name} must be one-dimensional")
@@ -214,6 +231,12 @@ class PreferenceDataset:
         if header.get("format") != FORMAT:
             raise ValueError(f"{path} is not a robopref preference dataset: {fix}")
         version = header.get("schema_version")
+        if version == 1:
+            raise ValueError(
+                f"dataset {path} has schema version 1, written before datasets kept the "
+                f"segments' actions (version {SCHEMA_VERSION}): {fix}, or re-run the "
+                "`robopref loop` that wrote it, to record them"
+            )
         if version != SCHEMA_VERSION:
             raise ValueError(
                 f"dataset {path} has schema version {version}, this robopref reads version "

@@ -120,13 +120,19 @@ FrameSink = Callable[[int, int, list[np.ndarray]], None]
 
 @dataclass
 class Rollouts:
-    """E episodes of L + 1 states each: observations, features, and who acted."""
+    """E episodes of L + 1 states each: observations, features, who acted, and how.
+
+    ``act[e, t]`` is the action taken in state ``t`` (which led to state ``t + 1``); the
+    last state of an episode has none (NaN). Policy learning without a reward model (CPL)
+    reads them; users judge the states only.
+    """
 
     env_id: str
     feature_names: tuple[str, ...]
     obs: np.ndarray  # (E, L + 1, O) float32
     feat: np.ndarray  # (E, L + 1, F) float32
     source: np.ndarray  # (E,) int8, index into SOURCES
+    act: np.ndarray  # (E, L + 1, A) float32, NaN in the last state
 
     @property
     def n_episodes(self) -> int:
@@ -172,6 +178,7 @@ def collect_rollouts(
     obs0, info0 = env.reset(seed=int(rng.integers(2**31)))
     obs = np.empty((episodes, steps + 1, obs0.shape[0]), dtype=np.float32)
     feat = np.empty((episodes, steps + 1, info0["features"].shape[0]), dtype=np.float32)
+    acts = no_actions(episodes, steps, env.action_space)
     source = rng.choice(3, size=episodes, p=shares).astype(np.int8)
     for e in tqdm(range(episodes), desc="rollouts", unit="ep", disable=not progress):
         obs[e, 0], info = env.reset(seed=int(rng.integers(2**31)))
@@ -180,12 +187,18 @@ def collect_rollouts(
         if frame_sink is not None:
             frame_sink(e, 0, [env.render()])
         for t in range(1, steps + 1):
-            obs[e, t], _, _, _, info = env.step(act(obs[e, t - 1]))
+            acts[e, t - 1] = act(obs[e, t - 1])
+            obs[e, t], _, _, _, info = env.step(acts[e, t - 1])
             feat[e, t] = info["features"]
             if frame_sink is not None:
                 frame_sink(e, t, step_frames(env))
     env.close()
-    return Rollouts(env_id, tuple(env.feature_names), obs, feat, source)
+    return Rollouts(env_id, tuple(env.feature_names), obs, feat, source, acts)
+
+
+def no_actions(episodes: int, steps: int, action_space: gym.spaces.Space) -> np.ndarray:
+    """``(episodes, steps + 1, A)`` float32 NaN: the :attr:`Rollouts.act` array to fill."""
+    return np.full((episodes, steps + 1, *action_space.shape), np.nan, dtype=np.float32)
 
 
 def join_rollouts(parts: Sequence[Rollouts]) -> Rollouts:
@@ -196,6 +209,7 @@ def join_rollouts(parts: Sequence[Rollouts]) -> Rollouts:
         np.concatenate([p.obs for p in parts]),
         np.concatenate([p.feat for p in parts]),
         np.concatenate([p.source for p in parts]),
+        np.concatenate([p.act for p in parts]),
     )
 
 
@@ -286,7 +300,9 @@ class Query(NamedTuple):
 @dataclass
 class QueryPool:
     """N candidate pairs of T-step segments: ``obs_a/obs_b`` (N, T, O), ``feat_a/feat_b``
-    (N, T, F), and where each segment came from (``origin``: (N, 2, 2) of episode, start)."""
+    (N, T, F), where each segment came from (``origin``: (N, 2, 2) of episode, start), and
+    the action taken in each of their states (``act_a/act_b``: (N, T, A), NaN where none:
+    an episode's last state, or a segment whose actions were never recorded)."""
 
     env_id: str
     feature_names: tuple[str, ...]
@@ -295,6 +311,8 @@ class QueryPool:
     feat_a: np.ndarray
     feat_b: np.ndarray
     origin: np.ndarray
+    act_a: np.ndarray
+    act_b: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -333,6 +351,8 @@ class QueryPool:
             self.feat_a[index],
             self.feat_b[index],
             self.origin[index],
+            self.act_a[index],
+            self.act_b[index],
             dict(self.meta),
         )
 
@@ -462,6 +482,7 @@ def build_query_pool(
     steps = st[..., None] + np.arange(segment)  # (N, 2, T)
     obs = rollouts.obs[ep[..., None], steps]
     feat = rollouts.feat[ep[..., None], steps]
+    act = rollouts.act[ep[..., None], steps]
     return QueryPool(
         rollouts.env_id,
         rollouts.feature_names,
@@ -470,6 +491,8 @@ def build_query_pool(
         feat[:, 0],
         feat[:, 1],
         np.stack([ep, st], axis=-1).astype(np.int64),
+        act[:, 0],
+        act[:, 1],
         {
             "min_gap": min_gap,
             "release_boost": release_boost,

@@ -100,24 +100,49 @@ def test_foreign_and_other_schema_files_are_refused(small, tmp_path):
     future = tmp_path / "future.npz"
     arrays = {k[:-4]: np.load(path)[k[:-4]] for k in members if k != "header.npy"}
     np.savez(future, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
-    with pytest.raises(ValueError, match="schema version 99.*reads version 1"):
+    with pytest.raises(ValueError, match="schema version 99.*reads version 2"):
         PreferenceDataset.load(future)
     with pytest.raises(ValueError, match="BlockSort.*robopref collect --env"):
         PreferenceDataset.load(path, expected_env="robopref/BlockSort-v0")
     with pytest.raises(FileNotFoundError, match="robopref collect"):
         PreferenceDataset.load(tmp_path / "missing.npz")
-    del arrays["label"]
     header["schema_version"] = 1
+    old = tmp_path / "old.npz"
+    without_actions = {k: v for k, v in arrays.items() if k not in ("act_a", "act_b")}
+    np.savez(old, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **without_actions)
+    with pytest.raises(ValueError, match="schema version 1.*actions.*robopref collect"):
+        PreferenceDataset.load(old)
+    del arrays["label"]
+    header["schema_version"] = 2
     partial = tmp_path / "partial.npz"
     np.savez(partial, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
     with pytest.raises(ValueError, match=r"lacks the arrays \['label'\]"):
         PreferenceDataset.load(partial)
 
 
+def test_segments_carry_the_actions_that_led_through_them(small):
+    """Each state's action, NaN only in an episode's last state; replaying a pair's recorded
+    actions from its recorded states is what the behaviour did (the tip moves that way)."""
+    assert small.act_a.shape == (*small.obs_a.shape[:2], 4) and small.act_b.shape == small.act_a.shape
+    last = small.meta["pool_index"]  # the pairs are the pool's; their episodes end at step 60
+    assert len(last) == small.n_pairs
+    finite = np.isfinite(small.act_a).all(-1)
+    assert finite[:, :-1].all(), "only a segment's last state may be an episode's last"
+    assert np.all(np.abs(small.act_a[finite]) <= 1.0 + 1e-6)
+    # the tip's (first three observations) motion follows the action's (dx, dy, dz) sign
+    step = small.obs_a[:, 1:, :3] - small.obs_a[:, :-1, :3]
+    pushed = np.abs(small.act_a[:, :-1, :3]) > 0.5
+    agree = np.sign(step[pushed]) == np.sign(small.act_a[:, :-1, :3][pushed])
+    assert agree.mean() > 0.8
+
+
 def test_inconsistent_dataset_is_not_saved(small, tmp_path):
     broken = PreferenceDataset(**{**small.__dict__, "contested": small.contested[:-1]})
     with pytest.raises(ValueError, match="contested has shape"):
         broken.save(tmp_path / "x.npz")
+    no_steps = PreferenceDataset(**{**small.__dict__, "act_b": small.act_b[:, :1]})
+    with pytest.raises(ValueError, match="act_a .* and act_b .* must be"):
+        no_steps.save(tmp_path / "x.npz")
     assert not (tmp_path / "x.npz").exists()
 
 

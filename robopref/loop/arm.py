@@ -42,6 +42,10 @@ REFIT_EPOCHS = 120
 REFIT = {"patience": 30, "kl_delay": 0, "kl_warmup": 0}
 
 
+#: what the loop keeps of every pair it asks about (its segments' states, features, actions)
+PAIR_ARRAYS = ("obs_a", "obs_b", "feat_a", "feat_b", "act_a", "act_b")
+
+
 @dataclass
 class Answers:
     """Every pair one method asked so far and its answers, users' pairs in the order asked."""
@@ -50,12 +54,14 @@ class Answers:
     obs_b: list[np.ndarray] = field(default_factory=list)
     feat_a: list[np.ndarray] = field(default_factory=list)
     feat_b: list[np.ndarray] = field(default_factory=list)
+    act_a: list[np.ndarray] = field(default_factory=list)
+    act_b: list[np.ndarray] = field(default_factory=list)
     label: list[np.ndarray] = field(default_factory=list)
     user: list[np.ndarray] = field(default_factory=list)
 
     def add(self, pool: Any, index: np.ndarray, labels: np.ndarray, user: np.ndarray) -> None:
         """Record pairs ``index`` of ``pool`` asked of ``user`` (one entry per pair)."""
-        for name in ("obs_a", "obs_b", "feat_a", "feat_b"):
+        for name in PAIR_ARRAYS:
             getattr(self, name).append(np.asarray(getattr(pool, name)[index], np.float32))
         self.label.append(np.asarray(labels, np.float32))
         self.user.append(np.asarray(user, np.int64))
@@ -70,8 +76,7 @@ class Answers:
         data = PreferenceDataset(
             env_id=env_id,
             feature_names=feature_names,
-            **{k: np.concatenate(getattr(self, k))[order] for k in ("obs_a", "obs_b")},
-            **{k: np.concatenate(getattr(self, k))[order] for k in ("feat_a", "feat_b")},
+            **{k: np.concatenate(getattr(self, k))[order] for k in PAIR_ARRAYS},
             label=np.concatenate(self.label)[order],
             user=user[order],
             user_goal=np.zeros((n_users, 0)),

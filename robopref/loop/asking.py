@@ -164,11 +164,13 @@ def ending_pair(rollouts: Rollouts, first: int, second: int, segment: int) -> Qu
     low, against the policy's own greedy episode, which may still hold the object higher)."""
     pick = np.array([first, second])
     obs, feat = rollouts.obs[pick, -segment:], rollouts.feat[pick, -segment:]
+    act = rollouts.act[pick, -segment:]
     start = rollouts.obs.shape[1] - segment
     origin = np.array([[[first, start], [second, start]]], dtype=np.int64)
     return QueryPool(
-        rollouts.env_id, rollouts.feature_names, obs[:1], obs[1:], feat[:1], feat[1:], origin
-    )
+        rollouts.env_id, rollouts.feature_names, obs[:1], obs[1:], feat[:1], feat[1:], origin,
+        act[:1], act[1:],
+    )  # fmt: skip
 
 
 def user_candidates(

@@ -87,6 +87,8 @@ def toy_dataset(
         obs_b=obs_b,
         feat_a=obs_a.copy(),
         feat_b=obs_b.copy(),
+        act_a=np.full((*obs_a.shape[:2], 2), np.nan, np.float32),  # no actions: no agent acts
+        act_b=np.full((*obs_b.shape[:2], 2), np.nan, np.float32),
         label=label,
         user=user.astype(np.int64),
         user_goal=goals.astype(np.float64),

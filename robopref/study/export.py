@@ -43,6 +43,8 @@ def study_dataset(folder: str | Path) -> PreferenceDataset:
         obs_b=pool.obs_b[pairs],
         feat_a=pool.feat_a[pairs],
         feat_b=pool.feat_b[pairs],
+        act_a=pool.act_a[pairs],
+        act_b=pool.act_b[pairs],
         label=label,
         user=np.asarray([user_of[r["participant"]] for r in rows], np.int64),
         user_goal=np.zeros((n_users, 0)),

@@ -100,6 +100,8 @@ class StudyPool:
                 feat_a=self.pool.feat_a,
                 feat_b=self.pool.feat_b,
                 origin=self.pool.origin,
+                act_a=self.pool.act_a,
+                act_b=self.pool.act_b,
                 clip_a=np.asarray(self.clip_a),
                 clip_b=np.asarray(self.clip_b),
                 header=np.asarray(
@@ -122,11 +124,21 @@ class StudyPool:
                 data["feat_a"],
                 data["feat_b"],
                 data["origin"],
+                *_actions(data),
             )
             return cls(pool, [str(c) for c in data["clip_a"]], [str(c) for c in data["clip_b"]])
 
     def __len__(self) -> int:
         return len(self.pool)
+
+
+def _actions(data: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A pool file's segment actions; a study created before they were kept has none (NaN,
+    one per state), which policy learning without a reward (CPL) refuses by name."""
+    if "act_a" in data.files:
+        return data["act_a"], data["act_b"]
+    missing = np.full(data["obs_a"].shape[:2] + (1,), np.nan, np.float32)
+    return missing, missing.copy()
 
 
 def clip_path(folder: Path, directory: str, name: str) -> Path:
