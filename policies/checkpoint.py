@@ -3,7 +3,8 @@
 A policy folder (``--out`` of ``robopref train-policy``) holds
 
 * ``model.zip``: the final SB3 model (``PPO``/``SAC`` ``.save``),
-* ``meta.json``: what it is (``kind``: ``latent`` or ``oracle``; ``name``; ``algo``; env id;
+* ``meta.json``: what it is (``kind``: ``latent``, ``oracle`` or ``plain``; ``method``:
+  ``rl`` or ``cpl``, absent before CPL; ``name``; ``algo``; env id;
   latent size; the reward model's path and ``fingerprint()``; steps; history),
 * ``checkpoint.zip`` + ``checkpoint.json`` (+ ``replay.pkl`` for SAC): the last periodic
   state, from which ``--resume`` continues,
@@ -30,7 +31,9 @@ from robopref.reward.base import RewardModel
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
 FORMAT = "robopref-policy"
-KINDS = ("latent", "oracle")
+#: latent: obs ⊕ z (a reward model's latent; z empty for BTL); oracle: obs ⊕ the true goal;
+#: plain: the task's own observation only (the non-personalized CPL baseline: no reward model)
+KINDS = ("latent", "oracle", "plain")
 #: the keys every ``meta.json`` holds, and those a latent policy adds (its reward model)
 REQUIRED_KEYS = ("kind", "name", "algo", "env_id", "latent_dim")
 LATENT_KEYS = ("reward_path", "reward_fingerprint")
@@ -118,7 +121,7 @@ class LoadedPolicy:
 
     @property
     def kind(self) -> str:
-        """``latent`` (obs ⊕ z, reward-model trained) or ``oracle`` (obs ⊕ goal)."""
+        """``latent`` (obs ⊕ z), ``oracle`` (obs ⊕ goal) or ``plain`` (obs alone)."""
         return str(self.meta["kind"])
 
     def act(self, obs: np.ndarray) -> np.ndarray:

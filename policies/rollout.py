@@ -59,12 +59,15 @@ def make_eval_env(
     set_down: SetDown = False,
     env_kwargs: dict[str, Any] | None = None,
 ) -> gym.Env:
-    """The env a ``latent`` or ``oracle`` policy acts in (goals set per episode by reset);
+    """The env a ``latent``, ``oracle`` or ``plain`` policy acts in (goals set per episode by
+    reset);
     ``set_down`` and ``env_kwargs`` as the policy was trained (its ``meta.json``)."""
     kwargs: dict[str, Any] = dict(env_kwargs or {})
     if render:
         kwargs.update(render_mode="rgb_array", width=width, height=height)
     base = task_env(env_id, set_down, **kwargs)
+    if kind == "plain":
+        return base
     if kind == "oracle":
         goal_space = base.unwrapped.goal_space
         dummy = np.atleast_1d(np.asarray(goal_space.sample(), dtype=np.float64))[None]

@@ -37,6 +37,7 @@ from robopref.env_kwargs import check_env_kwargs, env_kwargs_option, parse_env_k
 from robopref.envs.wrappers import PLACE, GoalObservation, SetDown
 from robopref.files import check_writable, write_json_atomic
 from robopref.policies.callbacks import EvalUsers, ProgressBar, checkpoint_callbacks
+from robopref.options import config_option
 from robopref.policies.checkpoint import (
     ALGOS,
     FORMAT,
@@ -53,6 +54,8 @@ from robopref.policies.latent_env import (
     LatentSource,
     PopulationGoals,
 )
+from robopref.policies.cpl import CPLSettings
+from robopref.policies.cpl_train import CPLTraining
 from robopref.policies.recipe import make_algo
 from robopref.policies.rollout import task_env
 from robopref.population import resolve_population
@@ -67,6 +70,9 @@ from robopref.reward.nets import resolve_device
 #: the task ``--oracle`` trains on when ``--env`` is not given
 ORACLE_ENV = "robopref/PlatePlacement-v0"
 LATENT_SOURCES = ("few-shot", "users", "prior")
+#: rl: SB3 on the reward model's reward (or the oracle's); cpl: Contrastive Preference
+#: Learning on the answers' recorded actions, no reward and no RL (policies/cpl_policy.py)
+METHODS = ("rl", "cpl")
 #: what ``--resume`` continues from (``replay.pkl``: SAC's buffer, when there is one)
 CHECKPOINT_FILES = ("checkpoint.zip", "checkpoint.json", "replay.pkl")
 
@@ -75,7 +81,17 @@ CHECKPOINT_FILES = ("checkpoint.zip", "checkpoint.json", "replay.pkl")
 class TrainPolicyOptions:
     """Train a latent-conditioned policy (or the oracle) with SB3 (defaults: the demo's VPL)."""
 
-    reward: str = field(default="runs/demo/vpl.pt", metadata={"help": "reward-model checkpoint"})
+    reward: str = field(
+        default="runs/demo/vpl.pt",
+        metadata={"help": "reward-model checkpoint (for --method cpl: the VPL model giving z)"},
+    )
+    method: str = field(
+        default="rl",
+        metadata={
+            "help": "rl (SB3 on the learned reward) or cpl (contrastive preference learning "
+            "straight from --data's answers and recorded actions: no reward, no RL)"
+        },
+    )
     data: str = field(
         default="data/plate.npz", metadata={"help": "dataset whose users' posteriors give z"}
     )
@@ -142,6 +158,26 @@ class TrainPolicyOptions:
         metadata={"help": "replace a finished policy (or start over an unfinished run) in --out"},
     )
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+    cpl_latent: str = field(
+        default="vpl",
+        metadata={
+            "help": "--method cpl: vpl (z from --reward's encoder, as VPL + RL) or none (the "
+            "non-personalized baseline: one policy for everyone)"
+        },
+    )
+    cpl_alpha: float = config_option(CPLSettings, "alpha", "CPL: temperature alpha of scores")
+    cpl_conservative: float = config_option(
+        CPLSettings, "conservative", "CPL: weight lambda in (0, 1] of the dispreferred score"
+    )
+    cpl_bc_weight: float = config_option(
+        CPLSettings, "bc_weight", "CPL: weight of the BC term on preferred segments"
+    )
+    cpl_steps: int = config_option(CPLTraining, "steps", "CPL: gradient steps of the CPL loss")
+    cpl_bc_steps: int = config_option(
+        CPLTraining, "bc_steps", "CPL: behaviour-cloning pretraining steps (all segments)"
+    )
+    cpl_batch: int = config_option(CPLTraining, "batch", "CPL: pairs per gradient step")
+    cpl_lr: float = config_option(CPLTraining, "learning_rate", "CPL: Adam learning rate")
 
 
 def latent_env(
@@ -250,6 +286,13 @@ def check_train_options(options: TrainPolicyOptions) -> str:
     if not options.oracle:
         model_env = load_payload(options.reward).get("meta", {}).get("env_id")
     env_id = resolve_env(options, model_env)
+    check_output(options)
+    return env_id
+
+
+def check_output(options: TrainPolicyOptions) -> None:
+    """Refuse an ``--out`` that cannot be written, or that holds a finished policy or an
+    unfinished run (unless ``--overwrite`` or ``--resume``); ``--resume`` without a run."""
     out = Path(options.out)
     check_writable(out / "model.zip", "--out")
     if options.resume and options.overwrite:
@@ -272,7 +315,6 @@ def check_train_options(options: TrainPolicyOptions) -> str:
                 + ("--resume to continue it, " if resumable else "")
                 + "--overwrite to start over, or choose another --out"
             )
-    return env_id
 
 
 @dataclass
@@ -436,6 +478,12 @@ def save_policy(model: BaseAlgorithm, out: Path, meta: dict[str, Any]) -> None:
 
 def train_policy(options: TrainPolicyOptions) -> dict[str, Any]:
     """Train (or resume) the policy described by ``options``; returns its metadata."""
+    if options.method not in METHODS:
+        raise ValueError(f"--method {options.method!r}: use one of {', '.join(METHODS)}")
+    if options.method == "cpl":
+        from robopref.policies.cpl_policy import train_cpl_policy
+
+        return train_cpl_policy(options)
     env_id = check_train_options(options)
     torch.set_num_threads(1)
     device = str(resolve_device(options.device))
@@ -477,10 +525,15 @@ def train_policy_command(options: TrainPolicyOptions) -> int:
     """CLI entry: train, then print the final held-out success."""
     meta = train_policy(options)
     last = meta["history"][-1] if meta["history"] else {}
+    pace = (
+        f"{meta['steps_per_s']} steps/s"
+        if "steps_per_s" in meta
+        else f"gradient steps; fits {meta['train_preference_accuracy']:.2f} of the answers"
+    )
     print(
-        f"{meta['name']} ({meta['algo']}, {meta['steps']} steps, {meta['wall_s']} s, "
-        f"{meta['steps_per_s']} steps/s): held-out success {last.get('success', float('nan')):.2f}"
-        f" -> {options.out}/model.zip"
+        f"{meta['name']} ({meta.get('method', 'rl')}, {meta['algo']}, {meta['steps']} steps, "
+        f"{meta['wall_s']} s, {pace}): held-out success "
+        f"{last.get('success', float('nan')):.2f} -> {options.out}/model.zip"
     )
     _ = read_meta(options.out)
     return 0

@@ -103,7 +103,7 @@ def _load(
     loaded = []
     for folder in folders:
         meta = read_meta(folder)
-        if meta["kind"] == "oracle":
+        if meta["kind"] in ("oracle", "plain"):
             loaded.append((load_policy(folder, device=device), None))
         elif int(meta["latent_dim"]) == 0:
             model = load_reward_model(meta["reward_path"], device=device)

@@ -188,7 +188,8 @@ def load_policies(options: VideoOptions) -> list[tuple[str, LoadedPolicy, Reward
             "pass a VPL policy as --policy (a BTL policy goes in --btl-policy)"
         )
     reward = load_reward_model(options.reward)
-    loaded = [("VPL personalized", load_policy(options.policy, reward), reward)]
+    policy = load_policy(options.policy, reward)
+    loaded = [(f"{policy.name.upper()} personalized", policy, reward)]
     if options.btl_policy:
         btl_meta = read_meta(options.btl_policy)
         if btl_meta["kind"] != "latent" or int(btl_meta["latent_dim"]) != 0:

@@ -1,0 +1,201 @@
+"""``robopref train-policy --method cpl``: the command around :mod:`robopref.policies.cpl_train`.
+
+:func:`train_cpl_policy` checks everything first (the dataset's actions, the reward model
+for z, the output folder), builds the same SB3 actor as the RL policies on the env a latent
+(or, for ``--cpl-latent none``, plain) policy acts in, trains it with CPL, runs
+``evaluate``'s held-out check once at the end (``--eval-episodes`` new users of
+``--population``) and writes the policy folder of :mod:`robopref.policies.checkpoint`
+(``meta.json``: ``method: cpl``, its settings, the training fit, wall time).
+
+A CPL run takes minutes (measured in the README), so it has no ``--resume``: a killed run
+leaves nothing half-written (``model.zip`` and ``meta.json`` are written atomically, the
+description last) and is simply run again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from robopref.dataset import PreferenceDataset
+from robopref.env_kwargs import check_env_kwargs, parse_env_kwargs
+from robopref.envs.wrappers import PLACE
+from robopref.files import check_writable
+from robopref.policies.callbacks import EvalUsers
+from robopref.policies.checkpoint import FORMAT
+from robopref.policies.cpl import CPLSettings
+from robopref.policies.cpl_train import (
+    LATENTS,
+    CPLTraining,
+    check_actions,
+    cpl_data,
+    describe,
+    plain_latents,
+    preference_accuracy,
+    train_cpl,
+    training_latents,
+)
+from robopref.policies.recipe import make_algo
+from robopref.policies.rollout import make_eval_env
+from robopref.population import resolve_population
+from robopref.queries import make_env
+from robopref.reward import load_reward_model
+from robopref.reward.base import RewardModel
+from robopref.reward.checkpoint import load_payload
+from robopref.reward.evaluation import few_shot_means
+from robopref.reward.inputs import reward_input, reward_view
+from robopref.reward.nets import resolve_device
+
+if TYPE_CHECKING:
+    from robopref.policies.train import TrainPolicyOptions
+
+
+def cpl_settings(options: TrainPolicyOptions) -> tuple[CPLSettings, CPLTraining]:
+    """The objective's and the optimisation's settings of ``options`` (checked)."""
+    settings = CPLSettings(
+        alpha=options.cpl_alpha,
+        conservative=options.cpl_conservative,
+        bc_weight=options.cpl_bc_weight,
+    )
+    training = CPLTraining(
+        steps=options.cpl_steps,
+        bc_steps=options.cpl_bc_steps,
+        batch=options.cpl_batch,
+        learning_rate=options.cpl_lr,
+    )
+    return settings, training
+
+
+def check_cpl_options(options: TrainPolicyOptions) -> PreferenceDataset:
+    """Every refusal of a CPL run, before any work; returns the dataset."""
+    from robopref.policies.train import check_output
+
+    if options.oracle:
+        raise ValueError(
+            "--method cpl learns from users' answers; --oracle trains on the true reward: "
+            "drop one of them"
+        )
+    if options.cpl_latent not in LATENTS:
+        raise ValueError(f"--cpl-latent {options.cpl_latent!r}: use one of {', '.join(LATENTS)}")
+    if options.algo != "ppo":
+        raise ValueError(
+            "--method cpl trains the PPO recipe's actor (saved as a PPO model): use --algo ppo"
+        )
+    if options.resume:
+        raise ValueError(
+            "--method cpl has no --resume (a run takes minutes; nothing is left half-written): "
+            "run it again, with --overwrite if --out holds its files"
+        )
+    cpl_settings(options)  # bad values are refused here
+    check_output(options)
+    dataset = PreferenceDataset.load(options.data)
+    check_actions(dataset, options.data)
+    if options.cpl_latent == "vpl":
+        payload = load_payload(options.reward)
+        meta = payload.get("meta", {})
+        if int(payload.get("latent_dim") or 0) == 0:
+            raise ValueError(
+                f"--cpl-latent vpl takes z from a VPL reward model's encoder; {options.reward} "
+                "has no latent (a BTL model?): pass a VPL model as --reward, or "
+                "--cpl-latent none for the non-personalized baseline"
+            )
+        if meta.get("env_id") not in (None, dataset.env_id):
+            raise ValueError(
+                f"the reward model {options.reward} is for {meta.get('env_id')}, the dataset "
+                f"{options.data} for {dataset.env_id}: pass the pair a loop or collect wrote"
+            )
+    if options.env and options.env != dataset.env_id:
+        raise ValueError(
+            f"--env {options.env} is not the dataset's task {dataset.env_id}: omit --env"
+        )
+    return dataset
+
+
+def _latents(
+    options: TrainPolicyOptions, dataset: PreferenceDataset
+) -> tuple[PreferenceDataset, np.ndarray, RewardModel | None]:
+    """The training users' pairs, their latents ``(U, R, Z)`` and the reward model (None for
+    the plain baseline). The reward checkpoint's own test users, if it kept any, are left
+    out, as train-policy's RL policies do."""
+    if options.cpl_latent == "none":
+        return dataset, plain_latents(dataset.n_users), None
+    model = load_reward_model(options.reward, device="cpu")
+    split = load_payload(options.reward).get("split") or {}
+    if split.get("test_users") and split.get("n_users") == dataset.n_users:
+        test = np.array(sorted(split["test_users"]), dtype=np.int64)
+        dataset = dataset.subset_users(np.setdiff1d(np.arange(dataset.n_users), test))
+    view = reward_view(dataset, reward_input(model))
+    means, owners = few_shot_means(model, view, seed=options.seed)
+    return dataset, training_latents(means, owners, dataset.n_users), model
+
+
+def _meta(
+    options: TrainPolicyOptions, dataset: PreferenceDataset, model: RewardModel | None
+) -> dict[str, Any]:
+    settings, training = cpl_settings(options)
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "algo": "ppo",
+        "method": "cpl",
+        "seed": options.seed,
+        "options": asdict(options),
+        "set_down": PLACE if options.set_down else False,
+        "env_id": dataset.env_id,
+        "data_path": options.data,
+        "cpl": describe(settings, training, options.cpl_latent),
+    }
+    recorded = dataset.meta.get("env_kwargs") or {}
+    if model is not None:
+        recorded = model.meta.get("env_kwargs") or recorded
+    given = parse_env_kwargs(options.env_kwargs)
+    meta["env_kwargs"] = check_env_kwargs(recorded, given, f"the dataset {options.data}")
+    if model is None:
+        meta.update(kind="plain", name=options.name or "cpl-plain", latent_dim=0)
+        meta.update(reward_path=None, reward_fingerprint=None)
+    else:
+        meta.update(kind="latent", name=options.name or "cpl", latent_dim=model.latent_dim)
+        meta.update(reward_path=options.reward, reward_fingerprint=model.fingerprint())
+    return meta
+
+
+def train_cpl_policy(options: TrainPolicyOptions) -> dict[str, Any]:
+    """Train the CPL policy of ``options`` (module docstring); returns its metadata."""
+    from robopref.policies.train import save_policy
+
+    dataset = check_cpl_options(options)
+    torch.manual_seed(options.seed)
+    device = str(resolve_device(options.device))
+    began = time.perf_counter()
+    dataset, latents, model = _latents(options, dataset)
+    meta = _meta(options, dataset, model)
+    env = make_eval_env(
+        meta["env_id"], meta["kind"], model, set_down=meta["set_down"],
+        env_kwargs=meta["env_kwargs"],
+    )  # fmt: skip
+    algo = make_algo("ppo", DummyVecEnv([lambda: env]), options.seed, device, None, 1)
+    settings, training = cpl_settings(options)
+    data = cpl_data(dataset, latents)
+    log = train_cpl(algo.policy, data, settings, training, options.seed, options.progress)
+    algo.num_timesteps = training.bc_steps + training.steps
+    fit = preference_accuracy(algo.policy, data, settings)
+    wall = time.perf_counter() - began
+    history: list[dict[str, Any]] = []
+    if options.eval_episodes > 0:
+        raw, _ = make_env(meta["env_id"], meta["env_kwargs"])
+        population = resolve_population(options.population, raw)
+        EvalUsers(meta, model, population, 0, options.eval_episodes, options.seed, history
+                  ).evaluate(algo)  # fmt: skip
+    meta.update(
+        steps=int(algo.num_timesteps), history=history, wall_s=round(wall, 1),
+        train_preference_accuracy=round(fit, 4), pairs=data.n_pairs, users=dataset.n_users,
+        loss=log,
+    )  # fmt: skip
+    check_writable(Path(options.out) / "model.zip", "--out")
+    save_policy(algo, Path(options.out), meta)
+    return meta

@@ -1,0 +1,156 @@
+"""CPL training: a tiny learning test (latent CPL serves two groups, plain CPL cannot), and
+``robopref train-policy --method cpl`` end to end with its refusals."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from stable_baselines3.common.policies import ActorCriticPolicy
+
+from robopref.dataset import PreferenceDataset
+from robopref.evaluate import EvaluateOptions, evaluate
+from robopref.policies.checkpoint import load_policy, read_meta
+from robopref.policies.cpl import CPLSettings
+from robopref.policies.cpl_train import CPLData, CPLTraining, train_cpl
+from robopref.policies.train import TrainPolicyOptions, train_policy
+
+STEPS, USERS, PAIRS = 4, 40, 30
+
+
+def _two_group_data(latent: bool, seed: int = 0) -> CPLData:
+    """Segments of uniformly random 1-D actions (goal-agnostic behaviour, as round 0's) in
+    random 2-D states; group 0's users prefer the segment that pushes more to +1, group 1's
+    to -1 (Bradley-Terry on the summed action). Each user's latent, when there is one, is a
+    noisy +-1 by group, as a VPL encoder's posterior means after a few answers would be."""
+    rng = np.random.default_rng(seed)
+    n = USERS * PAIRS
+    user = np.repeat(np.arange(USERS), PAIRS)
+    sign = np.where(np.arange(USERS) % 2 == 0, 1.0, -1.0)
+    act = rng.uniform(-1, 1, (n, 2, STEPS, 1))
+    gap = sign[user] * (act[:, 0].sum((1, 2)) - act[:, 1].sum((1, 2)))
+    label = (rng.random(n) < 1 / (1 + np.exp(-3 * gap))).astype(np.float32)
+    rows = sign[:, None, None] + 0.2 * rng.standard_normal((USERS, 3, 1))
+    latents = rows if latent else np.zeros((USERS, 1, 0))
+    return CPLData(
+        obs=torch.as_tensor(rng.uniform(-1, 1, (n, 2, STEPS, 2)), dtype=torch.float32),
+        act=torch.as_tensor(act, dtype=torch.float32),
+        step_mask=torch.ones(n, 2, STEPS),
+        label=torch.as_tensor(label),
+        user=torch.as_tensor(user),
+        latents=torch.as_tensor(latents, dtype=torch.float32),
+    )
+
+
+def _policy(latent_dim: int) -> ActorCriticPolicy:
+    torch.manual_seed(0)
+    return ActorCriticPolicy(
+        gym.spaces.Box(-np.inf, np.inf, (2 + latent_dim,), np.float32),
+        gym.spaces.Box(-1, 1, (1,), np.float32),
+        lambda _: 1e-3,
+        net_arch=[32, 32],
+    )
+
+
+def _served(policy: ActorCriticPolicy, z: list[float], direction: float) -> float:
+    """Share of 200 new states where the deterministic action pushes ``direction`` by 0.2+."""
+    states = torch.as_tensor(np.random.default_rng(9).uniform(-1, 1, (200, 2)), dtype=torch.float32)
+    obs = torch.cat([states, torch.tensor(z).expand(200, len(z))], dim=1)
+    with torch.no_grad():
+        action = policy.get_distribution(obs).mode().squeeze(-1).clamp(-1, 1)
+    return float((direction * action > 0.2).float().mean())
+
+
+def test_latent_cpl_serves_two_groups_and_plain_cpl_cannot() -> None:
+    training = CPLTraining(steps=400, bc_steps=50, batch=64, learning_rate=3e-3)
+    settings = CPLSettings(conservative=0.5)
+    latent = _policy(1)
+    train_cpl(latent, _two_group_data(True), settings, training, seed=0, progress=False)
+    plain = _policy(0)
+    train_cpl(plain, _two_group_data(False), settings, training, seed=0, progress=False)
+    per_group = [_served(latent, [1.0], 1.0), _served(latent, [-1.0], -1.0)]
+    assert min(per_group) >= 0.9, per_group
+    plain_groups = [_served(plain, [], 1.0), _served(plain, [], -1.0)]
+    assert np.mean(plain_groups) <= 0.55, plain_groups
+
+
+def _options(tmp_path: Path, data: Path, vpl: Path, /, **changes) -> TrainPolicyOptions:
+    base = {
+        "method": "cpl", "reward": str(vpl), "data": str(data), "out": str(tmp_path / "cpl"),
+        "cpl_steps": 30, "cpl_bc_steps": 10, "cpl_batch": 16, "eval_episodes": 2,
+        "progress": False,
+    }  # fmt: skip
+    return TrainPolicyOptions(**{**base, **changes})
+
+
+def test_train_policy_cpl_writes_a_policy_evaluate_serves(
+    tmp_path: Path, tiny_data: Path, tiny_vpl_features: Path
+) -> None:
+    meta = train_policy(_options(tmp_path, tiny_data, tiny_vpl_features))
+    assert meta["method"] == "cpl" and meta["kind"] == "latent" and meta["name"] == "cpl"
+    assert meta["latent_dim"] == 3 and meta["steps"] == 40 and len(meta["history"]) == 1
+    assert 0.0 <= meta["train_preference_accuracy"] <= 1.0
+    assert read_meta(tmp_path / "cpl")["cpl"]["objective"]["alpha"] == CPLSettings().alpha
+    plain = train_policy(_options(tmp_path, tiny_data, tiny_vpl_features, cpl_latent="none",
+                                  out=str(tmp_path / "plain")))  # fmt: skip
+    assert plain["kind"] == "plain" and plain["latent_dim"] == 0 and plain["reward_path"] is None
+    again = train_policy(_options(tmp_path, tiny_data, tiny_vpl_features, overwrite=True))
+    first = load_policy(tmp_path / "cpl").model.policy.state_dict()
+    assert again["train_preference_accuracy"] == meta["train_preference_accuracy"]
+    for name, value in load_policy(tmp_path / "cpl").model.policy.state_dict().items():
+        assert torch.equal(value, first[name]), f"seeded CPL runs differ in {name}"
+    result = evaluate(
+        EvaluateOptions(
+            policy=[str(tmp_path / "cpl"), str(tmp_path / "plain")], reward=str(tiny_vpl_features),
+            users=2, episodes=1, json=str(tmp_path / "e.json"),
+        )
+    )  # fmt: skip
+    names = {row["policy"] for row in result["results"]}
+    assert names == {"cpl", "cpl-plain"}
+    asked = [r for r in result["episodes"] if r["policy"] == "cpl"]
+    assert all(r["queries"] == 4 and len(r["asked"]) == 4 for r in asked)
+    assert all(r["queries"] is None for r in result["episodes"] if r["policy"] == "cpl-plain")
+
+
+def _version_one(data: Path, out: Path) -> Path:
+    with np.load(data) as arrays:
+        header = json.loads(arrays["header"].tobytes())
+        kept = {k: arrays[k] for k in arrays.files if k not in ("header", "act_a", "act_b")}
+    header["schema_version"] = 1
+    np.savez(out, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **kept)
+    return out
+
+
+def test_cpl_refusals_come_before_any_work(
+    tmp_path: Path, tiny_data: Path, tiny_vpl_features: Path, tiny_btl: Path
+) -> None:
+    cases = [
+        ({"cpl_latent": "both"}, "--cpl-latent 'both'"),
+        ({"oracle": True}, "--oracle"),
+        ({"algo": "sac"}, "--algo ppo"),
+        ({"resume": True}, "no --resume"),
+        ({"cpl_conservative": 0.0}, "conservative"),
+        ({"cpl_steps": 0, "cpl_bc_steps": 0}, "one positive"),
+        ({"reward": str(tiny_btl)}, "has no latent.*--cpl-latent none"),
+        ({"data": str(_version_one(tiny_data, tmp_path / "v1.npz"))}, "schema version 1.*actions"),
+        ({"env": "robopref/BlockSort-v0"}, "not the dataset's task"),
+    ]
+    for changes, message in cases:
+        with pytest.raises(ValueError, match=message):
+            train_policy(_options(tmp_path, tiny_data, tiny_vpl_features, **changes))
+    dataset = PreferenceDataset.load(tiny_data)
+    dataset.act_a[:] = np.nan
+    dataset.act_b[:] = np.nan
+    no_actions = dataset.save(tmp_path / "no_actions.npz")
+    with pytest.raises(ValueError, match="actions of only 0%.*study"):
+        train_policy(_options(tmp_path, no_actions, tiny_vpl_features))
+    assert not (tmp_path / "cpl").exists()
+    train_policy(_options(tmp_path, tiny_data, tiny_vpl_features))
+    with pytest.raises(ValueError, match="already holds a finished policy"):
+        train_policy(_options(tmp_path, tiny_data, tiny_vpl_features))
+    assert zipfile.is_zipfile(tmp_path / "cpl" / "model.zip")
