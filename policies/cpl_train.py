@@ -178,7 +178,9 @@ def train_cpl(
         optimizer.step()
         _clamp_std(policy, training.min_log_std)
         if (step + 1) % 500 == 0 or step + 1 == total:
-            log.append({"step": step + 1, "loss": float(loss.detach()), "bc": step < training.bc_steps})
+            log.append(
+                {"step": step + 1, "loss": float(loss.detach()), "bc": step < training.bc_steps}
+            )
     policy.eval()
     return log
 

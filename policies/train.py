@@ -36,8 +36,8 @@ from robopref.dataset import PreferenceDataset
 from robopref.env_kwargs import check_env_kwargs, env_kwargs_option, parse_env_kwargs
 from robopref.envs.wrappers import PLACE, GoalObservation, SetDown
 from robopref.files import check_writable, write_json_atomic
-from robopref.policies.callbacks import EvalUsers, ProgressBar, checkpoint_callbacks
 from robopref.options import config_option
+from robopref.policies.callbacks import EvalUsers, ProgressBar, checkpoint_callbacks
 from robopref.policies.checkpoint import (
     ALGOS,
     FORMAT,
@@ -46,6 +46,8 @@ from robopref.policies.checkpoint import (
     read_meta,
     save_model,
 )
+from robopref.policies.cpl import CPLSettings
+from robopref.policies.cpl_train import CPLTraining
 from robopref.policies.latent_env import (
     WIDEN_SCALE,
     WIDEN_SHARE,
@@ -54,8 +56,6 @@ from robopref.policies.latent_env import (
     LatentSource,
     PopulationGoals,
 )
-from robopref.policies.cpl import CPLSettings
-from robopref.policies.cpl_train import CPLTraining
 from robopref.policies.recipe import make_algo
 from robopref.policies.rollout import task_env
 from robopref.population import resolve_population

@@ -123,7 +123,9 @@ def test_foreign_and_other_schema_files_are_refused(small, tmp_path):
 def test_segments_carry_the_actions_that_led_through_them(small):
     """Each state's action, NaN only in an episode's last state; replaying a pair's recorded
     actions from its recorded states is what the behaviour did (the tip moves that way)."""
-    assert small.act_a.shape == (*small.obs_a.shape[:2], 4) and small.act_b.shape == small.act_a.shape
+    assert (
+        small.act_a.shape == (*small.obs_a.shape[:2], 4) and small.act_b.shape == small.act_a.shape
+    )
     last = small.meta["pool_index"]  # the pairs are the pool's; their episodes end at step 60
     assert len(last) == small.n_pairs
     finite = np.isfinite(small.act_a).all(-1)
