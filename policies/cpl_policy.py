@@ -60,6 +60,7 @@ def cpl_settings(options: TrainPolicyOptions) -> tuple[CPLSettings, CPLTraining]
     """The objective's and the optimisation's settings of ``options`` (checked)."""
     settings = CPLSettings(
         alpha=options.cpl_alpha,
+        gamma=options.cpl_gamma,
         conservative=options.cpl_conservative,
         bc_weight=options.cpl_bc_weight,
     )
@@ -68,6 +69,7 @@ def cpl_settings(options: TrainPolicyOptions) -> tuple[CPLSettings, CPLTraining]
         bc_steps=options.cpl_bc_steps,
         batch=options.cpl_batch,
         learning_rate=options.cpl_lr,
+        std=options.cpl_std,
     )
     return settings, training
 
@@ -169,6 +171,7 @@ def train_cpl_policy(options: TrainPolicyOptions) -> dict[str, Any]:
     from robopref.policies.train import save_policy
 
     dataset = check_cpl_options(options)
+    torch.set_num_threads(1)
     torch.manual_seed(options.seed)
     device = str(resolve_device(options.device))
     began = time.perf_counter()

@@ -53,16 +53,20 @@ class CPLTraining:
     bc_steps: int = 1000
     batch: int = 128
     learning_rate: float = 3e-4
-    #: the policy's log standard deviation is kept at or above this: CPL rewards certainty
-    #: about the preferred actions without bound, and a collapsing std makes the scores of
-    #: unseen actions explode
-    min_log_std: float = -2.5
+    #: the policy's action standard deviation, held fixed during training (0: learned).
+    #: Under a Gaussian policy a segment's score is minus the squared distance of its
+    #: actions from the policy's means over 2 std^2, so the std is CPL's temperature; learned,
+    #: it collapses (CPL rewards certainty about the preferred actions without bound) and the
+    #: scores of any other action explode.
+    std: float = 0.5
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.bc_steps < 0 or self.steps + self.bc_steps < 1:
             raise ValueError(
                 f"steps={self.steps} and bc_steps={self.bc_steps} must be >= 0, one positive"
             )
+        if self.std < 0:
+            raise ValueError(f"std={self.std} must be > 0 (fixed) or 0 (learned)")
         if self.batch < 1 or self.learning_rate <= 0:
             raise ValueError(f"batch={self.batch} and learning_rate={self.learning_rate} > 0")
 
@@ -139,9 +143,12 @@ def _batch(
     return torch.cat([obs, z], dim=-1), data.act[index], data.step_mask[index]
 
 
-def _clamp_std(policy: ActorCriticPolicy, minimum: float) -> None:
-    with torch.no_grad():
-        policy.log_std.clamp_(min=minimum)
+def _fix_std(policy: ActorCriticPolicy, std: float) -> None:
+    """Hold the policy's action std at ``std`` (0: leave it learned)."""
+    if std > 0:
+        with torch.no_grad():
+            policy.log_std.fill_(float(np.log(std)))
+        policy.log_std.requires_grad_(False)
 
 
 def train_cpl(
@@ -156,7 +163,9 @@ def train_cpl(
     """Train ``policy`` in place: BC pretraining, then CPL (module docstring), from step
     ``start`` (a resumed run). Returns the loss every 500 steps."""
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(policy.parameters(), lr=training.learning_rate)
+    _fix_std(policy, training.std)
+    trained = [p for p in policy.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trained, lr=training.learning_rate)
     answered = torch.nonzero(~torch.isnan(data.label)).flatten()
     if len(answered) == 0:
         raise ValueError("the dataset has no answered pair (every label is NaN): nothing to learn")
@@ -174,9 +183,8 @@ def train_cpl(
             loss = cpl_loss(log_probs[:, 0], log_probs[:, 1], data.label[answered[pick]], settings)
         optimizer.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         optimizer.step()
-        _clamp_std(policy, training.min_log_std)
         if (step + 1) % 500 == 0 or step + 1 == total:
             log.append(
                 {"step": step + 1, "loss": float(loss.detach()), "bc": step < training.bc_steps}

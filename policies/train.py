@@ -166,6 +166,7 @@ class TrainPolicyOptions:
         },
     )
     cpl_alpha: float = config_option(CPLSettings, "alpha", "CPL: temperature alpha of scores")
+    cpl_gamma: float = config_option(CPLSettings, "gamma", "CPL: discount over a segment")
     cpl_conservative: float = config_option(
         CPLSettings, "conservative", "CPL: weight lambda in (0, 1] of the dispreferred score"
     )
@@ -178,6 +179,9 @@ class TrainPolicyOptions:
     )
     cpl_batch: int = config_option(CPLTraining, "batch", "CPL: pairs per gradient step")
     cpl_lr: float = config_option(CPLTraining, "learning_rate", "CPL: Adam learning rate")
+    cpl_std: float = config_option(
+        CPLTraining, "std", "CPL: the policy's action std, fixed while training (0: learned)"
+    )
 
 
 def latent_env(

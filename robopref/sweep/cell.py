@@ -4,6 +4,10 @@
   that method's own policy, round after round), then ``robopref evaluate`` of its policy.
 * ``oracle``: ``robopref train-policy --oracle`` on the population's goals with the loop's
   ``steps``, then ``robopref evaluate``.
+* ``cpl``, ``cpl-plain``: ``robopref loop --methods vpl`` (the VPL loop's answers: the data
+  CPL is measured on; the loop's own final PPO policy is skipped, ``CPL_LOOP_STEPS``), then
+  ``robopref train-policy --method cpl`` on its answers, z from its VPL model (``cpl``) or
+  none (``cpl-plain``), then ``robopref evaluate``.
 
 Evaluation: ``EvaluateSettings`` new users (seed ``evaluate.seed + cell seed``: the same
 users and episodes for every method of a seed), ``queries`` active answers each for a
@@ -22,8 +26,12 @@ from typing import Any
 import numpy as np
 
 from robopref.files import write_json_atomic
-from robopref.sweep.grid import Cell
+from robopref.sweep.grid import CPL_METHODS, Cell
 
+#: the final PPO steps of a CPL cell's VPL loop: its policy is not used (one PPO update)
+CPL_LOOP_STEPS = 1
+#: the sweep file's ``cpl`` keys whose train-policy option is named otherwise (cpl_<key>)
+CPL_OPTION = {"learning_rate": "lr"}
 RESULT = "result.json"
 CELL = "cell.json"
 
@@ -42,22 +50,26 @@ def read_result(folder: Path, cell: Cell) -> dict[str, Any] | None:
     return result
 
 
-def _run_loop(cell: Cell, folder: Path) -> dict[str, Any]:
+def _run_loop(cell: Cell, folder: Path, method: str = "", **changes: Any) -> dict[str, Any]:
+    """The cell's loop of ``method`` (default: the cell's) with the options ``changes``."""
     from robopref.loop.run import LoopOptions, loop_command
 
+    method = method or cell.method
     out = folder / "loop"
     options = LoopOptions(
         env=cell.task, env_kwargs=list(cell.env_kwargs), population=cell.population,
-        methods=[cell.method], seed=cell.seed, out=str(out), workers=1,
-        resume=(out / "loop.json").exists(), progress=False, **cell.loop_options(),
+        methods=[method], seed=cell.seed, out=str(out), workers=1,
+        resume=(out / "loop.json").exists(), progress=False,
+        **{**cell.loop_options(), **changes},
     )  # fmt: skip
     loop_command(options)
     log = json.loads((out / "loop.json").read_text())
     last = log["history"][-1]
-    figures = last["methods"][cell.method]
+    figures = last["methods"][method]
     return {
-        "policy": str(out / f"policy_{cell.method}"),
-        "reward": str(out / f"{cell.method}.pt"),
+        "policy": str(out / f"policy_{method}"),
+        "reward": str(out / f"{method}.pt"),
+        "data": str(out / f"{method}.npz"),
         "answers_per_user": int(last["answers_per_user"]),
         "accuracy": figures.get("accuracy"),
         "ceiling": figures.get("ceiling"),
@@ -79,6 +91,25 @@ def _run_oracle(cell: Cell, folder: Path, device: str) -> dict[str, Any]:
         )
     )  # fmt: skip
     return {"policy": str(out), "reward": "", "answers_per_user": 0}
+
+
+def _run_cpl(cell: Cell, folder: Path, device: str) -> dict[str, Any]:
+    from robopref.policies.train import TrainPolicyOptions, train_policy_command
+
+    loop = _run_loop(cell, folder, "vpl", steps=CPL_LOOP_STEPS)
+    out = folder / f"policy_{cell.method}"
+    if not (out / "meta.json").is_file():
+        train_policy_command(
+            TrainPolicyOptions(
+                method="cpl", cpl_latent="none" if cell.method == "cpl-plain" else "vpl",
+                reward=loop["reward"], data=loop["data"], population=cell.population,
+                out=str(out), name=cell.method, seed=cell.seed, device=device,
+                eval_episodes=0, overwrite=True, progress=False,
+                **{f"cpl_{CPL_OPTION.get(k, k)}": v for k, v in cell.cpl},
+            )
+        )  # fmt: skip
+    # The loop's accuracy is its VPL model's: not a figure of the CPL policy.
+    return {**loop, "policy": str(out), "accuracy": None, "ceiling": None}
 
 
 def _evaluate(cell: Cell, folder: Path, policy: str, reward: str) -> dict[str, Any]:
@@ -135,8 +166,12 @@ def run_cell(cell_json: dict[str, Any], folder: str, device: str = "cpu") -> dic
         return existing
     write_json_atomic(root / CELL, cell.to_json())
     start = time.perf_counter()
-    oracle = cell.method == "oracle"
-    trained = _run_oracle(cell, root, device) if oracle else _run_loop(cell, root)
+    if cell.method == "oracle":
+        trained = _run_oracle(cell, root, device)
+    elif cell.method in CPL_METHODS:
+        trained = _run_cpl(cell, root, device)
+    else:
+        trained = _run_loop(cell, root)
     evaluated = _evaluate(cell, root, trained["policy"], trained["reward"])
     accuracy, ceiling = trained.get("accuracy"), trained.get("ceiling")
     metrics = {

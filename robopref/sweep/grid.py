@@ -6,11 +6,12 @@ The file (YAML) has exactly this schema::
     tasks:                            # env ids, or {id: ..., env_kwargs: [KEY=VALUE, ...]}
       - robopref/PlatePlacement-v0
     populations: [two-modes, modes]   # names or population files
-    methods: [vpl, btl, oracle]       # any of vpl, btl, dpl (the loop), oracle
+    methods: [vpl, btl, oracle]       # any of vpl, btl, dpl (the loop), oracle, cpl, cpl-plain
     seeds: [0, 1]
     options: {answers: 48}            # optional: robopref loop options for every cell
     grid: {decoder: [bilinear, mlp]}  # optional: loop options swept as more axes
     evaluate: {users: 20, queries: 4, episodes: 2, seed: 1000}   # optional
+    cpl: {steps: 6000, conservative: 0.5}   # optional: the cpl cells' CPLSettings/CPLTraining
     resources: {cpus: 1, gpus: 0}     # optional: what each cell asks Ray for
 
 Every key and every option name is checked (unknown ones are refused with the file and the
@@ -34,9 +35,12 @@ import yaml
 from robopref.loop.run import METHODS as LOOP_METHODS
 from robopref.loop.run import LoopOptions
 
-METHODS = (*LOOP_METHODS, "oracle")
+#: cpl / cpl-plain: the VPL loop's answers, then train-policy --method cpl (z from the loop's
+#: VPL model, or none), no reward and no RL for the policy (robopref.sweep.cell)
+CPL_METHODS = ("cpl", "cpl-plain")
+METHODS = (*LOOP_METHODS, "oracle", *CPL_METHODS)
 TOP_KEYS = ("name", "tasks", "populations", "methods", "seeds", "options", "grid", "evaluate",
-            "resources")  # fmt: skip
+            "resources", "cpl")  # fmt: skip
 #: loop options a cell sets itself
 SET_BY_SWEEP = ("env", "env_kwargs", "population", "methods", "seed", "out", "resume",
                 "overwrite", "progress", "workers")  # fmt: skip
@@ -78,6 +82,8 @@ class Cell:
     grid: tuple[tuple[str, Any], ...]
     evaluate: EvaluateSettings
     resources: Resources
+    #: CPL settings of a cpl / cpl-plain cell (fields of CPLSettings and CPLTraining)
+    cpl: tuple[tuple[str, Any], ...] = ()
 
     @property
     def name(self) -> str:
@@ -99,11 +105,11 @@ class Cell:
 
     def fingerprint(self) -> str:
         """A hash of everything that decides the cell's result (not its resources)."""
-        payload = json.dumps(
-            [self.task, self.env_kwargs, self.population, self.method, self.seed,
-             self.options, self.grid, dataclasses.asdict(self.evaluate)],
-            sort_keys=True, default=str,
-        )  # fmt: skip
+        parts = [self.task, self.env_kwargs, self.population, self.method, self.seed,
+                 self.options, self.grid, dataclasses.asdict(self.evaluate)]  # fmt: skip
+        if self.cpl:  # absent before CPL: earlier cells keep their fingerprints
+            parts.append(self.cpl)
+        payload = json.dumps(parts, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def to_json(self) -> dict[str, Any]:
@@ -119,6 +125,7 @@ class Cell:
             "grid": dict(self.grid),
             "evaluate": dataclasses.asdict(self.evaluate),
             "resources": dataclasses.asdict(self.resources),
+            "cpl": dict(self.cpl),
             "fingerprint": self.fingerprint(),
         }
 
@@ -129,7 +136,7 @@ class Cell:
             data["task"], tuple(data["env_kwargs"]), data["population"], data["method"],
             int(data["seed"]), tuple(sorted(data["options"].items())),
             tuple(data["grid"].items()), EvaluateSettings(**data["evaluate"]),
-            Resources(**data["resources"]),
+            Resources(**data["resources"]), tuple(sorted((data.get("cpl") or {}).items())),
         )  # fmt: skip
 
 
@@ -198,6 +205,26 @@ def _settings(path: Path, data: dict, key: str, kind: type) -> Any:
     return kind(**value)
 
 
+def _cpl(path: Path, data: dict, methods: list[str]) -> tuple[tuple[str, Any], ...]:
+    """The ``cpl`` settings, checked by building the configs they set."""
+    from robopref.policies.cpl import CPLSettings
+    from robopref.policies.cpl_train import CPLTraining
+
+    value = data.get("cpl") or {}
+    objective = {f.name for f in dataclasses.fields(CPLSettings)}
+    training = {f.name for f in dataclasses.fields(CPLTraining)}
+    if not isinstance(value, dict) or set(value) - objective - training:
+        raise _fail(path, f"'cpl' takes {sorted(objective | training)}: got {value}")
+    if value and not set(methods) & set(CPL_METHODS):
+        raise _fail(path, f"'cpl' sets the cells of {list(CPL_METHODS)}: none is in methods")
+    try:
+        CPLSettings(**{k: v for k, v in value.items() if k in objective})
+        CPLTraining(**{k: v for k, v in value.items() if k in training})
+    except (TypeError, ValueError) as error:
+        raise _fail(path, f"cpl: {error}") from error
+    return tuple(sorted(value.items()))
+
+
 def load_sweep(path: str | Path) -> Sweep:
     """Parse and check a sweep file (module docstring) and expand its cells."""
     path = Path(path)
@@ -231,6 +258,7 @@ def load_sweep(path: str | Path) -> Sweep:
     resources = _settings(path, data, "resources", Resources)
     if resources.cpus <= 0 or resources.gpus < 0:
         raise _fail(path, f"resources {resources}: cpus must be > 0 and gpus >= 0")
+    cpl = _cpl(path, data, methods)
     combos = [tuple(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
     cells = [
         Cell(
@@ -243,6 +271,7 @@ def load_sweep(path: str | Path) -> Sweep:
             combo,
             evaluate,
             resources,
+            cpl if method in CPL_METHODS else (),
         )  # fmt: skip
         for (task, kwargs), population, combo, seed, method in itertools.product(
             tasks, populations, combos, seeds, methods

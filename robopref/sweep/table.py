@@ -8,7 +8,9 @@ One row per task, population, swept options and method, over the sweep's seeds:
   evaluated on the same users, see :class:`robopref.sweep.grid.EvaluateSettings`);
 * **accuracy / ceiling**: the reward model's held-out pairwise accuracy as a fraction of the
   Bayes ceiling (the loop's last held-out check; not for the oracle, which has no model);
-* **answers per user** the method's training users gave.
+* **answers per user** the method's training users gave;
+* **wall s**: the cell's own wall time (training and evaluation; a CPL cell includes the VPL
+  loop that gathered its answers, less that loop's final PPO policy).
 
 Each figure is the mean over seeds with a 95% Student-t interval (``mean ± t * sd /
 sqrt(n)``; one seed: no interval). Failed or unfinished cells are left out and counted.
@@ -32,7 +34,7 @@ from robopref.sweep.run import RESULTS_JSON
 #: two-sided 95% Student-t quantiles by degrees of freedom (above 30: the normal's)
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
          9: 2.262, 10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}  # fmt: skip
-METHOD_ORDER = ("vpl", "dpl", "btl", "oracle")
+METHOD_ORDER = ("vpl", "dpl", "cpl", "btl", "cpl-plain", "oracle")
 
 
 def t_quantile(df: int) -> float:
@@ -115,6 +117,7 @@ def benchmark_rows(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]],
                 v is not None for v in of_ceiling) else None,
             "answers_per_user": None if method == "oracle" else mean_ci(
                 [m.get("answers_per_user") for m in metrics]),  # the oracle asks nobody
+            "wall_s": mean_ci([c.get("wall_s") for c in cells]),
         })  # fmt: skip
     order = {m: i for i, m in enumerate(METHOD_ORDER)}
     rows.sort(key=lambda r: (r["task"], r["env_kwargs"], r["population"], r["grid"],
@@ -135,8 +138,8 @@ def markdown_table(rows: list[dict[str, Any]], left_out: int) -> str:
     """The rows as a Markdown table, with a line on the seeds and the interval."""
     lines = [
         "| task | population | method | seeds | success | success per group | win rate vs BTL "
-        "| accuracy / ceiling | answers per user |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| accuracy / ceiling | answers per user | wall s |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
         task = row["task"] + (f" ({row['env_kwargs']})" if row["env_kwargs"] else "")
@@ -145,7 +148,8 @@ def markdown_table(rows: list[dict[str, Any]], left_out: int) -> str:
         lines.append(
             f"| {task} | {population} | {row['method'].upper()} | {len(row['seeds'])} "
             f"| {_cell(row['success'])} | {groups} | {_cell(row['win_rate_vs_btl'])} "
-            f"| {_cell(row['accuracy_of_ceiling'])} | {_cell(row['answers_per_user'], 0)} |"
+            f"| {_cell(row['accuracy_of_ceiling'])} | {_cell(row['answers_per_user'], 0)} "
+            f"| {_cell(row['wall_s'], 0)} |"
         )
     lines.append("")
     lines.append("Mean over seeds ± the half-width of the 95% Student-t interval.")

@@ -26,9 +26,10 @@ def _file(tmp_path: Path, **changes) -> Path:
         "name": "tiny",
         "tasks": ["robopref/PlatePlacement-v0"],
         "populations": ["two-modes"],
-        "methods": ["vpl", "btl"],
+        "methods": ["vpl", "btl", "cpl"],
         "seeds": [0],
         "options": TINY,
+        "cpl": {"steps": 20, "bc_steps": 10, "batch": 16},
         "evaluate": {"users": 3, "queries": 2, "episodes": 1},
         **changes,
     }
@@ -48,15 +49,21 @@ def finished(tmp_path_factory) -> tuple[Path, Path, list]:
 
 def test_a_tiny_sweep_writes_results_and_a_table(finished, capsys):
     _, out, records = finished
-    assert [r["status"] for r in records] == ["done", "done"]
+    assert [r["status"] for r in records] == ["done", "done", "done"]
     results = json.loads((out / "results.json").read_text())["cells"]
-    assert {r["cell"]["method"] for r in results} == {"vpl", "btl"}
+    assert {r["cell"]["method"] for r in results} == {"vpl", "btl", "cpl"}
     csv_lines = (out / "results.csv").read_text().splitlines()
-    assert len(csv_lines) == 3 and "success" in csv_lines[0]
+    assert len(csv_lines) == 4 and "success" in csv_lines[0]
     for record in results:
         metrics = record["metrics"]
         assert 0.0 <= metrics["success"] <= 1.0 and metrics["answers_per_user"] == 7
-        assert 0.0 < metrics["accuracy_of_ceiling"] <= 1.5
+        if record["cell"]["method"] == "cpl":  # its VPL model's accuracy is not the policy's
+            assert metrics["accuracy_of_ceiling"] is None
+            cpl_folder = out / "cells" / record["cell"]["name"]
+            meta = json.loads((cpl_folder / "policy_cpl" / "meta.json").read_text())
+            assert meta["method"] == "cpl" and meta["steps"] == 30  # the sweep's cpl settings
+        else:
+            assert 0.0 < metrics["accuracy_of_ceiling"] <= 1.5
     assert table_command(TableOptions(sweep=str(out))) == 0
     table = (out / "table.md").read_text()
     assert "| PlatePlacement-v0 | two-modes | VPL | 1 |" in table
@@ -64,6 +71,9 @@ def test_a_tiny_sweep_writes_results_and_a_table(finished, capsys):
     rows, left_out = benchmark_rows(load_cells(out))
     vpl = next(r for r in rows if r["method"] == "vpl")
     assert left_out == 0 and vpl["win_rate_vs_btl"][2] == 1  # paired with BTL's episodes
+    cpl = next(r for r in rows if r["method"] == "cpl")
+    assert cpl["win_rate_vs_btl"][2] == 1 and cpl["wall_s"][0] > 0
+    assert "| PlatePlacement-v0 | two-modes | CPL | 1 |" in table
 
 
 def test_a_resumed_sweep_skips_finished_cells(finished, capsys, monkeypatch):
@@ -75,8 +85,8 @@ def test_a_resumed_sweep_skips_finished_cells(finished, capsys, monkeypatch):
 
     monkeypatch.setattr(ray, "init", no_ray)
     records = run_sweep(load_sweep(path), out)
-    assert [r["status"] for r in records] == ["done", "done"]
-    assert "2 finished, 0 to run" in capsys.readouterr().out
+    assert [r["status"] for r in records] == ["done", "done", "done"]
+    assert "3 finished, 0 to run" in capsys.readouterr().out
 
 
 def test_a_changed_cell_is_refused_not_overwritten(finished, tmp_path):
