@@ -30,11 +30,13 @@ from torch.nn import functional
 
 @dataclass(frozen=True)
 class CPLSettings:
-    """The objective's constants (the paper's defaults for its MetaWorld runs)."""
+    """The objective's constants: the paper's alpha and gamma for its MetaWorld runs; the
+    conservative weight 0.5 (the paper's range), which on PlatePlacement's loop answers kept
+    the policy's motions where lambda = 1 pushed them to the action bounds (README, CPL)."""
 
     alpha: float = 0.1
     gamma: float = 1.0
-    conservative: float = 1.0
+    conservative: float = 0.5
     bc_weight: float = 0.0
 
     def __post_init__(self) -> None:
