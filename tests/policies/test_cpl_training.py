@@ -19,6 +19,7 @@ from robopref.policies.checkpoint import load_policy, read_meta
 from robopref.policies.cpl import CPLSettings
 from robopref.policies.cpl_train import CPLData, CPLTraining, train_cpl
 from robopref.policies.train import TrainPolicyOptions, train_policy
+from robopref.policy_video import VideoOptions, load_policies
 
 STEPS, USERS, PAIRS = 4, 40, 30
 
@@ -115,6 +116,10 @@ def test_train_policy_cpl_writes_a_policy_evaluate_serves(
     asked = [r for r in result["episodes"] if r["policy"] == "cpl"]
     assert all(r["queries"] == 4 and len(r["asked"]) == 4 for r in asked)
     assert all(r["queries"] is None for r in result["episodes"] if r["policy"] == "cpl-plain")
+    videos = load_policies(
+        VideoOptions(policy=str(tmp_path / "cpl"), reward=str(tiny_vpl_features))
+    )
+    assert [title for title, _, _ in videos] == ["CPL personalized"]
 
 
 def _version_one(data: Path, out: Path) -> Path:
