@@ -143,7 +143,9 @@ class TrainPolicyOptions:
     eval_every: int = field(default=50_000, metadata={"help": "steps between evaluations"})
     eval_episodes: int = field(
         default=20,
-        metadata={"help": "new users (one episode each) per evaluation, as robopref evaluate"},
+        metadata={
+            "help": "new users (one episode each) per evaluation, as robopref evaluate (0: none)"
+        },
     )
     checkpoint_every: int = field(
         default=25_000, metadata={"help": "steps between checkpoints (0: none by steps)"}
@@ -465,7 +467,8 @@ def learn(
                 f"interrupted at step {model.num_timesteps}; saved {out}/checkpoint.zip: "
                 "continue with the same command and --resume"
             ) from error
-    evaluation.evaluate(model)
+    if options.eval_episodes > 0:  # 0: no held-out check (it would draw no users)
+        evaluation.evaluate(model)
 
 
 def _close(venv: VecEnv) -> None:

@@ -129,6 +129,9 @@ def test_train_smoke_resume_and_refusal(
         train_policy(TrainPolicyOptions(steps=steps, resume=True, **other))
     assert read_meta(out)["reward_fingerprint"] == policy.meta["reward_fingerprint"]
     assert read_meta(out)["set_down"] == PLACE  # the default: evaluate rebuilds that env
+    if algo == "ppo":  # --eval-episodes 0: no held-out check, and no crash drawing no users
+        quiet = {**common, "eval_episodes": 0, "out": str(tmp_path / "quiet")}
+        assert train_policy(TrainPolicyOptions(steps=steps // 2, **quiet))["history"] == []
 
 
 def test_eval_env_applies_the_policys_set_down(tiny_vpl: Path) -> None:
