@@ -33,6 +33,8 @@ def _file(tmp_path: Path, **changes) -> Path:
         "evaluate": {"users": 3, "queries": 2, "episodes": 1},
         **changes,
     }
+    if "cpl" not in data["methods"] and "cpl" not in changes:  # refused without a cpl cell
+        del data["cpl"]
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -122,6 +124,9 @@ def test_a_failing_cell_is_retried_once_and_reported(tmp_path, capsys):
         ({"colour": "red"}, "unknown keys"),
         ({"seeds": []}, "non-empty list"),
         ({"grid": {"decoder": "mlp"}}, "non-empty list of values"),
+        ({"cpl": {"stepz": 3}}, "'cpl' takes"),
+        ({"cpl": {"conservative": 2.0}}, "cpl: conservative=2.0"),
+        ({"methods": ["vpl"], "cpl": {"steps": 3}}, "none is in methods"),
     ],
 )
 def test_bad_sweep_files_are_refused_before_anything_runs(tmp_path, changes, message):
@@ -131,7 +136,7 @@ def test_bad_sweep_files_are_refused_before_anything_runs(tmp_path, changes, mes
 
 def test_grid_axes_multiply_the_cells(tmp_path):
     sweep = load_sweep(_file(tmp_path, grid={"decoder": ["bilinear", "mlp"]}, seeds=[0, 1]))
-    assert len(sweep.cells) == 2 * 2 * 2
+    assert len(sweep.cells) == 2 * 2 * 3
     assert "PlatePlacement-two-modes-vpl-s1-decoder=mlp" in {c.name for c in sweep.cells}
 
 
