@@ -124,14 +124,14 @@ def _latents(
 ) -> tuple[PreferenceDataset, np.ndarray, RewardModel | None]:
     """The training users' pairs, their latents ``(U, R, Z)`` and the reward model (None for
     the plain baseline). The reward checkpoint's own test users, if it kept any, are left
-    out, as train-policy's RL policies do."""
+    out, as train-policy's RL policies do; otherwise every user trains (a loop's model keeps
+    none back: its held-out check draws new users)."""
     if options.cpl_latent == "none":
         return dataset, plain_latents(dataset.n_users), None
+    from robopref.policies.train import without_reward_test_users
+
     model = load_reward_model(options.reward, device="cpu")
-    split = load_payload(options.reward).get("split") or {}
-    if split.get("test_users") and split.get("n_users") == dataset.n_users:
-        test = np.array(sorted(split["test_users"]), dtype=np.int64)
-        dataset = dataset.subset_users(np.setdiff1d(np.arange(dataset.n_users), test))
+    dataset = without_reward_test_users(options.reward, dataset) or dataset
     view = reward_view(dataset, reward_input(model))
     means, owners = few_shot_means(model, view, seed=options.seed)
     return dataset, training_latents(means, owners, dataset.n_users), model

@@ -30,7 +30,7 @@ group: the dataset's hidden fields are never touched.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -231,6 +231,4 @@ def training_latents(means: np.ndarray, owners: np.ndarray, n_users: int) -> np.
 
 def describe(settings: CPLSettings, training: CPLTraining, latent: str) -> dict[str, Any]:
     """What a CPL policy's ``meta.json`` records of how it was trained."""
-    from dataclasses import asdict
-
     return {"latent": latent, "objective": asdict(settings), "training": asdict(training)}

@@ -219,6 +219,17 @@ def build_vec_env(factories: list[Any], subproc: bool, seed: int) -> VecEnv:
     return venv
 
 
+def without_reward_test_users(reward: str, dataset: PreferenceDataset) -> PreferenceDataset | None:
+    """``dataset`` less the users the reward checkpoint ``reward`` kept back as its test users
+    (a policy trains on the reward model's training users only); None when the checkpoint
+    recorded no split of this dataset."""
+    split = load_payload(reward).get("split") or {}
+    if not (split.get("test_users") and split.get("n_users") == dataset.n_users):
+        return None
+    test = np.array(sorted(split["test_users"]), dtype=np.int64)
+    return dataset.subset_users(np.setdiff1d(np.arange(dataset.n_users), test))
+
+
 def _users(options: TrainPolicyOptions, model: RewardModel) -> LatentSource:
     """The training users' latents (the reward checkpoint's test users left out, else a
     ``val_fraction`` split of ``--data``). Their goals are not read: the training envs keep
@@ -227,11 +238,8 @@ def _users(options: TrainPolicyOptions, model: RewardModel) -> LatentSource:
         PreferenceDataset.load(options.data, expected_env=model.meta.get("env_id")),
         reward_input(model),
     )
-    split = load_payload(options.reward).get("split") or {}
-    if split.get("test_users") and split.get("n_users") == dataset.n_users:
-        test = np.array(sorted(split["test_users"]), dtype=np.int64)
-        train = dataset.subset_users(np.setdiff1d(np.arange(dataset.n_users), test))
-    else:
+    train = without_reward_test_users(options.reward, dataset)
+    if train is None:
         train, _ = dataset.split_users(options.val_fraction, 0)
     if options.latent_source == "few-shot":
         means, _ = few_shot_means(model, train, seed=options.seed)
