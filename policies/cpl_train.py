@@ -30,7 +30,7 @@ group: the dataset's hidden fields are never touched.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -95,6 +95,10 @@ class CPLData:
         """Number of pairs P."""
         return int(self.label.shape[0])
 
+    def to(self, device: torch.device | str) -> CPLData:
+        """The same tensors on ``device`` (the policy's: ``--device cuda`` trains there)."""
+        return CPLData(*(getattr(self, f.name).to(device) for f in fields(self)))
+
 
 def check_actions(dataset: PreferenceDataset, source: str) -> None:
     """Refuse a dataset whose segments carry no recorded actions, naming the fix."""
@@ -141,6 +145,7 @@ def _batch(
     """Observations ⊕ the answering user's z (one of its latent rows, drawn), actions, mask."""
     users = data.user[index]
     rows = torch.randint(data.latents.shape[1], (len(index),), generator=generator)
+    rows = rows.to(users.device)
     z = data.latents[users, rows]  # (B, Z)
     obs = data.obs[index]
     z = z[:, None, None, :].expand(*obs.shape[:-1], z.shape[-1])
@@ -166,7 +171,8 @@ def train_cpl(
 ) -> list[dict[str, float]]:
     """Train ``policy`` in place: BC pretraining, then CPL (module docstring), from step
     ``start`` (a resumed run). Returns the loss every 500 steps."""
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # on the CPU: the same draws on any device
+    data = data.to(policy.device)
     _fix_std(policy, training.std)
     trained = [p for p in policy.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trained, lr=training.learning_rate)
@@ -179,6 +185,7 @@ def train_cpl(
     for step in tqdm(range(start, total), desc="cpl", initial=start, total=total,
                      disable=not progress):  # fmt: skip
         pick = torch.randint(len(answered), (training.batch,), generator=generator)
+        pick = pick.to(answered.device)
         obs, act, mask = _batch(data, answered[pick], generator)
         log_probs = step_log_probs(policy, obs, act, mask)  # (B, 2, T)
         if step < training.bc_steps:
@@ -202,6 +209,7 @@ def preference_accuracy(
 ) -> float:
     """Share of decided answers (label not 0.5 or NaN) whose preferred segment the policy
     scores higher, each pair under its user's all-answers latent: CPL's own training fit."""
+    data = data.to(policy.device)
     decided = torch.nonzero(~torch.isnan(data.label) & (data.label != 0.5)).flatten()
     if len(decided) == 0:
         return float("nan")
