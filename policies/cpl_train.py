@@ -139,17 +139,19 @@ def step_log_probs(
     return log_prob * mask
 
 
+def _with_z(obs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """``obs`` ``(B, 2, T, O)`` with each pair's ``z`` ``(B, Z)`` appended to every step."""
+    return torch.cat([obs, z[:, None, None, :].expand(*obs.shape[:-1], z.shape[-1])], dim=-1)
+
+
 def _batch(
     data: CPLData, index: torch.Tensor, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Observations ⊕ the answering user's z (one of its latent rows, drawn), actions, mask."""
     users = data.user[index]
     rows = torch.randint(data.latents.shape[1], (len(index),), generator=generator)
-    rows = rows.to(users.device)
-    z = data.latents[users, rows]  # (B, Z)
-    obs = data.obs[index]
-    z = z[:, None, None, :].expand(*obs.shape[:-1], z.shape[-1])
-    return torch.cat([obs, z], dim=-1), data.act[index], data.step_mask[index]
+    z = data.latents[users, rows.to(users.device)]  # (B, Z)
+    return _with_z(data.obs[index], z), data.act[index], data.step_mask[index]
 
 
 def _fix_std(policy: ActorCriticPolicy, std: float) -> None:
@@ -216,11 +218,8 @@ def preference_accuracy(
     correct = 0
     with torch.no_grad():
         for chunk in decided.split(1024):
-            z = data.latents[data.user[chunk], -1]
-            obs = data.obs[chunk]
-            z = z[:, None, None, :].expand(*obs.shape[:-1], z.shape[-1])
-            lp = step_log_probs(policy, torch.cat([obs, z], -1), data.act[chunk],
-                                data.step_mask[chunk])  # fmt: skip
+            obs = _with_z(data.obs[chunk], data.latents[data.user[chunk], -1])
+            lp = step_log_probs(policy, obs, data.act[chunk], data.step_mask[chunk])
             score = settings.alpha * lp.sum(-1)
             correct += int(((score[:, 0] > score[:, 1]) == (data.label[chunk] > 0.5)).sum())
     return correct / len(decided)
