@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import math
 import sys
 import types
 import typing
@@ -120,6 +121,21 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _finite_float(text: str) -> float:
+    """A float option's value: NaN and infinity are refused by argparse (exit 2) by name."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _argument_type(kind: type) -> typing.Callable[[str], typing.Any]:
+    return _finite_float if kind is float else kind
+
+
 def add_dataclass_arguments(parser: argparse.ArgumentParser, options_type: type) -> None:
     """Add one ``--flag`` per dataclass field (``snake_case`` becomes ``--kebab-case``)."""
     hints = typing.get_type_hints(options_type)
@@ -147,16 +163,19 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, options_type: type)
             (item,) = set(typing.get_args(kind)) - {Ellipsis}
             parser.add_argument(
                 flag,
-                type=item,
+                type=_argument_type(item),
                 nargs="+",
                 default=default,
                 help=f"{help_text} (default: {default})",
             )
         elif default is dataclasses.MISSING:  # a field without a default: a required flag
-            parser.add_argument(flag, type=kind, required=True, help=help_text)
+            parser.add_argument(flag, type=_argument_type(kind), required=True, help=help_text)
         else:
             parser.add_argument(
-                flag, type=kind, default=default, help=f"{help_text} (default: {default})"
+                flag,
+                type=_argument_type(kind),
+                default=default,
+                help=f"{help_text} (default: {default})",
             )
 
 
@@ -212,12 +231,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     loaded = importlib.import_module(module)
     options_type = getattr(loaded, options_name)
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(options_type)}
+    options = options_type(**values)
     try:
-        result = getattr(loaded, function_name)(options_type(**values))
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        result = getattr(loaded, function_name)(options)
+    except KeyboardInterrupt:
+        print(f"robopref {name}: interrupted{resume_hint(options)}", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as error:  # OSError: FileNotFound, read-only, ...
         print(f"robopref {name}: error: {error}", file=sys.stderr)
         return 2
     return result if isinstance(result, int) else 0  # a command may return a report
+
+
+def resume_hint(options: object) -> str:
+    """What to say after Ctrl-C: how to continue, for a command that can resume."""
+    if not hasattr(options, "resume"):
+        return " (nothing was left half-written: outputs are written atomically)"
+    out = getattr(options, "out", None)
+    where = f" from what it saved in {out}" if out else ""
+    return f": continue with the same command and --resume{where}"
 
 
 if __name__ == "__main__":
