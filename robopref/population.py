@@ -32,13 +32,19 @@ A population file (YAML or JSON) has exactly this schema::
     gamma: 1.0                   #   beta, gamma, mistake, skip_threshold, equal_threshold,
                                  #   soft, position_bias, both_orders
 
-Unknown keys, goals outside the env's ``goal_space``, weights that do not sum to one and
-bad values are refused with a ``ValueError`` naming the file, the line and the fix.
+Numbers are read as YAML 1.2 reads them, so scientific notation (``1e3``, ``1e-300``) is a
+number, not a string. Unknown keys, goals outside the env's ``goal_space``, weights that do
+not sum to one, NaN, infinities (only ``beta: .inf`` is meaningful: a perfectly rational
+user), numbers beyond :data:`LARGEST` in size (they overflow the users' rewards) and other
+bad values are refused with a ``ValueError`` naming the file, the line and the fix; so is
+a file that is not YAML/JSON text (an image, a folder).
 """
 
 from __future__ import annotations
 
 import difflib
+import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -124,6 +130,26 @@ NAMED_POPULATIONS: dict[str, dict[str, dict[str, Any] | None]] = {
     },
 }
 _BOOL_KEYS = {"soft", "both_orders"}
+#: the largest size of a number a population file may hold (beyond it the users' rewards
+#: overflow: ``norm_weight: 1.0e+308`` makes every return infinite)
+LARGEST = 1e6
+#: the only keys whose infinity means something: ``beta: .inf`` is a perfectly rational user
+_INFINITE_OK = {"beta"}
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's floats: ``1e3`` and ``1e-300`` are numbers.
+
+    YAML 1.1 (PyYAML) needs a dot and a signed exponent (``1.0e+3``), so it reads ``1e3`` as
+    the string ``'1e3'``; YAML 1.2, JSON and every other reader take it for a float.
+    """
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
 
 
 @dataclass(frozen=True)
@@ -150,8 +176,17 @@ class Population:
     def __post_init__(self) -> None:
         if bool(self.modes) == (self.low is not None):
             raise ValueError("a Population has either modes or a continuous low/high box")
-        if self.modes and abs(sum(w for _, w in self.modes) - 1.0) > 1e-6:
-            raise ValueError(f"mode weights {[w for _, w in self.modes]} must sum to one")
+        weights = [w for _, w in self.modes]
+        if not all(math.isfinite(w) and w > 0 for w in weights):
+            raise ValueError(f"mode weights {weights} must be positive finite numbers")
+        # written so that a NaN sum fails too (NaN compares False with everything)
+        if self.modes and not abs(sum(weights) - 1.0) <= 1e-6:
+            raise ValueError(f"mode weights {weights} must sum to one")
+        if not (math.isfinite(self.norm_weight) and 0.0 <= self.norm_weight <= LARGEST):
+            raise ValueError(f"norm_weight={self.norm_weight} must be a number in [0, {LARGEST:g}]")
+        goals = [g for g, _ in self.modes] + [b for b in (self.low, self.high) if b is not None]
+        if not all(np.all(np.isfinite(g)) for g in goals):
+            raise ValueError("a Population's goals (or its low/high box) must be finite numbers")
 
     @property
     def n_groups(self) -> int:
@@ -280,13 +315,57 @@ def _check_keys(source: _Source, items: dict, allowed: Sequence[str], what: str)
 
 
 def _number(source: _Source, node: yaml.Node, key: str) -> float:
+    """A finite number of sane size (``beta`` may also be ``.inf``), or a ``ValueError``."""
     value = _value(node)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise source.error(node, f"{key} is {value!r}, not a number", f"give {key} a number")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float
+        number = math.inf if value > 0 else -math.inf
+    if math.isnan(number):
+        raise source.error(
+            node, f"{key} is NaN (.nan), not a number", f"give {key} a finite number"
+        )
+    if math.isinf(number) and not (key in _INFINITE_OK and number > 0):
+        raise source.error(
+            node,
+            f"{key} is {_shown(node)}, not a finite number",
+            f"give {key} a finite number (of size at most {LARGEST:g})",
+        )
+    if math.isfinite(number) and abs(number) > LARGEST and key not in _INFINITE_OK:
+        raise source.error(
+            node,
+            f"{key} is {_shown(node)}, too large: the users' rewards would overflow",
+            f"give {key} a number of size at most {LARGEST:g}",
+        )
+    return number
+
+
+def _shown(node: yaml.Node) -> str:
+    """A scalar as the file writes it, shortened when long."""
+    text = str(node.value)
+    return text if len(text) <= 24 else f"{text[:12]}...({len(text)} characters)"
+
+
+def _finite_numbers(source: _Source, node: yaml.Node, what: str) -> None:
+    """Refuse NaN, infinities and overflowing numbers anywhere inside ``node`` (a goal)."""
+    if isinstance(node, yaml.SequenceNode | yaml.MappingNode):
+        children = node.value if isinstance(node, yaml.SequenceNode) else [v for _, v in node.value]
+        for child in children:
+            _finite_numbers(source, child, what)
+        return
+    value = _value(node)
+    if isinstance(value, float) and not (math.isfinite(value) and abs(value) <= LARGEST):
+        raise source.error(
+            node,
+            f"{what} holds {_shown(node)}, not a finite number",
+            f"give {what} finite numbers inside the env's goal_space",
+        )
 
 
 def _goal(source: _Source, node: yaml.Node, env: gym.Env, what: str) -> np.ndarray:
+    _finite_numbers(source, node, what)
     value = _value(node)
     try:
         goal = env.unwrapped.validate_goal(value)
@@ -345,6 +424,7 @@ def _bound(source: _Source, node: yaml.Node, env: gym.Env, what: str) -> np.ndar
     space = env.unwrapped.goal_space
     if getattr(space, "feasible", None) is None:
         return _goal(source, node, env, what)
+    _finite_numbers(source, node, what)
     value = _value(node)
     try:
         corner = np.asarray(value, dtype=np.float64).reshape(-1)
@@ -444,19 +524,33 @@ def parse_population(root: yaml.Node | None, env: gym.Env, where: str) -> Popula
 
 def population_from_dict(data: dict[str, Any], env: gym.Env, name: str = "<dict>") -> Population:
     """A population from a Python dict in the file schema (validated the same way)."""
-    return parse_population(yaml.compose(yaml.safe_dump(data)), env, name)
+    return parse_population(yaml.compose(yaml.safe_dump(data), Loader=_Loader), env, name)
 
 
 def load_population(path: str | Path, env: gym.Env) -> Population:
     """Read a YAML or JSON population file (see the module doc) for ``env``."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(
+            f"population {path} is a folder, not a file: pass a population YAML/JSON file "
+            f"(or a name: {', '.join(POPULATION_NAMES)})"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"population file {path} does not exist: check the path")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        text = "\0"  # not UTF-8: binary, refused below
+    if "\0" in text:
+        raise ValueError(
+            f"population {path} is not a YAML text file (it holds binary data: an image? an "
+            "archive?): pass a population YAML/JSON file (see the README for the schema) or "
+            f"a name ({', '.join(POPULATION_NAMES)})"
+        )
     if path.suffix.lower() == ".json":
         text = text.replace("\t", " ")  # JSON allows tabs as whitespace; YAML does not
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f", line {mark.line + 1}" if mark is not None else ""

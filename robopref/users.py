@@ -251,10 +251,13 @@ class LabelModel:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.beta > 0, "beta must be > 0 (inf: perfectly rational)"),
+            (self.beta > 0, "beta must be > 0, not NaN (inf: perfectly rational)"),
             (0.0 < self.gamma <= 1.0, "gamma (myopia) must lie in (0, 1]; 1 means none"),
             (0.0 <= self.mistake <= 0.5, "mistake must lie in [0, 0.5]"),
-            (self.equal_threshold >= 0.0, "equal_threshold must be >= 0"),
+            (
+                0.0 <= self.equal_threshold < np.inf,
+                "equal_threshold must be a finite number >= 0",
+            ),
             (0.0 <= self.position_bias < 1.0, "position_bias must lie in [0, 1)"),
             (
                 self.skip_threshold is None or np.isfinite(self.skip_threshold),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import textwrap
 from pathlib import Path
@@ -210,3 +211,81 @@ def test_the_shipped_population_files_load_for_their_task(path, plate_env, block
     assert len(users) == 4
     if path.name == "plate_four_corners.yaml":  # one user per corner
         assert sorted(u.group for u in users) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ("modes:\n  - {goal: [0.2, 0.1]}\nnorm_weight: .nan\n", 3, "norm_weight is NaN"),
+        ("modes:\n  - {goal: [0.2, 0.1]}\nnorm_weight: .inf\n", 3, "not a finite number"),
+        ("modes:\n  - {goal: [0.2, 0.1]}\nnorm_weight: -.inf\n", 3, "not a finite number"),
+        ("modes:\n  - {goal: [0.2, 0.1]}\nnorm_weight: 1.0e+308\n", 3, "would overflow"),
+        ("modes:\n  - {goal: [0.2, 0.1]}\nnorm_weight: 1" + "0" * 400 + "\n", 3, "finite"),
+        ("modes:\n  - {goal: [0.2, 0.1], weight: .nan}\n", 2, "weight is NaN"),
+        ("modes:\n  - {goal: [0.2, 0.1]}\n  - {goal: [0.2, 0], weight: .nan}\n", 3, "NaN"),
+        ("modes:\n  - {goal: [0.2, 0.1]}\nbeta: .nan\n", 3, "beta is NaN"),
+        ("modes:\n  - {goal: [0.2, 0.1]}\ngamma: .nan\n", 3, "gamma is NaN"),
+        ("modes:\n  - {goal: [0.2, 0.1]}\nequal_threshold: .inf\n", 3, "not a finite"),
+        ("modes:\n  - {goal: [0.2, 0.1]}\nskip_threshold: .nan\n", 3, "NaN"),
+        ("modes:\n  - {goal: [.nan, 0.1]}\n", 2, "goal holds .nan"),
+        ("continuous: {low: [-.inf, 0], high: [0.1, 0.1]}\n", 1, "low holds -.inf"),
+        ('{"modes": [{"goal": [0.2, 0.1], "weight": NaN}]}\n', 1, "not a number"),
+    ],
+)
+def test_nan_inf_and_overflowing_numbers_are_refused_with_line_and_fix(
+    tmp_path, plate_env, text, line, words
+):
+    path = write(tmp_path, text)
+    with pytest.raises(ValueError, match=f"line {line}\\b") as caught:
+        load_population(path, plate_env)
+    message = str(caught.value)
+    assert words in message and "fix:" in message and str(path) in message
+    assert len(message) < 400  # a 400-digit number is shortened
+
+
+def test_scientific_notation_is_a_number(tmp_path, plate_env):
+    """YAML 1.1 (PyYAML) reads 1e3 as a string; population files read it as YAML 1.2 does."""
+    text = (
+        "modes:\n  - {goal: [2e-1, 1E-1], weight: 1e-300}\n  - {goal: [0.2, -0.1], weight: 1}\n"
+        "beta: 1e3\nnorm_weight: 3e0\nequal_threshold: 1.5e-2\n"
+    )
+    population = load_population(write(tmp_path, text), plate_env)
+    assert population.label_model.beta == 1000.0
+    assert population.norm_weight == 3.0 and population.label_model.equal_threshold == 0.015
+    assert [w for _, w in population.modes] == [1e-300, 1.0]
+    assert population.modes[0][0].tolist() == [0.2, 0.1]
+    # a string stays a string: quoted scientific notation is still refused by name
+    with pytest.raises(ValueError, match="beta is '1e3', not a number"):
+        load_population(write(tmp_path, "modes:\n  - {goal: [0.2, 0.1]}\nbeta: '1e3'\n"), plate_env)
+
+
+def test_beta_inf_is_the_documented_perfectly_rational_user(tmp_path, plate_env):
+    path = write(tmp_path, "modes:\n  - {goal: [0.2, 0.1]}\nbeta: .inf\n")
+    assert load_population(path, plate_env).label_model.beta == np.inf
+
+
+def test_a_population_object_refuses_nan_weights_and_norm_weight(plate_env):
+    good = named_population("two-modes", plate_env)
+    goal = good.modes[0][0]
+    with pytest.raises(ValueError, match="positive finite"):
+        dataclasses.replace(good, modes=((goal, float("nan")), (goal, 1.0)))
+    with pytest.raises(ValueError, match="norm_weight=nan"):
+        dataclasses.replace(good, norm_weight=float("nan"))
+    with pytest.raises(ValueError, match="norm_weight=inf"):
+        dataclasses.replace(good, norm_weight=float("inf"))
+    with pytest.raises(ValueError, match="finite"):
+        dataclasses.replace(good, modes=((np.array([np.nan, 0.1]), 1.0),))
+
+
+def test_an_image_or_a_folder_as_population_is_named_for_what_it_is(tmp_path, plate_env):
+    png = tmp_path / "plot.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    with pytest.raises(ValueError, match="not a YAML text file") as caught:
+        resolve_population(str(png), plate_env)
+    assert "codec" not in str(caught.value)
+    nul = tmp_path / "nul.yaml"
+    nul.write_bytes(b"modes:\x00\x00\n")
+    with pytest.raises(ValueError, match="not a YAML text file"):
+        load_population(nul, plate_env)
+    with pytest.raises(ValueError, match="is a folder, not a file"):
+        resolve_population(str(tmp_path), plate_env)

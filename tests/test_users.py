@@ -134,6 +134,14 @@ def test_label_model_refuses_bad_values():
     for bad in ({"beta": 0.0}, {"gamma": 1.5}, {"mistake": 0.7}, {"position_bias": 1.0}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             LabelModel(**bad)
+    nan, inf = float("nan"), float("inf")
+    for bad in (
+        {"beta": nan}, {"gamma": nan}, {"mistake": nan}, {"position_bias": nan},
+        {"equal_threshold": nan}, {"equal_threshold": inf}, {"skip_threshold": nan},
+    ):  # fmt: skip
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            LabelModel(**bad)
+    assert LabelModel(beta=inf).beta == inf  # documented: a perfectly rational user
 
 
 def test_plate_reward_prefers_setting_down_at_the_goal_and_keeps_the_norms():
