@@ -78,6 +78,10 @@ class BlockSortEnv(TabletopEnv):
         camera: str = "front",
         **unknown: Any,
     ) -> None:
+        if isinstance(n_zones, bool) or not isinstance(n_zones, int | np.integer):
+            raise ValueError(
+                f"n_zones={n_zones!r} is not a whole number: use one of {sorted(ZONE_LAYOUTS)}"
+            )
         if n_zones not in ZONE_LAYOUTS:
             raise ValueError(
                 f"n_zones={n_zones!r} is not supported: use one of {sorted(ZONE_LAYOUTS)}"

@@ -12,6 +12,7 @@ interlock forbids it at that moment).
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import math
 from typing import Any, ClassVar
@@ -409,12 +410,22 @@ class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
         raise NotImplementedError
 
     def _unknown_kwargs_message(self, unknown: dict[str, Any]) -> str:
+        """Python's own wording for an unexpected keyword argument (libraries parse it:
+        TorchRL's GymEnv retries without ``frameskip`` on exactly this text), then the fix."""
+        name = type(self).__name__
         valid = [
-            name
-            for name, p in inspect.signature(type(self).__init__).parameters.items()
-            if name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD
+            key
+            for key, p in inspect.signature(type(self).__init__).parameters.items()
+            if key != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD
         ]
+        first, *others = unknown
+        message = f"{name}.__init__() got an unexpected keyword argument {first!r}"
+        close = difflib.get_close_matches(first, valid, n=1)
+        if close:
+            message += f" (did you mean {close[0]!r}?)"
+        if others:
+            message += f"; also unknown: {', '.join(repr(k) for k in others)}"
         return (
-            f"{type(self).__name__} got unknown keyword argument(s) {sorted(unknown)}; "
-            f"valid ones are {valid}. Fix the gym.make(...) call."
+            f"{message}. Valid keyword arguments of {name}: {', '.join(valid)}. Fix the "
+            "gym.make(...) call (or the --env-kwargs KEY=VALUE items)."
         )

@@ -45,8 +45,33 @@ def parse_env_kwargs(items: Sequence[str] | dict[str, Any] | None) -> dict[str, 
                 f"--env-kwargs {key} says how to show the env, not which task it is: "
                 "leave it out (render and video have their own options)"
             )
-        parsed[key] = yaml.safe_load(text) if text else ""
+        try:
+            parsed[key] = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError as error:
+            problem = str(getattr(error, "problem", None) or type(error).__name__)
+            raise ValueError(
+                f"--env-kwargs {item!r}: the value {text!r} cannot be read as YAML "
+                f"({problem}): write a plain value such as a number, true/false or a word, "
+                f"e.g. --env-kwargs n_zones=3"
+            ) from None
     return parsed
+
+
+def make_with_kwargs(env_id: str, env_kwargs: dict[str, Any] | None = None, **display: Any):
+    """``gym.make(env_id, **env_kwargs, **display)``, where a keyword the task does not take
+    is a ``ValueError`` (the env's ``TypeError`` text: the unknown name and the valid ones),
+    so that every command reports a typo in ``--env-kwargs`` in one line."""
+    import gymnasium as gym
+
+    try:
+        return gym.make(env_id, **{**(env_kwargs or {}), **display})
+    except TypeError as error:
+        if "got an unexpected keyword argument" not in str(error):
+            raise
+        # gym.make appends "was raised from the environment creator for <id> with kwargs
+        # (...)": the env's own text already names the kwarg and the fix.
+        text = str(error).split(" was raised from the environment creator")[0]
+        raise ValueError(text) from error
 
 
 def check_env_kwargs(recorded: dict[str, Any], given: dict[str, Any], source: str) -> dict:

@@ -142,10 +142,12 @@ class Rollouts:
 
 def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> tuple[gym.Env, int]:
     """The raw (unwrapped) env of ``env_id`` and its episode length, with a clear error."""
+    from robopref.env_kwargs import make_with_kwargs
+
     if env_id not in gym.registry:
         known = sorted(k for k in gym.registry if k.startswith("robopref/"))
         raise ValueError(f"unknown env {env_id!r}: use one of {known}")
-    wrapped = gym.make(env_id, **(env_kwargs or {}))
+    wrapped = make_with_kwargs(env_id, env_kwargs)  # an unknown kwarg: a ValueError
     return wrapped.unwrapped, episode_steps(wrapped)
 
 

@@ -6,6 +6,7 @@ same path may hold a video that took trained policies to make (``robopref video`
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from robopref.env_kwargs import env_kwargs_option, parse_env_kwargs
+from robopref.env_kwargs import env_kwargs_option, make_with_kwargs, parse_env_kwargs
 from robopref.files import check_output
 from robopref.video import HOLD_SECONDS, rollout_frames, write_video
 
@@ -86,9 +87,14 @@ def render_command(opts: RenderOptions) -> int:
         raise ValueError(f"--out {opts.out!r} must end in .mp4 (the GIF is written next to it)")
     check_output(opts.out, opts.overwrite, what="video")
     check_output(Path(opts.out).with_suffix(".gif"), opts.overwrite, what="GIF of this --out")
-    env = gym.make(
+    if not math.isfinite(opts.noise) or opts.noise < 0:
+        raise ValueError(
+            f"--noise {opts.noise} must be a finite number >= 0 (the std of the expert's action "
+            "noise; 0 gives the noiseless expert)"
+        )
+    env = make_with_kwargs(
         opts.env,
-        **parse_env_kwargs(opts.env_kwargs),
+        parse_env_kwargs(opts.env_kwargs),
         render_mode="rgb_array",
         camera=opts.camera,
         width=opts.width,

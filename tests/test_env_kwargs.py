@@ -9,7 +9,8 @@ import pytest
 
 from robopref.cli import main
 from robopref.dataset import PreferenceDataset
-from robopref.env_kwargs import check_env_kwargs, parse_env_kwargs
+from robopref.env_kwargs import check_env_kwargs, make_with_kwargs, parse_env_kwargs
+from robopref.queries import make_env
 from robopref.reward import load_reward_model
 
 POPULATION = Path(__file__).parents[1] / "benchmarks" / "populations" / "block_three_zones.yaml"
@@ -58,3 +59,40 @@ def test_three_zones_through_collect_reward_policy_and_evaluate(
                  "--population", str(POPULATION), "--json", str(report)]) == 0  # fmt: skip
     groups = {row["group"] for row in json.loads(report.read_text())["results"]}
     assert groups == {"all", "group_0", "group_1", "group_2"}  # the three-zone env was rebuilt
+
+
+@pytest.mark.parametrize("item", ["n_zones=[", "n_zones=: :", "n_zones={a"])
+def test_a_value_yaml_cannot_read_names_the_item_and_the_fix(item: str) -> None:
+    with pytest.raises(ValueError, match="cannot be read as YAML") as error:
+        parse_env_kwargs([item])
+    assert repr(item) in str(error.value) and "n_zones=3" in str(error.value)
+
+
+def test_make_with_kwargs_turns_an_unknown_kwarg_into_a_value_error() -> None:
+    with pytest.raises(ValueError) as error:
+        make_with_kwargs("robopref/BlockSort-v0", {"n_zone": 3})
+    message = str(error.value)
+    assert "got an unexpected keyword argument 'n_zone' (did you mean 'n_zones'?)" in message
+    assert "was raised from the environment creator" not in message
+    with pytest.raises(ValueError, match="unexpected keyword argument 'n_zone'"):
+        make_env("robopref/BlockSort-v0", {"n_zone": 3})
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["collect", "--out", "{tmp}/d.npz"],
+        ["render", "--goal", "1", "--out", "{tmp}/v.mp4"],
+        ["study", "create", "--out", "{tmp}/st"],
+    ],
+    ids=["collect", "render", "study-create"],
+)
+@pytest.mark.parametrize("kwarg", ["n_zone=3", "n_zones=["])
+def test_a_bad_env_kwarg_is_a_one_line_error_with_exit_2(
+    command: list[str], kwarg: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    args = [part.format(tmp=tmp_path) for part in command]
+    assert main([*args, "--env", "robopref/BlockSort-v0", "--env-kwargs", kwarg]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "unexpected keyword argument 'n_zone'" in err or "cannot be read as YAML" in err

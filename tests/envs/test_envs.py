@@ -275,6 +275,24 @@ def test_unknown_kwarg_names_the_valid_ones(env_id: str) -> None:
         assert valid in str(error.value)
 
 
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_unknown_kwarg_uses_pythons_own_wording_then_the_fix(env_id: str) -> None:
+    """TorchRL's GymEnv matches "got an unexpected keyword argument 'frameskip'"."""
+    name = type(gym.make(env_id).unwrapped).__name__
+    with pytest.raises(TypeError) as error:
+        gym.make(env_id, x=1)
+    message = str(error.value)
+    assert message.startswith(f"{name}.__init__() got an unexpected keyword argument 'x'")
+    assert "Valid keyword arguments" in message and "Fix the gym.make" in message
+    with pytest.raises(TypeError, match="unexpected keyword argument 'frameskip'"):
+        gym.make(env_id, frameskip=4)
+
+
+def test_unknown_kwarg_suggests_the_close_name() -> None:
+    with pytest.raises(TypeError, match=r"'n_zone' \(did you mean 'n_zones'\?\)"):
+        gym.make("robopref/BlockSort-v0", n_zone=3)
+
+
 def test_plate_goal_off_the_table_is_refused() -> None:
     with pytest.raises(ValueError, match="off the table"):
         gym.make("robopref/PlatePlacement-v0", goal=(0.6, 0.0))
@@ -296,6 +314,9 @@ def test_block_sort_unknown_zone_and_zone_count_are_refused() -> None:
         gym.make("robopref/BlockSort-v0").reset(seed=0, options={"goal": 1.5})
     with pytest.raises(ValueError, match=r"n_zones=7 is not supported: use one of \[2, 3, 4\]"):
         gym.make("robopref/BlockSort-v0", n_zones=7)
+    for bad in ([3], True, "3", 3.0):
+        with pytest.raises(ValueError, match="is not a whole number"):
+            gym.make("robopref/BlockSort-v0", n_zones=bad)
     env = gym.make("robopref/BlockSort-v0", n_zones=4, goal=3)
     assert env.unwrapped.goal_space.n == 4
     assert len(env.reset(seed=0)[1]["features"]) == len(env.unwrapped.feature_names)
