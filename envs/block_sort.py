@@ -113,6 +113,16 @@ class BlockSortEnv(TabletopEnv):
 
     def validate_goal(self, goal: Any) -> int:
         """A goal is a zone index ``0 <= i < n_zones``."""
+        if isinstance(goal, str | bytes):
+            raise ValueError(
+                f"goal={goal!r} is a string: pass the zone index as an int, e.g. goal=1 "
+                f"(this BlockSort has zones 0..{self.n_zones - 1})"
+            )
+        if isinstance(goal, bool | np.bool_):
+            raise ValueError(
+                f"goal={goal!r} is a bool, not a zone index: pass an int in "
+                f"0..{self.n_zones - 1}, e.g. goal=1"
+            )
         try:
             index = int(np.asarray(goal).item())
         except (TypeError, ValueError):

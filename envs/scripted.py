@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -112,7 +113,7 @@ def table_place_action(obs: np.ndarray, arrangement: np.ndarray) -> np.ndarray:
     layout = TableSettingEnv.observation_layout
     flags = obs[layout["next_object"]]
     i = int(np.argmax(flags)) if flags.max() > 0.5 else 0
-    return place_action(*spots(arrangement)[i])
+    return place_action(*spots(arrangement)[i], clip=True)  # some spots lie past its reach
 
 
 def goal_point(task: PlatePlacementEnv | BlockSortEnv | TableSettingEnv, goal: Any) -> np.ndarray:
@@ -145,6 +146,13 @@ def scripted_policy(
     ``hold_height``.
     """
     task = env.unwrapped
+    if isinstance(noise, bool) or not isinstance(noise, int | float | np.number):
+        raise ValueError(f"noise={noise!r} must be a number >= 0 (the action noise's std)")
+    if not math.isfinite(noise) or noise < 0:
+        raise ValueError(
+            f"noise={noise} must be a finite number >= 0 (the std of the Gaussian action "
+            "noise; 0 gives the deterministic expert)"
+        )
     if not isinstance(task, PlatePlacementEnv | BlockSortEnv | TableSettingEnv):
         raise TypeError(f"no scripted expert for {type(task).__name__}")
     goal = task.validate_goal(goal)

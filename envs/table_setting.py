@@ -64,6 +64,7 @@ from robopref.envs.tabletop import (
     TabletopEnv,
     _action_values,
     _clamp,
+    check_reset_options,
     weld_here,
 )
 
@@ -156,10 +157,31 @@ def place_point(action: np.ndarray) -> np.ndarray:
     return PLACE_LOW + unit * (PLACE_HIGH - PLACE_LOW)
 
 
-def place_action(x: float, y: float) -> np.ndarray:
-    """The place action ``[u, v]`` that commands the table point ``(x, y)`` (clipped to the
-    place region)."""
-    unit = (np.array([x, y], dtype=np.float64) - PLACE_LOW) / (PLACE_HIGH - PLACE_LOW)
+def _place_region() -> str:
+    return (
+        f"x in [{PLACE_LOW[0]:g}, {PLACE_HIGH[0]:g}] m, y in [{PLACE_LOW[1]:g}, "
+        f"{PLACE_HIGH[1]:g}] m (table frame)"
+    )
+
+
+def place_action(x: float, y: float, clip: bool = False) -> np.ndarray:
+    """The place action ``[u, v]`` that commands the table point ``(x, y)``.
+
+    A point outside the place region (``PLACE_LOW..PLACE_HIGH``) is a ``ValueError`` that
+    names the region; with ``clip=True`` it is moved to the region's nearest point instead
+    (what the scripted expert does for a spot the place interface cannot reach).
+    """
+    point = np.array([x, y], dtype=np.float64)
+    if not clip and not (
+        np.all(np.isfinite(point))
+        and np.all(point >= PLACE_LOW - 1e-9)
+        and np.all(point <= PLACE_HIGH + 1e-9)
+    ):
+        raise ValueError(
+            f"place_action({x!r}, {y!r}) lies outside the table region the place interface "
+            f"reaches: {_place_region()}; pass clip=True to take the nearest point in it"
+        )
+    unit = (point - PLACE_LOW) / (PLACE_HIGH - PLACE_LOW)
     return np.clip(2.0 * unit - 1.0, -1.0, 1.0).astype(np.float32)
 
 
@@ -464,6 +486,7 @@ class TableSettingEnv(TabletopEnv):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start an episode with the objects in the staging area and the suction off."""
+        check_reset_options(options)
         gym.Env.reset(self, seed=seed)
         mujoco.mj_resetData(self.model, self.data)
         self._taken = [False] * N_OBJECTS
@@ -501,11 +524,25 @@ class TableSettingEnv(TabletopEnv):
         mujoco.mj_step(self.model, self.data, nstep=scene.SUBSTEPS)
 
     def _place_step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        values = np.asarray(action, dtype=np.float64).reshape(-1)
+        if self._placed_steps >= N_OBJECTS:
+            raise gym.error.ResetNeeded(
+                f"{type(self).__name__}.step() was called after the episode terminated (all "
+                f"{N_OBJECTS} objects are placed): call env.reset() to start the next episode"
+            )
+        try:
+            values = np.asarray(action, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            values = np.full(1, np.nan)
         if values.shape != (2,) or not np.all(np.isfinite(values)):
             raise ValueError(
                 f"action={action!r}: control='place' takes 2 finite numbers [u, v] in [-1, 1], "
                 "the table point for the next object (env.place_action(x, y) converts one)"
+            )
+        if np.any(np.abs(values) > 1.0 + 1e-6):
+            raise ValueError(
+                f"action={values.tolist()} lies outside the place action space [-1, 1]: it "
+                f"maps linearly onto the table region {_place_region()}; "
+                "env.place_action(x, y) converts a table point"
             )
         target = self.next_index
         self.motion_frames = []

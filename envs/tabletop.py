@@ -125,6 +125,25 @@ def sample_goal(goal_space: gym.Space, rng: np.random.Generator) -> Any:
     raise TypeError(f"cannot sample goals from {goal_space}")
 
 
+#: the keys ``reset(options=...)`` takes
+RESET_OPTIONS = ("goal",)
+
+
+def check_reset_options(options: Any) -> None:
+    """Refuse ``reset(options=...)`` that is not a dict of :data:`RESET_OPTIONS` keys: a
+    misspelt key would otherwise be ignored and the goal silently left unchanged."""
+    if options is None:
+        return
+    if not isinstance(options, dict):
+        raise ValueError(f"options={options!r} must be a dict, e.g. options={{'goal': ...}}")
+    unknown = [key for key in options if key not in RESET_OPTIONS]
+    if unknown:
+        raise ValueError(
+            f"reset(options=...) got unknown key(s) {unknown}: the valid keys are "
+            f"{list(RESET_OPTIONS)} (options={{'goal': g}} sets the goal)"
+        )
+
+
 class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
     """Base class of the tabletop tasks (not registered itself)."""
 
@@ -244,6 +263,7 @@ class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start an episode; ``options={"goal": g}`` sets the goal for this and later episodes."""
+        check_reset_options(options)
         super().reset(seed=seed)
         mujoco.mj_resetData(self.model, self.data)
         held = self._sample_initial_state()

@@ -168,3 +168,15 @@ def test_render_writes_through_the_shared_atomic_writer(tmp_path) -> None:
     stale.write_bytes(b"")
     write_video(gradient_frames(2, 8, 8), tmp_path / "clip.mp4", fps=25)
     assert not stale.exists() and not list(tmp_path.glob(".*tmp*"))
+
+
+@pytest.mark.parametrize("noise", ["nan", "-1"])
+def test_render_command_refuses_a_noise_that_is_nan_or_negative(noise, tmp_path, capsys) -> None:
+    out = tmp_path / "v.mp4"
+    try:  # argparse refuses nan itself (SystemExit 2); the command refuses -1
+        code = main(["render", f"--noise={noise}", "--out", str(out)])
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--noise" in err and not out.exists()

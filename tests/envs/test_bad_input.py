@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import robopref
+from robopref.envs import scripted_policy
 
 ENV_IDS = list(robopref.ENV_IDS)
 
@@ -16,8 +17,61 @@ ENV_IDS = list(robopref.ENV_IDS)
 def test_a_goal_that_is_not_numbers_names_the_goal_form() -> None:
     with pytest.raises(ValueError, match=r"goal='nonsense' must be a table point \(x, y\)"):
         gym.make("robopref/PlatePlacement-v0", goal="nonsense")
-    with pytest.raises(ValueError, match="must be a zone index"):
+    with pytest.raises(ValueError, match="is a string: pass the zone index as an int"):
         gym.make("robopref/BlockSort-v0", goal="nonsense")
+
+
+@pytest.mark.parametrize("goal", ["1", np.str_("0")])
+def test_a_zone_given_as_a_string_is_named_a_string(goal) -> None:
+    with pytest.raises(ValueError, match=r"is a string: pass the zone index as an int, e\.g\."):
+        gym.make("robopref/BlockSort-v0", goal=goal)
+
+
+@pytest.mark.parametrize("goal", [True, False, np.True_])
+def test_a_bool_is_not_a_zone(goal) -> None:
+    with pytest.raises(ValueError, match="is a bool, not a zone index"):
+        gym.make("robopref/BlockSort-v0", goal=goal)
+    with pytest.raises(ValueError, match="is a bool"):
+        gym.make("robopref/BlockSort-v0").reset(seed=0, options={"goal": goal})
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+@pytest.mark.parametrize("options", [{"gaol": 1}, {"goal": None, "z": 0}])
+def test_an_unknown_reset_option_names_the_valid_keys(env_id, options) -> None:
+    env = gym.make(env_id)
+    with pytest.raises(ValueError, match=r"unknown key\(s\).*the valid keys are \['goal'\]"):
+        env.reset(seed=0, options=options)
+
+
+def test_the_place_interface_refuses_a_point_off_its_table_region() -> None:
+    env = gym.make("robopref/TableSetting-v0", control="place")
+    raw = env.unwrapped
+    region = re.escape("x in [-0.1, 0.32] m, y in [-0.3, 0.3] m")
+    with pytest.raises(ValueError, match=r"place_action\(3, -7\) lies outside.*" + region):
+        raw.place_action(3, -7)
+    np.testing.assert_array_equal(raw.place_action(3, -7, clip=True), [1.0, -1.0])
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"outside the place action space \[-1, 1\].*" + region):
+        env.step(np.array([5.0, 5.0], np.float32))
+    env.step(raw.place_action(0.1, 0.0))  # the refused step changed nothing: the plate's next
+
+
+def test_the_place_interface_refuses_a_step_after_the_episode_ended() -> None:
+    env = gym.make("robopref/TableSetting-v0", control="place").unwrapped
+    env.reset(seed=0)
+    terminated = [env.step(env.place_action(0.1, y))[2] for y in (-0.2, 0.0, 0.2)]
+    assert terminated == [False, False, True]
+    with pytest.raises(gym.error.ResetNeeded, match=r"after the episode terminated.*env.reset"):
+        env.step(env.place_action(0.1, 0.0))
+    env.reset(seed=1)
+    assert not env.step(env.place_action(0.1, 0.0))[2]
+
+
+@pytest.mark.parametrize("noise", [-1.0, np.nan, np.inf, "0.1"])
+def test_scripted_policy_refuses_a_noise_that_is_not_a_finite_non_negative_number(noise) -> None:
+    env = gym.make("robopref/PlatePlacement-v0")
+    with pytest.raises(ValueError, match="must be a"):
+        scripted_policy(env, (0.1, 0.1), noise=noise)
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
