@@ -264,9 +264,40 @@ class PreferenceDataset:
         return dataset
 
 
+#: how a zip archive (and so an ``.npz``) starts: a local file header, or an empty archive
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+#: what some files that are not datasets start with, to name them in the refusal
+_KNOWN_MAGIC = {
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"\x93NUMPY": "a single .npy array",
+    b"\x80": "a Python pickle (never loaded: it could run code)",
+    b"SQLite format 3": "an SQLite database",
+    b"%PDF": "a PDF",
+}
+
+
+def _not_a_dataset(path: Path, start: bytes) -> ValueError:
+    kind = next((name for magic, name in _KNOWN_MAGIC.items() if start.startswith(magic)), None)
+    what = f"it is {kind}" if kind else "it is not an .npz archive"
+    return ValueError(
+        f"{path} is not a robopref preference dataset ({what}): pass the .npz file that "
+        "`robopref collect --out PATH.npz` (or `robopref study export`) wrote"
+    )
+
+
 def _read_npz(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The header and arrays of a dataset file; damage becomes a ``ValueError``."""
+    """The header and arrays of a dataset file; damage becomes a ``ValueError``.
+
+    Only zip archives are opened (``np.load`` would otherwise try a non-zip file as a
+    pickle), and never with pickles allowed: a dataset holds plain arrays only.
+    """
     fix = _recollect(path)
+    with open(path, "rb") as handle:
+        start = handle.read(16)
+    if not start.startswith(_ZIP_MAGIC):
+        raise _not_a_dataset(path, start)
     try:
         with np.load(path, allow_pickle=False) as data:
             if not hasattr(data, "files") or "header" not in data.files:
@@ -278,6 +309,11 @@ def _read_npz(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     except ValueError as error:
         if "robopref" in str(error):
             raise
+        if "pickle" in str(error):  # numpy advises allow_pickle: unsafe for a stranger's file
+            raise ValueError(
+                f"dataset {path} holds Python objects (pickled arrays), which robopref never "
+                f"loads (they can run code): it is not a robopref dataset; {fix}"
+            ) from None
         raise ValueError(f"dataset {path} is truncated or corrupt ({error}): {fix}") from None
     try:
         header = json.loads(header_bytes.decode("utf-8"))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import pickle
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,8 +85,33 @@ def test_truncated_and_corrupt_files_are_refused(small, tmp_path):
         PreferenceDataset.load(corrupt)
     text = tmp_path / "notes.npz"
     text.write_text("not a dataset")
-    with pytest.raises(ValueError, match="truncated or corrupt"):
+    with pytest.raises(ValueError, match="not a robopref preference dataset.*robopref collect"):
         PreferenceDataset.load(text)
+
+
+def test_an_image_or_a_pickle_is_named_and_never_unpickled(tmp_path, monkeypatch):
+    """numpy's own message advises allow_pickle=True: unsafe for a file from anywhere."""
+    png = tmp_path / "plot.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    with pytest.raises(ValueError, match="plot.png is not a robopref preference dataset") as caught:
+        PreferenceDataset.load(png)
+    assert "PNG image" in str(caught.value) and "allow_pickle" not in str(caught.value)
+    ran = tmp_path / "ran"
+
+    class Exploit:
+        def __reduce__(self):
+            return (Path.touch, (ran,))
+
+    pickled = tmp_path / "data.npz"
+    pickled.write_bytes(pickle.dumps(Exploit()))
+    with pytest.raises(ValueError, match="not a robopref preference dataset.*pickle"):
+        PreferenceDataset.load(pickled)
+    objects = tmp_path / "objects.npz"
+    np.savez(objects, header=np.array([Exploit()], dtype=object))
+    with pytest.raises(ValueError, match="never loads") as caught:
+        PreferenceDataset.load(objects)
+    assert "allow_pickle" not in str(caught.value)
+    assert not ran.exists()
 
 
 def test_foreign_and_other_schema_files_are_refused(small, tmp_path):

@@ -32,8 +32,18 @@ def save_payload(payload: dict[str, Any], path: str | os.PathLike[str]) -> None:
         torch.save(payload, temp)
 
 
-def load_payload(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The dict in a checkpoint file; ``ValueError`` if it is unreadable or not ours."""
+def is_resume_state(payload: dict[str, Any]) -> bool:
+    """Whether a checkpoint dict is a run's resumable state (``PATH.resume``), not a model."""
+    return "optimizer" in payload and "best_state_dict" in payload
+
+
+def load_payload(path: str | os.PathLike[str], resume_state: bool = False) -> dict[str, Any]:
+    """The dict in a checkpoint file; ``ValueError`` if it is unreadable or not ours.
+
+    A run's resumable state (``PATH.resume``: the last epoch's weights, the optimizer, ...)
+    is refused as a model, naming the checkpoint to use instead; ``resume_state=True`` (the
+    training loop resuming) asks for exactly such a file.
+    """
     source = Path(path)
     if not source.is_file():
         raise FileNotFoundError(
@@ -52,6 +62,18 @@ def load_payload(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ValueError(
             f"{source} has checkpoint format version {payload.get('format_version')}, this "
             f"robopref reads version {FORMAT_VERSION}: retrain the model"
+        )
+    if is_resume_state(payload) and not resume_state:
+        model = source.with_name(source.name.removesuffix(".resume"))
+        raise ValueError(
+            f"{source} is the resumable state of a train-reward run (its last epoch's weights, "
+            f"not the best), not a reward model: pass the checkpoint {model} instead (finish "
+            "an interrupted run first with the same train-reward command and --resume)"
+        )
+    if resume_state and not is_resume_state(payload):
+        raise ValueError(
+            f"{source} is a reward model, not a run's resumable state: start afresh with "
+            "--overwrite"
         )
     return payload
 

@@ -6,6 +6,12 @@ evaluation uses the same users), ``val_fraction`` of the rest pick the best epoc
 training early, and the others are trained on. The split depends on ``split_seed`` only,
 so runs with different ``seed`` values train on the same users.
 
+Every input is checked before anything is written or deleted (the options, the dataset,
+the split), so a refused ``--overwrite`` leaves the previous run and its ``OUT.resume``
+as they were. Ctrl-C leaves ``OUT.resume`` at the last state saved (at the start and every
+few epochs): the same command with ``--resume`` continues, and gives the uninterrupted
+result. ``--tb`` logs each epoch's curves to ``tb/<OUT's name>/`` beside ``OUT``.
+
 The options that set a library config take their defaults from it (``TrainSettings``,
 ``VPLConfig``; ``--hidden`` from ``VPLConfig``, the same for every model kind), so each
 default is written once, in the library.
@@ -14,19 +20,22 @@ default is written once, in the library.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from robopref.dataset import PreferenceDataset
 from robopref.files import check_writable
 from robopref.options import config_option, config_values
-from robopref.reward.data import dataset_fingerprint
+from robopref.reward.data import check_dataset, dataset_fingerprint
 from robopref.reward.inputs import reward_view
 from robopref.reward.registry import MODEL_KINDS, build_model
 from robopref.reward.training import TrainSettings, resume_path, train
 from robopref.reward.vpl import VPLConfig
+from robopref.tensorboard import summary_writer, tb_option, tensorboard_dir
 
 
 @dataclass
@@ -105,6 +114,16 @@ class TrainRewardOptions:
             "another job shares the cores; 1 is within 2x of idle beside one)"
         },
     )
+    tb: bool = field(
+        default=tb_option().default,
+        metadata={
+            "help": "log each epoch's train loss, KL, validation NLL and accuracy to "
+            "TensorBoard in tb/<OUT's name> beside OUT (--out runs/reward/vpl.pt: "
+            "runs/reward/tb/vpl/; --overwrite replaces its curves); needs the tensorboard "
+            'package (pip install "robopref[tb]"); view with tensorboard --logdir '
+            "runs/reward/tb"
+        },
+    )
 
 
 def model_config(options: TrainRewardOptions) -> dict[str, object]:
@@ -122,15 +141,82 @@ def train_settings(options: TrainRewardOptions) -> TrainSettings:
     return TrainSettings(**values)
 
 
+def _held_out(fraction: float, n_users: int) -> int:
+    """How many of ``n_users`` users a split of ``fraction`` holds out (as ``split_users``)."""
+    return max(1, int(round(fraction * n_users)))
+
+
+def check_fractions(test_fraction: float, val_fraction: float) -> None:
+    """Refuse, by option name, a ``--test-fraction`` or ``--val-fraction`` outside (0, 1)."""
+    for flag, value, default in (
+        ("--test-fraction", test_fraction, TrainRewardOptions.test_fraction),
+        ("--val-fraction", val_fraction, TrainSettings.val_fraction),
+    ):
+        if not 0.0 < value < 1.0:  # NaN fails too
+            raise ValueError(
+                f"{flag} {value} must be a share of the users strictly between 0 and 1 "
+                f"(default {default})"
+            )
+
+
 def split_three_ways(
     dataset: PreferenceDataset, test_fraction: float, val_fraction: float, seed: int
 ) -> tuple[PreferenceDataset, PreferenceDataset, list[int]]:
-    """``(train, val, test_users)``: the held-out test users as indices into ``dataset``."""
-    if dataset.n_users < 3:
-        raise ValueError(f"the dataset has {dataset.n_users} users: at least 3 are needed")
+    """``(train, val, test_users)``: the held-out test users as indices into ``dataset``.
+
+    Refuses, naming the option, fractions outside (0, 1) and fractions that leave no user
+    to train on or to validate with.
+    """
+    check_fractions(test_fraction, val_fraction)
+    n = dataset.n_users
+    if n < 3:
+        raise ValueError(
+            f"the dataset has {n} users: at least 3 are needed (training, validation and "
+            "held-out users): collect more with `robopref collect --users N`"
+        )
+    n_test = _held_out(test_fraction, n)
+    if n - n_test < 2:
+        raise ValueError(
+            f"--test-fraction {test_fraction} holds out {n_test} of the dataset's {n} users, "
+            f"leaving {n - n_test} for training and validation (2 or more are needed): use a "
+            f"smaller --test-fraction (at most {(n - 2.5) / n:.2f} here; default 0.2)"
+        )
+    n_val = _held_out(val_fraction, n - n_test)
+    if n - n_test - n_val < 1:
+        raise ValueError(
+            f"--val-fraction {val_fraction} holds out all {n - n_test} users left after the test "
+            "users for validation, leaving none to train on: use a smaller --val-fraction "
+            f"(default {TrainSettings.val_fraction})"
+        )
     rest, test = dataset.split_users(test_fraction, seed)
     train_set, val = rest.split_users(val_fraction, seed)
     return train_set, val, [int(u) for u in test.meta["parent_users"]]
+
+
+def tensorboard_folder(out: str | Path) -> Path:
+    """Where ``--tb`` logs the run writing ``out``: ``runs/reward/vpl.pt`` logs to
+    ``runs/reward/tb/vpl``."""
+    out = Path(out)
+    return out.parent / "tb" / out.stem
+
+
+def _epoch_logger(writer: Any) -> Callable[[dict[str, float]], None]:
+    """Write an epoch's history row to TensorBoard (step: the epoch, counted from 1)."""
+    names = {
+        "loss": "train/loss",
+        "kl": "train/kl",
+        "val_nll": "val/nll",
+        "val_accuracy": "val/accuracy",
+    }
+
+    def log_epoch(row: dict[str, float]) -> None:
+        step = int(row["epoch"]) + 1
+        for key, tag in names.items():
+            if key in row:
+                writer.add_scalar(tag, float(row[key]), step)
+        writer.flush()
+
+    return log_epoch
 
 
 def train_reward_command(options: TrainRewardOptions) -> int:
@@ -153,17 +239,28 @@ def train_reward_command(options: TrainRewardOptions) -> int:
             f"--threads {options.threads} is negative: "
             "pass 0 for torch's default or a positive number"
         )
-    if options.threads > 0:
-        torch.set_num_threads(options.threads)
-    if options.overwrite:  # a later --resume must not continue the replaced run
-        resume_path(out).unlink(missing_ok=True)
+    # Every input is checked before anything is deleted or trained: the options (their
+    # library configs refuse NaN and out-of-range values), the dataset and its split.
+    check_fractions(options.test_fraction, options.val_fraction)
+    settings = train_settings(options)
+    config = model_config(options)
+    MODEL_KINDS[options.model][1](**config)  # the config's own checks, before the data loads
+    tb_dir = tensorboard_dir(options.tb, tensorboard_folder(out))
     dataset = reward_view(PreferenceDataset.load(options.data), options.input)
     train_set, val_set, test_users = split_three_ways(
         dataset, options.test_fraction, options.val_fraction, options.split_seed
     )
+    check_dataset(train_set)
+    check_dataset(val_set)
+    if options.threads > 0:
+        torch.set_num_threads(options.threads)
+    if options.overwrite:  # a later --resume must not continue the replaced run
+        resume_path(out).unlink(missing_ok=True)
+        if tb_dir is not None:  # nor its curves be drawn under the new run's
+            for old in Path(tb_dir).glob("events.out.tfevents.*"):
+                old.unlink()
     torch.manual_seed(options.seed)
-    model = build_model(options.model, dataset.obs_a.shape[-1], model_config(options))
-    settings = train_settings(options)
+    model = build_model(options.model, dataset.obs_a.shape[-1], config)
     extra = {
         "split": {
             "test_fraction": options.test_fraction,
@@ -180,16 +277,24 @@ def train_reward_command(options: TrainRewardOptions) -> int:
         f"{train_set.n_users} training, {val_set.n_users} validation, {len(test_users)} "
         f"held-out users; device {options.device}"
     )
-    result = train(
-        model,
-        train_set,
-        val_dataset=val_set,
-        settings=settings,
-        checkpoint=out,
-        resume=options.resume,
-        device=options.device,
-        extra=extra,
-    )
+    writer = summary_writer(tb_dir)
+    try:
+        result = train(
+            model,
+            train_set,
+            val_dataset=val_set,
+            settings=settings,
+            checkpoint=out,
+            resume=options.resume,
+            device=options.device,
+            extra=extra,
+            on_epoch=None if writer is None else _epoch_logger(writer),
+        )
+    finally:
+        if writer is not None:
+            writer.close()
+    if tb_dir is not None:
+        print(f"train-reward: TensorBoard curves in {tb_dir} (tensorboard --logdir {tb_dir})")
     print(
         f"train-reward: best epoch {result.best_epoch + 1} of {result.epochs_run}: validation "
         f"cross-entropy {result.best_val_nll:.4f}, accuracy {result.best_val_accuracy:.3f}; "

@@ -63,8 +63,22 @@ class TrainSettings:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch < 1 or self.patience < 1:
             raise ValueError("epochs, batch and patience must be at least 1")
-        if self.lr <= 0:
-            raise ValueError(f"lr={self.lr} must be positive")
+        # written as "not (ok)" so that NaN, which compares False with everything, fails
+        if not 0 < self.lr < math.inf:
+            raise ValueError(f"lr={self.lr} must be a finite number > 0 (--lr)")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ValueError(f"weight_decay={self.weight_decay} must be a finite number >= 0")
+        if not 0 < self.grad_clip < math.inf:
+            raise ValueError(f"grad_clip={self.grad_clip} must be a finite number > 0")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(
+                f"val_fraction={self.val_fraction} (--val-fraction) is the share of the training "
+                "users held out for validation: use a number strictly between 0 and 1, e.g. 0.1"
+            )
+        if self.kl_delay < 0 or self.kl_warmup < 0:
+            raise ValueError("kl_delay and kl_warmup must be >= 0")
+        if self.checkpoint_every < 1 or self.log_every < 1 or self.n_comparison < 1:
+            raise ValueError("checkpoint_every, log_every and n_comparison must be at least 1")
 
 
 @dataclass
@@ -161,6 +175,7 @@ def train(
     extra: dict[str, Any] | None = None,
     log: Callable[[str], None] | None = None,
     warm_start: bool = False,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Fit ``model`` on ``dataset``; validate on ``val_dataset`` (default: a user split).
 
@@ -168,8 +183,13 @@ def train(
     set (``robopref loop`` refits each round's model this way) instead of initialising them.
 
     ``extra`` entries are stored in the checkpoints (the CLI puts the user split there).
-    ``log`` is a callable taking a line (default: print to stderr). The model ends with the
-    best validation weights.
+    ``log`` is a callable taking a line (default: print to stderr); ``on_epoch`` gets each
+    epoch's history row (``epoch`` from 0, ``loss``, ``kl`` for latent models, ``val_nll``,
+    ``val_accuracy``: what ``--tb`` logs). The model ends with the best validation weights.
+
+    With a ``checkpoint``, the resumable state is written before the first epoch too, so an
+    interrupted run (Ctrl-C: ``KeyboardInterrupt`` is logged and re-raised) can always be
+    continued with ``resume=True``, from the last state saved.
     """
     settings = settings or TrainSettings()
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -195,7 +215,7 @@ def train(
             raise FileNotFoundError(
                 f"nothing to resume: {state_file} does not exist (run without --resume)"
             )
-        state = load_payload(state_file)
+        state = load_payload(state_file, resume_state=True)
         _check_resumable(state, model, settings)
         model.comparison_obs = torch.zeros_like(state["state_dict"]["comparison_obs"])
         model.load_state_dict(state["state_dict"])
@@ -247,51 +267,65 @@ def train(
 
     began = time.perf_counter()
     epoch = start_epoch
-    while epoch < settings.epochs and not stopped:
-        kl_scale = kl_anneal(epoch, settings.kl_delay, settings.kl_warmup)
-        order = torch.randperm(train_users.n_users, generator=generator)
-        sums: dict[str, float] = {}
-        n_batches = 0
-        for start in range(0, len(order), settings.batch):
-            batch = train_users.select(order[start : start + settings.batch].to(dev))
-            loss, stats = model.training_loss(batch, generator, kl_scale)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-            optimizer.step()
-            for key, value in {"loss": float(loss.detach()), **stats}.items():
-                sums[key] = sums.get(key, 0.0) + value
-            n_batches += 1
-        row = {
-            "epoch": epoch,
-            **{key: value / n_batches for key, value in sums.items()},
-            **_validate(model, val_users, settings),
-        }
-        history.append(row)
-        epoch += 1
-        if row["val_nll"] < best["val_nll"]:
-            best = {
-                "epoch": row["epoch"],
-                "val_nll": row["val_nll"],
-                "val_accuracy": row["val_accuracy"],
+    if state is None:
+        save_state(epoch)  # a run interrupted before its first periodic save can resume
+    saved_epoch = epoch
+    try:
+        while epoch < settings.epochs and not stopped:
+            kl_scale = kl_anneal(epoch, settings.kl_delay, settings.kl_warmup)
+            order = torch.randperm(train_users.n_users, generator=generator)
+            sums: dict[str, float] = {}
+            n_batches = 0
+            for start in range(0, len(order), settings.batch):
+                batch = train_users.select(order[start : start + settings.batch].to(dev))
+                loss, stats = model.training_loss(batch, generator, kl_scale)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+                optimizer.step()
+                for key, value in {"loss": float(loss.detach()), **stats}.items():
+                    sums[key] = sums.get(key, 0.0) + value
+                n_batches += 1
+            row = {
+                "epoch": epoch,
+                **{key: value / n_batches for key, value in sums.items()},
+                **_validate(model, val_users, settings),
             }
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            since_best = 0
-            save_best()
-        else:
-            since_best += 1
-        annealed = model.latent_dim == 0 or epoch >= settings.kl_delay + settings.kl_warmup
-        stopped = since_best >= settings.patience and annealed
-        if epoch % settings.log_every == 0 or stopped or epoch == settings.epochs:
+            history.append(row)
+            if on_epoch is not None:
+                on_epoch(row)
+            epoch += 1
+            if row["val_nll"] < best["val_nll"]:
+                best = {
+                    "epoch": row["epoch"],
+                    "val_nll": row["val_nll"],
+                    "val_accuracy": row["val_accuracy"],
+                }
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                since_best = 0
+                save_best()
+            else:
+                since_best += 1
+            annealed = model.latent_dim == 0 or epoch >= settings.kl_delay + settings.kl_warmup
+            stopped = since_best >= settings.patience and annealed
+            if epoch % settings.log_every == 0 or stopped or epoch == settings.epochs:
+                log(
+                    f"{model.kind} epoch {epoch}/{settings.epochs}  loss {row['loss']:.4f}  "
+                    + (f"kl {row['kl']:.2f}  " if "kl" in row else "")
+                    + f"val nll {row['val_nll']:.4f}  val acc {row['val_accuracy']:.3f}  "
+                    f"best {best['val_nll']:.4f}@{best['epoch'] + 1}  "
+                    f"{time.perf_counter() - began:.1f}s"
+                )
+            if epoch % settings.checkpoint_every == 0 or stopped or epoch == settings.epochs:
+                save_state(epoch)
+                saved_epoch = epoch
+    except KeyboardInterrupt:
+        if state_file is not None:
             log(
-                f"{model.kind} epoch {epoch}/{settings.epochs}  loss {row['loss']:.4f}  "
-                + (f"kl {row['kl']:.2f}  " if "kl" in row else "")
-                + f"val nll {row['val_nll']:.4f}  val acc {row['val_accuracy']:.3f}  "
-                f"best {best['val_nll']:.4f}@{best['epoch'] + 1}  "
-                f"{time.perf_counter() - began:.1f}s"
+                f"interrupted in epoch {epoch + 1}; the resumable state of epoch {saved_epoch} "
+                f"is in {state_file}"
             )
-        if epoch % settings.checkpoint_every == 0 or stopped or epoch == settings.epochs:
-            save_state(epoch)
+        raise
     if stopped:
         log(f"early stop: no better validation for {settings.patience} epochs")
     model.load_state_dict(best_state)

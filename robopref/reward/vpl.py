@@ -77,12 +77,21 @@ class VPLConfig:
             raise ValueError(f"decoder={self.decoder!r} must be one of {tuple(DECODERS)}")
         if self.latent_dim <= 0 or self.features <= 0 or not self.hidden:
             raise ValueError("latent_dim and features must be >= 1 and hidden non-empty for VPL")
-        if self.fourier < 0 or self.fourier_scale <= 0:
-            raise ValueError("fourier must be >= 0 (0: none) and fourier_scale > 0")
-        if self.kl_weight < 0 or self.max_context < 0 or self.free_nats < 0:
+        # written as "not (ok)" so that NaN, which compares False with everything, fails
+        if self.fourier < 0 or not 0 < self.fourier_scale < math.inf:
             raise ValueError(
-                "kl_weight, free_nats and max_context must be >= 0 (max_context 0 = no cap)"
+                f"fourier must be >= 0 (0: none) and fourier_scale a finite number > 0; got "
+                f"fourier={self.fourier}, fourier_scale={self.fourier_scale}"
             )
+        for name in ("kl_weight", "free_nats"):
+            value = getattr(self, name)
+            if not 0 <= value < math.inf:
+                raise ValueError(
+                    f"{name}={value} must be a finite number >= 0 (--{name.replace('_', '-')}); "
+                    f"the default is {getattr(VPLConfig, name)}"
+                )
+        if self.max_context < 0:
+            raise ValueError(f"max_context={self.max_context} must be >= 0 (0: no cap)")
 
 
 class SetEncoder(nn.Module):
