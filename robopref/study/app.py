@@ -18,8 +18,14 @@ Routes (``{token}``: a participant's link)::
     GET  /s/{token}/robot/{kind}  the participant's own robot clip (vpl or btl)
 
 Refusals (nothing written): unknown token 404, another participant's query 403, an
-answered query 409 (a replay), a query that does not exist 404, a bad choice 422, a clip
-name that is not a plain name or resolves outside the study 403.
+answered query 409 (a replay), a query that does not exist 404, a bad choice or a query id
+that is not an integer of SQLite's range 422, a clip name that is not a plain name or
+resolves outside the study 403. The answer routes check the token before reading the body,
+and read at most :data:`MAX_BODY` bytes of it (413 beyond: nothing more is buffered).
+
+A participant's queries are chosen and recorded one request at a time (a lock per
+participant, and a position check inside the database transaction), so parallel requests
+of one participant (tabs, double clicks) all get the same open query.
 """
 
 from __future__ import annotations
@@ -34,15 +40,23 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from string import Template
 from typing import Any
+from urllib.parse import parse_qs
 
-from fastapi import FastAPI, Form, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 
 from robopref.reward import load_reward_model
 from robopref.study.choose import QueryChooser
 from robopref.study.robot import ROBOT_KINDS, RobotRenderer, robot_clip_name, robot_json
-from robopref.study.spec import CLIPS_DIR, ROBOT_DIR, StudyPool, StudySpec, clip_path
-from robopref.study.store import CHOICES, Participant, ShownQuery, StudyRefusedError, StudyStore
+from robopref.study.spec import CLIPS_DIR, ROBOT_DIR, check_study_folder, clip_path
+from robopref.study.store import (
+    CHOICES,
+    Participant,
+    ShownQuery,
+    StudyRefusedError,
+    StudyStore,
+    check_query_id,
+)
 
 LOG = logging.getLogger("robopref.study")
 TEMPLATES = Path(__file__).parent / "templates"
@@ -52,6 +66,10 @@ CHOICE_LABELS = {
     "equal": "Equally good",
     "cant_tell": "Can't tell",
 }
+#: the largest answer body read (an answer is about 60 bytes)
+MAX_BODY = 64 * 1024
+#: how often a query is chosen again when another server changed the participant's queries
+CHOOSE_TRIES = 5
 
 
 def _template(name: str) -> Template:
@@ -63,15 +81,17 @@ class Study:
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder).resolve()
-        self.spec = StudySpec.load(self.folder)
-        self.pool = StudyPool.load(self.folder)
+        self.spec, self.pool = check_study_folder(self.folder)
         self.store = StudyStore(self.folder)
+        self.store.make_private()  # a study created before the database was made private
+        self.store.hash_tokens()  # ... or before tokens were hashed
         model = load_reward_model(self.spec.reward) if self.spec.reward else None
         self.chooser = QueryChooser(self.spec, self.pool, model)
         self.robots = RobotRenderer(self.folder, self.spec, model)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="robot")
         self._rendering: set[int] = set()
         self._lock = threading.Lock()
+        self._choosing: dict[int, threading.Lock] = {}
 
     # ------------------------------------------------------------------ queries
     def participant(self, token: str) -> Participant:
@@ -79,17 +99,28 @@ class Study:
         return self.store.participant(token)
 
     def next_query(self, participant: Participant) -> ShownQuery | None:
-        """The participant's open query (created if none is open); None when they are done."""
-        open_query = self.store.open_query(participant.id)
-        if open_query is not None:
-            return open_query
-        shown = self.store.shown(participant.id)
-        if len(shown) >= self.spec.queries:
-            return None
-        answered = self.store.answered(participant.id)
-        pair = self.chooser.next_pair(participant.id, [q.pair for q in shown], answered)
-        swapped = self.chooser.swapped(participant.id, len(shown))
-        return self.store.show(participant.id, pair, swapped)
+        """The participant's open query (created if none is open); None when they are done.
+
+        One request per participant chooses at a time; the store records the choice only
+        if the participant's queries did not change meanwhile (another server process),
+        else it is made again."""
+        with self._lock:
+            choosing = self._choosing.setdefault(participant.id, threading.Lock())
+        with choosing:
+            for _ in range(CHOOSE_TRIES):
+                open_query = self.store.open_query(participant.id)
+                if open_query is not None:
+                    return open_query
+                shown = self.store.shown(participant.id)
+                if len(shown) >= self.spec.queries:
+                    return None
+                answered = self.store.answered(participant.id)
+                pair = self.chooser.next_pair(participant.id, [q.pair for q in shown], answered)
+                swapped = self.chooser.swapped(participant.id, len(shown))
+                query = self.store.show(participant.id, pair, swapped, position=len(shown))
+                if query is not None:
+                    return query
+        raise StudyRefusedError(503, "the server is busy with your other requests: reload")
 
     def clips(self, query: ShownQuery) -> tuple[str, str]:
         """The (left, right) clip names of a shown query."""
@@ -261,14 +292,15 @@ def create_app(folder: str | Path) -> FastAPI:
         return HTMLResponse(_query_page(study, token, query))
 
     @app.post("/s/{token}/answer")
-    def answer_form(
-        token: str,
-        query: int = Form(...),
-        choice: str = Form(...),
-        client_ms: str = Form(""),
-    ) -> RedirectResponse:
-        participant = study.participant(token)
-        study.answer(participant, query, choice, _milliseconds(client_ms))
+    async def answer_form(token: str, request: Request) -> RedirectResponse:
+        participant = await _in_thread(study.participant, token)  # before reading the body
+        form = await _form(request)
+        query = _query_field(form.get("query"))
+        choice = form.get("choice")
+        if choice is None:
+            raise StudyRefusedError(422, f"the form has no choice: one of {list(CHOICES)}")
+        client_ms = _milliseconds(form.get("client_ms", ""))
+        await _in_thread(study.answer, participant, query, choice, client_ms)
         return RedirectResponse(f"/s/{token}", status_code=303)
 
     @app.get("/s/{token}/next.json")
@@ -278,17 +310,20 @@ def create_app(folder: str | Path) -> FastAPI:
 
     @app.post("/s/{token}/answer.json")
     async def answer_json(token: str, request: Request) -> Any:
+        await _in_thread(study.participant, token)  # an unknown token: 404, body unread
+        raw = await _capped_body(request)
         try:
-            body = json.loads(await request.body())
-            query, choice = int(body["query"]), str(body["choice"])
+            body = json.loads(raw)
+            query, choice = body["query"], str(body["choice"])
             client_ms = body.get("client_ms")
             client_ms = None if client_ms is None else float(client_ms)
-        except (ValueError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError, OverflowError) as error:
             raise StudyRefusedError(
                 422,
                 f'the body must be JSON {{"query": id, "choice": one of {list(CHOICES)}, '
                 f'"client_ms": number}}: {error}',
             ) from error
+        query = _query_field(query)
         return await _in_thread(_answer_and_next, study, token, query, choice, client_ms)
 
     @app.get("/s/{token}/clip/{name:path}")
@@ -317,12 +352,67 @@ def create_app(folder: str | Path) -> FastAPI:
     return app
 
 
+async def _capped_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The request's body, read chunk by chunk and refused (413) past ``limit`` bytes: an
+    oversized body is never buffered."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise StudyRefusedError(
+            413, f"the body is {declared} bytes: an answer is at most {limit} bytes"
+        )
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise StudyRefusedError(413, f"the body exceeds {limit} bytes: an answer is smaller")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The answer form's fields (urlencoded, as the page posts it, or multipart), read
+    within :data:`MAX_BODY`."""
+    raw = await _capped_body(request)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        from starlette.formparsers import MultiPartException, MultiPartParser
+
+        async def replay() -> AsyncIterator[bytes]:
+            yield raw
+
+        try:
+            parsed = await MultiPartParser(request.headers, replay()).parse()
+        except MultiPartException as error:
+            raise StudyRefusedError(422, f"the form cannot be read: {error}") from error
+        return {key: value for key, value in parsed.items() if isinstance(value, str)}
+    try:
+        fields = parse_qs(raw.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError as error:
+        raise StudyRefusedError(422, f"the form is not UTF-8 text: {error}") from error
+    return {key: values[0] for key, values in fields.items()}
+
+
+def _query_field(value: Any) -> int:
+    """A query id from a form field or JSON value (text, integer or integral number);
+    anything else, or an id outside SQLite's range, is refused (422)."""
+    if value is None:
+        raise StudyRefusedError(422, "no query id: send the id next.json gave")
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and text.isdigit()) or len(text) > 20:
+            raise StudyRefusedError(
+                422, f"query {value[:40]!r} is not a query id: send the id next.json gave"
+            )
+        value = int(text)
+    return check_query_id(value)
+
+
 def _milliseconds(text: str) -> float | None:
     if not text:
         return None
     try:
         return float(text)
-    except ValueError as error:
+    except (ValueError, OverflowError) as error:
         raise StudyRefusedError(
             422, f"client_ms={text!r} is not a number of milliseconds"
         ) from error

@@ -7,16 +7,25 @@ episode: what a person can judge at a glance ("did it put the plate where I want
 A reward model's logits sum over steps, so a longer segment than it was trained on only
 sharpens its BALD scores.
 
-Every check (the reward model, the policies, the counts, the output folder) runs before any
-episode is collected; the folder is written once and a second ``create`` into it is refused.
+Every check (the reward model, the policies and their task, the counts, the output folder)
+runs before any episode is collected; the folder is written once and a second ``create``
+into it is refused. It is built under a hidden sibling name (``.NAME.creating-XXXX``, mode
+0700) and renamed into place when complete: a killed ``create`` leaves no half-built study
+under the name asked for (the next ``create`` of that name removes the hidden leftover).
 """
 
 from __future__ import annotations
 
+import glob
 import json
+import os
 import secrets
+import shutil
+import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,18 +34,22 @@ import numpy as np
 
 import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.env_kwargs import check_env_kwargs, env_kwargs_option, parse_env_kwargs
-from robopref.files import atomic_path, check_writable
+from robopref.files import check_writable
 from robopref.queries import BehaviourMix, build_query_pool, collect_rollouts, make_env
 from robopref.reward import load_reward_model
 from robopref.reward.active import STRATEGIES  # the study asks as evaluation does
 from robopref.study.spec import (
     CLIPS_DIR,
     LINKS_NAME,
+    SPEC_NAME,
     StudyPool,
     StudySpec,
+    half_built,
+    half_built_message,
     segment_clip_name,
+    write_private,
 )
-from robopref.study.store import StudyStore
+from robopref.study.store import DB_NAME, StudyStore
 from robopref.video import HOLD_SECONDS, write_webm
 
 DEFAULT_ENV = "robopref/PlatePlacement-v0"
@@ -103,10 +116,17 @@ def _check_options(options: StudyCreateOptions) -> None:
     if options.segment < 0:
         raise ValueError(f"--segment {options.segment} must be >= 0 (0: the whole episode)")
     out = Path(options.out)
-    if out.exists():
+    if (out / SPEC_NAME).exists() or (out / DB_NAME).exists():
         raise ValueError(
             f"--out {out} exists: a study is created once (its answers live there); choose "
             "another --out"
+        )
+    if half_built(out):
+        raise ValueError(f"--out {half_built_message(out)}")
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+        raise ValueError(
+            f"--out {out} exists and is not a study: a study is created in a new (or empty) "
+            "folder; choose another --out"
         )
     check_writable(out, "--out")
 
@@ -124,19 +144,55 @@ def _check_models(options: StudyCreateOptions) -> tuple[str, dict[str, Any]]:
         raise ValueError(f"--reward {options.reward} has no user latent: active needs a VPL model")
     kwargs = check_env_kwargs(model.meta.get("env_kwargs") or {}, given, options.reward)
     if options.policy:
-        from robopref.policies.checkpoint import load_policy
+        from robopref.policies.checkpoint import load_policy, read_meta
 
+        _check_policy_meta("--policy", options.policy, read_meta(options.policy), env_id, options)
         load_policy(options.policy, model)  # refuses a policy of another reward model
         if options.btl_policy:
-            from robopref.policies.checkpoint import read_meta
-
             btl_meta = read_meta(options.btl_policy)
-            if int(btl_meta.get("latent_dim", -1)) != 0:
-                raise ValueError(f"--btl-policy {options.btl_policy} is not a BTL policy")
+            _check_policy_meta("--btl-policy", options.btl_policy, btl_meta, env_id, options)
             btl_reward = options.btl_reward or btl_meta["reward_path"]
-            load_policy(options.btl_policy, load_reward_model(btl_reward))
+            btl_model = load_reward_model(btl_reward)
+            btl_env = str(btl_model.meta.get("env_id") or env_id)
+            if btl_env != env_id:
+                raise ValueError(
+                    f"--btl-reward {btl_reward} was trained on {btl_env}, but --reward "
+                    f"{options.reward} on {env_id}: pass the BTL reward model of {env_id} "
+                    "(the one --btl-policy was trained with)"
+                )
+            load_policy(options.btl_policy, btl_model)
             options.btl_reward = btl_reward
     return env_id, kwargs
+
+
+def _check_policy_meta(
+    flag: str, folder: str, meta: dict[str, Any], env_id: str, options: StudyCreateOptions
+) -> None:
+    """Refuse a "your robot" policy of another task than the reward model's, or of a kind
+    the study cannot show (an oracle needs the true goal; --policy a VPL one, --btl-policy
+    a BTL one)."""
+    if meta["env_id"] != env_id:
+        raise ValueError(
+            f"{flag} {folder} was trained on {meta['env_id']}, but --reward {options.reward} "
+            f"on {env_id}: 'your robot' acts in the study's task. Pass a policy trained on "
+            f"{env_id} (`robopref train-policy --reward {options.reward}`), or the reward "
+            f"model of {meta['env_id']} to study that task"
+        )
+    latent_dim = int(meta["latent_dim"])
+    wanted = "VPL (a latent policy trained on --reward)"
+    if flag == "--btl-policy":
+        wanted = "BTL (a latent policy with an empty z, trained on a BTL reward model)"
+    right_kind = meta["kind"] == "latent" and (
+        latent_dim == 0 if flag == "--btl-policy" else latent_dim > 0
+    )
+    if not right_kind:
+        what = f"a {meta['kind']} policy" + (
+            f" with a latent of size {latent_dim}" if meta["kind"] == "latent" else ""
+        )
+        raise ValueError(
+            f"{flag} {folder} is {what}: the study shows a participant's z through a {wanted}; "
+            f"pass such a policy to {flag}"
+        )
 
 
 class _ClipFrames:
@@ -172,8 +228,55 @@ def create_study(options: StudyCreateOptions, progress: bool = True) -> StudySpe
         env_kwargs=shown_kwargs, frame_sink=sink,
     )  # fmt: skip
     pool = build_query_pool(rollouts, options.pairs, segment, rng)
-    out = Path(options.out)
-    (out / CLIPS_DIR).mkdir(parents=True)
+    final = Path(options.out)
+    with _building(final) as out:
+        spec = _write_study(options, out, pool, sink, env_id, env_kwargs, segment, fps, started)
+    return spec
+
+
+#: the name a study is built under, beside its final name
+BUILDING = ".{name}.creating-"
+#: a file in a folder being built (so that only such folders are ever removed as leftovers)
+BUILDING_MARK = ".robopref-study-creating"
+
+
+@contextmanager
+def _building(final: Path) -> Iterator[Path]:
+    """A new private folder beside ``final``, renamed to ``final`` when the block succeeds and
+    removed when it fails; leftovers of killed runs (marked folders) are removed first."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    prefix = BUILDING.format(name=final.name)
+    for stale in final.parent.glob(f"{glob.escape(prefix)}*"):
+        if (stale / BUILDING_MARK).is_file() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+    temp = Path(tempfile.mkdtemp(dir=final.parent, prefix=prefix))  # mode 0700
+    try:
+        (temp / BUILDING_MARK).touch()
+        yield temp
+        (temp / BUILDING_MARK).unlink()
+        if final.exists() and not (final.is_dir() and not any(final.iterdir())):
+            raise ValueError(
+                f"--out {final} appeared while the study was being built: choose another --out"
+            )
+        os.replace(temp, final)  # atomic; an empty folder of that name is replaced
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+
+
+def _write_study(
+    options: StudyCreateOptions,
+    out: Path,
+    pool: Any,
+    sink: _ClipFrames,
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    segment: int,
+    fps: float,
+    started: float,
+) -> StudySpec:
+    """Write the clips, pool, settings, database and links into ``out``."""
+    (out / CLIPS_DIR).mkdir()
     names = np.vectorize(segment_clip_name)(pool.origin[..., 0], pool.origin[..., 1])
     hold = int(round(HOLD_SECONDS * fps))  # the last frame held, so the loop shows the end
     for episode, start in sorted({tuple(o) for o in pool.origin.reshape(-1, 2).tolist()}):
@@ -200,9 +303,14 @@ def create_study(options: StudyCreateOptions, progress: bool = True) -> StudySpe
     spec.save(out)
     tokens = [secrets.token_urlsafe(16) for _ in range(options.participants)]
     participants = StudyStore(out).create(tokens)
-    with atomic_path(out / LINKS_NAME) as temp:
-        temp.write_text("".join(f"{p.name} {spec.base_url}/s/{p.token}\n" for p in participants))
-    (out / LINKS_NAME).chmod(0o600)  # the tokens are the participants' only credential
+    # The tokens are the participants' only credential: the file is private from the start.
+    write_private(
+        out / LINKS_NAME,
+        "".join(
+            f"{p.name} {spec.base_url}/s/{token}\n"
+            for p, token in zip(participants, tokens, strict=True)
+        ),
+    )
     spec.notes["seconds"] = round(time.perf_counter() - started, 1)
     spec.save(out)
     return spec

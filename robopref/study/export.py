@@ -20,14 +20,14 @@ import numpy as np
 
 from robopref.dataset import PreferenceDataset
 from robopref.files import check_output
-from robopref.study.spec import StudyPool, StudySpec
+from robopref.study.spec import check_study_folder
 from robopref.study.store import StudyStore
 
 
 def study_dataset(folder: str | Path) -> PreferenceDataset:
     """Every answer of the study in ``folder`` as a dataset (module docstring)."""
-    spec = StudySpec.load(folder)
-    pool = StudyPool.load(folder).pool
+    spec, study_pool = check_study_folder(folder)
+    pool = study_pool.pool
     rows = StudyStore(folder).all_answers()
     if not rows:
         raise ValueError(f"the study {folder} has no answers yet: nothing to export")
@@ -82,6 +82,8 @@ class StudyExportOptions:
 
 def study_export_command(options: StudyExportOptions) -> dict[str, Any]:
     """Write the dataset and print what it holds."""
+    if not options.out.endswith(".npz"):
+        raise ValueError(f"--out {options.out} must end in .npz (e.g. study_answers.npz)")
     check_output(options.out, options.overwrite, "dataset")
     dataset = study_dataset(options.study)
     dataset.save(options.out)

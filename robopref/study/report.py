@@ -9,7 +9,8 @@
   a 95% Wilson interval; 0.5 is no bias (the order is a fair coin per query, so a left share
   away from 0.5 is the people's, as the RLAIF paper measures it for AI labellers).
 
-Writes ``report.json`` and ``report.png`` into the study folder unless ``--out`` says where.
+Writes ``report.json`` and ``report.png`` into the study folder unless ``--out`` says where;
+a report already there is replaced only with ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from robopref.files import atomic_path, save_figure_atomic
-from robopref.study.spec import StudySpec
+from robopref.files import atomic_path, check_output, save_figure_atomic
+from robopref.study.spec import check_study_folder
 from robopref.study.store import CHOICES, StudyStore
 
 
@@ -42,7 +43,7 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float
 
 def study_report(folder: str | Path) -> dict[str, Any]:
     """The report's figures (module docstring) from the study's database."""
-    spec = StudySpec.load(folder)
+    spec, _ = check_study_folder(folder)
     store = StudyStore(folder)
     rows = store.all_answers()
     people: dict[str, dict[str, Any]] = {}
@@ -159,12 +160,18 @@ class StudyReportOptions:
     out: str = field(
         default="", metadata={"help": "folder for report.json/png (default: the study)"}
     )
+    overwrite: bool = field(
+        default=False, metadata={"help": "replace a report.json/png already in --out"}
+    )
 
 
 def study_report_command(options: StudyReportOptions) -> dict[str, Any]:
     """Print the report and write its JSON and plot."""
-    report = study_report(options.study)
+    check_study_folder(options.study)
     out = Path(options.out or options.study)
+    for name in ("report.json", "report.png"):
+        check_output(out / name, options.overwrite, "report", flag="--out")
+    report = study_report(options.study)
     with atomic_path(out / "report.json") as temp:
         temp.write_text(json.dumps(report, indent=2))
     plot_report(report, out / "report.png")

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from robopref.study.spec import StudySpec
+from robopref.study.spec import check_study_folder
+
+#: uvicorn's log levels (``uvicorn.config.LOG_LEVELS``)
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 @dataclass
@@ -22,7 +25,9 @@ class StudyServeOptions:
         metadata={"help": "address to listen on (0.0.0.0: every interface, e.g. a lab network)"},
     )
     port: int = field(default=8000, metadata={"help": "port to listen on"})
-    log_level: str = field(default="warning", metadata={"help": "uvicorn's log level"})
+    log_level: str = field(
+        default="warning", metadata={"help": f"uvicorn's log level: {', '.join(LOG_LEVELS)}"}
+    )
 
 
 def study_serve_command(options: StudyServeOptions) -> int:
@@ -31,14 +36,18 @@ def study_serve_command(options: StudyServeOptions) -> int:
 
     from robopref.study.app import create_app
 
-    spec = StudySpec.load(options.study)  # a clear error before the server starts
+    if options.log_level.lower() not in LOG_LEVELS:
+        raise ValueError(f"--log-level {options.log_level!r}: use one of {', '.join(LOG_LEVELS)}")
     if not 0 < options.port < 65536:
         raise ValueError(f"--port {options.port} is not a TCP port (1..65535)")
+    # A clear error before the server starts: not a study, or a damaged one (settings,
+    # pool, database); the database is never created here.
+    spec, _ = check_study_folder(options.study)
     app = create_app(options.study)
     print(
         f"serving {options.study} ({spec.env_id}, {spec.participants} participants) on "
         f"http://{options.host}:{options.port}/s/<token> (links in {options.study}/links.txt)",
         flush=True,
     )
-    uvicorn.run(app, host=options.host, port=options.port, log_level=options.log_level)
+    uvicorn.run(app, host=options.host, port=options.port, log_level=options.log_level.lower())
     return 0

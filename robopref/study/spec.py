@@ -7,8 +7,13 @@ Layout::
       pool.npz          the candidate pairs (a QueryPool) and each pair's two clip names
       clips/*.webm      one clip per segment, rendered once at creation
       robot/*.webm      each participant's "your robot" clips (rendered by the server)
-      study.sqlite      participants, queries shown, answers (robopref.study.store)
-      links.txt         one private link per participant (keep it private: the tokens)
+      study.sqlite      participants, queries shown, answers (robopref.study.store), 0600
+      links.txt         one private link per participant (the tokens: written 0600)
+
+``robopref study create`` builds the folder under a hidden sibling name and renames it into
+place when it is complete, so a folder with this name is always a whole study.
+:func:`check_study_folder` is what every other command calls first: it refuses a folder
+that is not a study, or a damaged one, naming the file and the fix.
 
 Clip names are generated here and checked by :func:`clip_path` before any file is read:
 a name that is not a plain file name, or a path that resolves outside the folder, is refused.
@@ -17,8 +22,12 @@ a name that is not a plain file name, or a path that resolves outside the folder
 from __future__ import annotations
 
 import json
+import math
+import os
 import re
-from dataclasses import asdict, dataclass, field
+import tempfile
+import zipfile
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -67,19 +76,112 @@ class StudySpec:
 
     @classmethod
     def load(cls, folder: str | Path) -> StudySpec:
-        """Read a study's settings, refusing a folder that is not a study with the fix."""
-        path = Path(folder) / SPEC_NAME
+        """Read a study's settings, refusing a folder that is not a study, or a damaged
+        ``study.json``, with the file and the fix."""
+        folder = Path(folder)
+        path = folder / SPEC_NAME
         if not path.is_file():
+            if half_built(folder):
+                raise FileNotFoundError(half_built_message(folder))
             raise FileNotFoundError(
                 f"{folder} is not a study folder (no {SPEC_NAME}): create one with "
                 f"`robopref study create --out {folder}`"
             )
-        data = json.loads(path.read_text())
+        fix = f"restore {SPEC_NAME} from a backup (it is written once, by `study create`)"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path} is damaged: not valid JSON ({error}); {fix}") from error
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} holds a JSON {type(data).__name__}, not settings: {fix}")
         if data.get("format") != FORMAT or data.get("version") != FORMAT_VERSION:
             raise ValueError(
                 f"{path} is not a version-{FORMAT_VERSION} robopref study: re-create the study"
             )
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ValueError(
+                f"{path} has unknown key(s) {unknown}: remove them (its keys are "
+                f"{sorted(known)}), or {fix}"
+            )
+        required = [name for name, f in known.items() if _required(f)]
+        missing = [name for name in required if name not in data]
+        if missing:
+            raise ValueError(f"{path} lacks the key(s) {missing}: {fix}")
+        for name, value in data.items():
+            wanted = _FIELD_CHECKS.get(name)
+            if wanted is not None and not wanted[0](value):
+                raise ValueError(
+                    f'{path}: "{name}" is {value!r}, not {wanted[1]}: set it right, or {fix}'
+                )
         return cls(**data)
+
+
+def _required(f: Any) -> bool:
+    from dataclasses import MISSING
+
+    return f.default is MISSING and f.default_factory is MISSING
+
+
+def _is_int(value: Any, low: int | None = None) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and (low is None or value >= low)
+
+
+def _optional_str(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _strategy(value: Any) -> bool:
+    from robopref.reward.active import STRATEGIES
+
+    return value in STRATEGIES
+
+
+#: what each ``study.json`` value must be: a test and its description
+_FIELD_CHECKS: dict[str, tuple[Any, str]] = {
+    "env_id": (lambda v: isinstance(v, str) and bool(v), "a task id (text)"),
+    "env_kwargs": (lambda v: isinstance(v, dict), "an object of env arguments"),
+    "queries": (lambda v: _is_int(v, 1), "a whole number of queries (1 or more)"),
+    "strategy": (_strategy, "a query strategy (random or active)"),
+    "segment": (lambda v: _is_int(v, 1), "a whole number of states (1 or more)"),
+    "fps": (
+        lambda v: (
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+        ),
+        "a positive number of frames per second",
+    ),
+    "seed": (lambda v: _is_int(v), "a whole number"),
+    "participants": (lambda v: _is_int(v, 1), "a whole number of participants (1 or more)"),
+    "reward": (_optional_str, "a path or null"),
+    "policy": (_optional_str, "a path or null"),
+    "btl_policy": (_optional_str, "a path or null"),
+    "btl_reward": (_optional_str, "a path or null"),
+    "base_url": (lambda v: isinstance(v, str), "an address (text)"),
+    "notes": (lambda v: isinstance(v, dict), "an object"),
+}
+
+
+def half_built(folder: Path) -> bool:
+    """Whether ``folder`` is what a ``study create`` killed before it finished left (before
+    creation became atomic): clips or a pool, but no settings and no database."""
+    from robopref.study.store import DB_NAME
+
+    return (
+        folder.is_dir()
+        and not (folder / SPEC_NAME).exists()
+        and not (folder / DB_NAME).exists()
+        and ((folder / CLIPS_DIR).is_dir() or (folder / POOL_NAME).exists())
+    )
+
+
+def half_built_message(folder: Path) -> str:
+    """What to say about a :func:`half_built` folder."""
+    return (
+        f"{folder} is a half-built study ({CLIPS_DIR}/ but no {SPEC_NAME} and no database): "
+        f"a `study create` was stopped before it finished, and nobody answered there. "
+        f"Delete it (rm -r {folder}) and run `robopref study create --out {folder}` again"
+    )
 
 
 @dataclass
@@ -113,20 +215,33 @@ class StudyPool:
 
     @classmethod
     def load(cls, folder: str | Path) -> StudyPool:
-        """Read ``pool.npz``."""
-        with np.load(Path(folder) / POOL_NAME, allow_pickle=False) as data:
-            header = json.loads(str(data["header"]))
-            pool = QueryPool(
-                header["env_id"],
-                tuple(header["feature_names"]),
-                data["obs_a"],
-                data["obs_b"],
-                data["feat_a"],
-                data["feat_b"],
-                data["origin"],
-                *_actions(data),
+        """Read ``pool.npz``, refusing a missing or damaged one with the fix."""
+        path = Path(folder) / POOL_NAME
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{folder} has no {POOL_NAME} (the candidate pairs every query is drawn "
+                f"from): the study folder is incomplete; restore {POOL_NAME} from a backup"
             )
-            return cls(pool, [str(c) for c in data["clip_a"]], [str(c) for c in data["clip_b"]])
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                header = json.loads(str(data["header"]))
+                pool = QueryPool(
+                    header["env_id"],
+                    tuple(header["feature_names"]),
+                    data["obs_a"],
+                    data["obs_b"],
+                    data["feat_a"],
+                    data["feat_b"],
+                    data["origin"],
+                    *_actions(data),
+                )
+                clips = [str(c) for c in data["clip_a"]], [str(c) for c in data["clip_b"]]
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
+            raise ValueError(
+                f"{path} is damaged ({type(error).__name__}: {error}): restore {POOL_NAME} "
+                "from a backup"
+            ) from error
+        return cls(pool, *clips)
 
     def __len__(self) -> int:
         return len(self.pool)
@@ -139,6 +254,50 @@ def _actions(data: Any) -> tuple[np.ndarray, np.ndarray]:
         return data["act_a"], data["act_b"]
     missing = np.full(data["obs_a"].shape[:2] + (1,), np.nan, np.float32)
     return missing, missing.copy()
+
+
+def check_study_folder(folder: str | Path) -> tuple[StudySpec, StudyPool]:
+    """The settings and pool of the study in ``folder`` after checking every part a command
+    reads (``study.json``, ``pool.npz``, the database); a clear error with the fix else."""
+    from robopref.study.store import StudyStore
+
+    spec = StudySpec.load(folder)
+    pool = StudyPool.load(folder)
+    StudyStore(folder).check()
+    if spec.queries > len(pool):
+        raise ValueError(
+            f'{Path(folder) / SPEC_NAME}: "queries" is {spec.queries}, more than the '
+            f"{len(pool)} candidate pairs in {POOL_NAME} (each participant is asked distinct "
+            f"pairs): set it to {len(pool)} or fewer"
+        )
+    return spec, pool
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, readable by its owner only (0600) from the
+    first byte: the temporary is created private, filled, then renamed into place."""
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temp, 0o600)  # mkstemp's mode already; said for the reader
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def read_links(folder: str | Path) -> dict[str, str]:
+    """``{participant name: token}`` from the study's ``links.txt`` (the database keeps
+    only the tokens' hashes)."""
+    links = {}
+    for line in (Path(folder) / LINKS_NAME).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            name, url = line.split()
+            links[name] = url.rsplit("/s/", 1)[1]
+    return links
 
 
 def clip_path(folder: Path, directory: str, name: str) -> Path:

@@ -5,9 +5,16 @@ block the writer, and a killed server loses no committed answer), one transactio
 answer. Every write happens in ``BEGIN IMMEDIATE`` transactions, so two requests of one
 participant (two tabs, a double click) cannot both create a query or both answer one.
 
+The database holds no secret: a participant's ``token`` column is ``sha256:`` and the
+SHA-256 of the token in their private link (only ``links.txt`` has the links), and a link is
+looked up by its hash. A study created before tokens were hashed keeps them in plain text
+until it is next served, which hashes them in place (:meth:`StudyStore.hash_tokens`). The
+file (and SQLite's ``-wal``/``-shm`` beside it, which take its mode) is created ``0600``:
+the answers are the participants' personal data.
+
 Tables::
 
-    participants(id, token UNIQUE, name)            # token: the secret in the private link
+    participants(id, token UNIQUE, name)            # token: sha256 of the link's secret
     queries(id, participant, position, pair, swapped, shown_at)
         UNIQUE(participant, position), UNIQUE(participant, pair)
     answers(query PRIMARY KEY, participant, choice, label, response_ms, client_ms, answered_at)
@@ -20,6 +27,8 @@ pool's own order (1 = A, 0 = B, 0.5 = equal, NULL = can't tell), the dataset's c
 
 from __future__ import annotations
 
+import hashlib
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -28,6 +37,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DB_NAME = "study.sqlite"
+#: the tables a study database holds (a file without them is not one)
+TABLES = ("participants", "queries", "answers", "robots")
+#: the prefix of a hashed token in the participants table
+TOKEN_HASH = "sha256:"
+#: SQLite's INTEGER range: a query id outside it names no query
+MAX_ID = 2**63 - 1
 #: the answers a participant can give, as the page's buttons name them
 CHOICES = ("left", "right", "equal", "cant_tell")
 
@@ -66,12 +81,18 @@ CREATE TABLE IF NOT EXISTS robots (
 """
 
 
+def hash_token(token: str) -> str:
+    """What the database keeps of a link's token: ``sha256:`` and its hex digest."""
+    return TOKEN_HASH + hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
 @dataclass(frozen=True)
 class Participant:
-    """One participant: the row id, the secret token and the public name (``p01``)."""
+    """One participant: the row id, the hash of their link's token and the public name
+    (``p01``). The token itself is only in the link (``links.txt``)."""
 
     id: int
-    token: str
+    token_hash: str
     name: str
 
 
@@ -107,16 +128,33 @@ def label_of(choice: str, swapped: bool) -> float | None:
     return 1.0 if (choice == "left") == left_is_a else 0.0
 
 
+def check_query_id(query: object) -> int:
+    """``query`` as a query id (an integer 1 .. 2**63 - 1, SQLite's range), else 422."""
+    if isinstance(query, float) and query.is_integer():
+        query = int(query)
+    if isinstance(query, bool) or not isinstance(query, int) or not 0 < query <= MAX_ID:
+        shown = repr(query) if len(repr(query)) <= 40 else repr(query)[:40] + "..."
+        raise StudyRefusedError(
+            422, f"query {shown} is not a query id: send the id next.json gave (an integer)"
+        )
+    return query
+
+
 class StudyStore:
     """The database of one study folder (module docstring). One connection per call."""
 
     def __init__(self, folder: str | Path) -> None:
-        self.path = Path(folder) / DB_NAME
+        self.folder = Path(folder)
+        self.path = self.folder / DB_NAME
 
     @contextmanager
     def connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
-        """A connection; with ``write``, inside one ``BEGIN IMMEDIATE`` transaction."""
-        connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        """A connection; with ``write``, inside one ``BEGIN IMMEDIATE`` transaction.
+
+        The file must exist (``mode=rw``): a deleted database is an error, never a new
+        empty one."""
+        uri = f"{self.path.absolute().as_uri()}?mode=rw"
+        connection = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None)
         try:
             connection.execute("PRAGMA busy_timeout = 30000")
             connection.execute("PRAGMA foreign_keys = ON")
@@ -134,20 +172,69 @@ class StudyStore:
             connection.close()
 
     def create(self, tokens: list[str]) -> list[Participant]:
-        """A new database with one participant per token (named p01, p02, ...)."""
-        if self.path.exists():
-            raise FileExistsError(f"{self.path} exists: a study is created once")
+        """A new database (mode 0600) with one participant per token (named p01, p02, ...);
+        only the tokens' hashes are stored."""
+        try:  # private from the first byte: SQLite gives -wal and -shm the same mode
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            raise FileExistsError(f"{self.path} exists: a study is created once") from None
         connection = sqlite3.connect(self.path)
         try:
             connection.execute("PRAGMA journal_mode = WAL")
             connection.executescript(SCHEMA)
             width = max(2, len(str(len(tokens))))
-            rows = [(token, f"p{i + 1:0{width}d}") for i, token in enumerate(tokens)]
+            rows = [(hash_token(token), f"p{i + 1:0{width}d}") for i, token in enumerate(tokens)]
             with connection:
                 connection.executemany("INSERT INTO participants (token, name) VALUES (?, ?)", rows)
         finally:
             connection.close()
         return self.participants()
+
+    def check(self) -> None:
+        """Refuse, with the fix, a study folder whose database is missing or damaged."""
+        if not self.path.is_file():
+            raise FileNotFoundError(
+                f"{self.folder} has no {DB_NAME} (its participants, links and answers): "
+                f"restore {DB_NAME} from a backup; a study cannot run without it (for a new "
+                "one: `robopref study create`)"
+            )
+        try:
+            with self.connect() as db:
+                tables = {
+                    row[0]
+                    for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                }
+        except sqlite3.DatabaseError as error:
+            raise ValueError(
+                f"{self.path} is not a readable SQLite database ({error}): restore it from a backup"
+            ) from error
+        missing = [table for table in TABLES if table not in tables]
+        if missing:
+            raise ValueError(
+                f"{self.path} is not a study database (no table {', '.join(missing)}): "
+                f"restore {DB_NAME} from a backup"
+            )
+
+    def make_private(self) -> None:
+        """Make the database and its ``-wal``/``-shm`` files readable by their owner only
+        (a study created before they were made so)."""
+        for path in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+            try:
+                if path.is_file() and path.stat().st_mode & 0o077:
+                    path.chmod(0o600)
+            except OSError:  # not ours to change: leave it as it is
+                pass
+
+    def hash_tokens(self) -> int:
+        """Replace plain-text tokens (a study created before they were hashed) by their
+        hashes; the links stay valid. Returns how many were hashed."""
+        with self.connect(write=True) as db:
+            db.create_function("hash_token", 1, hash_token, deterministic=True)
+            cursor = db.execute(
+                "UPDATE participants SET token = hash_token(token) WHERE token NOT LIKE ?",
+                (TOKEN_HASH + "%",),
+            )
+            return int(cursor.rowcount)
 
     def participants(self) -> list[Participant]:
         """Every participant, in order."""
@@ -156,10 +243,11 @@ class StudyStore:
         return [Participant(*row) for row in rows]
 
     def participant(self, token: str) -> Participant:
-        """The participant of a link's token; an unknown token is refused (404)."""
+        """The participant of a link's token (looked up by its hash); an unknown token is
+        refused (404)."""
         with self.connect() as db:
             row = db.execute(
-                "SELECT id, token, name FROM participants WHERE token = ?", (token,)
+                "SELECT id, token, name FROM participants WHERE token = ?", (hash_token(token),)
             ).fetchone()
         if row is None:
             raise StudyRefusedError(404, "unknown participant link: check the link you were given")
@@ -204,16 +292,29 @@ class StudyStore:
             else ShownQuery(row[0], row[1], row[2], row[3], bool(row[4]), row[5])
         )
 
-    def show(self, participant: int, pair: int, swapped: bool) -> ShownQuery:
+    def show(
+        self, participant: int, pair: int, swapped: bool, position: int | None = None
+    ) -> ShownQuery | None:
         """Record ``pair`` as the participant's next query; an open one is returned instead
-        (a reload or a second tab shows the same query)."""
+        (a reload or a second tab shows the same query).
+
+        ``position``: how many queries the participant had been shown when ``pair`` was
+        chosen; if that changed since (another request of theirs showed one), or ``pair``
+        was shown to them before, nothing is written and None says "choose again"."""
         with self.connect(write=True) as db:
             existing = self._open_query(db, participant)
             if existing is not None:
                 return existing
-            (position,) = db.execute(
+            (count,) = db.execute(
                 "SELECT COUNT(*) FROM queries WHERE participant = ?", (participant,)
             ).fetchone()
+            if position is not None and count != position:
+                return None
+            position = count
+            if db.execute(
+                "SELECT 1 FROM queries WHERE participant = ? AND pair = ?", (participant, pair)
+            ).fetchone():
+                return None
             now = time.time()
             cursor = db.execute(
                 "INSERT INTO queries (participant, position, pair, swapped, shown_at) "
@@ -232,6 +333,7 @@ class StudyStore:
             raise StudyRefusedError(
                 422, f"client_ms={client_ms} must be a time in [0, 1 day) in ms"
             )
+        check_query_id(query)
         with self.connect(write=True) as db:
             row = db.execute(
                 "SELECT id, participant, position, pair, swapped, shown_at FROM queries "

@@ -16,14 +16,14 @@ from robopref.study.app import create_app
 from robopref.study.create import StudyCreateOptions, create_study
 from robopref.study.export import StudyExportOptions, study_dataset, study_export_command
 from robopref.study.report import study_report
-from robopref.study.spec import StudySpec
+from robopref.study.spec import StudySpec, read_links
 from robopref.study.store import StudyStore
 
 CHECKPOINTS = Path(__file__).resolve().parents[2] / "policies" / "checkpoints"
 
 
 def _tokens(folder):
-    return [p.token for p in StudyStore(folder).participants()]
+    return list(read_links(folder).values())
 
 
 def _wait_for_robot(client, token, seconds=120):
@@ -233,13 +233,13 @@ def test_export_is_a_dataset_train_reward_reads(active_study, tmp_path):
 
 def test_report_counts_agreement_and_position_bias(random_study):
     store = StudyStore(random_study)
-    people = store.participants()[:3]
+    tokens = _tokens(random_study)[:3]
     with TestClient(create_app(random_study)) as client:
-        for person in people:
+        for token in tokens:
             for _ in range(4):
-                query = client.get(f"/s/{person.token}/next.json").json()
+                query = client.get(f"/s/{token}/next.json").json()
                 client.post(
-                    f"/s/{person.token}/answer.json",
+                    f"/s/{token}/answer.json",
                     json={"query": query["query"], "choice": "left"},
                 )
     report = study_report(random_study)

@@ -14,6 +14,7 @@ import pytest
 
 from robopref.study.export import study_dataset
 from robopref.study.load import free_port, start_server
+from robopref.study.spec import read_links
 from robopref.study.store import StudyStore
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -46,7 +47,7 @@ def test_a_participant_answers_in_chromium_by_click_and_keyboard(active_study):
     from playwright.sync_api import sync_playwright
 
     port = free_port()
-    token = StudyStore(active_study).participants()[0].token
+    token = next(iter(read_links(active_study).values()))
     link = f"http://127.0.0.1:{port}/s/{token}"
     server = start_server(active_study, port)
     try:

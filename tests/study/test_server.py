@@ -8,6 +8,7 @@ import signal
 import httpx2 as httpx
 
 from robopref.study.load import answer_concurrently, free_port, start_server
+from robopref.study.spec import read_links
 from robopref.study.store import StudyStore
 
 
@@ -20,7 +21,7 @@ def test_serve_binds_loopback_by_default_and_refuses_a_non_study(tmp_path):
 def test_a_killed_server_loses_no_answer_and_participants_continue(random_study):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    token = StudyStore(random_study).participants()[0].token
+    token = read_links(random_study)["p01"]
     process = start_server(random_study, port)
     try:
         for choice in ("left", "right"):
@@ -46,7 +47,7 @@ def test_a_killed_server_loses_no_answer_and_participants_continue(random_study)
 def test_twenty_participants_at_once_are_each_stored_once(random_study):
     port = free_port()
     store = StudyStore(random_study)
-    tokens = [p.token for p in store.participants()]
+    tokens = list(read_links(random_study).values())
     assert len(tokens) == 20
     process = start_server(random_study, port)
     try:
