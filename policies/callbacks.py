@@ -1,4 +1,5 @@
-"""SB3 callbacks of ``robopref train-policy``: progress bar, held-out users, checkpoints.
+"""SB3 callbacks of ``robopref train-policy``: progress bar, true return, held-out users,
+checkpoints.
 
 Checkpoints are written by :class:`SaveCheckpoint`, triggered by SB3's
 :class:`~stable_baselines3.common.callbacks.EveryNTimesteps` and by :class:`EveryNMinutes`
@@ -9,9 +10,11 @@ of wall time (so a slow run killed early loses at most that much work); see
 from __future__ import annotations
 
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, EventCallback, EveryNTimesteps
 from tqdm import tqdm
@@ -42,6 +45,39 @@ class ProgressBar(BaseCallback):
     def _on_training_end(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class TrueReturn(BaseCallback):
+    """Log ``rollout/true_ep_rew_mean``: the env's own return (the sum of its
+    ``info["true_reward"]``) over the last ``window`` training episodes where it is known.
+
+    SB3's ``rollout/ep_rew_mean`` (from the ``VecMonitor``) is the return of the reward the
+    agent learns from, the reward model's for a latent policy; this is the task's. A latent
+    policy's training episodes have no goal unless the users' goals are known, and then
+    their true reward is NaN: such episodes are left out, and nothing is logged without any.
+    """
+
+    def __init__(self, window: int = 100) -> None:
+        super().__init__()
+        self.returns: deque[float] = deque(maxlen=window)
+        self._sums: np.ndarray | None = None
+
+    def _on_step(self) -> bool:
+        infos = self.locals.get("infos") or []
+        dones = self.locals.get("dones")
+        if self._sums is None or len(self._sums) != len(infos):
+            self._sums = np.zeros(len(infos))
+        for i, info in enumerate(infos):
+            self._sums[i] += float(info.get("true_reward", np.nan))
+            if dones is not None and dones[i]:
+                if np.isfinite(self._sums[i]):
+                    self.returns.append(float(self._sums[i]))
+                self._sums[i] = 0.0
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if self.returns:
+            self.logger.record("rollout/true_ep_rew_mean", float(np.mean(self.returns)))
 
 
 class EvalUsers(BaseCallback):

@@ -8,15 +8,25 @@ A policy folder (``--out`` of ``robopref train-policy``) holds
   latent size; the reward model's path and ``fingerprint()``; steps; history),
 * ``checkpoint.zip`` + ``checkpoint.json`` (+ ``replay.pkl`` for SAC): the last periodic
   state, from which ``--resume`` continues,
-* ``tb/``: TensorBoard logs.
+* ``tb/``: TensorBoard logs, only when trained with ``--tb``.
+
+``reward_path`` is recorded relative to the policy folder (``../vpl.pt``), so a run folder
+that is moved, or used from another working folder, still finds its reward model.
+:func:`read_meta` returns it resolved (:func:`resolve_reward_path`): relative to the policy
+folder; else, for folders written before, as recorded (relative to the working folder);
+else the file of that name beside the policy folder (a loop's ``OUT/vpl.pt`` beside
+``OUT/policy_vpl``, the shipped ``checkpoints/vpl.pt`` beside ``checkpoints/policy_vpl``).
+The recorded text stays in ``reward_path_recorded``.
 
 :func:`load_policy` refuses a latent policy whose reward model is not the one given (its
-latent space would mean something else) with an error naming both.
+latent space would mean something else) with an error naming both; a damaged or truncated
+model zip is a clear error naming the file and the fix (:func:`load_sb3`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,8 +103,36 @@ def check_meta(meta: dict[str, Any], meta_path: Path) -> dict[str, Any]:
     return meta
 
 
+def reward_path_for(policy_folder: str | Path, reward: str | Path) -> str:
+    """How a policy folder records its reward model ``reward``: relative to the folder
+    (``../vpl.pt``), so that moving the run folder, or working from another folder, keeps
+    it found; absolute when no relative path exists (another drive)."""
+    target = os.path.abspath(reward)
+    try:
+        return Path(os.path.relpath(target, os.path.abspath(policy_folder))).as_posix()
+    except ValueError:
+        return target
+
+
+def resolve_reward_path(folder: str | Path, recorded: str | None) -> str | None:
+    """The reward model a policy folder ``folder`` recorded as ``recorded``, as a path from
+    the working folder: relative to the policy folder, else as recorded (folders written
+    before paths were relative to the policy folder), else the file of that name beside the
+    policy folder. ``recorded`` itself (or None) when none of them exists."""
+    if not recorded:
+        return recorded
+    folder = Path(folder)
+    candidates = [folder / recorded, Path(recorded), folder.parent / Path(recorded).name]
+    for candidate in candidates:
+        if candidate.is_file():
+            return os.path.normpath(candidate)
+    return recorded
+
+
 def read_meta(folder: str | Path) -> dict[str, Any]:
-    """The checked ``meta.json`` of a policy folder, with a clear error when it is not one."""
+    """The checked ``meta.json`` of a policy folder, with a clear error when it is not one;
+    ``reward_path`` resolved (:func:`resolve_reward_path`; as written in
+    ``reward_path_recorded``)."""
     folder = Path(folder)
     meta_path = folder / "meta.json"
     if not meta_path.is_file():
@@ -103,7 +141,34 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
             f"`robopref train-policy --out {folder}`"
         )
     meta = read_json_file(meta_path, "a policy description", _retrain_hint(folder))
-    return check_meta(meta, meta_path)
+    meta = check_meta(meta, meta_path)
+    if meta.get("reward_path"):
+        meta["reward_path_recorded"] = meta["reward_path"]
+        meta["reward_path"] = resolve_reward_path(folder, meta["reward_path"])
+    return meta
+
+
+def recorded_population(meta: dict[str, Any]) -> str | None:
+    """The population a policy was trained for (its options' ``population``), if recorded."""
+    options = meta.get("options")
+    population = options.get("population") if isinstance(options, dict) else None
+    return str(population) if population else None
+
+
+def load_sb3(algo: str, path: Path, fix: str, **kwargs: Any) -> BaseAlgorithm:
+    """``ALGOS[algo].load(path, **kwargs)``, or a ``ValueError`` naming ``path`` and ``fix``
+    when it is not a readable model (not a zip, truncated, from another algorithm)."""
+    try:
+        return ALGOS[algo].load(path, **kwargs)
+    except (
+        OSError, ValueError, KeyError, RuntimeError, AssertionError, EOFError,
+        zipfile.BadZipFile,
+    ) as error:  # fmt: skip
+        # A truncated zip: SB3 asserts "No data found in the saved file".
+        raise ValueError(
+            f"{path} is not a readable {algo} model, damaged or cut short "
+            f"({type(error).__name__}: {error}): {fix}"
+        ) from error
 
 
 @dataclass
@@ -153,11 +218,6 @@ def load_policy(
     path = folder / ("checkpoint.zip" if checkpoint else "model.zip")
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: the training run has not finished")
-    try:
-        model = ALGOS[meta["algo"]].load(path, device=device)
-    except (OSError, ValueError, KeyError, RuntimeError, zipfile.BadZipFile) as error:
-        raise ValueError(
-            f"{path} is not a readable {meta['algo']} model ({type(error).__name__}: {error}): "
-            f"{_retrain_hint(folder)}"
-        ) from error
+    fix = f"restore {path} from a copy, or {_retrain_hint(folder)}"
+    model = load_sb3(meta["algo"], path, fix, device=device)
     return LoadedPolicy(model, meta, folder)

@@ -5,7 +5,9 @@ for z, the output folder), builds the same SB3 actor as the RL policies on the e
 (or, for ``--cpl-latent none``, plain) policy acts in, trains it with CPL, runs
 ``evaluate``'s held-out check once at the end (``--eval-episodes`` new users of
 ``--population``) and writes the policy folder of :mod:`robopref.policies.checkpoint`
-(``meta.json``: ``method: cpl``, its settings, the training fit, wall time).
+(``meta.json``: ``method: cpl``, its settings, the training fit, wall time). With ``--tb``
+the CPL and BC losses (``cpl/loss``, ``cpl/bc_loss`` every 500 gradient steps), the fit and
+the held-out check go to ``OUT/tb``.
 
 A CPL run takes minutes (measured in the README), so it has no ``--resume``: a killed run
 leaves nothing half-written (``model.zip`` and ``meta.json`` are written atomically, the
@@ -28,7 +30,7 @@ from robopref.env_kwargs import check_env_kwargs, parse_env_kwargs
 from robopref.envs.wrappers import PLACE
 from robopref.files import check_writable
 from robopref.policies.callbacks import EvalUsers
-from robopref.policies.checkpoint import FORMAT
+from robopref.policies.checkpoint import FORMAT, reward_path_for
 from robopref.policies.cpl import CPLSettings
 from robopref.policies.cpl_train import (
     LATENTS,
@@ -51,6 +53,7 @@ from robopref.reward.checkpoint import load_payload
 from robopref.reward.evaluation import few_shot_means
 from robopref.reward.inputs import reward_input, reward_view
 from robopref.reward.nets import resolve_device
+from robopref.tensorboard import summary_writer, tensorboard_dir
 
 if TYPE_CHECKING:
     from robopref.policies.train import TrainPolicyOptions
@@ -95,9 +98,17 @@ def check_cpl_options(options: TrainPolicyOptions) -> PreferenceDataset:
             "run it again, with --overwrite if --out holds its files"
         )
     cpl_settings(options)  # bad values are refused here
+    if options.eval_episodes < 0:
+        raise ValueError(
+            f"--eval-episodes {options.eval_episodes} must be 0 (no held-out check) or above"
+        )
+    tensorboard_dir(options.tb, Path(options.out) / "tb")
     check_output(options)
     dataset = PreferenceDataset.load(options.data)
     check_actions(dataset, options.data)
+    raw, _ = make_env(dataset.env_id, parse_env_kwargs(options.env_kwargs))
+    resolve_population(options.population, raw)  # a typo is refused before any work
+    raw.close()
     if options.cpl_latent == "vpl":
         payload = load_payload(options.reward)
         meta = payload.get("meta", {})
@@ -162,7 +173,8 @@ def _meta(
         meta.update(reward_path=None, reward_fingerprint=None)
     else:
         meta.update(kind="latent", name=options.name or "cpl", latent_dim=model.latent_dim)
-        meta.update(reward_path=options.reward, reward_fingerprint=model.fingerprint())
+        meta["reward_path"] = reward_path_for(options.out, options.reward)
+        meta["reward_fingerprint"] = model.fingerprint()
     return meta
 
 
@@ -200,5 +212,20 @@ def train_cpl_policy(options: TrainPolicyOptions) -> dict[str, Any]:
         loss=log,
     )  # fmt: skip
     check_writable(Path(options.out) / "model.zip", "--out")
+    _log_tensorboard(tensorboard_dir(options.tb, Path(options.out) / "tb"), meta)
     save_policy(algo, Path(options.out), meta)
     return meta
+
+
+def _log_tensorboard(log_dir: str | None, meta: dict[str, Any]) -> None:
+    """The run's losses, fit and held-out check as TensorBoard scalars (``--tb``)."""
+    writer = summary_writer(log_dir)
+    if writer is None:
+        return
+    for row in meta["loss"]:
+        writer.add_scalar("cpl/bc_loss" if row["bc"] else "cpl/loss", row["loss"], row["step"])
+    writer.add_scalar("cpl/train_preference_accuracy", meta["train_preference_accuracy"], 0)
+    for row in meta["history"]:
+        writer.add_scalar("eval/success", row["success"], meta["steps"])
+        writer.add_scalar("eval/true_return", row["true_return"], meta["steps"])
+    writer.close()

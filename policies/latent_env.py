@@ -16,6 +16,11 @@ reward in one :func:`relabel` call from the workers' ``info["reward_input"]`` an
 ``info["z"]`` (on the GPU when the model lives there) and the per-env wrappers are built
 with ``defer_reward=True`` (they return reward 0 and never call the model).
 
+For Gymnasium vector envs (``gymnasium.make_vec``, ``SyncVectorEnv``, ``AsyncVectorEnv``)
+:class:`LatentRewardVectorEnv` is the same wrapper as a ``gymnasium.vector.VectorWrapper``:
+one z per sub-env and episode, every reward computed in one batch. Both keep the env's own
+reward of each step in ``info["env_reward"]``.
+
 The oracle baseline uses :class:`PopulationGoals` (a goal drawn per episode from the
 population) under :class:`robopref.envs.wrappers.GoalObservation`, with the env's own reward.
 """
@@ -92,6 +97,12 @@ class LatentSource:
         """z ~ N(0, I) every episode, no goal."""
         return cls(latent_dim)
 
+    @classmethod
+    def fixed(cls, z: np.ndarray) -> LatentSource:
+        """The same ``z`` (one user's) every episode, no goal."""
+        z = np.asarray(z, np.float32).reshape(1, -1)
+        return cls(z.shape[1], z, widen_share=0.0)
+
     @property
     def _widens(self) -> bool:
         """Widening applies to latent users known by their answers only (no goals)."""
@@ -137,22 +148,26 @@ def relabel(model: RewardModel, inputs: np.ndarray, z: np.ndarray) -> np.ndarray
 class LatentRewardEnv(gym.Wrapper):
     """Append z to the observation; reward = scaled r(s', z) of the reached observation.
 
-    ``info`` gains ``true_reward`` (the env's oracle reward for the drawn user's goal, NaN
-    when there is no goal), ``user_group`` and ``z``. With ``defer_reward`` the reward is 0
-    and :class:`BatchedRewardVecEnv` must fill it in. ``reward_model`` is used on the device
-    it lives on and is never moved. ``z`` can be fixed for the next
-    episodes with ``reset(options={"z": z, "goal": goal})``.
+    ``info`` gains ``env_reward`` (the wrapped env's own reward of the step, whatever its
+    goal), ``true_reward`` (the same, but NaN when the env has no goal: the drawn user's
+    oracle reward), ``user_group``, ``z`` and ``reward_input`` (what the model read). With
+    ``defer_reward`` the reward is 0 and :class:`BatchedRewardVecEnv` must fill it in.
+    ``reward_model`` is used on the device it lives on and is never moved. ``source``: where
+    each episode's z comes from (default: the prior N(0, I); :meth:`LatentSource.fixed`
+    for one user's). ``z`` (and the goal) can be set for the next episode with
+    ``reset(options={"z": z, "goal": goal})``.
     """
 
     def __init__(
         self,
         env: gym.Env,
         reward_model: RewardModel,
-        source: LatentSource,
+        source: LatentSource | None = None,
         defer_reward: bool = False,
         seed: int | None = None,
     ) -> None:
         super().__init__(env)
+        source = source or LatentSource.prior(reward_model.latent_dim)
         if source.latent_dim != reward_model.latent_dim:
             raise ValueError(
                 f"the latent source has size {source.latent_dim}, the reward model "
@@ -205,6 +220,7 @@ class LatentRewardEnv(gym.Wrapper):
         """Step the env; the reward is the model's for the reached observation under z."""
         obs, true_reward, terminated, truncated, info = self.env.step(action)
         info = self._info(info, float(true_reward))
+        info["env_reward"] = float(true_reward)
         info["reward_input"] = model_inputs(self.reward_model, obs, info)
         reward = 0.0
         if not self.defer_reward:
@@ -219,6 +235,107 @@ class LatentRewardEnv(gym.Wrapper):
         info["user_group"] = self.group
         info["z"] = self.z
         return info
+
+
+class LatentRewardVectorEnv(gym.vector.VectorWrapper):
+    """:class:`LatentRewardEnv` for a Gymnasium vector env of a robopref task: each sub-env's
+    observation gets its episode's z appended, and the reward is the reward model's scaled
+    r(s', z) of the reached state, all sub-envs in one model call.
+
+    ``info["env_reward"]`` (an array, one per sub-env) keeps the env's own rewards and
+    ``info["z"]`` the z of each sub-env's step. Each sub-env draws a new z from ``source``
+    (default: the prior) when its episode starts: at ``reset`` and at the autoreset step
+    after its episode ended (Gymnasium's default ``next-step`` autoreset, whose reset step
+    gets reward 0; other autoreset modes are refused). ``reset(options={"z": z})`` sets z
+    (``(Z,)`` for every sub-env or ``(N, Z)``) for the first episodes; the goals of a
+    ``source`` are not applied (sub-envs keep their own).
+    """
+
+    def __init__(
+        self,
+        env: gym.vector.VectorEnv,
+        reward_model: RewardModel,
+        source: LatentSource | None = None,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(env)
+        mode = env.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
+        if mode not in (gym.vector.AutoresetMode.NEXT_STEP, "NextStep", "next_step"):
+            raise ValueError(
+                f"LatentRewardVectorEnv needs the next-step autoreset mode, not {mode}: make "
+                "the vector env with autoreset_mode=gymnasium.vector.AutoresetMode.NEXT_STEP"
+            )
+        self.reward_model = reward_model
+        self.source = source or LatentSource.prior(reward_model.latent_dim)
+        if self.source.latent_dim != reward_model.latent_dim:
+            raise ValueError(
+                f"the latent source has size {self.source.latent_dim}, the reward model "
+                f"{reward_model.latent_dim}: build the source from this model"
+            )
+        self.reward_input = reward_input(reward_model)
+        self.latent_dim = reward_model.latent_dim
+        base = env.single_observation_space
+        low = np.concatenate([base.low, np.full(self.latent_dim, -np.inf)]).astype(np.float32)
+        high = np.concatenate([base.high, np.full(self.latent_dim, np.inf)]).astype(np.float32)
+        self.single_observation_space = gym.spaces.Box(low, high, dtype=np.float32)
+        self.observation_space = gym.vector.utils.batch_space(
+            self.single_observation_space, self.num_envs
+        )
+        self._rng = np.random.default_rng(seed)
+        self.z = np.zeros((self.num_envs, self.latent_dim), np.float32)
+        self._starting = np.zeros(self.num_envs, bool)
+
+    def reset(
+        self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset every sub-env, each with a new z (or ``options["z"]``)."""
+        if isinstance(seed, int):
+            self._rng = np.random.default_rng(seed)
+        options = dict(options or {})
+        z = options.pop("z", None)
+        obs, info = self.env.reset(seed=seed, options=options or None)
+        if z is None:
+            self.z = np.stack([self._draw() for _ in range(self.num_envs)])
+        else:
+            self.z = np.broadcast_to(
+                np.asarray(z, np.float32), (self.num_envs, self.latent_dim)
+            ).copy()
+        self._starting[:] = False
+        self._check_size(self._inputs(obs, info))
+        return self._with_z(obs), info
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step every sub-env; rewards are the model's under each sub-env's z."""
+        for i in np.flatnonzero(self._starting):  # these sub-envs reset in this step
+            self.z[i] = self._draw()
+        obs, env_reward, terminated, truncated, info = self.env.step(actions)
+        reward = relabel(self.reward_model, self._inputs(obs, info), self.z)
+        reward[self._starting] = 0.0  # a reset step: no transition to reward
+        info = dict(info)
+        info["env_reward"] = np.asarray(env_reward)
+        info["z"] = self.z.copy()
+        self._starting = np.asarray(terminated) | np.asarray(truncated)
+        return self._with_z(obs), reward, terminated, truncated, info
+
+    def _draw(self) -> np.ndarray:
+        return np.asarray(self.source.draw(self._rng)[0], np.float32)
+
+    def _inputs(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        if self.reward_input == "features":
+            return np.asarray(info["features"], np.float32)
+        return np.asarray(obs, np.float32)
+
+    def _check_size(self, inputs: np.ndarray) -> None:
+        if inputs.shape[-1] != self.reward_model.obs_dim:
+            raise ValueError(
+                f"the env's {self.reward_input} have size {inputs.shape[-1]}, the reward "
+                f"model expects {self.reward_model.obs_dim}: it was trained on another task"
+            )
+
+    def _with_z(self, obs: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.asarray(obs, np.float32), self.z], axis=1)
 
 
 class BatchedRewardVecEnv(VecEnvWrapper):

@@ -58,10 +58,19 @@ def make_eval_env(
     height: int = 180,
     set_down: SetDown = False,
     env_kwargs: dict[str, Any] | None = None,
+    source: LatentSource | None = None,
+    defer_reward: bool = True,
 ) -> gym.Env:
     """The env a ``latent``, ``oracle`` or ``plain`` policy acts in (goals set per episode by
     reset);
-    ``set_down`` and ``env_kwargs`` as the policy was trained (its ``meta.json``)."""
+    ``set_down`` and ``env_kwargs`` as the policy was trained (its ``meta.json``).
+
+    ``source``: a latent policy's z per episode (default: the prior; ``reset(options={"z":
+    ...})`` overrides it) or, for the oracle, the goals it draws from (default: one random
+    goal; ``reset(options={"goal": ...})`` overrides it). ``defer_reward`` False computes the
+    latent env's learned reward r(s, z) at each step (True: 0, for callers that read only
+    ``info``).
+    """
     kwargs: dict[str, Any] = dict(env_kwargs or {})
     if render:
         kwargs.update(render_mode="rgb_array", width=width, height=height)
@@ -69,13 +78,15 @@ def make_eval_env(
     if kind == "plain":
         return base
     if kind == "oracle":
+        if source is not None and source.goals is not None:
+            return GoalObservation(PopulationGoals(base, source.goals, source.groups))
         goal_space = base.unwrapped.goal_space
         dummy = np.atleast_1d(np.asarray(goal_space.sample(), dtype=np.float64))[None]
         return GoalObservation(PopulationGoals(base, dummy))
     if reward_model is None:
         raise ValueError("a latent policy needs its reward model: pass --reward")
-    source = LatentSource.prior(reward_model.latent_dim)
-    return LatentRewardEnv(base, reward_model, source, defer_reward=True)
+    source = source or LatentSource.prior(reward_model.latent_dim)
+    return LatentRewardEnv(base, reward_model, source, defer_reward=defer_reward)
 
 
 def run_episode(

@@ -14,6 +14,16 @@ not the reward model's task, an output that exists or cannot be written),
 (a new SB3 model or the last checkpoint), :func:`learn` (with the progress, evaluation and
 checkpoint callbacks; checkpoints every ``--checkpoint-every`` steps and every
 ``--checkpoint-minutes`` of wall time) and :func:`save_policy`.
+
+TensorBoard (``--tb``, off by default: it needs the optional ``tensorboard`` package) logs
+to ``OUT/tb``: SB3's own ``train/...`` figures; ``rollout/ep_rew_mean`` and
+``rollout/ep_len_mean`` of the training episodes (a ``VecMonitor`` outside the reward
+relabelling, so this is the return of the reward the agent is trained on: the reward
+model's scaled reward for a latent policy, the env's own for ``--oracle``);
+``rollout/true_ep_rew_mean``, the env's own return of the training episodes where it is
+known (``info["true_reward"]``: always for ``--oracle``; for a latent policy only when the
+env has a goal, which the training users, known by their answers alone, do not give it);
+and ``eval/success``, ``eval/true_return`` of the held-out check.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
 
 import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.dataset import PreferenceDataset
@@ -37,13 +47,15 @@ from robopref.env_kwargs import check_env_kwargs, env_kwargs_option, parse_env_k
 from robopref.envs.wrappers import PLACE, GoalObservation, SetDown
 from robopref.files import check_writable, write_json_atomic
 from robopref.options import config_option
-from robopref.policies.callbacks import EvalUsers, ProgressBar, checkpoint_callbacks
+from robopref.policies.callbacks import EvalUsers, ProgressBar, TrueReturn, checkpoint_callbacks
 from robopref.policies.checkpoint import (
     ALGOS,
     FORMAT,
     check_meta,
+    load_sb3,
     read_json_file,
     read_meta,
+    reward_path_for,
     save_model,
 )
 from robopref.policies.cpl import CPLSettings
@@ -66,6 +78,7 @@ from robopref.reward.checkpoint import load_payload
 from robopref.reward.evaluation import few_shot_means, posterior_means
 from robopref.reward.inputs import reward_input, reward_view
 from robopref.reward.nets import resolve_device
+from robopref.tensorboard import tb_option, tensorboard_dir
 
 #: the task ``--oracle`` trains on when ``--env`` is not given
 ORACLE_ENV = "robopref/PlatePlacement-v0"
@@ -77,12 +90,16 @@ METHODS = ("rl", "cpl")
 CHECKPOINT_FILES = ("checkpoint.zip", "checkpoint.json", "replay.pkl")
 
 
+#: ``--reward``'s default (``--oracle`` refuses any other: it reads no reward model)
+DEFAULT_REWARD = "runs/demo/vpl.pt"
+
+
 @dataclass
 class TrainPolicyOptions:
     """Train a latent-conditioned policy (or the oracle) with SB3 (defaults: the demo's VPL)."""
 
     reward: str = field(
-        default="runs/demo/vpl.pt",
+        default=DEFAULT_REWARD,
         metadata={"help": "reward-model checkpoint (for --method cpl: the VPL model giving z)"},
     )
     method: str = field(
@@ -160,6 +177,7 @@ class TrainPolicyOptions:
         metadata={"help": "replace a finished policy (or start over an unfinished run) in --out"},
     )
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+    tb: bool = tb_option()
     cpl_latent: str = field(
         default="vpl",
         metadata={
@@ -279,13 +297,32 @@ def resolve_env(options: TrainPolicyOptions, model_env: str | None) -> str:
 def check_train_options(options: TrainPolicyOptions) -> str:
     """Every refusal :func:`train_policy` makes, made before any work; returns the task id.
 
-    Refused: sizes below 1, an unknown ``--algo`` or ``--latent-source``, an ``--env`` that
-    is not the reward model's task, an ``--out`` that cannot be written, and an ``--out``
-    holding a finished policy or an unfinished run's checkpoint (unless ``--overwrite`` or
-    ``--resume``); ``--resume`` without a checkpoint.
+    Refused: sizes below 1 (below 0 for ``--eval-every``, ``--eval-episodes`` and the
+    checkpoint intervals), a ``--val-fraction`` outside [0, 1), an unknown ``--algo`` or
+    ``--latent-source``, ``--oracle`` with a ``--reward``, an unknown ``--population``, an
+    ``--env`` that is not the reward model's task, ``--tb`` without tensorboard, an ``--out``
+    that cannot be written, and an ``--out`` holding a finished policy or an unfinished
+    run's checkpoint (unless ``--overwrite`` or ``--resume``); ``--resume`` without a
+    checkpoint. Nothing in ``--out`` is touched before all of them pass.
     """
     if options.steps < 1 or options.n_envs < 1:
         raise ValueError("--steps and --n-envs must be at least 1")
+    if options.eval_every < 0 or options.eval_episodes < 0:
+        raise ValueError(
+            f"--eval-every {options.eval_every} and --eval-episodes {options.eval_episodes} "
+            "must be 0 (no held-out check) or above"
+        )
+    if not 0.0 <= options.val_fraction < 1.0:
+        raise ValueError(
+            f"--val-fraction {options.val_fraction} is the share of users held out: use a "
+            "value in [0, 1), like 0.1"
+        )
+    if options.oracle and options.reward != DEFAULT_REWARD:
+        raise ValueError(
+            f"--oracle trains on the env's true reward and reads no reward model, but "
+            f"--reward {options.reward} was given: drop --reward, or drop --oracle to train "
+            "on that reward model"
+        )
     if options.algo not in ALGOS:
         raise ValueError(f"--algo {options.algo!r} is unknown: use one of {sorted(ALGOS)}")
     if not options.oracle and options.latent_source not in LATENT_SOURCES:
@@ -300,6 +337,10 @@ def check_train_options(options: TrainPolicyOptions) -> str:
     if not options.oracle:
         model_env = load_payload(options.reward).get("meta", {}).get("env_id")
     env_id = resolve_env(options, model_env)
+    env, _ = make_env(env_id, parse_env_kwargs(options.env_kwargs))
+    resolve_population(options.population, env)  # a typo is refused before any work
+    env.close()
+    tensorboard_dir(options.tb, Path(options.out) / "tb")
     check_output(options)
     return env_id
 
@@ -372,7 +413,7 @@ def build_training(options: TrainPolicyOptions, env_id: str, device: str) -> Tra
         ]
         meta.update(kind="oracle", name=options.name or "oracle", env_id=env_id)
         meta.update(latent_dim=0, reward_path=None, reward_fingerprint=None)
-        venv = build_vec_env(factories, options.subproc, options.seed)
+        venv = VecMonitor(build_vec_env(factories, options.subproc, options.seed))
         return Training(venv, meta, None, train_users)
     # The workers' copy stays on the CPU (SubprocVecEnv pickles it); the batched relabeller
     # gets its own copy on ``device``.
@@ -397,11 +438,13 @@ def build_training(options: TrainPolicyOptions, env_id: str, device: str) -> Tra
         for i in range(options.n_envs)
     ]
     meta.update(kind="latent", name=options.name or reward_model.kind, env_id=env_id)
-    meta.update(latent_dim=reward_model.latent_dim, reward_path=options.reward)
+    meta["latent_dim"] = reward_model.latent_dim
+    meta["reward_path"] = reward_path_for(options.out, options.reward)  # relative to --out
     meta["reward_fingerprint"] = reward_model.fingerprint()
     venv = build_vec_env(factories, options.subproc, options.seed)
     venv = BatchedRewardVecEnv(venv, load_reward_model(options.reward, device=device))
-    return Training(venv, meta, reward_model, train_users)
+    # Outside the relabelling: the episodes' return of the reward the agent learns from.
+    return Training(VecMonitor(venv), meta, reward_model, train_users)
 
 
 def make_or_resume(
@@ -410,7 +453,7 @@ def make_or_resume(
     """A new model with the recipe, or (``--resume``) the last checkpoint of ``--out``; and
     the evaluation history so far."""
     out = Path(options.out)
-    tb = str(out / "tb")
+    tb = tensorboard_dir(options.tb, out / "tb")
     if not options.resume:
         if options.overwrite:  # a later --resume must not continue the replaced run
             for name in CHECKPOINT_FILES:
@@ -424,7 +467,11 @@ def make_or_resume(
             f"{out}/checkpoint.zip was made with another reward model or algorithm: "
             "resume with the original --reward and --algo, or drop --resume"
         )
-    model = ALGOS[options.algo].load(out / "checkpoint.zip", env=training.venv, device=device)
+    fix = (
+        f"restore {out}/checkpoint.zip from a copy, or start over: the same command with "
+        "--overwrite instead of --resume"
+    )
+    model = load_sb3(options.algo, out / "checkpoint.zip", fix, env=training.venv, device=device)
     model.tensorboard_log = tb
     if options.algo == "sac" and (out / "replay.pkl").is_file():
         model.load_replay_buffer(out / "replay.pkl")
@@ -458,7 +505,11 @@ def learn(
     saver, triggers = checkpoint_callbacks(
         out, options.checkpoint_every, options.checkpoint_minutes, meta, history
     )
-    callbacks = [ProgressBar(options.steps, model.num_timesteps, options.progress), evaluation]
+    callbacks = [
+        ProgressBar(options.steps, model.num_timesteps, options.progress),
+        TrueReturn(),
+        evaluation,
+    ]
     remaining = options.steps - model.num_timesteps
     if remaining > 0:
         try:

@@ -2,7 +2,17 @@
 
 ``import robopref`` registers the Gymnasium ids ``robopref/PlatePlacement-v0`` and
 ``robopref/BlockSort-v0``; other code can also ``gym.make("robopref:robopref/...")``.
+
+The Python API (:mod:`robopref.api`, imported on first use so that ``import robopref``
+stays light; docs/api.md): :func:`load_reward_model`, :func:`load_policy`,
+:func:`synthetic_users`, :func:`personalize`, :func:`shipped_checkpoints`, and the
+learned-reward wrappers :class:`LatentRewardEnv` and :class:`LatentRewardVectorEnv`.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from robopref.envs.rendering import default_gl_backend
 
@@ -10,5 +20,57 @@ default_gl_backend()  # before mujoco is imported anywhere
 
 from robopref.envs import ENV_IDS, register_envs, scripted_policy  # noqa: E402
 
+if TYPE_CHECKING:
+    from robopref.api import (
+        LatentRewardEnv,
+        LatentRewardVectorEnv,
+        PersonalizedPolicy,
+        Policy,
+        load_policy,
+        load_reward_model,
+        personalize,
+        shipped_checkpoints,
+        synthetic_users,
+    )
+
 __version__ = "0.1.0"
-__all__ = ["ENV_IDS", "__version__", "register_envs", "scripted_policy"]
+#: the names :mod:`robopref.api` exports through ``robopref`` (imported on first use)
+API = (
+    "LatentRewardEnv",
+    "LatentRewardVectorEnv",
+    "PersonalizedPolicy",
+    "Policy",
+    "load_policy",
+    "load_reward_model",
+    "personalize",
+    "shipped_checkpoints",
+    "synthetic_users",
+)
+__all__ = [
+    "ENV_IDS",
+    "LatentRewardEnv",
+    "LatentRewardVectorEnv",
+    "PersonalizedPolicy",
+    "Policy",
+    "__version__",
+    "load_policy",
+    "load_reward_model",
+    "personalize",
+    "register_envs",
+    "scripted_policy",
+    "shipped_checkpoints",
+    "synthetic_users",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """The API's names, imported from :mod:`robopref.api` on first use."""
+    if name in API:
+        value = getattr(importlib.import_module("robopref.api"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'robopref' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(API))

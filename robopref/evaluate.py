@@ -1,6 +1,8 @@
 """``robopref evaluate``: personalized policies vs the standard RLHF policy vs the oracle.
 
-For ``--users`` new users drawn from ``--population`` (each answering with its own labelling
+For ``--users`` new users drawn from ``--population`` (by default the population the policies
+were trained for, as their ``meta.json`` records it; policies or a reward model that
+disagree need an explicit ``--population``) (each answering with its own labelling
 model, :mod:`robopref.users`), every policy in ``--policy`` is run ``--episodes`` times on
 the same initial states with the user's hidden goal:
 
@@ -14,6 +16,10 @@ episodes ending in ``info["is_success"]``), ``return`` (the user's own per-step 
 ``win_rate_vs_btl``: the user's own answers to "this policy's episode or the BTL policy's
 episode on the same initial state?" (1 win, 0.5 tie, 0 loss), averaged; null without a BTL
 policy among ``--policy``. Output: a printed table, ``--json`` and a bar plot beside it.
+
+Reward models: ``--reward`` for the latent (VPL) policies, by default the one they record;
+``--btl-reward`` for the BTL policies, by default the one each records (found relative to
+its policy folder, see :func:`robopref.policies.checkpoint.read_meta`).
 """
 
 from __future__ import annotations
@@ -32,7 +38,12 @@ from robopref.ceiling import has_ceiling, user_ceilings
 from robopref.files import atomic_path, check_output, write_json_atomic
 from robopref.hidden import hidden_knowledge
 from robopref.policies import personalize
-from robopref.policies.checkpoint import LoadedPolicy, load_policy, read_meta
+from robopref.policies.checkpoint import (
+    LoadedPolicy,
+    load_policy,
+    read_meta,
+    recorded_population,
+)
 from robopref.policies.personalize import (
     episode_seed,
     new_user_inference,
@@ -60,9 +71,25 @@ class EvaluateOptions:
         default_factory=lambda: list(DEMO_POLICIES), metadata={"help": "policy folders"}
     )
     reward: str = field(
-        default="runs/demo/vpl.pt", metadata={"help": "the latent policies' reward model"}
+        default="",
+        metadata={
+            "help": "the latent (VPL) policies' reward model (empty: the one their meta.json "
+            "records)"
+        },
     )
-    population: str = field(default="two-modes", metadata={"help": "population name or file"})
+    btl_reward: str = field(
+        default="",
+        metadata={
+            "help": "the BTL policies' reward model (empty: the one their meta.json records)"
+        },
+    )
+    population: str = field(
+        default="",
+        metadata={
+            "help": "population name or file of the new users (empty: the one the policies "
+            "were trained for, from their meta.json)"
+        },
+    )
     users: int = field(default=20, metadata={"help": "new users drawn"})
     queries: str = field(
         default=str(personalize.QUERIES),
@@ -97,8 +124,36 @@ class EvaluateOptions:
     )
 
 
+def existing_reward(path: str, flag: str, folder: str) -> str:
+    """``path`` if it is a file, else an error naming ``flag`` to point at the model."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(
+            f"the reward model of {folder} is not at {path}: pass its checkpoint with "
+            f"{flag} PATH (or train one with `robopref train-reward`)"
+        )
+    return path
+
+
+def latent_reward_path(options: EvaluateOptions, metas: dict[str, dict[str, Any]]) -> str | None:
+    """The VPL policies' reward model: ``--reward``, else the one they record (None when no
+    policy has a user latent); a clear error when they record different ones."""
+    latent = {f: m for f, m in metas.items() if m["kind"] == "latent" and int(m["latent_dim"])}
+    if not latent:
+        return None
+    if options.reward:
+        return existing_reward(options.reward, "--reward", next(iter(latent)))
+    recorded = {str(m["reward_path"]) for m in latent.values()}
+    if len(recorded) > 1:
+        raise ValueError(
+            f"the latent policies record different reward models {sorted(recorded)}: "
+            "evaluate them one at a time, or pass --reward"
+        )
+    folder = next(iter(latent))
+    return existing_reward(recorded.pop(), "--reward", folder)
+
+
 def _load(
-    folders: list[str], reward: RewardModel | None, device: str
+    folders: list[str], reward: RewardModel | None, device: str, btl_reward: str = ""
 ) -> list[tuple[LoadedPolicy, RewardModel | None]]:
     loaded = []
     for folder in folders:
@@ -106,13 +161,40 @@ def _load(
         if meta["kind"] in ("oracle", "plain"):
             loaded.append((load_policy(folder, device=device), None))
         elif int(meta["latent_dim"]) == 0:
-            model = load_reward_model(meta["reward_path"], device=device)
+            path = existing_reward(btl_reward or str(meta["reward_path"]), "--btl-reward", folder)
+            model = load_reward_model(path, device=device)
             loaded.append((load_policy(folder, model, device=device), model))
         else:
             if reward is None:
                 raise FileNotFoundError(f"{folder} needs its reward model: pass --reward")
             loaded.append((load_policy(folder, reward, device=device), reward))
     return loaded
+
+
+def default_population(
+    metas: dict[str, dict[str, Any]], reward: RewardModel | None = None, given: str = ""
+) -> str:
+    """``given`` (``--population``) if any; else the one population the policies (their
+    ``meta.json``'s options) and the reward model (its ``meta``, where recorded) were made
+    for. A clear error when they record none, or disagree."""
+    if given:
+        return given
+    recorded = {folder: recorded_population(meta) for folder, meta in metas.items()}
+    if reward is not None and reward.meta.get("population"):
+        recorded["the reward model"] = str(reward.meta["population"])
+    known = {source: pop for source, pop in recorded.items() if pop}
+    if not known:
+        raise ValueError(
+            f"{', '.join(metas)} record(s) no population they were trained for: pass "
+            "--population NAME|FILE (e.g. --population two-modes)"
+        )
+    if len(set(known.values())) > 1:
+        shown = ", ".join(f"{source}: {pop}" for source, pop in known.items())
+        raise ValueError(
+            f"the policies and reward model were made for different populations ({shown}): "
+            "pass --population NAME|FILE to choose the new users"
+        )
+    return next(iter(known.values()))
 
 
 def parse_queries(text: str | int | Sequence[int]) -> list[int]:
@@ -207,10 +289,11 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
         raise ValueError(f"--posterior {options.posterior!r}: use one of {POSTERIORS}")
     ks = parse_queries(options.queries)
     device = str(resolve_device(options.device))
-    metas = [read_meta(f) for f in options.policy]
-    needs_reward = any(m["kind"] == "latent" and int(m["latent_dim"]) > 0 for m in metas)
-    reward = load_reward_model(options.reward, device=device) if needs_reward else None
-    policies = _load(options.policy, reward, device)
+    metas = {f: read_meta(f) for f in options.policy}
+    reward_path = latent_reward_path(options, metas)
+    reward = None if reward_path is None else load_reward_model(reward_path, device=device)
+    population_name = default_population(metas, reward, options.population)
+    policies = _load(options.policy, reward, device, options.btl_reward)
     names = [p.name for p, _ in policies]
     if len(set(names)) != len(names):
         raise ValueError(f"policy names {names} repeat: retrain one with --name")
@@ -222,7 +305,7 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
     if any(k != kwargs[0] for k in kwargs):
         raise ValueError(f"the policies were trained on differently built envs {kwargs}")
     raw_env, _ = make_env(env_id, kwargs[0])
-    population = resolve_population(options.population, raw_env)
+    population = resolve_population(population_name, raw_env)
     began = time.perf_counter()
     pool = None
     if reward is not None:
@@ -241,7 +324,7 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
     has_btl = "btl" in names
     result = {
         "env_id": env_id,
-        "population": options.population,
+        "population": population_name,
         "users": options.users,
         "queries": ks,
         "strategy": options.strategy,

@@ -3,7 +3,8 @@
 >>> robopref video --policy runs/demo/policy_vpl --reward runs/demo/vpl.pt --users 3 \\
 ...     --btl-policy runs/demo/policy_btl --out videos/personalized
 
-For ``--users`` new users drawn from ``--population`` (the same users, queries and initial
+For ``--users`` new users drawn from ``--population`` (by default the one the policies were
+trained for, as ``robopref evaluate`` chooses it; the same users, queries and initial
 states as ``robopref evaluate`` with the same ``--seed``, ``--population``, ``--users`` and
 pool, both through :mod:`robopref.policies.personalize`: each panel is that command's
 episode 0 of the user), the latent policy asks each user
@@ -30,6 +31,7 @@ import torch
 
 import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.envs.wrappers import SetDown
+from robopref.evaluate import default_population, existing_reward
 from robopref.files import atomic_path, check_output
 from robopref.policies import personalize
 from robopref.policies.checkpoint import LoadedPolicy, load_policy, read_meta
@@ -61,7 +63,8 @@ class VideoOptions:
         default="runs/demo/policy_vpl", metadata={"help": "latent (VPL) policy folder"}
     )
     reward: str = field(
-        default="runs/demo/vpl.pt", metadata={"help": "the reward model it was trained with"}
+        default="",
+        metadata={"help": "the reward model it was trained with (empty: its meta.json's)"},
     )
     btl_policy: str = field(
         default="", metadata={"help": "BTL policy folder for a second row (empty: none)"}
@@ -69,7 +72,13 @@ class VideoOptions:
     btl_reward: str = field(
         default="", metadata={"help": "the BTL policy's reward model (empty: from its meta.json)"}
     )
-    population: str = field(default="two-modes", metadata={"help": "population name or file"})
+    population: str = field(
+        default="",
+        metadata={
+            "help": "population name or file of the new users (empty: the one the policies "
+            "were trained for, from their meta.json)"
+        },
+    )
     users: int = field(default=3, metadata={"help": "new users, one panel each"})
     queries: int = field(
         default=personalize.QUERIES, metadata={"help": "queries asked of each new user (k)"}
@@ -187,7 +196,8 @@ def load_policies(options: VideoOptions) -> list[tuple[str, LoadedPolicy, Reward
             f"--policy {options.policy} is a {meta['kind']} policy without a user latent: "
             "pass a VPL policy as --policy (a BTL policy goes in --btl-policy)"
         )
-    reward = load_reward_model(options.reward)
+    reward_path = options.reward or str(meta["reward_path"])
+    reward = load_reward_model(existing_reward(reward_path, "--reward", options.policy))
     policy = load_policy(options.policy, reward)
     loaded = [(f"{policy.name.upper()} personalized", policy, reward)]
     if options.btl_policy:
@@ -198,7 +208,10 @@ def load_policies(options: VideoOptions) -> list[tuple[str, LoadedPolicy, Reward
                 f"{btl_meta['kind']}, latent size {btl_meta['latent_dim']}): pass the policy "
                 "trained with `robopref train-policy --reward <btl model>`"
             )
-        btl_reward = load_reward_model(options.btl_reward or btl_meta["reward_path"])
+        btl_path = options.btl_reward or str(btl_meta["reward_path"])
+        btl_reward = load_reward_model(
+            existing_reward(btl_path, "--btl-reward", options.btl_policy)
+        )
         loaded.append(("BTL", load_policy(options.btl_policy, btl_reward), btl_reward))
     env_ids = {policy.meta["env_id"] for _, policy, _ in loaded}
     if len(env_ids) != 1:
@@ -216,7 +229,9 @@ def render_panels(options: VideoOptions) -> tuple[list[list[Panel]], float]:
     loaded = load_policies(options)
     env_id = loaded[0][1].meta["env_id"]
     raw_env, _ = make_env(env_id, policy_env_kwargs(loaded[0][1].meta))
-    population = resolve_population(options.population, raw_env)
+    metas = {str(policy.folder): policy.meta for _, policy, _ in loaded}
+    name = default_population(metas, loaded[0][2], options.population)
+    population = resolve_population(name, raw_env)
     users = new_users(population, options.users, options.seed)
     vpl_reward = loaded[0][2]
     pool = new_user_pool(
