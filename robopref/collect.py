@@ -16,6 +16,7 @@ every stage drawing from its own stream of :class:`CollectStreams`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 import typing
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ import numpy as np
 
 from robopref.dataset import PreferenceDataset
 from robopref.env_kwargs import env_kwargs_option, parse_env_kwargs
+from robopref.envs import ENV_IDS
 from robopref.envs.scripted import goal_point
 from robopref.files import check_output, write_json_atomic
 from robopref.options import config_option, config_values
@@ -234,13 +236,51 @@ class CollectStreams:
         return cls(*(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)))
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def check_collect_options(options: CollectOptions) -> None:
-    """Refuse, before any work, counts below one and an own-goal share outside [0, 1]."""
-    for name in ("users", "queries_per_user", "episodes"):
+    """Refuse, before any work and naming the option: an env that is not a robopref task,
+    counts below one, a negative ``--pool-pairs``, NaN, infinite or negative behaviour
+    shares, and shares outside [0, 1]."""
+    if options.env not in ENV_IDS:
+        raise ValueError(
+            f"--env {options.env} is not a robopref task: use one of {sorted(ENV_IDS)}"
+        )
+    for name in ("users", "queries_per_user", "episodes", "segment"):
         if getattr(options, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
-    if not 0.0 <= options.own_goal_share <= 1.0:
-        raise ValueError(f"--own-goal-share={options.own_goal_share} is a share: use [0, 1]")
+            raise ValueError(f"{_flag(name)} {getattr(options, name)} must be >= 1")
+    if options.pool_pairs < 0:
+        raise ValueError(
+            f"--pool-pairs {options.pool_pairs} must be >= 0 (0: max(4096, 2 x pairs asked))"
+        )
+    shares = [*MIX_OPTIONS.values(), "near_share", "own_goal_share"]
+    for name in (*shares, "min_gap"):
+        value = getattr(options, name)
+        if not 0.0 <= value < math.inf:  # NaN fails too
+            raise ValueError(f"{_flag(name)} {value} must be a finite number >= 0")
+    for name in shares:
+        value = getattr(options, name)
+        if name not in ("expert_share", "random_share", "expert_noise") and value > 1.0:
+            raise ValueError(f"{_flag(name)} {value} is a share: use a number in [0, 1]")
+    if options.expert_share + options.random_share <= 0:
+        raise ValueError(
+            "--expert-share and --random-share are both 0: give one of them a positive share"
+        )
+    try:
+        behaviour_mix(options).shares(0)
+    except ValueError as error:
+        raise ValueError(f"the behaviour options do not fit together: {error}") from None
+
+
+def check_segment(segment: int, steps: int, env_id: str) -> None:
+    """Refuse a ``--segment`` longer than the episodes of ``env_id`` (``steps + 1`` states)."""
+    if not 1 <= segment <= steps + 1:
+        raise ValueError(
+            f"--segment {segment} is longer than the episodes of {env_id}, which have "
+            f"{steps + 1} states: use --segment between 1 and {steps + 1}"
+        )
 
 
 def collect_population(options: CollectOptions, env: gym.Env) -> Population:
@@ -358,7 +398,8 @@ def collect(options: CollectOptions) -> PreferenceDataset:
     users drawn; each user's pairs; their answers and the dataset.
     """
     check_collect_options(options)
-    env, _ = make_env(options.env, parse_env_kwargs(options.env_kwargs))
+    env, steps = make_env(options.env, parse_env_kwargs(options.env_kwargs))
+    check_segment(options.segment, steps, options.env)
     population = collect_population(options, env)
     streams = CollectStreams.from_seed(options.seed)
     mix = behaviour_mix(options)

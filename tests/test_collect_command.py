@@ -93,3 +93,42 @@ def test_a_bogus_mujoco_gl_only_stops_rendering(tmp_path):
     assert "Traceback" not in rendered.stderr
     assert rendered.stderr.startswith("robopref render: error: ")
     assert "MUJOCO_GL='bogus'" in rendered.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--env", "CartPole-v1"], "--env CartPole-v1 is not a robopref task: use one of"),
+        (["--pool-pairs", "-3"], "--pool-pairs -3 must be >= 0"),
+        (["--segment", "0"], "--segment 0 must be >= 1"),
+        (["--segment", "500"], "--segment 500 is longer than the episodes of"),
+        (["--expert-share", "-1"], "--expert-share -1.0 must be a finite number >= 0"),
+        (["--careless-share", "2"], "--careless-share 2.0 is a share"),
+        (["--expert-share", "0", "--random-share", "0"], "both 0"),
+    ],
+)
+def test_collect_refuses_bad_options_by_name_before_the_rollouts(
+    tmp_path, capsys, no_rollouts, argv, words
+):
+    assert main(["collect", *TINY, *argv, "--out", str(tmp_path / "d.npz")]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
+    assert "population" not in err  # CartPole-v1 used to be blamed on the population
+    if argv[0] == "--env":
+        assert "robopref/PlatePlacement-v0" in err
+
+
+def test_collect_segment_names_the_episode_length(no_rollouts):
+    options = CollectOptions(segment=62, users=2, episodes=2, progress=False)
+    with pytest.raises(ValueError, match=r"episodes of robopref/PlatePlacement-v0, which have 61"):
+        robopref.collect.collect(options)
+
+
+@pytest.mark.parametrize(
+    "name", ["expert_share", "random_share", "expert_noise", "near_share", "min_gap"]
+)
+def test_collect_library_refuses_nan_shares_by_option(name, no_rollouts):
+    """argparse refuses --expert-share nan; a library caller needs the same refusal."""
+    options = CollectOptions(users=2, episodes=2, progress=False, **{name: float("nan")})
+    with pytest.raises(ValueError, match=f"--{name.replace('_', '-')} nan must be a finite"):
+        robopref.collect.collect(options)
