@@ -566,7 +566,12 @@ def named_population(name: str, env: gym.Env) -> Population:
     raw = env.unwrapped
     env_id = env_id_of(env)
     table = NAMED_POPULATIONS.get(env_id)
-    if table is None or name not in table:
+    if table is None:
+        raise ValueError(
+            f"env {env_id!r} is not a robopref task, so it has no populations: use one of "
+            f"{sorted(NAMED_POPULATIONS)}"
+        )
+    if name not in table:
         raise ValueError(
             f"no population {name!r} for {env_id!r}: use one of {list(POPULATION_NAMES)} or a file"
         )

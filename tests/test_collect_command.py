@@ -132,3 +132,13 @@ def test_collect_library_refuses_nan_shares_by_option(name, no_rollouts):
     options = CollectOptions(users=2, episodes=2, progress=False, **{name: float("nan")})
     with pytest.raises(ValueError, match=f"--{name.replace('_', '-')} nan must be a finite"):
         robopref.collect.collect(options)
+
+
+def test_collect_names_an_image_or_a_folder_given_as_population(tmp_path, capsys, no_rollouts):
+    png = tmp_path / "pop.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    out = str(tmp_path / "d.npz")
+    assert main(["collect", *TINY, "--population", str(png), "--out", out]) == 2
+    assert "is not a YAML text file" in capsys.readouterr().err
+    assert main(["collect", *TINY, "--population", str(tmp_path), "--out", out]) == 2
+    assert "is a folder, not a file" in capsys.readouterr().err

@@ -289,3 +289,10 @@ def test_an_image_or_a_folder_as_population_is_named_for_what_it_is(tmp_path, pl
         load_population(nul, plate_env)
     with pytest.raises(ValueError, match="is a folder, not a file"):
         resolve_population(str(tmp_path), plate_env)
+
+
+def test_a_foreign_env_is_named_not_the_population():
+    import gymnasium as gym
+
+    with pytest.raises(ValueError, match="'CartPole-v1' is not a robopref task"):
+        named_population("two-modes", gym.make("CartPole-v1"))
