@@ -128,6 +128,9 @@ def add_marker_disc(scene, center: tuple[float, float, float], radius: float, rg
 
 def step_frames(env: Any) -> list[np.ndarray]:
     """The frames the last step (or reset) of ``env`` shows: the frames of its motion where
-    one step is a whole motion (TableSetting's place interface), else one ``render()``."""
+    one step is a whole motion (TableSetting's place interface), else one ``render()``;
+    under ``render_mode="rgb_array_list"`` the frames ``render()`` collected."""
+    if env.render_mode == "rgb_array_list":
+        return list(env.render())
     motion = getattr(env.unwrapped, "motion_frames", None)
     return list(motion) if motion else [env.render()]

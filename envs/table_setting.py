@@ -20,8 +20,10 @@ Two control interfaces, one task (``control=``):
   ``PLACE_LOW..PLACE_HIGH`` (:meth:`TableSettingEnv.place_action` converts a point); the env
   carries the object there with its scripted motion (:func:`arrangement_action`, every
   control step simulated, and rendered into :attr:`TableSettingEnv.motion_frames` when the
-  env renders) and the episode terminates after the third object. This is the interface of
-  VPL's rearrangement tasks, and what makes RL on the task quick.
+  env renders; under ``render_mode="rgb_array_list"`` ``render()`` returns them all) and
+  the episode terminates after the third object: a step after it raises ``ResetNeeded``.
+  An action outside [-1, 1] (a point off the place region) is refused, not clipped. This
+  is the interface of VPL's rearrangement tasks, and what makes RL on the task quick.
 
 Observation (float32, 25): suction tip xyz (3), holding (1), the *active* object's centre
 xyz (the held one, else the next never-taken one in the order) (3), that centre minus the
@@ -509,6 +511,7 @@ class TableSettingEnv(TabletopEnv):
         self._control_step(_action_values(action))
         reward, info = self._info(self.features())
         self._released_now = False
+        self._collect_frame()
         return self._observation(), reward, False, False, info
 
     def _control_step(self, action: list[float], hand_step: float = MAX_HAND_STEP) -> None:
@@ -560,7 +563,7 @@ class TableSettingEnv(TabletopEnv):
                     step = _move(tip, tip + (0.0, 0.0, PLACE_HAND_STEP), -1.0, PLACE_HAND_STEP)
                 self._control_step(step.tolist(), PLACE_HAND_STEP)
                 if self.render_mode is not None:
-                    self.motion_frames.append(self.render())
+                    self.motion_frames.append(self._render_frame())
                 if held is not None and self.held_index is None:
                     released = True
                 if released and self._hand_pos[2] > self._pos[target][2] + 0.05:
@@ -569,6 +572,8 @@ class TableSettingEnv(TabletopEnv):
                 self._update_suction(-1.0)
             self._released_now = True
         self._placed_steps += 1
+        if self.render_mode == "rgb_array_list":
+            self._frame_list += self.motion_frames
         reward, info = self._info(self.features())
         self._released_now = False
         return self._observation(), reward, self._placed_steps >= N_OBJECTS, False, info

@@ -40,8 +40,12 @@ SHARED_OBSERVATION_LAYOUT: dict[str, slice] = {
     "object": slice(4, 7),  # object centre xyz
     "object_from_tip": slice(7, 10),  # object centre minus tip
 }
-#: the only render mode: frames are drawn off-screen (there is no window to show them in).
-RENDER_MODES = ("rgb_array",)
+#: the render modes: frames are drawn off-screen (there is no window to show them in).
+#: ``rgb_array``: ``render()`` returns the current frame. ``rgb_array_list`` (Gymnasium's
+#: convention): the env renders the reset and every control step itself, and ``render()``
+#: returns the frames since the last ``render()`` or reset (a TableSetting place step's
+#: whole motion included), then forgets them.
+RENDER_MODES = ("rgb_array", "rgb_array_list")
 _METADATA: dict[str, Any] = {
     "render_modes": list(RENDER_MODES),
     "render_fps": int(round(1.0 / (scene.TIMESTEP * scene.SUBSTEPS))),
@@ -171,7 +175,8 @@ class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ValueError(
                 f"render_mode={render_mode!r} is not supported: robopref renders off-screen "
                 f"only, so use render_mode='rgb_array' (frames as arrays; show or save them "
-                f"yourself, e.g. with `robopref render` or robopref.video) or None"
+                f"yourself, e.g. with `robopref render` or robopref.video), 'rgb_array_list' "
+                f"(every step's frames, collected until render() is called) or None"
             )
         self.render_mode = render_mode
         self.width, self.height = _frame_size(width, "width"), _frame_size(height, "height")
@@ -202,6 +207,8 @@ class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
         #: who judges it must not show a goal (``robopref study``)
         self.show_marker = True
         self._renderer: mujoco.Renderer | None = None
+        #: the frames ``render()`` returns next, under ``render_mode="rgb_array_list"``
+        self._frame_list: list[np.ndarray] = []
 
     @property
     def metadata(self) -> dict[str, Any]:  # type: ignore[override]
@@ -286,13 +293,21 @@ class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _start_episode(self, options: dict[str, Any] | None) -> tuple[np.ndarray, dict[str, Any]]:
         """The end of every reset: the goal from ``options`` (or a random one), then the
-        first observation and info."""
+        first observation and info (and, under ``rgb_array_list``, the first frame)."""
         self._needs_reset = False
         if options and "goal" in options:
             self.goal = None if options["goal"] is None else self.validate_goal(options["goal"])
         elif self._random_goal:
             self.goal = self.validate_goal(sample_goal(self.goal_space, self.np_random))
+        self._frame_list = []
+        self._collect_frame()
         return self._observation(), self._info(self.features())[1]
+
+    def _collect_frame(self) -> None:
+        """Under ``rgb_array_list``, render the current state into the list ``render()``
+        returns next."""
+        if self.render_mode == "rgb_array_list":
+            self._frame_list.append(self._render_frame())
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Move the suction tip, switch the suction, and advance the physics one control step."""
@@ -312,13 +327,23 @@ class TabletopEnv(gym.Env[np.ndarray, np.ndarray]):
         features = self.features()
         reward, info = self._info(features)
         self._released_now = False
+        self._collect_frame()
         return self._observation(), reward, False, False, info
 
-    def render(self) -> np.ndarray | None:
-        """An RGB frame (H, W, 3) uint8 from ``self.camera``, with the goal marker drawn."""
+    def render(self) -> np.ndarray | list[np.ndarray] | None:
+        """An RGB frame (H, W, 3) uint8 from ``self.camera``, with the goal marker drawn
+        (``rgb_array``); under ``rgb_array_list``, the frames since the last ``render()`` or
+        reset, one per control step (then the list starts afresh)."""
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
             return None
+        if self.render_mode == "rgb_array_list":
+            frames, self._frame_list = self._frame_list, []
+            return frames
+        return self._render_frame()
+
+    def _render_frame(self) -> np.ndarray:
+        """The current state drawn from ``self.camera``, with the marker."""
         if self._renderer is None:
             self._renderer = make_renderer(self.model, self.height, self.width)
         scene.pose_arm(self.model, self.data)
