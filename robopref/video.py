@@ -98,22 +98,36 @@ def write_webm(frames: Sequence[np.ndarray], path: str | Path, fps: float) -> Pa
     return path
 
 
-def write_gif(frames: Sequence[np.ndarray], path: str | Path, fps: float) -> Path:
-    """Write a looping GIF of every ``GIF_FRAME_STEP``-th frame, halved if wide (atomically)."""
+def write_gif(
+    frames: Sequence[np.ndarray],
+    path: str | Path,
+    fps: float,
+    step: int = GIF_FRAME_STEP,
+    max_width: int | None = GIF_MAX_WIDTH,
+) -> Path:
+    """Write a looping GIF of every ``step``-th frame, halved if wider than ``max_width``
+    (atomically): robopref's one GIF writer (``render``, ``video``; ``step=1,
+    max_width=None`` writes frames already subsampled and scaled as given).
+
+    Colours are reduced with an octree, which keeps the small green goal marker green (a
+    median cut merges it into the grey floor) and gives smaller files.
+    """
     from PIL import Image
 
     _check_frames(frames)
+    if step < 1 or not fps > 0:
+        raise ValueError(f"step={step} must be >= 1 and fps={fps} > 0")
     path = Path(path)
     height, width = np.shape(frames[0])[:2]
-    scale = 0.5 if width > GIF_MAX_WIDTH else 1.0
+    scale = 0.5 if max_width is not None and width > max_width else 1.0
     size = (max(1, int(width * scale)), max(1, int(height * scale)))
     images = []
-    for frame in frames[::GIF_FRAME_STEP]:
+    for frame in frames[::step]:
         image = Image.fromarray(np.asarray(frame))
         if scale != 1.0:
             image = image.resize(size, Image.Resampling.LANCZOS)
-        images.append(image.quantize(colors=128, method=Image.Quantize.MEDIANCUT))
-    duration_ms = int(round(1000.0 * GIF_FRAME_STEP / fps))
+        images.append(image.quantize(colors=128, method=Image.Quantize.FASTOCTREE))
+    duration_ms = int(round(1000.0 * step / fps))
     with atomic_path(path) as temp:
         images[0].save(
             temp,
@@ -127,16 +141,23 @@ def write_gif(frames: Sequence[np.ndarray], path: str | Path, fps: float) -> Pat
     return path
 
 
-def label_frame(frame: np.ndarray, label: str, font_size: int = 14) -> np.ndarray:
-    """A copy of ``frame`` with ``label`` written in white on a dark box at its top left."""
+def label_frame(
+    frame: np.ndarray, label: str, font_size: int = 14, bottom: bool = False
+) -> np.ndarray:
+    """A copy of ``frame`` with ``label`` written in white on a dark box at its top left
+    (``bottom``: its bottom left)."""
     from PIL import Image, ImageDraw, ImageFont
 
     image = Image.fromarray(np.asarray(frame))
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=font_size)
-    left, top, right, bottom = draw.textbbox((6, 4), label, font=font)
-    draw.rectangle((left - 4, top - 3, right + 4, bottom + 3), fill=(20, 20, 24))
-    draw.text((6, 4), label, fill=(255, 255, 255), font=font)
+    origin = (6, 4)
+    if bottom:
+        text_height = draw.textbbox((0, 0), label, font=font)[3]
+        origin = (6, max(4, image.height - text_height - 6))
+    left, top, right, low = draw.textbbox(origin, label, font=font)
+    draw.rectangle((left - 4, top - 3, right + 4, low + 3), fill=(20, 20, 24))
+    draw.text(origin, label, fill=(255, 255, 255), font=font)
     return np.asarray(image)
 
 
@@ -200,23 +221,33 @@ def rollout_frames(
     seed: int | None,
     options: dict[str, Any] | None = None,
     max_steps: int | None = None,
+    caption: Callable[[gym.Env], str] | None = None,
 ) -> RenderedRollout:
     """Reset ``env`` with ``seed``, run ``policy`` to the episode's end, render every step.
 
     ``env`` must have ``render_mode="rgb_array"``. The episode ends on termination,
-    truncation, or after ``max_steps`` steps.
+    truncation, or after ``max_steps`` steps. ``caption(env)``, read after the reset and
+    after each step, is written at the bottom of that state's frames (a TableSetting place
+    step's motion frames show where the step ended).
     """
     if env.render_mode != "rgb_array":
         raise ValueError(
             "rollout_frames needs an env made with render_mode='rgb_array', "
             f"got {env.render_mode!r}"
         )
+
+    def captioned(new: list[np.ndarray]) -> list[np.ndarray]:
+        if caption is None:
+            return new
+        text = caption(env)
+        return [label_frame(frame, text, bottom=True) for frame in new]
+
     obs, info = env.reset(seed=seed, options=options)
-    frames = [env.render()]
+    frames = captioned([env.render()])
     total, steps, done = 0.0, 0, False
     while not done and (max_steps is None or steps < max_steps):
         obs, reward, terminated, truncated, info = env.step(policy(obs))
-        frames.extend(step_frames(env))
+        frames.extend(captioned(step_frames(env)))
         total += float(reward)
         steps += 1
         done = terminated or truncated

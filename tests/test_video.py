@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import gymnasium as gym
 import imageio.v3 as iio
 import numpy as np
@@ -10,12 +12,13 @@ from PIL import Image
 
 from robopref.cli import main
 from robopref.envs import scripted_policy
-from robopref.render import parse_goal
+from robopref.render import parse_goal, placement_caption
 from robopref.video import (
     HOLD_SECONDS,
     rollout_frames,
     tile_frames,
     tile_videos,
+    write_gif,
     write_video,
 )
 
@@ -180,3 +183,83 @@ def test_render_command_refuses_a_noise_that_is_nan_or_negative(noise, tmp_path,
     assert code == 2
     err = capsys.readouterr().err
     assert "--noise" in err and not out.exists()
+
+
+def green_pixels(frame: np.ndarray) -> int:
+    """Pixels of the goal marker's green (well greener than red and blue)."""
+    a = np.asarray(frame).astype(int)
+    return int(((a[..., 1] - a[..., 0] > 50) & (a[..., 1] - a[..., 2] > 30)).sum())
+
+
+def test_the_gif_keeps_the_green_goal_marker(tmp_path) -> None:
+    env = gym.make("robopref/PlatePlacement-v0", goal=(0.2, 0.15), render_mode="rgb_array")
+    env.reset(seed=0)
+    frame = env.render()
+    env.close()
+    assert green_pixels(frame) > 100
+    _, gif = write_video([frame] * 4, tmp_path / "m.mp4", fps=25)
+    with Image.open(gif) as image:
+        image.seek(0)
+        first = np.asarray(image.convert("RGB"))
+    assert green_pixels(first) > 0.8 * green_pixels(frame)  # a median cut kept none
+
+
+def test_write_gif_writes_frames_as_given_with_step_one(tmp_path) -> None:
+    frames = gradient_frames(6, 40, 600)
+    path = write_gif(frames, tmp_path / "g.gif", fps=10, step=1, max_width=None)
+    with Image.open(path) as image:
+        assert image.n_frames == 6 and image.size == (600, 40)
+        assert image.info["duration"] == 100
+    with pytest.raises(ValueError, match="step=0 must be >= 1"):
+        write_gif(frames, tmp_path / "h.gif", fps=10, step=0)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "goal", "expected"),
+    [
+        ("robopref/PlatePlacement-v0", (0.2, 0.15), r"^plate \d+\.\d cm from goal$"),
+        ("robopref/BlockSort-v0", 1, r"^block \d+\.\d cm from zone 1's centre$"),
+        (
+            "robopref/TableSetting-v0",
+            (0.22, 0, -0.09, 0.12, 0.03, -0.11),
+            r"^cm from spots: plate \d+\.\d, cup \d+\.\d, utensil \d+\.\d$",
+        ),
+    ],
+)
+def test_placement_caption_names_the_distance_to_the_goal(env_id, goal, expected) -> None:
+    env = gym.make(env_id, goal=goal)
+    env.reset(seed=0)
+    assert re.match(expected, placement_caption(env, env.unwrapped.goal))
+    env.close()
+
+
+def test_the_caption_is_the_plates_distance_and_is_drawn_on_the_frames() -> None:
+    env = gym.make("robopref/PlatePlacement-v0", goal=(0.2, 0.15), render_mode="rgb_array")
+    env.reset(seed=0)
+    plate = env.unwrapped.features()[:2]
+    expected = 100 * np.hypot(plate[0] - 0.2, plate[1] - 0.15)
+    assert placement_caption(env, env.unwrapped.goal) == f"plate {expected:.1f} cm from goal"
+    policy = scripted_policy(env, (0.2, 0.15))
+    plain = rollout_frames(env, policy, seed=0, max_steps=3)
+    texts: list[str] = []
+
+    def caption(e: gym.Env) -> str:
+        texts.append(placement_caption(e, e.unwrapped.goal))
+        return texts[-1]
+
+    captioned = rollout_frames(env, policy, seed=0, max_steps=3, caption=caption)
+    env.close()
+    assert len(texts) == 4 and len(captioned.frames) == len(plain.frames) == 4
+    for a, b in zip(plain.frames, captioned.frames, strict=True):
+        changed = np.any(a != b, axis=-1)
+        assert changed.any() and not changed[: a.shape[0] // 2].any()  # at the bottom only
+
+
+def test_render_command_captions_unless_told_not_to(tmp_path) -> None:
+    frames = {}
+    for caption in ("true", "false"):
+        out = tmp_path / f"{caption}.mp4"
+        assert main(["render", "--out", str(out), "--caption", caption, "--width", "160",
+                     "--height", "120"]) == 0  # fmt: skip
+        frames[caption] = iio.imread(out.with_suffix(".gif"), index=0)
+    assert np.any(frames["true"] != frames["false"])
