@@ -24,10 +24,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import multiprocessing
+import re
 import shutil
+import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,11 +85,18 @@ from robopref.reward.base import RewardModel
 from robopref.reward.checkpoint import model_payload, save_payload
 from robopref.reward.registry import load_reward_model
 from robopref.reward.vpl import VPLConfig
+from robopref.tensorboard import summary_writer, tb_option, tensorboard_dir
 from robopref.users import SyntheticUser
 
 METHODS = ("vpl", "btl", "dpl")
 #: options that may differ between an interrupted loop and its resumption
-RESUMABLE_CHANGES = ("resume", "overwrite", "progress", "workers")
+RESUMABLE_CHANGES = ("resume", "overwrite", "progress", "workers", "tb")
+#: what a loop writes in ``--out`` before its first round is done (then ``loop.json``
+#: marks the folder as a loop's): round folders, TensorBoard logs, the atomic writer's
+#: hidden temporaries. Anything else in a folder without ``loop.json`` is someone else's.
+LOOP_PROGRESS = re.compile(r"round_\d{2,}|tb|loop\.png|\..*")
+#: the keys of a loop.json the loop reads back
+STATE_KEYS = ("options", "rounds", "done", "history")
 ROUNDS_KEPT = 2
 #: PPO env steps of a final policy. Measured on the plate's three-group population (one
 #: loop's final reward, 100 new users): 300k steps set the minority groups' plates down a
@@ -187,6 +197,7 @@ class LoopOptions:
     resume: bool = field(default=False, metadata={"help": "continue the loop in --out"})
     overwrite: bool = field(default=False, metadata={"help": "replace the loop in --out"})
     progress: bool = field(default=True, metadata={"help": "print each stage"})
+    tb: bool = tb_option()
 
     @property
     def scout_round_steps(self) -> int:
@@ -199,13 +210,38 @@ class LoopOptions:
         return 1 + (self.answers - self.first_answers) // self.per_round
 
 
-def check_loop_options(options: LoopOptions) -> None:
-    """Refuse impossible budgets, unknown methods and an ``--out`` in the way, before work."""
+def read_state(out: str | Path) -> dict[str, Any]:
+    """The ``loop.json`` of the loop in ``out``; a damaged one is refused with the fix."""
+    path = Path(out) / "loop.json"
+    fix = (
+        f"it was not written whole by `robopref loop`: pass --overwrite to start the loop in "
+        f"{path.parent} over, or choose another --out"
+    )
+    try:
+        state = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is damaged (not JSON: {error}); {fix}") from None
+    if not isinstance(state, dict) or not isinstance(state.get("options"), dict):
+        raise ValueError(f"{path} has no 'options' (the loop's settings); {fix}")
+    missing = [k for k in STATE_KEYS if k not in state]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(map(repr, missing))}; {fix}")
+    return state
+
+
+def check_loop_values(options: LoopOptions) -> None:
+    """Refuse impossible budgets, unknown methods, tasks, populations and model settings
+    (everything but ``--out``), before work: what ``robopref sweep`` checks for every cell."""
     for name in ("users", "answers", "first_answers", "per_round", "steps", "scout_steps",
                  "episodes", "rollouts_per_user", "candidates", "eval_users", "eval_episodes",
                  "fit_epochs", "refit_epochs", "workers"):  # fmt: skip
         if getattr(options, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+    if options.seed < 0:
+        raise ValueError(f"--seed {options.seed} must be at least 0")
+    for name in ("active_share", "fourier_scale", "kl_weight"):
+        if not math.isfinite(getattr(options, name)):
+            raise ValueError(f"--{name.replace('_', '-')} must be a finite number")
     if options.posterior not in POSTERIORS:
         raise ValueError(f"--posterior {options.posterior!r} must be one of {POSTERIORS}")
     if options.per_round < len(FIXED_QUESTIONS):
@@ -232,13 +268,41 @@ def check_loop_options(options: LoopOptions) -> None:
     unknown = [m for m in options.methods if m not in METHODS]
     if unknown or not options.methods or len(set(options.methods)) != len(options.methods):
         raise ValueError(f"--methods {options.methods}: give each of {METHODS} at most once")
+    if "vpl" in options.methods:
+        try:
+            VPLConfig(latent_dim=options.latent_dim, decoder=options.decoder,
+                      hidden=tuple(options.hidden), fourier=options.fourier,
+                      fourier_scale=options.fourier_scale, kl_weight=options.kl_weight)  # fmt: skip
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"the VPL model's options: {error}") from None
     env, steps = make_env(options.env, parse_env_kwargs(options.env_kwargs))
-    if not 1 <= options.segment <= steps + 1:
-        raise ValueError(
-            f"--segment {options.segment} must lie in [1, {steps + 1}], the states of one "
-            f"{options.env} episode: pass --segment {min(steps + 1, 10)}"
-        )
-    env.close()
+    try:
+        if not 1 <= options.segment <= steps + 1:
+            raise ValueError(
+                f"--segment {options.segment} must lie in [1, {steps + 1}], the states of one "
+                f"{options.env} episode: pass --segment {min(steps + 1, 10)}"
+            )
+        resolve_population(options.population, env)
+    finally:
+        env.close()
+    tensorboard_dir(options.tb, Path(options.out) / "tb")
+
+
+def foreign_entries(out: Path, others: Collection[str] = ()) -> list[str]:
+    """What ``out`` (a folder without ``loop.json``) holds that no loop wrote there, but for
+    the names in ``others`` (what the calling command, such as the demo, wrote itself)."""
+    if not out.is_dir():
+        return []
+    return sorted(
+        p.name for p in out.iterdir()
+        if p.name not in others and not LOOP_PROGRESS.fullmatch(p.name)
+    )  # fmt: skip
+
+
+def check_loop_options(options: LoopOptions, others: Collection[str] = ()) -> None:
+    """Refuse impossible values (:func:`check_loop_values`) and an ``--out`` in the way,
+    before work. ``others``: names in ``--out`` that the calling command made (the demo's)."""
+    check_loop_values(options)
     out = Path(options.out)
     check_writable(out / "loop.json", "--out")
     if options.resume and options.overwrite:
@@ -247,7 +311,7 @@ def check_loop_options(options: LoopOptions) -> None:
     if options.resume:
         if not state.is_file():
             raise FileNotFoundError(f"nothing to resume: {state} does not exist (drop --resume)")
-        saved = json.loads(state.read_text())["options"]
+        saved = read_state(out)["options"]
         # through JSON, as saved (tuples become lists); an option newer than the saved
         # loop counts as its default
         now = json.loads(json.dumps(dataclasses.asdict(options)))
@@ -261,12 +325,21 @@ def check_loop_options(options: LoopOptions) -> None:
                 "resume with the original options, or start over with --overwrite"
             )
     elif state.exists() and not options.overwrite:
-        done = json.loads(state.read_text()).get("finished", False)
+        done = read_state(out).get("finished", False)
         raise ValueError(
             f"--out {out} holds a {'finished' if done else 'unfinished'} loop: pass "
             + ("" if done else "--resume to continue it, ")
             + "--overwrite to replace it, or choose another --out"
         )
+    elif not state.exists():
+        foreign = foreign_entries(out, others)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise ValueError(
+                f"--out {out} is not a loop's folder (no loop.json) and holds {shown}: the loop "
+                "writes only into a new or empty folder or a loop's own (--overwrite too, so as "
+                "not to replace your files); choose another --out, or move those files away"
+            )
 
 
 def _env(options: LoopOptions) -> Any:
@@ -298,7 +371,7 @@ def saved_options(out: str | Path) -> LoopOptions:
     state = Path(out) / "loop.json"
     if not state.is_file():
         raise FileNotFoundError(f"{state} does not exist: pass the --out of a `robopref loop` run")
-    saved = json.loads(state.read_text())["options"]
+    saved = read_state(out)["options"]
     default = LoopOptions()
     values = {}
     for name in (f.name for f in dataclasses.fields(LoopOptions) if f.name in saved):
@@ -441,10 +514,11 @@ def run_arm(
     method: str,
     round_index: int,
     asked: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
-) -> None:
+) -> dict[str, Any]:
     """One method's part of a round: ask (or take round 0's shared ``asked`` answers), refit,
-    train; writes its answers, reward model and policy to ``round_NN/``. Its randomness comes
-    from the seed, the round and the method alone, so arms may run in any order or at once."""
+    train; writes its answers, reward model and policy to ``round_NN/`` and returns the
+    reward fit's figures (:data:`FIT_FIGURES`). Its randomness comes from the seed, the
+    round and the method alone, so arms may run in any order or at once."""
     out, rounds = Path(options.out), options.rounds
     previous, here = _round_dir(out, round_index - 1), _round_dir(out, round_index)
     here.mkdir(parents=True, exist_ok=True)
@@ -479,13 +553,19 @@ def run_arm(
     data.save(here / f"{method}.npz")
     save_payload(model_payload(model, {"loop_fit": dataclasses.asdict(fit)}), here / f"{method}.pt")
     save_model(policy, here / f"{method}_policy.zip")
+    return {k: getattr(fit, k) for k in FIT_FIGURES}
 
+
+#: what a round's row (``fit``) and TensorBoard keep of each method's reward fit
+FIT_FIGURES = ("best_epoch", "best_val_accuracy", "best_val_nll", "epochs_run")
 
 #: a worker process's training users and round-0 pool, built once per loop
 _WORKER_SHARED: dict[str, Shared] = {}
 
 
-def _arm_in_worker(options: LoopOptions, method: str, round_index: int, asked: Any) -> None:
+def _arm_in_worker(
+    options: LoopOptions, method: str, round_index: int, asked: Any
+) -> dict[str, Any]:
     """:func:`run_arm` in a worker process, which rebuilds the shared setup from the seed."""
     if options.threads > 0:
         torch.set_num_threads(options.threads)
@@ -493,7 +573,7 @@ def _arm_in_worker(options: LoopOptions, method: str, round_index: int, asked: A
     if key not in _WORKER_SHARED:
         _WORKER_SHARED.clear()
         _WORKER_SHARED[key] = shared_setup(options)
-    run_arm(options, _WORKER_SHARED[key], method, round_index, asked)
+    return run_arm(options, _WORKER_SHARED[key], method, round_index, asked)
 
 
 def run_round(
@@ -506,13 +586,11 @@ def run_round(
     # Round 0's pairs and answers are the same for every method: asked once.
     asked = first_answers(options, shared) if round_index == 0 else None
     if workers is None:
-        for method in options.methods:
-            run_arm(options, shared, method, round_index, asked)
+        fits = {m: run_arm(options, shared, m, round_index, asked) for m in options.methods}
     else:
         jobs = [workers.submit(_arm_in_worker, options, m, round_index, asked)
                 for m in options.methods]  # fmt: skip
-        for job in jobs:
-            job.result()
+        fits = {m: job.result() for m, job in zip(options.methods, jobs, strict=True)}
     checked: dict[str, tuple[LoadedPolicy, RewardModel]] = {}
     for method in options.methods:
         model = load_reward_model(here / f"{method}.pt")
@@ -529,6 +607,7 @@ def run_round(
         "answers_per_user": options.first_answers + round_index * options.per_round,
         "steps": int(checked[options.methods[0]][0].model.num_timesteps),
         "methods": methods,
+        "fit": fits,
         "wall_s": round(time.perf_counter() - began, 1),
     }
 
@@ -550,9 +629,12 @@ def finish(options: LoopOptions, history: list[dict[str, Any]]) -> None:
         write_json_atomic(folder / "meta.json", meta)
 
 
-def run_loop(options: LoopOptions) -> dict[str, Any]:
-    """Run (or resume) the loop of ``options``; returns the final ``loop.json`` content."""
-    check_loop_options(options)
+def run_loop(options: LoopOptions, others: Collection[str] = ()) -> dict[str, Any]:
+    """Run (or resume) the loop of ``options``; returns the final ``loop.json`` content.
+
+    ``others``: names in ``--out`` that the calling command made there (the demo's oracle,
+    evaluation and video), which the loop leaves alone."""
+    check_loop_options(options, others)
     if options.threads > 0:
         torch.set_num_threads(options.threads)
     out = Path(options.out)
@@ -564,28 +646,75 @@ def run_loop(options: LoopOptions) -> dict[str, Any]:
     state: dict[str, Any] = {"options": dataclasses.asdict(options), "rounds": options.rounds,
                              "done": 0, "history": [], "finished": False}  # fmt: skip
     if options.resume:
-        state = json.loads(state_path.read_text())
+        state = read_state(out)
         _log(options, f"resuming {out} after round {state['done']} of {state['rounds']}")
     shared = shared_setup(options)
     began = time.perf_counter()
-    with _workers(options) as workers:
-        for round_index in range(state["done"], options.rounds):
-            _finish_round(options, state, run_round(options, shared, round_index, workers))
+    writer = summary_writer(tensorboard_dir(options.tb, out / "tb"))
+    try:
+        with _workers(options) as workers:
+            for round_index in range(state["done"], options.rounds):
+                row = run_round(options, shared, round_index, workers)
+                _finish_round(options, state, row)
+                log_round(writer, row)
+    finally:
+        if writer is not None:
+            writer.close()
     state["wall_s_this_run"] = round(time.perf_counter() - began, 1)
     return state
+
+
+def log_round(writer: Any, row: dict[str, Any]) -> None:
+    """The round's figures to TensorBoard (``--tb``), at step = answers per training user:
+    per method the reward fit (``fit/``) and the held-out check (``heldout/``)."""
+    if writer is None:
+        return
+    step = int(row["answers_per_user"])
+    for method, fit in row.get("fit", {}).items():
+        for name, value in fit.items():
+            writer.add_scalar(f"fit/{method}/{name}", float(value), step)
+    for method, figures in row["methods"].items():
+        for name, value in figures.items():
+            if isinstance(value, int | float):
+                writer.add_scalar(f"heldout/{method}/{name}", float(value), step)
+    writer.flush()
+
+
+def _ignore_interrupt() -> None:
+    """A worker's initializer: Ctrl-C is the main process's to handle (it ends the workers)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _end_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop the pool's processes now (Ctrl-C or an error: their round is redone on resume)."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
+    if terminate is not None:
+        terminate()
+        return
+    for process in list(getattr(pool, "_processes", {}).values()):
+        if process.is_alive():
+            process.terminate()
 
 
 @contextlib.contextmanager
 def _workers(options: LoopOptions) -> Iterator[Executor | None]:
     """Processes for the methods' arms (spawned: torch and MuJoCo's GL do not survive fork);
-    None with ``--workers 1``, or a single method."""
+    None with ``--workers 1``, or a single method. The workers ignore Ctrl-C; on Ctrl-C (or
+    an error) the main process ends them, so none is left behind and none prints a
+    traceback: the CLI then prints one line with the ``--resume`` hint."""
     count = min(options.workers, len(options.methods))
     if count < 2:
         yield None
         return
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(max_workers=count, mp_context=context, initializer=_ignore_interrupt)
+    try:
         yield pool
+    except BaseException:
+        _end_workers(pool)
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _finish_round(options: LoopOptions, state: dict[str, Any], row: dict[str, Any]) -> None:

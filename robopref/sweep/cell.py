@@ -52,7 +52,7 @@ def read_result(folder: Path, cell: Cell) -> dict[str, Any] | None:
 
 def _run_loop(cell: Cell, folder: Path, method: str = "", **changes: Any) -> dict[str, Any]:
     """The cell's loop of ``method`` (default: the cell's) with the options ``changes``."""
-    from robopref.loop.run import LoopOptions, loop_command
+    from robopref.loop.run import LoopOptions, loop_command, read_state
 
     method = method or cell.method
     out = folder / "loop"
@@ -63,7 +63,7 @@ def _run_loop(cell: Cell, folder: Path, method: str = "", **changes: Any) -> dic
         **{**cell.loop_options(), **changes},
     )  # fmt: skip
     loop_command(options)
-    log = json.loads((out / "loop.json").read_text())
+    log = read_state(out)
     last = log["history"][-1]
     figures = last["methods"][method]
     return {
