@@ -15,6 +15,7 @@ default_gl_backend()
 import gymnasium as gym  # noqa: E402
 
 from robopref.envs.block_sort import BlockSortEnv  # noqa: E402
+from robopref.envs.goal_env import GoalDictObservation  # noqa: E402
 from robopref.envs.plate_placement import PlatePlacementEnv  # noqa: E402
 from robopref.envs.scripted import scripted_policy  # noqa: E402
 from robopref.envs.table_setting import TableSettingEnv  # noqa: E402
@@ -52,6 +53,7 @@ register_envs()
 __all__ = [
     "ENV_IDS",
     "BlockSortEnv",
+    "GoalDictObservation",
     "PlatePlacementEnv",
     "TableSettingEnv",
     "TabletopEnv",

@@ -196,6 +196,33 @@ class BlockSortEnv(TabletopEnv):
         }
         return terms, success
 
+    # ------------------------------------------------ goal-conditioned view (HER)
+    #: reward terms that do not depend on the goal (read from ``info["reward_terms"]``)
+    GOAL_FREE_TERMS: ClassVar[tuple[str, ...]] = ("drop",)
+
+    def achieved_goal(self) -> np.ndarray:
+        """The block's table point ``(x, y)``: what a zone's centre is compared with."""
+        return np.array(self._obj_pos[:2], dtype=np.float64)
+
+    def desired_goal(self, goal: Any) -> np.ndarray:
+        """The centre ``(x, y)`` of the goal zone."""
+        return np.array(self.zone_centers[goal], dtype=np.float64)
+
+    def goal_point_reward(
+        self, features: np.ndarray, achieved: np.ndarray, desired: np.ndarray
+    ) -> np.ndarray:
+        """The goal-dependent reward terms (``reach``, ``transport``, ``placed``) for ``N``
+        states at once, for a zone of ``ZONE_RADIUS`` centred at each ``desired (N, 2)``
+        point, the block at ``achieved (N, 2)``: :meth:`goal_reward`, vectorized (where
+        ``desired`` is a zone's centre, the same numbers)."""
+        col = self.feature_index
+        zone_distance = np.hypot(achieved[:, 0] - desired[:, 0], achieved[:, 1] - desired[:, 1])
+        height, held = features[:, col["height"]], features[:, col["held"]] > 0.5
+        success = ~held & (height < RESTING_HEIGHT) & (zone_distance < ZONE_RADIUS)
+        reach = np.where(held | success, 0.0, -features[:, col["reach"]])
+        transport = -1.5 * np.hypot(zone_distance, np.maximum(height, 0.0))
+        return reach + transport + 2.0 * success
+
     def _marker_geometry(self, goal: Any) -> tuple[tuple[float, float, float], float]:
         cx, cy = self.zone_centers[goal]
         return (float(cx), float(cy), 0.0), ZONE_RADIUS * 1.1

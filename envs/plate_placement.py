@@ -183,5 +183,31 @@ class PlatePlacementEnv(TabletopEnv):
         }
         return terms, success
 
+    # ------------------------------------------------ goal-conditioned view (HER)
+    #: reward terms that do not depend on the goal (read from ``info["reward_terms"]``)
+    GOAL_FREE_TERMS: ClassVar[tuple[str, ...]] = ("drop",)
+
+    def achieved_goal(self) -> np.ndarray:
+        """The plate's table point ``(x, y)``: what a goal point is compared with."""
+        return np.array(self._obj_pos[:2], dtype=np.float64)
+
+    def desired_goal(self, goal: Any) -> np.ndarray:
+        """The table point ``(x, y)`` of ``goal`` (the goal itself)."""
+        return np.asarray(goal, dtype=np.float64).reshape(2)
+
+    def goal_point_reward(
+        self, features: np.ndarray, achieved: np.ndarray, desired: np.ndarray
+    ) -> np.ndarray:
+        """The goal-dependent reward terms (``distance``, ``height``, ``placed``) for
+        ``N`` states at once: ``features (N, F)``, plate points ``achieved (N, 2)``, goal
+        points ``desired (N, 2)``; the same numbers :meth:`goal_reward` gives, vectorized."""
+        col = self.feature_index
+        distance = np.hypot(achieved[:, 0] - desired[:, 0], achieved[:, 1] - desired[:, 1])
+        resting = (features[:, col["on_table"]] > 0.5) & (features[:, col["flat"]] > 0.5)
+        success = resting & (distance < SUCCESS_RADIUS)
+        height = np.maximum(features[:, col["height"]], 0.0)
+        lowering = height * np.exp(-distance / SUCCESS_RADIUS)
+        return -2.0 * distance - 4.0 * lowering + 2.0 * success
+
     def _marker_geometry(self, goal: Any) -> tuple[tuple[float, float, float], float]:
         return (float(goal[0]), float(goal[1]), 0.0), SUCCESS_RADIUS

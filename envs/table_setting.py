@@ -468,6 +468,34 @@ class TableSettingEnv(TabletopEnv):
             (hx - x) ** 2 + (hy - y) ** 2 + (hz - z - HALF_HEIGHT[OBJECT_NAMES[i]]) ** 2
         )
 
+    # ------------------------------------------------ goal-conditioned view (HER)
+    #: reward terms that do not depend on the goal (read from ``info["reward_terms"]``)
+    GOAL_FREE_TERMS: ClassVar[tuple[str, ...]] = ("drop", "reach")
+
+    def achieved_goal(self) -> np.ndarray:
+        """The objects' table points, plate, cup, utensil: ``(6,)``."""
+        return self.centres()[:, :2].reshape(-1).astype(np.float64)
+
+    def desired_goal(self, goal: Any) -> np.ndarray:
+        """The spots of an arrangement, plate, cup, utensil: ``(6,)`` (absolute points,
+        comparable with :meth:`achieved_goal`)."""
+        return spots(goal).reshape(-1)
+
+    def goal_point_reward(
+        self, features: np.ndarray, achieved: np.ndarray, desired: np.ndarray
+    ) -> np.ndarray:
+        """The goal-dependent reward terms (``distance``, ``height``, ``placed``) for ``N``
+        states at once: ``features (N, F)``, the objects' points ``achieved (N, 6)`` and
+        their spots ``desired (N, 6)``; :meth:`goal_reward`, vectorized."""
+        offset = (achieved - desired).reshape(-1, N_OBJECTS, 2)
+        distance = np.hypot(offset[..., 0], offset[..., 1])  # (N, 3)
+        per_object = features.reshape(-1, N_OBJECTS, len(QUANTITIES))
+        height = np.maximum(per_object[..., QUANTITIES.index("height")], 0.0)
+        resting = per_object[..., QUANTITIES.index("resting")] > 0.5
+        lowering = (height * np.exp(-distance / 0.05)).sum(axis=1)
+        placed = (resting & (distance < SUCCESS_RADIUS)).sum(axis=1)
+        return -2.0 * distance.sum(axis=1) - 4.0 * lowering + placed
+
     def goal_xy(self, goal: Any) -> np.ndarray:
         """The spot of the active object (held, else next; the plate's when all are down)."""
         active = self._active_index()
