@@ -3,7 +3,8 @@
 The RLHF loop (``robopref loop``: VPL and BTL, each asking about its own policy's rollouts,
 round after round) and meanwhile, in a process of its own, the oracle (``train-policy
 --oracle``); then evaluate -> video, into ``runs/demo/`` (the evaluation as
-``runs/demo/evaluate.json``) and ``videos/``. One recipe
+``runs/demo/evaluate.json``) and its video (``runs/demo/personalized.mp4`` and ``.gif``;
+``--video`` puts it elsewhere). One recipe
 for every task and population: ``robopref demo --env ID --population NAME|FILE`` changes
 nothing else, but for what a task's interface needs (:data:`TASK_DEFAULTS`: TableSetting
 runs on its place interface, with whole-episode segments and the budgets measured for it).
@@ -11,11 +12,19 @@ A step whose output already exists is skipped (an interrupted loop resumes
 from its last finished round) unless ``--retrain`` is given; reward models and policies
 shipped in ``policies/checkpoints/`` (made by this command with ``--retrain``) are used
 instead of training when every option is at its default.
+
+Every option is checked before any step runs. ``--out`` must be new, empty or a demo's own
+folder (it holds only what the demo makes); anything else in it is refused, ``--overwrite``
+or not. ``--video`` is relative to the working folder (``{out}`` in it stands for
+``--out``): a file there that this demo did not write (``demo.json`` in ``--out`` records
+what it wrote) is replaced only with ``--overwrite``. The README's video is made with
+``robopref demo --video videos/personalized.mp4 --overwrite``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import shutil
 import time
@@ -27,11 +36,13 @@ from pathlib import Path
 import robopref.policies
 from robopref.env_kwargs import env_kwargs_option
 from robopref.evaluate import EvaluateOptions, evaluate_command
-from robopref.files import write_json_atomic
-from robopref.loop.run import LoopOptions, run_loop
+from robopref.files import check_writable, write_json_atomic
+from robopref.loop.run import LoopOptions, check_loop_values, foreign_entries, run_loop
 from robopref.options import config_option
-from robopref.policies.train import TrainPolicyOptions, train_policy_command
+from robopref.policies.train import TrainPolicyOptions, check_train_options, train_policy_command
 from robopref.policy_video import VideoOptions, video_command
+from robopref.reward.nets import resolve_device
+from robopref.tensorboard import tb_option
 
 SHIPPED = Path(robopref.policies.__file__).resolve().parent / "checkpoints"
 DEMO_ENV = "robopref/PlatePlacement-v0"
@@ -54,6 +65,15 @@ TASK_DEFAULTS: dict[str, dict[str, object]] = {
 #: the options that shape a model: the shipped checkpoints serve only their defaults
 MODEL_OPTIONS = ("env", "env_kwargs", "population", "seed", "steps", "scout_steps", "segment",
                  "answers", "decoder", "latent_dim", "kl_weight")  # fmt: skip
+#: the loop's methods the demo runs
+DEMO_METHODS = ("vpl", "btl")
+#: what the demo writes in --out beside the loop's round folders and temporaries
+DEMO_NAMES = ("loop.json", "demo.json", "evaluate.json", "evaluate.png", "policy_oracle",
+              "personalized.mp4", "personalized.gif",
+              *(f"{m}{ext}" for m in DEMO_METHODS for ext in (".pt", ".npz")),
+              *(f"policy_{m}" for m in DEMO_METHODS))  # fmt: skip
+#: the record of what this demo wrote (so a later run may replace its own video only)
+RECORD = "demo.json"
 
 
 @dataclass
@@ -85,9 +105,17 @@ class DemoOptions:
     seed: int = field(default=0, metadata={"help": "seed of every step"})
     device: str = field(default="auto", metadata={"help": "the oracle's device: auto, cpu, cuda"})
     video: str = field(
-        default="videos/personalized.mp4",
-        metadata={"help": "the VPL-vs-BTL video (MP4, GIF beside it); empty: no video"},
+        default="{out}/personalized.mp4",
+        metadata={
+            "help": "the VPL-vs-BTL video (MP4, GIF beside it), relative to the working folder "
+            "({out} stands for --out; videos/personalized.mp4 is the README's); empty: no video"
+        },
     )
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "replace an existing --video (and GIF) that this demo did not write"},
+    )
+    tb: bool = tb_option()
 
 
 def _step(name: str, target: Path, retrain: bool, shipped: Path | None = None) -> bool:
@@ -112,32 +140,136 @@ def _step(name: str, target: Path, retrain: bool, shipped: Path | None = None) -
     return True
 
 
-def _run_loop(options: DemoOptions, out: Path, shipped_dir: Path | None) -> None:
+def _loop_options(options: DemoOptions, out: Path, resume: bool) -> LoopOptions:
+    return LoopOptions(
+        env=options.env, env_kwargs=options.env_kwargs, population=options.population,
+        out=str(out), steps=options.steps, scout_steps=options.scout_steps,
+        segment=options.segment, methods=list(DEMO_METHODS),
+        answers=options.answers, decoder=options.decoder, latent_dim=options.latent_dim,
+        kl_weight=options.kl_weight, seed=options.seed, resume=resume, overwrite=not resume,
+        tb=options.tb,
+    )  # fmt: skip
+
+
+def _run_loop(options: DemoOptions, out: Path, shipped_dir: Path | None, own: tuple) -> None:
     """The loop's VPL and BTL reward models and policies in ``out`` (or the shipped ones)."""
-    done = all((out / f"policy_{m}" / "model.zip").exists() for m in ("vpl", "btl"))
+    done = all((out / f"policy_{m}" / "model.zip").exists() for m in DEMO_METHODS)
     if done and not options.retrain:
         print(f"demo: loop: {out}/policy_vpl and policy_btl exist, skipped (--retrain redoes it)")
         return
     if shipped_dir is not None and not options.retrain and (shipped_dir / "vpl.pt").exists():
-        for name in ("vpl", "btl"):
+        for name in DEMO_METHODS:
             _step(f"reward {name}", out / f"{name}.pt", False, shipped_dir / f"{name}.pt")
             folder = out / f"policy_{name}"
             _step(f"policy {name}", folder / "model.zip", False, shipped_dir / folder.name)
         return
-    state = out / "loop.json"
-    resume = state.exists() and not options.retrain
-    if resume and json.loads(state.read_text()).get("finished"):
-        resume = False  # finished but its policies are gone: run it again
+    resume = _loop_resumes(options, out)
     print(f"demo: loop -> {out} ({'resuming' if resume else 'from scratch'})", flush=True)
-    run_loop(
-        LoopOptions(
-            env=options.env, env_kwargs=options.env_kwargs, population=options.population,
-            out=str(out), steps=options.steps, scout_steps=options.scout_steps,
-            segment=options.segment,
-            answers=options.answers, decoder=options.decoder, latent_dim=options.latent_dim,
-            kl_weight=options.kl_weight, seed=options.seed, resume=resume, overwrite=not resume,
+    run_loop(_loop_options(options, out, resume), others=own)
+
+
+def _loop_resumes(options: DemoOptions, out: Path) -> bool:
+    """Whether the demo's loop continues the unfinished loop in ``out``."""
+    state = out / "loop.json"
+    if not state.exists() or options.retrain:
+        return False
+    try:
+        return not json.loads(state.read_text()).get("finished")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return False  # damaged: the loop starts over (--overwrite)
+
+
+def video_path(options: DemoOptions) -> Path | None:
+    """The MP4 ``--video`` names (``{out}`` replaced by ``--out``), None for no video."""
+    if not options.video:
+        return None
+    path = Path(options.video.replace("{out}", options.out))
+    if path.suffix == "":
+        path = path.with_suffix(".mp4")
+    if path.suffix.lower() != ".mp4":
+        raise ValueError(
+            f"--video {options.video!r} must end in .mp4 or have no suffix (the GIF goes "
+            "beside it); pass --video '' for no video"
         )
-    )  # fmt: skip
+    return path
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _own_names(out: Path, video: Path | None) -> tuple[str, ...]:
+    """The names in ``out`` the demo writes: its own, and its videos' that went there (this
+    run's and the ones ``demo.json`` records)."""
+    names = list(DEMO_NAMES)
+    videos = [Path(p) for p in _read_record(out).get("video", {})]
+    if video is not None:
+        videos += [video, video.with_suffix(".gif")]
+    names += [p.name for p in videos if p.parent.resolve() == out.resolve()]
+    return tuple(names)
+
+
+def _read_record(out: Path) -> dict:
+    """``out/demo.json`` (what the demo wrote: ``{"video": {path: sha256}}``); damaged: {}."""
+    try:
+        record = json.loads((out / RECORD).read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    if not isinstance(record, dict) or not isinstance(record.get("video", {}), dict):
+        return {}
+    return record
+
+
+def check_demo_options(options: DemoOptions) -> tuple[str, ...]:
+    """Every refusal of the demo and of the steps it will run, before any of them runs:
+    the loop's and the evaluation's options, the oracle's (when it trains), ``--device``,
+    an ``--out`` or ``--video`` that cannot be written, an ``--out`` holding what the demo
+    does not make, a ``--video`` it did not write (without ``--overwrite``). Returns the
+    names in ``--out`` that are the demo's own."""
+    if options.users < 1:
+        raise ValueError(f"--users {options.users}: the evaluation needs at least 1 new user")
+    resolve_device(options.device)
+    out = Path(options.out)
+    check_writable(out / "loop.json", "--out")
+    check_loop_values(_loop_options(options, out, False))
+    video = video_path(options)
+    own = _own_names(out, video)
+    foreign = foreign_entries(out, own)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise ValueError(
+            f"--out {out} holds {shown}, which the demo does not make: it writes only into a "
+            "new or empty folder or a demo's own (--overwrite too, so as not to replace your "
+            "files); choose another --out, or move those files away"
+        )
+    if video is not None:
+        check_writable(video, "--video")
+        _check_video(video, out, options.overwrite)
+    return own
+
+
+def _check_video(video: Path, out: Path, overwrite: bool) -> None:
+    """Refuse (without ``overwrite``) a video or GIF at ``video`` the demo in ``out`` did not
+    write: one outside ``out`` must be recorded in ``out/demo.json``, unchanged since."""
+    files = [p for p in (video, video.with_suffix(".gif")) if p.exists()]
+    if not files or overwrite or video.parent.resolve() == out.resolve():
+        return
+    written = _read_record(out).get("video", {})
+    if all(written.get(str(p.resolve())) == _digest(p) for p in files):
+        return
+    raise ValueError(
+        f"--video {video}: {' and '.join(str(p) for p in files)} exists and was not written by "
+        f"the demo in {out} (or was changed since): pass --overwrite to replace it, choose "
+        "another --video, or --video '' for no video"
+    )
+
+
+def _record_video(out: Path, video: Path) -> None:
+    record = _read_record(out)
+    record["video"] = {
+        str(p.resolve()): _digest(p) for p in (video, video.with_suffix(".gif")) if p.exists()
+    }
+    write_json_atomic(out / RECORD, record)
 
 
 def with_task_defaults(options: DemoOptions) -> DemoOptions:
@@ -154,53 +286,64 @@ def with_task_defaults(options: DemoOptions) -> DemoOptions:
     return dataclasses.replace(options, **changes)
 
 
+def _oracle_options(options: DemoOptions, folder: Path) -> TrainPolicyOptions:
+    return TrainPolicyOptions(
+        oracle=True, env=options.env, env_kwargs=options.env_kwargs,
+        population=options.population,
+        steps=options.steps, out=str(folder), name="oracle", seed=options.seed,
+        device=options.device, progress=False,
+        resume=(folder / "checkpoint.zip").exists() and not options.retrain,
+        overwrite=options.retrain, tb=options.tb,
+    )  # fmt: skip
+
+
 def demo_command(options: DemoOptions) -> int:
     """Run the pipeline; prints each step and the final table."""
     options = with_task_defaults(options)
+    own = check_demo_options(options)
     out = Path(options.out)
-    out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     defaults = DemoOptions()
     embedded = all(getattr(options, n) == getattr(defaults, n) for n in MODEL_OPTIONS)
     shipped_dir = SHIPPED if embedded else None
     folder = out / "policy_oracle"
     shipped = shipped_dir / folder.name if shipped_dir else None
+    oracle_trains = options.retrain or not (folder / "model.zip").exists() and not (
+        shipped is not None and shipped.exists())  # fmt: skip
+    if oracle_trains:
+        check_train_options(_oracle_options(options, folder))
+    out.mkdir(parents=True, exist_ok=True)
     # The oracle needs nothing from the loop: it trains in a process of its own meanwhile.
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+    try:
         oracle = None
         if _step("train-policy oracle", folder / "model.zip", options.retrain, shipped):
-            oracle = pool.submit(
-                train_policy_command,
-                TrainPolicyOptions(
-                    oracle=True, env=options.env, env_kwargs=options.env_kwargs,
-                    population=options.population,
-                    steps=options.steps, out=str(folder), name="oracle", seed=options.seed,
-                    device=options.device, progress=False,
-                    resume=(folder / "checkpoint.zip").exists() and not options.retrain,
-                    overwrite=options.retrain,
-                ),
-            )  # fmt: skip
-        _run_loop(options, out, shipped_dir)
+            oracle = pool.submit(train_policy_command, _oracle_options(options, folder))
+            # its process ends with its job: an idle worker would print a traceback on Ctrl-C
+            oracle.add_done_callback(lambda _: pool.shutdown(wait=False))
+        _run_loop(options, out, shipped_dir, own)
         if oracle is not None:
             oracle.result()
+    finally:
+        pool.shutdown(wait=True)
     evaluate_command(
         EvaluateOptions(
             policy=[str(out / f"policy_{n}") for n in ("vpl", "btl", "oracle")],
             reward=str(out / "vpl.pt"), users=options.users, seed=options.seed,
             population=options.population, json=str(out / "evaluate.json"),
-            overwrite=True,  # re-evaluated on every run
+            overwrite=True,  # the demo's own, in its --out: re-evaluated on every run
         )
     )  # fmt: skip
-    video = options.video
-    if video == defaults.video and not embedded:
-        video = str(out / "personalized.mp4")  # videos/ holds the embedded demo's video only
-    if video:
+    video = video_path(options)
+    if video is not None:
         video_command(
             VideoOptions(
                 policy=str(out / "policy_vpl"), reward=str(out / "vpl.pt"),
                 btl_policy=str(out / "policy_btl"), users=4, seed=options.seed,
-                population=options.population, out=video, overwrite=True,
+                population=options.population, out=str(video),
+                overwrite=True,  # checked before any step: the demo's own, or --overwrite
             )
         )  # fmt: skip
+        _record_video(out, video)
     print(f"demo: done in {time.perf_counter() - began:.0f} s; results in {out}/evaluate.json")
     return 0
