@@ -41,8 +41,18 @@ def read_result(folder: Path, cell: Cell) -> dict[str, Any] | None:
     path = folder / RESULT
     if not path.is_file():
         return None
-    result = json.loads(path.read_text())
-    if result.get("cell", {}).get("fingerprint") != cell.fingerprint():
+    try:
+        result = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(
+            f"{path} is damaged (not JSON: {error}): delete it and run the sweep again (the "
+            "cell resumes from what its folder holds)"
+        ) from None
+    if not isinstance(result, dict) or not isinstance(result.get("cell"), dict):
+        raise ValueError(
+            f"{path} is not a cell's result (no 'cell'): delete it and run the sweep again"
+        )
+    if result["cell"].get("fingerprint") != cell.fingerprint():
         raise ValueError(
             f"{folder} holds a result of other settings than the sweep's cell {cell.name}: "
             "choose another --out for the changed sweep (or delete that cell's folder)"

@@ -14,10 +14,13 @@ The file (YAML) has exactly this schema::
     cpl: {steps: 6000, conservative: 0.5}   # optional: the cpl cells' CPLSettings/CPLTraining
     resources: {cpus: 1, gpus: 0}     # optional: what each cell asks Ray for
 
-Every key and every option name is checked (unknown ones are refused with the file and the
-choices) before anything runs. Options the sweep sets itself (``env``, ``population``,
-``methods``, ``seed``, ``out``, ``resume``, ``overwrite``, ``progress``, ``workers``) may not
-be given.
+Every key, every option name and every value is checked before anything runs (before Ray
+starts): unknown keys and options are refused with the file and the choices; values of the
+wrong type, populations that do not resolve, and every cell's options as ``robopref loop``
+and ``robopref evaluate`` check them are refused with the file, the key and the fix. ``name``
+is a folder name (no ``/``): ``--out`` says where the sweep goes. Options the sweep sets
+itself (``env``, ``population``, ``methods``, ``seed``, ``out``, ``resume``, ``overwrite``,
+``progress``, ``workers``) may not be given.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
+import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +39,7 @@ from typing import Any
 import yaml
 
 from robopref.loop.run import METHODS as LOOP_METHODS
-from robopref.loop.run import LoopOptions
+from robopref.loop.run import LoopOptions, check_loop_values
 
 #: cpl / cpl-plain: the VPL loop's answers, then train-policy --method cpl (z from the loop's
 #: VPL model, or none), no reward and no RL for the policy (robopref.sweep.cell)
@@ -45,6 +51,9 @@ TOP_KEYS = ("name", "tasks", "populations", "methods", "seeds", "options", "grid
 SET_BY_SWEEP = ("env", "env_kwargs", "population", "methods", "seed", "out", "resume",
                 "overwrite", "progress", "workers")  # fmt: skip
 LOOP_OPTION_NAMES = tuple(f.name for f in dataclasses.fields(LoopOptions))
+LOOP_TYPES = typing.get_type_hints(LoopOptions)
+#: a sweep's name: one plain folder name (it names runs/sweeps/<name>)
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
@@ -162,6 +171,37 @@ def _list(path: Path, data: dict, key: str, kind: type) -> list[Any]:
     return value
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_value(path: Path, where: str, kind: Any, value: Any) -> None:
+    """Refuse an option value of the wrong type for ``kind`` (a LoopOptions field's type)."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (list, tuple):
+        item = next(a for a in args if a is not Ellipsis)
+        if not isinstance(value, list):
+            raise _fail(path, f"{where} is {value!r}: give a list, like [{_example(item)}]")
+        for entry in value:
+            _check_value(path, where, item, entry)
+        return
+    if kind is bool:
+        ok, wanted = isinstance(value, bool), "true or false"
+    elif kind is int:
+        ok, wanted = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+    elif kind is float:
+        ok = _is_number(value) and math.isfinite(value)
+        wanted = "a finite number (YAML 1.1 floats need a dot: 1.0e-3)"
+    else:
+        ok, wanted = isinstance(value, str), "a string"
+    if not ok:
+        raise _fail(path, f"{where} is {value!r}, not {wanted}: give {wanted}")
+
+
+def _example(kind: Any) -> str:
+    return {int: "64, 64", str: "a, b"}.get(kind, "...")
+
+
 def _check_options(path: Path, options: Any, where: str) -> dict[str, Any]:
     if options is None:
         return {}
@@ -176,6 +216,12 @@ def _check_options(path: Path, options: Any, where: str) -> dict[str, Any]:
                 f"{where}.{key} is not a robopref loop option: use one of "
                 f"{sorted(set(LOOP_OPTION_NAMES) - set(SET_BY_SWEEP))}",
             )
+        kind = LOOP_TYPES[key]
+        if where == "grid" and isinstance(options[key], list):
+            for value in options[key]:
+                _check_value(path, f"grid.{key}", kind, value)
+        elif where != "grid":
+            _check_value(path, f"{where}.{key}", kind, options[key])
     return dict(options)
 
 
@@ -190,6 +236,8 @@ def _tasks(path: Path, data: dict) -> list[tuple[str, tuple[str, ...]]]:
             entry.get("id"), entry.get("env_kwargs", []))  # fmt: skip
         if isinstance(entry, dict) and set(entry) - {"id", "env_kwargs"}:
             raise _fail(path, f"a task entry takes id and env_kwargs only: {entry}")
+        if not isinstance(kwargs, list) or not all(isinstance(k, str) for k in kwargs):
+            raise _fail(path, f"a task's env_kwargs is a list of KEY=VALUE strings: {entry}")
         if env_id not in gym.registry:
             known = sorted(k for k in gym.registry if k.startswith("robopref/"))
             raise _fail(path, f"unknown task {env_id!r}: use one of {known}")
@@ -203,6 +251,77 @@ def _settings(path: Path, data: dict, key: str, kind: type) -> Any:
     if not isinstance(value, dict) or set(value) - set(names):
         raise _fail(path, f"{key!r} takes {names}: got {value}")
     return kind(**value)
+
+
+def _evaluate(path: Path, data: dict) -> EvaluateSettings:
+    """The ``evaluate`` settings, checked as ``robopref evaluate`` checks its options."""
+    settings = _settings(path, data, "evaluate", EvaluateSettings)
+    least = {"users": 1, "episodes": 1, "queries": 0, "seed": 0}
+    for name, low in least.items():
+        value = getattr(settings, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise _fail(
+                path, f"evaluate.{name} is {value!r}: give a whole number of at least {low}"
+            )
+    return settings
+
+
+def _resources(path: Path, data: dict) -> Resources:
+    """The ``resources`` settings: finite numbers, cpus > 0 and gpus >= 0."""
+    resources = _settings(path, data, "resources", Resources)
+    for name, positive in (("cpus", True), ("gpus", False)):
+        value = getattr(resources, name)
+        if not _is_number(value) or not math.isfinite(value) or value < 0 or (
+                positive and value == 0):  # fmt: skip
+            wanted = "a number above 0 (1, or 0.5 for two cells per CPU)" if positive else (
+                "a number of at least 0 (a fraction shares a GPU)")  # fmt: skip
+            raise _fail(path, f"resources.{name} is {value!r}: give {wanted}")
+    return resources
+
+
+def _name(path: Path, data: dict) -> str:
+    """The sweep's name: a plain folder name (it is the default ``--out``'s last part)."""
+    name = data.get("name")
+    if name is None:
+        return path.stem
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise _fail(
+            path,
+            f"name {name!r} must be one plain folder name (letters, digits, '.', '_', '-'; no "
+            "'/'): it names runs/sweeps/<name>; choose where the sweep goes with --out",
+        )
+    return name
+
+
+def _check_cells(path: Path, cells: list[Cell]) -> None:
+    """Check each distinct cell's loop options as ``robopref loop`` would (the task, its
+    env_kwargs, the population and every option), before Ray starts."""
+    seen: set[str] = set()
+    for cell in cells:
+        method = cell.method if cell.method in LOOP_METHODS else (
+            "btl" if cell.method == "oracle" else "vpl")  # fmt: skip
+        key = json.dumps([cell.task, cell.env_kwargs, cell.population, method,
+                          cell.loop_options()], sort_keys=True, default=str)  # fmt: skip
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            check_loop_values(
+                LoopOptions(
+                    env=cell.task,
+                    env_kwargs=list(cell.env_kwargs),
+                    population=cell.population,
+                    methods=[method],
+                    seed=cell.seed,
+                    **cell.loop_options(),
+                )  # fmt: skip
+            )
+        except (ValueError, TypeError, KeyError, OSError, yaml.YAMLError) as error:
+            raise _fail(
+                path,
+                f"cell {cell.name} would be refused: {error} (the task, population, "
+                "'options' and 'grid' of the file set it: fix the value there)",
+            ) from None
 
 
 def _cpl(path: Path, data: dict, methods: list[str]) -> tuple[tuple[str, Any], ...]:
@@ -247,6 +366,8 @@ def load_sweep(path: str | Path) -> Sweep:
     if bad or len(set(methods)) != len(methods):
         raise _fail(path, f"methods {methods}: give each of {list(METHODS)} at most once")
     seeds = _list(path, data, "seeds", int)
+    if any(isinstance(seed, bool) or seed < 0 for seed in seeds):
+        raise _fail(path, f"seeds {seeds}: give whole numbers of at least 0")
     options = _check_options(path, data.get("options"), "options")
     grid = _check_options(path, data.get("grid"), "grid")
     for key, values in grid.items():
@@ -254,10 +375,9 @@ def load_sweep(path: str | Path) -> Sweep:
             raise _fail(path, f"grid.{key} must be a non-empty list of values")
         if key in options:
             raise _fail(path, f"{key} is in both options and grid: keep one")
-    evaluate = _settings(path, data, "evaluate", EvaluateSettings)
-    resources = _settings(path, data, "resources", Resources)
-    if resources.cpus <= 0 or resources.gpus < 0:
-        raise _fail(path, f"resources {resources}: cpus must be > 0 and gpus >= 0")
+    evaluate = _evaluate(path, data)
+    resources = _resources(path, data)
+    name = _name(path, data)
     cpl = _cpl(path, data, methods)
     combos = [tuple(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
     cells = [
@@ -280,4 +400,5 @@ def load_sweep(path: str | Path) -> Sweep:
     names = [c.name for c in cells]
     if len(set(names)) != len(names):
         raise _fail(path, "two cells share a folder name: make the populations' names distinct")
-    return Sweep(str(data.get("name") or path.stem), cells, text)
+    _check_cells(path, cells)
+    return Sweep(name, cells, text)

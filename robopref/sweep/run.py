@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robopref.files import atomic_path, write_json_atomic
+from robopref.files import atomic_path, check_writable, write_json_atomic
 from robopref.sweep.cell import read_result, run_cell
 from robopref.sweep.grid import Cell, Sweep, load_sweep
 
@@ -107,6 +107,7 @@ def run_sweep(sweep: Sweep, out: Path, address: str = "", cpus: int = 0) -> list
     """Run the sweep's unfinished cells on Ray (module docstring); every cell's record."""
     import ray
 
+    check_writable(out / RESULTS_JSON, "--out")
     out.mkdir(parents=True, exist_ok=True)
     copy = out / SWEEP_COPY
     if copy.exists() and copy.read_text() != sweep.source:
@@ -217,7 +218,10 @@ def _run_pending(
 
 def sweep_command(options: SweepOptions) -> int:
     """Check the sweep file, run it, print the summary; exit status 1 if a cell failed."""
+    if options.cpus < 0:
+        raise ValueError(f"--cpus {options.cpus} must be at least 0 (0: every core)")
     sweep = load_sweep(options.file)
     out = Path(options.out or f"runs/sweeps/{sweep.name}")
+    check_writable(out / RESULTS_JSON, "--out")
     records = run_sweep(sweep, out, options.address, options.cpus)
     return 0 if all(r["status"] == "done" for r in records) else 1

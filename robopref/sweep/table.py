@@ -14,7 +14,8 @@ One row per task, population, swept options and method, over the sweep's seeds:
 
 Each figure is the mean over seeds with a 95% Student-t interval (``mean ± t * sd /
 sqrt(n)``; one seed: no interval). Failed or unfinished cells are left out and counted.
-Writes ``table.md`` and ``table.png`` into the sweep folder (or ``--out``).
+Writes ``table.md`` and ``table.png`` into the sweep folder (or ``--out``); existing ones
+are replaced only with ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from robopref.files import atomic_path, save_figure_atomic
+from robopref.files import atomic_path, check_output, check_writable, save_figure_atomic
 from robopref.sweep.run import RESULTS_JSON
 
 #: two-sided 95% Student-t quantiles by degrees of freedom (above 30: the normal's)
@@ -66,6 +67,24 @@ def _win_rate(mine: list[dict], theirs: list[dict]) -> float:
     return float(np.mean(wins)) if wins else math.nan
 
 
+def _damaged(path: Path, problem: str, sweep: Path) -> ValueError:
+    return ValueError(
+        f"{path} {problem}: it was not written by `robopref sweep`; run the sweep again "
+        f"(`robopref sweep FILE.yaml --out {sweep}`: finished cells are skipped) to rewrite it"
+    )
+
+
+def _read_json(path: Path, sweep: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise _damaged(path, f"is damaged (not JSON: {error})", sweep) from None
+
+
+#: what the table reads of each record of results.json
+RECORD_KEYS = ("name", "task", "env_kwargs", "population", "method", "seed", "grid")
+
+
 def load_cells(sweep: Path) -> list[dict[str, Any]]:
     """Every cell record of ``results.json``, with its episodes from the cell's result."""
     path = sweep / RESULTS_JSON
@@ -73,11 +92,31 @@ def load_cells(sweep: Path) -> list[dict[str, Any]]:
         raise FileNotFoundError(
             f"{path} does not exist: run `robopref sweep FILE.yaml --out {sweep}` first"
         )
-    records = json.loads(path.read_text())["cells"]
-    for record in records:
-        result = sweep / "cells" / record["cell"]["name"] / "result.json"
-        record["episodes"] = json.loads(result.read_text())["episodes"] if (
-            record["status"] == "done" and result.is_file()) else []  # fmt: skip
+    data = _read_json(path, sweep)
+    records = data.get("cells") if isinstance(data, dict) else None
+    if not isinstance(records, list):
+        raise _damaged(path, "has no list of 'cells'", sweep)
+    for index, record in enumerate(records):
+        cell = record.get("cell") if isinstance(record, dict) else None
+        if not isinstance(cell, dict) or "status" not in record:
+            raise _damaged(
+                path, f"has a record (#{index + 1}) without its 'cell' or 'status'", sweep
+            )
+        missing = [k for k in RECORD_KEYS if k not in cell]
+        if missing or (
+            record["status"] == "done" and "success" not in (record.get("metrics") or {})
+        ):
+            what = f"its cell's {', '.join(missing)}" if missing else "its 'metrics'"
+            raise _damaged(
+                path, f"has a record ({cell.get('name', index + 1)}) without {what}", sweep
+            )
+        result = sweep / "cells" / cell["name"] / "result.json"
+        record["episodes"] = []
+        if record["status"] == "done" and result.is_file():
+            episodes = _read_json(result, sweep)
+            if not isinstance(episodes, dict) or not isinstance(episodes.get("episodes"), list):
+                raise _damaged(result, "has no 'episodes'", sweep)
+            record["episodes"] = episodes["episodes"]
     return records
 
 
@@ -188,16 +227,23 @@ class TableOptions:
 
     sweep: str = field(metadata={"help": "the sweep folder (robopref sweep --out)"})
     out: str = field(default="", metadata={"help": "folder for table.md/png (default: sweep)"})
+    overwrite: bool = field(
+        default=False, metadata={"help": "replace an existing table.md and table.png in --out"}
+    )
 
 
 def table_command(options: TableOptions) -> int:
-    """Build the table, print it, write ``table.md`` and ``table.png``."""
+    """Build the table, print it, write ``table.md`` and ``table.png`` (existing ones only
+    with ``--overwrite``)."""
     sweep = Path(options.sweep)
+    out = Path(options.out or sweep)
+    exists = (out / "table.md").exists() or (out / "table.png").exists()
+    check_output(out / "table.md", options.overwrite, "table (table.md/png)", "--out", exists)
+    check_writable(out / "table.png", "--out")
     rows, left_out = benchmark_rows(load_cells(sweep))
     if not rows:
         raise ValueError(f"no finished cell in {sweep}: nothing to tabulate")
     text = markdown_table(rows, left_out)
-    out = Path(options.out or sweep)
     with atomic_path(out / "table.md") as temp:
         temp.write_text(text)
     plot_table(rows, out / "table.png")

@@ -4,11 +4,14 @@ finished cells; a failing cell is retried once and reported while the others fin
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
+from robopref.cli import main
 from robopref.sweep.grid import load_sweep
 from robopref.sweep.run import run_sweep
 from robopref.sweep.table import TableOptions, benchmark_rows, load_cells, mean_ci, table_command
@@ -99,9 +102,13 @@ def test_a_changed_cell_is_refused_not_overwritten(finished, tmp_path):
 
 
 def test_a_failing_cell_is_retried_once_and_reported(tmp_path, capsys):
+    # a population file that passes the file's check, then is gone when the cell runs
     missing = str(tmp_path / "no_such_population.yaml")
+    shutil.copy("benchmarks/populations/plate_single_goal.yaml", missing)
     path = _file(tmp_path, populations=["two-modes", missing], methods=["btl"])
-    records = run_sweep(load_sweep(path), tmp_path / "out", cpus=2)
+    sweep = load_sweep(path)
+    os.remove(missing)
+    records = run_sweep(sweep, tmp_path / "out", cpus=2)
     by_population = {r["cell"]["population"]: r for r in records}
     assert by_population["two-modes"]["status"] == "done"
     failed = by_population[missing]
@@ -132,6 +139,64 @@ def test_a_failing_cell_is_retried_once_and_reported(tmp_path, capsys):
 def test_bad_sweep_files_are_refused_before_anything_runs(tmp_path, changes, message):
     with pytest.raises(ValueError, match=message):
         load_sweep(_file(tmp_path, **changes))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"evaluate": {"users": 0}}, "evaluate.users is 0: give a whole number of at least 1"),
+        ({"evaluate": {"episodes": 0}}, "evaluate.episodes is 0"),
+        ({"evaluate": {"queries": "4"}}, "evaluate.queries is '4'"),
+        ({"populations": ["two-mode"]}, "two-mode.*neither a name"),
+        ({"grid": {"decoder": ["bilinear", "nonsense"]}}, "decoder='nonsense' must be one of"),
+        ({"resources": {"cpus": float("nan")}}, "resources.cpus is nan: give a number above 0"),
+        ({"resources": {"cpus": "1"}}, "resources.cpus is '1': give a number above 0"),
+        ({"resources": {"cpus": 0}}, "resources.cpus is 0"),
+        ({"resources": {"gpus": -1}}, "resources.gpus is -1"),
+        ({"options": {**TINY, "steps": "many"}}, "options.steps is 'many', not a whole number"),
+        ({"options": {**TINY, "kl_weight": float("nan")}}, "options.kl_weight is nan"),
+        ({"options": {**TINY, "answers": 8}}, "would be refused.*multiple of --per-round"),
+        ({"options": {**TINY, "segment": 0}}, "would be refused.*--segment 0"),
+        ({"grid": {"hidden": [[64, "x"]]}}, "grid.hidden is 'x', not a whole number"),
+        ({"tasks": [{"id": "robopref/PlatePlacement-v0", "env_kwargs": "a=1"}]}, "KEY=VALUE"),
+        ({"seeds": [-1]}, "seeds \\[-1\\]: give whole numbers of at least 0"),
+        ({"name": "../../elsewhere"}, "name '../../elsewhere' must be one plain folder name"),
+        ({"name": "a/b"}, "plain folder name"),
+        ({"name": ".."}, "plain folder name"),
+    ],
+)
+def test_bad_values_are_refused_with_the_file_and_key_before_ray(tmp_path, changes, message):
+    path = _file(tmp_path, **changes)
+    with pytest.raises(ValueError, match=f"sweep file {path}: .*{message}"):
+        load_sweep(path)
+
+
+def test_a_bad_sweep_value_is_one_line_not_a_traceback(tmp_path, capsys, monkeypatch):
+    import ray
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("Ray started for a file that should have been refused")
+
+    monkeypatch.setattr(ray, "init", no_ray)
+    path = _file(tmp_path, resources={"cpus": "1"})
+    assert main(["sweep", "--file", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "robopref sweep: error: sweep file" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_sweep_out_that_cannot_be_written_is_refused_before_ray(tmp_path, capsys, monkeypatch):
+    import ray
+
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("Ray started"))
+    (tmp_path / "afile").write_text("in the way")
+    path = _file(tmp_path)
+    out = tmp_path / "afile" / "sweep"
+    assert main(["sweep", "--file", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "is a file" in err and "choose another --out" in err and "Traceback" not in err
+    with pytest.raises(ValueError, match="is a file"):
+        run_sweep(load_sweep(path), out)
 
 
 def test_grid_axes_multiply_the_cells(tmp_path):
