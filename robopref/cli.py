@@ -132,8 +132,16 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _argument_type(kind: type) -> typing.Callable[[str], typing.Any]:
-    return _finite_float if kind is float else kind
+def _float_or_infinity(text: str) -> float:
+    """A float option that may be infinite (``infinite_ok`` in its metadata), never NaN."""
+    value = _finite_float(text) if text.strip().lower().lstrip("+-") not in ("inf",) else None
+    return float(text) if value is None else value
+
+
+def _argument_type(kind: type, infinite_ok: bool = False) -> typing.Callable[[str], typing.Any]:
+    if kind is float:
+        return _float_or_infinity if infinite_ok else _finite_float
+    return kind
 
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, options_type: type) -> None:
@@ -150,6 +158,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, options_type: type)
             else field.default
         )
         help_text = field.metadata.get("help", "")
+        value_type = _argument_type(kind, field.metadata.get("infinite_ok", False))
         if kind is bool:
             parser.add_argument(
                 flag,
@@ -163,17 +172,17 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, options_type: type)
             (item,) = set(typing.get_args(kind)) - {Ellipsis}
             parser.add_argument(
                 flag,
-                type=_argument_type(item),
+                type=_argument_type(item, field.metadata.get("infinite_ok", False)),
                 nargs="+",
                 default=default,
                 help=f"{help_text} (default: {default})",
             )
         elif default is dataclasses.MISSING:  # a field without a default: a required flag
-            parser.add_argument(flag, type=_argument_type(kind), required=True, help=help_text)
+            parser.add_argument(flag, type=value_type, required=True, help=help_text)
         else:
             parser.add_argument(
                 flag,
-                type=_argument_type(kind),
+                type=value_type,
                 default=default,
                 help=f"{help_text} (default: {default})",
             )

@@ -133,7 +133,10 @@ def _label_overrides() -> list[tuple[str, Any, Any]]:
         (
             knob.name,
             hints[knob.name] | None,
-            field(default=None, metadata={"help": f"override: {knob.metadata['help']}"}),
+            field(
+                default=None,
+                metadata={**knob.metadata, "help": f"override: {knob.metadata['help']}"},
+            ),
         )
         for knob in dataclasses.fields(LabelModel)
     ]

@@ -232,7 +232,10 @@ class LabelModel:
     """How a user turns two segment returns into an answer (see the module docstring)."""
 
     # Each knob's ``help`` is its line in ``robopref collect --help`` (as an override).
-    beta: float = field(default=20.0, metadata={"help": "rationality beta (inf: no noise)"})
+    beta: float = field(
+        default=20.0,
+        metadata={"help": "rationality beta (inf: no noise)", "infinite_ok": True},
+    )
     gamma: float = field(default=1.0, metadata={"help": "myopia gamma in (0, 1] (1: none)"})
     mistake: float = field(default=0.01, metadata={"help": "mistake rate in [0, 0.5]"})
     skip_threshold: float | None = field(

@@ -71,3 +71,11 @@ def test_an_os_error_is_one_line_with_exit_status_2(monkeypatch, capsys):
     monkeypatch.setattr(loaded, function, read_only)
     assert cli.main(["collect", "--out", "d.npz"]) == 2
     assert "Read-only file system: 'rofs/d.npz'" in capsys.readouterr().err
+
+
+def test_an_option_that_documents_infinity_takes_it_but_never_nan():
+    parser = cli.build_parser(["collect"])
+    args = parser.parse_args(["collect", "--out", "d.npz", "--beta", "inf"])
+    assert args.beta == float("inf")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["collect", "--out", "d.npz", "--beta", "nan"])
