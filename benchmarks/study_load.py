@@ -35,7 +35,7 @@ import httpx2 as httpx
 from robopref.files import write_json_atomic
 from robopref.study.create import StudyCreateOptions, create_study
 from robopref.study.load import LoadResult, answer_concurrently, free_port, start_server
-from robopref.study.store import StudyStore
+from robopref.study.spec import read_links
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "policies" / "checkpoints"
 
@@ -115,7 +115,7 @@ def main() -> None:
         results: dict[str, Any] = {"create_s": create_s, "clip_s": clip_s, "runs": {}}
         for condition in ("idle", "one busy process"):
             folder = Path(shutil.copytree(template, work / condition.replace(" ", "_")))
-            tokens = [p.token for p in StudyStore(folder).participants()]
+            tokens = list(read_links(folder).values())
             stop = multiprocessing.Event()
             busy = multiprocessing.Process(target=_busy, args=(stop,))
             if condition != "idle":

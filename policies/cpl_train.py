@@ -107,7 +107,7 @@ def check_actions(dataset: PreferenceDataset, source: str) -> None:
         raise ValueError(
             f"the dataset {source} records the actions of only {recorded.mean():.0%} of its "
             "segments' steps: CPL learns from the actions people judged. Collect it with "
-            "`robopref collect` or `robopref loop` (a study's clips carry no actions)"
+            "`robopref collect`, `robopref loop` or a study created by this version"
         )
 
 
