@@ -173,7 +173,13 @@ def load_sb3(algo: str, path: Path, fix: str, **kwargs: Any) -> BaseAlgorithm:
 
 @dataclass
 class LoadedPolicy:
-    """A trained policy and what it needs: ``predict(obs ⊕ z or obs ⊕ goal)``."""
+    """A trained policy and what it needs: ``predict(obs ⊕ z or obs ⊕ goal)``.
+
+    Its observations come from the env it was trained in, wrappers included (the set-down
+    primitive, env kwargs, z or goal appended): build that env with
+    :func:`robopref.policies.rollout.make_eval_env` from its ``meta``, or load the policy
+    with ``robopref.load_policy(...)``, whose ``make_env()`` does so.
+    """
 
     model: BaseAlgorithm
     meta: dict[str, Any]

@@ -42,7 +42,8 @@ def make_algo(
 ) -> BaseAlgorithm:
     """PPO with the tuned recipe, or SAC with settings for short dense-reward tasks.
 
-    ``tb`` is the TensorBoard folder (None: no logs); ``steps`` sizes SAC's buffer.
+    ``tb`` is the TensorBoard folder (None: no logs, and the optional ``tensorboard``
+    package is not needed); ``steps`` sizes SAC's buffer.
     """
     if algo not in ALGOS:
         raise ValueError(f"--algo {algo!r} is unknown: use one of {sorted(ALGOS)}")

@@ -123,7 +123,10 @@ class TrainPolicyOptions:
     env_kwargs: list[str] = env_kwargs_option()
     population: str = field(
         default="two-modes",
-        metadata={"help": "the oracle's goals, and the held-out check's new users: name or file"},
+        metadata={
+            "help": "the oracle's goals, and the held-out check's new users (recorded: "
+            "evaluate and video serve it by default): name or file"
+        },
     )
     algo: str = field(default="ppo", metadata={"help": "ppo or sac"})
     steps: int = field(default=300_000, metadata={"help": "env steps to train"})
