@@ -97,7 +97,20 @@ def check_cpl_options(options: TrainPolicyOptions) -> PreferenceDataset:
             "--method cpl has no --resume (a run takes minutes; nothing is left half-written): "
             "run it again, with --overwrite if --out holds its files"
         )
-    cpl_settings(options)  # bad values are refused here
+    positive = {"--cpl-batch": options.cpl_batch, "--cpl-lr": options.cpl_lr}
+    for flag, value in positive.items():
+        if not value > 0:
+            raise ValueError(f"{flag} {value} must be above 0 (defaults: --cpl-batch 128, "
+                             "--cpl-lr 0.0003)")  # fmt: skip
+    not_negative = {
+        "--cpl-steps": options.cpl_steps,
+        "--cpl-bc-steps": options.cpl_bc_steps,
+        "--cpl-std": options.cpl_std,
+    }
+    for flag, value in not_negative.items():
+        if value < 0:
+            raise ValueError(f"{flag} {value} must be 0 or above")
+    cpl_settings(options)  # the objective's values are refused here
     if options.eval_episodes < 0:
         raise ValueError(
             f"--eval-episodes {options.eval_episodes} must be 0 (no held-out check) or above"

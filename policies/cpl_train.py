@@ -72,7 +72,10 @@ class CPLTraining:
         if self.std < 0:
             raise ValueError(f"std={self.std} must be > 0 (fixed) or 0 (learned)")
         if self.batch < 1 or self.learning_rate <= 0:
-            raise ValueError(f"batch={self.batch} and learning_rate={self.learning_rate} > 0")
+            raise ValueError(
+                f"batch={self.batch} must be at least 1 and learning_rate={self.learning_rate} "
+                "above 0"
+            )
 
 
 @dataclass

@@ -336,11 +336,16 @@ def check_train_options(options: TrainPolicyOptions) -> str:
         raise ValueError(f"--latent-widen {options.latent_widen} is a share: use [0, 1]")
     if options.checkpoint_every < 0 or options.checkpoint_minutes < 0:
         raise ValueError("--checkpoint-every and --checkpoint-minutes must be 0 or above")
-    model_env = None
+    model_env, env_kwargs = None, parse_env_kwargs(options.env_kwargs)
     if not options.oracle:
-        model_env = load_payload(options.reward).get("meta", {}).get("env_id")
+        model_meta = load_payload(options.reward).get("meta", {})
+        model_env = model_meta.get("env_id")
+        # the env kwargs first: a population is checked against the env the model knows
+        env_kwargs = check_env_kwargs(
+            model_meta.get("env_kwargs") or {}, env_kwargs, f"the reward model {options.reward}"
+        )
     env_id = resolve_env(options, model_env)
-    env, _ = make_env(env_id, parse_env_kwargs(options.env_kwargs))
+    env, _ = make_env(env_id, env_kwargs)
     resolve_population(options.population, env)  # a typo is refused before any work
     env.close()
     tensorboard_dir(options.tb, Path(options.out) / "tb")

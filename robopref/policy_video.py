@@ -32,7 +32,7 @@ import torch
 import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.envs.wrappers import SetDown
 from robopref.evaluate import default_population, existing_reward
-from robopref.files import atomic_path, check_output
+from robopref.files import check_output
 from robopref.policies import personalize
 from robopref.policies.checkpoint import LoadedPolicy, load_policy, read_meta
 from robopref.policies.latent_env import LatentRewardEnv, LatentSource, env_goal
@@ -49,7 +49,7 @@ from robopref.reward import load_reward_model
 from robopref.reward.active import POSTERIOR, POSTERIOR_HELP, POSTERIORS
 from robopref.reward.base import RewardModel
 from robopref.users import SyntheticUser
-from robopref.video import HOLD_SECONDS, label_frame, tile_frames, write_video
+from robopref.video import HOLD_SECONDS, label_frame, tile_frames, write_gif, write_video
 
 TITLES = {"vpl": "VPL personalized", "btl": "BTL"}
 PANEL_GAP = 4  # white pixels between panels (as in robopref.video.tile_frames)
@@ -305,30 +305,6 @@ def tile_panels(
     return frames
 
 
-def write_small_gif(frames: list[np.ndarray], path: Path, fps: float) -> Path:
-    """A looping GIF of ``frames`` as given (already scaled and subsampled), atomically.
-
-    Colours are reduced with an octree, which keeps the small green goal marker green (a
-    median cut merges it into the grey floor) and gives smaller files.
-    """
-    from PIL import Image
-
-    images = [
-        Image.fromarray(f).quantize(colors=128, method=Image.Quantize.FASTOCTREE) for f in frames
-    ]
-    with atomic_path(path) as temp:
-        images[0].save(
-            temp,
-            format="GIF",
-            save_all=True,
-            append_images=images[1:],
-            duration=int(round(1000.0 / fps)),
-            loop=0,
-            optimize=True,
-        )
-    return path
-
-
 def render_policy_video(options: VideoOptions) -> VideoResult:
     """Render, tile and write the MP4 and the GIF described by ``options``."""
     mp4 = _mp4_path(options.out)
@@ -341,7 +317,7 @@ def render_policy_video(options: VideoOptions) -> VideoResult:
     write_video(frames, mp4, fps, gif=False)
     font = max(9, round(13 * options.gif_scale))
     small = tile_panels(rows, fps, options.gif_scale, font, options.gif_step)
-    gif = write_small_gif(small, mp4.with_suffix(".gif"), fps / options.gif_step)
+    gif = write_gif(small, mp4.with_suffix(".gif"), fps / options.gif_step, 1, max_width=None)
     panels = [panel for row in rows for panel in row]
     return VideoResult(mp4, gif, len(frames), len(rows), len(rows[0]), panels)
 
@@ -368,5 +344,4 @@ __all__ = [
     "user_label",
     "video_command",
     "wrap_label",
-    "write_small_gif",
 ]

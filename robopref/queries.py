@@ -90,7 +90,8 @@ class BehaviourMix:
     def shares(self, n_policies: int) -> np.ndarray:
         """The normalised (expert, random, policy) shares; refuses impossible mixes."""
         shares = np.array([self.expert, self.random, self.policy], dtype=np.float64)
-        if np.any(shares < 0) or shares.sum() <= 0 or self.expert_noise < 0:
+        finite = np.all(np.isfinite(shares)) and np.isfinite(self.expert_noise)
+        if not finite or np.any(shares < 0) or shares.sum() <= 0 or self.expert_noise < 0:
             raise ValueError(f"{self} needs non-negative shares with a positive sum")
         if not 0.0 <= self.pool_goals <= 1.0:
             raise ValueError(

@@ -41,6 +41,10 @@ def test_the_documented_example_runs(tmp_path: Path) -> None:
     assert re.search(r"answers \[.*\], z \[.*\], success (True|False)", done.stdout)
 
 
+def test_the_readme_shows_the_same_example() -> None:
+    assert example_code(ROOT / "README.md") == example_code(ROOT / "docs" / "api.md")
+
+
 def test_import_robopref_stays_light() -> None:
     code = "import sys, robopref; print('torch' in sys.modules, 'stable_baselines3' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -174,3 +174,11 @@ def test_missed_experts_set_the_block_down_beside_the_zone():
     assert np.all(missed > 0.02) and missed.max() > 0.06
     with pytest.raises(ValueError, match="missed"):
         BehaviourMix(missed=1.5).shares(0)
+
+
+@pytest.mark.parametrize(
+    "bad", [{"expert": float("nan")}, {"random": float("inf")}, {"expert_noise": float("nan")}]
+)
+def test_a_mix_with_nan_or_infinite_shares_is_refused(bad):
+    with pytest.raises(ValueError, match="non-negative shares"):
+        BehaviourMix(**bad).shares(0)

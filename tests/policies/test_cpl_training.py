@@ -141,6 +141,8 @@ def test_cpl_refusals_come_before_any_work(
         ({"resume": True}, "no --resume"),
         ({"cpl_conservative": 0.0}, "conservative"),
         ({"cpl_steps": 0, "cpl_bc_steps": 0}, "one positive"),
+        ({"cpl_batch": 0}, "--cpl-batch 0 must be above 0"),
+        ({"cpl_std": -1.0}, "--cpl-std -1.0 must be 0 or above"),
         ({"reward": str(tiny_btl)}, "has no latent.*--cpl-latent none"),
         ({"data": str(_version_one(tiny_data, tmp_path / "v1.npz"))}, "schema version 1.*actions"),
         ({"env": "robopref/BlockSort-v0"}, "not the dataset's task"),
@@ -152,7 +154,7 @@ def test_cpl_refusals_come_before_any_work(
     dataset.act_a[:] = np.nan
     dataset.act_b[:] = np.nan
     no_actions = dataset.save(tmp_path / "no_actions.npz")
-    with pytest.raises(ValueError, match="actions of only 0%.*study"):
+    with pytest.raises(ValueError, match="actions of only 0%.*study created by this version"):
         train_policy(_options(tmp_path, no_actions, tiny_vpl_features))
     assert not (tmp_path / "cpl").exists()
     train_policy(_options(tmp_path, tiny_data, tiny_vpl_features))
