@@ -268,13 +268,13 @@ def check_loop_values(options: LoopOptions) -> None:
     unknown = [m for m in options.methods if m not in METHODS]
     if unknown or not options.methods or len(set(options.methods)) != len(options.methods):
         raise ValueError(f"--methods {options.methods}: give each of {METHODS} at most once")
-    if "vpl" in options.methods:
-        try:
-            VPLConfig(latent_dim=options.latent_dim, decoder=options.decoder,
-                      hidden=tuple(options.hidden), fourier=options.fourier,
-                      fourier_scale=options.fourier_scale, kl_weight=options.kl_weight)  # fmt: skip
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"the VPL model's options: {error}") from None
+    # a bad VPL option is refused even where no VPL runs (a typo all the same)
+    try:
+        VPLConfig(latent_dim=options.latent_dim, decoder=options.decoder,
+                  hidden=tuple(options.hidden), fourier=options.fourier,
+                  fourier_scale=options.fourier_scale, kl_weight=options.kl_weight)  # fmt: skip
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"the VPL model's options: {error}") from None
     env, steps = make_env(options.env, parse_env_kwargs(options.env_kwargs))
     try:
         if not 1 <= options.segment <= steps + 1:

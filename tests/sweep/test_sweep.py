@@ -149,6 +149,10 @@ def test_bad_sweep_files_are_refused_before_anything_runs(tmp_path, changes, mes
         ({"evaluate": {"queries": "4"}}, "evaluate.queries is '4'"),
         ({"populations": ["two-mode"]}, "two-mode.*neither a name"),
         ({"grid": {"decoder": ["bilinear", "nonsense"]}}, "decoder='nonsense' must be one of"),
+        (
+            {"methods": ["btl", "oracle"], "grid": {"decoder": ["bilinear", "nonsense"]}},
+            "decoder='nonsense' must be one of",
+        ),
         ({"resources": {"cpus": float("nan")}}, "resources.cpus is nan: give a number above 0"),
         ({"resources": {"cpus": "1"}}, "resources.cpus is '1': give a number above 0"),
         ({"resources": {"cpus": 0}}, "resources.cpus is 0"),
