@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/robopref demo
+	$(VENV)/bin/robopref demo --video videos/personalized.mp4 --overwrite
 	$(VENV)/bin/robopref render --env robopref/PlatePlacement-v0 --goal 0.2,-0.15 --camera side --episodes 2 --out videos/plate_placement.mp4 --overwrite
 	$(VENV)/bin/robopref render --env robopref/BlockSort-v0 --goal 1 --episodes 2 --out videos/block_sort.mp4 --overwrite
 

@@ -114,6 +114,16 @@ def reward_path_for(policy_folder: str | Path, reward: str | Path) -> str:
         return target
 
 
+def existing_reward(path: str, flag: str, folder: str) -> str:
+    """``path`` if it is a file, else an error naming ``flag`` to point at the model."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(
+            f"the reward model of {folder} is not at {path}: pass its checkpoint with "
+            f"{flag} PATH (or train one with `robopref train-reward`)"
+        )
+    return path
+
+
 def resolve_reward_path(folder: str | Path, recorded: str | None) -> str | None:
     """The reward model a policy folder ``folder`` recorded as ``recorded``, as a path from
     the working folder: relative to the policy folder, else as recorded (folders written

@@ -254,6 +254,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def resume_hint(options: object) -> str:
     """What to say after Ctrl-C: how to continue, for a command that can resume."""
+    if hasattr(options, "retrain"):  # the demo skips the steps it finished
+        return (": run the same command again to continue (finished steps are kept; the loop "
+                "goes on from its last finished round)")  # fmt: skip
     if not hasattr(options, "resume"):
         return " (nothing was left half-written: outputs are written atomically)"
     out = getattr(options, "out", None)

@@ -125,13 +125,8 @@ def _step(name: str, target: Path, retrain: bool, shipped: Path | None = None) -
         print(f"demo: {name}: {target} exists, skipped (--retrain redoes it)", flush=True)
         return False
     if shipped is not None and shipped.exists() and not retrain:
-        if shipped.is_dir():  # a policy folder: its reward model is the one beside it now
+        if shipped.is_dir():  # a policy folder: it records its reward model as ../NAME.pt
             shutil.copytree(shipped, target.parent, dirs_exist_ok=True)
-            meta_path = target.parent / "meta.json"
-            meta = json.loads(meta_path.read_text())
-            if meta.get("reward_path"):
-                meta["reward_path"] = str(target.parent.parent / Path(meta["reward_path"]).name)
-                write_json_atomic(meta_path, meta)
         else:
             shutil.copy2(shipped, target)
         print(f"demo: {name}: using the shipped {shipped}", flush=True)
@@ -242,10 +237,48 @@ def check_demo_options(options: DemoOptions) -> tuple[str, ...]:
             "new or empty folder or a demo's own (--overwrite too, so as not to replace your "
             "files); choose another --out, or move those files away"
         )
+    if not options.retrain:
+        check_same_run(options, out)
     if video is not None:
         check_writable(video, "--video")
         _check_video(video, out, options.overwrite)
     return own
+
+
+#: the oracle's options that shape it (the rest of MODEL_OPTIONS belong to the loop)
+ORACLE_OPTIONS = ("env", "env_kwargs", "population", "seed", "steps")
+
+
+def _recorded_options(path: Path) -> dict:
+    try:
+        recorded = json.loads(path.read_text()).get("options", {})
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
+
+
+def check_same_run(options: DemoOptions, out: Path) -> None:
+    """Refuse to reuse the steps already in ``out`` when they were made with other model
+    options (another population, task, seed, budget...): the demo skips a step whose output
+    exists, and would otherwise evaluate the old policies on the new population."""
+    records = {
+        out / "loop.json": MODEL_OPTIONS,
+        **{out / f"policy_{m}" / "meta.json": MODEL_OPTIONS for m in DEMO_METHODS},
+        out / "policy_oracle" / "meta.json": ORACLE_OPTIONS,
+    }
+    for path, names in records.items():
+        recorded = _recorded_options(path)
+        changed = [
+            f"--{n.replace('_', '-')} {recorded[n]!r} there, {getattr(options, n)!r} now"
+            for n in names
+            if n in recorded and recorded[n] != getattr(options, n)
+        ]
+        if changed:
+            raise ValueError(
+                f"--out {out} holds a demo made with other options ({path.relative_to(out)}: "
+                f"{'; '.join(changed)}): the demo would reuse it. Give this run its own "
+                "--out, or pass --retrain to replace that demo"
+            )
 
 
 def _check_video(video: Path, out: Path, overwrite: bool) -> None:

@@ -40,6 +40,7 @@ from robopref.hidden import hidden_knowledge
 from robopref.policies import personalize
 from robopref.policies.checkpoint import (
     LoadedPolicy,
+    existing_reward,
     load_policy,
     read_meta,
     recorded_population,
@@ -122,16 +123,6 @@ class EvaluateOptions:
     overwrite: bool = field(
         default=False, metadata={"help": "replace an existing --json report (and its .png)"}
     )
-
-
-def existing_reward(path: str, flag: str, folder: str) -> str:
-    """``path`` if it is a file, else an error naming ``flag`` to point at the model."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(
-            f"the reward model of {folder} is not at {path}: pass its checkpoint with "
-            f"{flag} PATH (or train one with `robopref train-reward`)"
-        )
-    return path
 
 
 def latent_reward_path(options: EvaluateOptions, metas: dict[str, dict[str, Any]]) -> str | None:

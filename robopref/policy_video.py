@@ -31,10 +31,10 @@ import torch
 
 import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.envs.wrappers import SetDown
-from robopref.evaluate import default_population, existing_reward
+from robopref.evaluate import default_population
 from robopref.files import check_output
 from robopref.policies import personalize
-from robopref.policies.checkpoint import LoadedPolicy, load_policy, read_meta
+from robopref.policies.checkpoint import LoadedPolicy, existing_reward, load_policy, read_meta
 from robopref.policies.latent_env import LatentRewardEnv, LatentSource, env_goal
 from robopref.policies.personalize import (
     episode_seed,

@@ -61,6 +61,12 @@ def test_ctrl_c_on_a_one_shot_command_says_nothing_was_half_written(monkeypatch,
     assert "interrupted" in err and "--resume" not in err
 
 
+def test_ctrl_c_on_the_demo_says_to_run_it_again(monkeypatch, capsys):
+    _interrupting(monkeypatch, "demo")
+    assert cli.main(["demo"]) == 130
+    assert "run the same command again to continue" in capsys.readouterr().err
+
+
 def test_an_os_error_is_one_line_with_exit_status_2(monkeypatch, capsys):
     module, _, function, _ = cli.COMMANDS["collect"]
     loaded = __import__(module, fromlist=[function])

@@ -136,3 +136,17 @@ def test_tb_reaches_the_loop_and_the_oracle(tmp_path):
     options = DemoOptions(out=str(tmp_path / "demo"), tb=True)
     assert demo._loop_options(options, tmp_path / "demo", False).tb
     assert demo._oracle_options(options, tmp_path / "demo" / "policy_oracle").tb
+
+
+@pytest.mark.skipif(not (demo.SHIPPED / "vpl.pt").exists(), reason="no shipped checkpoints")
+def test_a_demo_of_other_options_in_out_is_not_reused(tmp_path, monkeypatch, capsys):
+    """The shipped two-modes demo in --out, then a run for another population there: refused
+    (it would skip every step and evaluate the two-modes policies on the new users)."""
+    _fakes(monkeypatch)
+    out = tmp_path / "demo"
+    assert demo_command(DemoOptions(out=str(out), video="")) == 0
+    assert main(["demo", "--out", str(out), "--population", "modes", "--video", ""]) == 2
+    err = capsys.readouterr().err
+    assert "holds a demo made with other options" in err and "--population 'two-modes'" in err
+    assert "its own --out" in err and "--retrain" in err
+    assert demo_command(DemoOptions(out=str(out), video="")) == 0  # the same options: reused

@@ -69,7 +69,13 @@ from robopref.loop.asking import (
 )
 from robopref.loop.report import format_round, heldout_check, plot_history
 from robopref.options import config_option
-from robopref.policies.checkpoint import ALGOS, FORMAT, LoadedPolicy, save_model
+from robopref.policies.checkpoint import (
+    ALGOS,
+    FORMAT,
+    LoadedPolicy,
+    reward_path_for,
+    save_model,
+)
 from robopref.policies.rollout import policy_rollouts
 from robopref.population import resolve_population
 from robopref.queries import (
@@ -503,7 +509,9 @@ def _policy_meta(options: LoopOptions, method: str, model: RewardModel, steps: i
         "options": dataclasses.asdict(options), "kind": "latent", "name": method,
         "env_id": options.env, "env_kwargs": parse_env_kwargs(options.env_kwargs),
         "latent_dim": model.latent_dim,
-        "reward_path": str(Path(options.out) / f"{method}.pt"),
+        "reward_path": reward_path_for(
+            Path(options.out) / f"policy_{method}", Path(options.out) / f"{method}.pt"
+        ),
         "reward_fingerprint": model.fingerprint(), "steps": steps, "trained_by": "robopref loop",
     }  # fmt: skip
 

@@ -141,6 +141,8 @@ def _provenance(model: RewardModel, dataset: PreferenceDataset) -> None:
         dataset_fingerprint=dataset_fingerprint(dataset),
         reward_input=str(dataset.meta.get("reward_input", "observations")),
     )
+    if dataset.meta.get("population"):  # what evaluate and video serve by default
+        model.meta["population"] = str(dataset.meta["population"])
 
 
 def _check_resumable(state: dict[str, Any], model: RewardModel, settings: TrainSettings) -> None:

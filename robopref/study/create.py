@@ -144,14 +144,16 @@ def _check_models(options: StudyCreateOptions) -> tuple[str, dict[str, Any]]:
         raise ValueError(f"--reward {options.reward} has no user latent: active needs a VPL model")
     kwargs = check_env_kwargs(model.meta.get("env_kwargs") or {}, given, options.reward)
     if options.policy:
-        from robopref.policies.checkpoint import load_policy, read_meta
+        from robopref.policies.checkpoint import existing_reward, load_policy, read_meta
 
         _check_policy_meta("--policy", options.policy, read_meta(options.policy), env_id, options)
         load_policy(options.policy, model)  # refuses a policy of another reward model
         if options.btl_policy:
             btl_meta = read_meta(options.btl_policy)
             _check_policy_meta("--btl-policy", options.btl_policy, btl_meta, env_id, options)
-            btl_reward = options.btl_reward or btl_meta["reward_path"]
+            btl_reward = existing_reward(
+                options.btl_reward or btl_meta["reward_path"], "--btl-reward", options.btl_policy
+            )
             btl_model = load_reward_model(btl_reward)
             btl_env = str(btl_model.meta.get("env_id") or env_id)
             if btl_env != env_id:

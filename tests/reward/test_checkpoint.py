@@ -29,6 +29,7 @@ def saved(tmp_path_factory):
 @pytest.mark.parametrize("kind", ["btl", "dpl", "vpl"])
 def test_round_trip_keeps_rewards_posterior_and_provenance(tmp_path, kind) -> None:
     data = toy_dataset(n_users=8, pairs_per_user=6, segment_length=3, seed=5)
+    data.meta["population"] = "two-modes"  # the users' population: evaluate's default
     path = tmp_path / f"{kind}.pt"
     model = build_model(kind, 4, {"hidden": (16,)})
     model.fit(
@@ -43,6 +44,7 @@ def test_round_trip_keeps_rewards_posterior_and_provenance(tmp_path, kind) -> No
     context = (data.obs_a[:5], data.obs_b[:5], data.label[:5])
     np.testing.assert_allclose(loaded.posterior(context)[0], model.posterior(context)[0])
     assert loaded.meta["env_id"] == data.env_id and loaded.meta["segment_length"] == 3
+    assert loaded.meta["population"] == "two-modes"
     assert loaded.comparison_obs.shape == (9, 4)
     mask = os.umask(0o022)
     os.umask(mask)

@@ -186,6 +186,17 @@ def test_create_refuses_a_robot_policy_of_another_task_or_kind(tmp_path, flag, c
     assert not (tmp_path / "s").exists()
 
 
+def test_create_names_btl_reward_when_the_btl_policys_model_is_missing(tmp_path):
+    moved = _policy_copy(tmp_path, "policy_btl")  # its ../btl.pt is not beside the copy
+    options = StudyCreateOptions(
+        out=str(tmp_path / "s"), reward=str(CHECKPOINTS / "vpl.pt"),
+        policy=str(CHECKPOINTS / "policy_vpl"), btl_policy=str(moved),
+    )  # fmt: skip
+    with pytest.raises(FileNotFoundError, match="--btl-reward PATH"):
+        create_study(options, progress=False)
+    assert not (tmp_path / "s").exists()
+
+
 # ----------------------------------------------------------------- 4. report outputs
 def test_report_refuses_an_unwritable_out_and_a_silent_replace(random_study, tmp_path, capsys):
     afile = tmp_path / "afile"
