@@ -5,7 +5,10 @@
 * ``active``: BALD (:func:`robopref.reward.active.bald_scores`) on the participant's current
   posterior under the study's VPL model, from their answers so far only (the likelihood
   posterior of :func:`robopref.reward.active.answers_posterior`), over the pairs not yet
-  shown to them. The pool's z-independent work (``pair_scorer``) is done once per server.
+  shown to them. The posterior's Monte Carlo samples are seeded by those answers too (not
+  by who gave them), so the next pair is a function of the answers alone: everybody's
+  first pair is the same, and two people who answered alike are asked alike. The pool's
+  z-independent work (``pair_scorer``) is done once per server.
 
 The order (which segment is on the left) is a fair coin per query, seeded the same way, and
 recorded with the query.
@@ -70,7 +73,8 @@ class QueryChooser:
             labels,
         )
         mean, std = answers_posterior(self.model, context)
-        noise = self._rng(participant, len(shown), 2).standard_normal(
+        history = [code for pair, label in answered for code in (pair, _label_code(label))]
+        noise = np.random.default_rng([self.spec.seed, len(shown), 2, *history]).standard_normal(
             (BALD_SAMPLES, self.model.latent_dim)
         )
         z = torch.as_tensor(mean + std * noise, dtype=torch.float32, device=self.model.device)
@@ -78,3 +82,8 @@ class QueryChooser:
             scores = bald_scores(self.scorer.logits(z)).cpu().numpy()
         scores[np.asarray(shown, dtype=np.int64)] = -np.inf
         return int(np.argmax(scores))
+
+
+def _label_code(label: float | None) -> int:
+    """An answer as a small whole number for seeding: 0..100 for P(A), 101 for no answer."""
+    return 101 if label is None or not np.isfinite(label) else int(round(100 * float(label)))
