@@ -40,6 +40,11 @@ import numpy as np
 from robopref.envs import scene
 from robopref.envs.tabletop import RESTING_HEIGHT, SHARED_OBSERVATION_LAYOUT, TabletopEnv
 
+#: a gentle set-down's release height (m) and the hand's distance once lifted off (m): the
+#: served state of :meth:`BlockSortEnv.placed_features`
+PLACED_DROP_HEIGHT = 0.005
+PLACED_REACH = 0.05
+
 BLOCK_HALF = 0.02
 ZONE_RADIUS = 0.07
 ZONE_LAYOUTS: dict[int, tuple[tuple[float, float], ...]] = {
@@ -57,6 +62,9 @@ ZONE_COLOURS = (
 
 class BlockSortEnv(TabletopEnv):
     """Pick up a block and put it down in the (hidden) preferred zone."""
+
+    #: how near its zone's centre (m) the block must rest for success
+    success_radius: ClassVar[float] = ZONE_RADIUS
 
     OBJECT: ClassVar[scene.ObjectSpec] = scene.ObjectSpec(
         name="block", shape="block", size=(BLOCK_HALF,), mass=0.1, rgba=(0.85, 0.15, 0.15, 1.0)
@@ -175,6 +183,19 @@ class BlockSortEnv(TabletopEnv):
         )
         features[7:] = np.hypot(self._zone_x - x, self._zone_y - y)
         return features
+
+    def placed_features(self, points: np.ndarray) -> np.ndarray:
+        """Features ``(N, F)`` of the block set down gently and at rest at each table point
+        ``(N, 2)``, the hand lifted off it: the state a user who wants it there is served
+        by (what a learned reward is asked about to find the zone it prefers)."""
+        points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
+        out = np.zeros((len(points), len(self.feature_names)), dtype=np.float32)
+        col = self.feature_index
+        out[:, col["x"]], out[:, col["y"]] = points[:, 0], points[:, 1]
+        out[:, col["drop_height"]] = PLACED_DROP_HEIGHT
+        out[:, col["reach"]] = PLACED_REACH
+        out[:, 7:] = np.hypot(self._zone_x - points[:, :1], self._zone_y - points[:, 1:])
+        return out
 
     def goal_reward(
         self, features: np.ndarray, goal: Any, released: bool = False

@@ -68,6 +68,9 @@ COS_FLAT = float(np.cos(np.deg2rad(10.0)))
 class PlatePlacementEnv(TabletopEnv):
     """Carry a plate and set it down at the (hidden) goal point on the table."""
 
+    #: how near its goal point (m) the plate must rest for success
+    success_radius: ClassVar[float] = SUCCESS_RADIUS
+
     OBJECT: ClassVar[scene.ObjectSpec] = scene.ObjectSpec(
         name="plate",
         shape="plate",

@@ -37,6 +37,7 @@ from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from robopref.files import atomic_path
+from robopref.population import GOAL_SPACE
 from robopref.reward.base import RewardModel
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
@@ -162,6 +163,8 @@ def recorded_population(meta: dict[str, Any]) -> str | None:
     """The population a policy was trained for (its options' ``population``), if recorded."""
     options = meta.get("options")
     population = options.get("population") if isinstance(options, dict) else None
+    if population == GOAL_SPACE:  # a skill's goals, not a population of users
+        return None
     return str(population) if population else None
 
 
@@ -205,10 +208,14 @@ class LoadedPolicy:
         """``latent`` (obs ⊕ z), ``oracle`` (obs ⊕ goal) or ``plain`` (obs alone)."""
         return str(self.meta["kind"])
 
+    def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """The action for one (augmented) observation, or for a batch of them."""
+        action, _ = self.model.predict(obs, deterministic=deterministic)
+        return np.asarray(action, dtype=np.float32)
+
     def act(self, obs: np.ndarray) -> np.ndarray:
         """The deterministic action for one (augmented) observation."""
-        action, _ = self.model.predict(obs, deterministic=True)
-        return np.asarray(action, dtype=np.float32)
+        return self.predict(obs, deterministic=True)
 
 
 def load_policy(
@@ -236,4 +243,8 @@ def load_policy(
         raise FileNotFoundError(f"{path} is missing: the training run has not finished")
     fix = f"restore {path} from a copy, or {_retrain_hint(folder)}"
     model = load_sb3(meta["algo"], path, fix, device=device)
+    if meta.get("method") == "guided":  # a skill commanded to the reward's peak
+        from robopref.policies.guided import guided_policy
+
+        return guided_policy(LoadedPolicy(model, meta, folder), reward_model)
     return LoadedPolicy(model, meta, folder)

@@ -67,8 +67,9 @@ class PersonalizedPolicy:
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         """The deterministic action for a raw observation."""
-        model = self.policy.model if isinstance(self.policy, LoadedPolicy) else self.policy
-        action, _ = model.predict(self.augment(obs), deterministic=True)
+        if isinstance(self.policy, LoadedPolicy):
+            return self.policy.predict(self.augment(obs), deterministic=True)
+        action, _ = self.policy.predict(self.augment(obs), deterministic=True)
         return np.asarray(action, dtype=np.float32)
 
 
@@ -155,7 +156,7 @@ def policy_query_pool(
     rng = np.random.default_rng([seed, 23])
     z = rng.standard_normal((latents, reward_model.latent_dim)).astype(np.float32)
     own = policy_rollouts(
-        env_id, lambda obs, det: policy.model.predict(obs, deterministic=det)[0], z, 1,
+        env_id, policy.predict, z, 1,
         int(rng.integers(2**31)), policy.meta.get("set_down", False), env_kwargs,
     )  # fmt: skip
     base = collect_rollouts(

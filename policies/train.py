@@ -85,7 +85,7 @@ ORACLE_ENV = "robopref/PlatePlacement-v0"
 LATENT_SOURCES = ("few-shot", "users", "prior")
 #: rl: SB3 on the reward model's reward (or the oracle's); cpl: Contrastive Preference
 #: Learning on the answers' recorded actions, no reward and no RL (policies/cpl_policy.py)
-METHODS = ("rl", "cpl")
+METHODS = ("rl", "cpl", "guided")
 #: what ``--resume`` continues from (``replay.pkl``: SAC's buffer, when there is one)
 CHECKPOINT_FILES = ("checkpoint.zip", "checkpoint.json", "replay.pkl")
 
@@ -105,8 +105,9 @@ class TrainPolicyOptions:
     method: str = field(
         default="rl",
         metadata={
-            "help": "rl (SB3 on the learned reward) or cpl (contrastive preference learning "
-            "straight from --data's answers and recorded actions: no reward, no RL)"
+            "help": "rl (SB3 on the learned reward), cpl (contrastive preference learning "
+            "straight from --data's answers and recorded actions: no reward, no RL) or guided "
+            "(a goal-conditioned skill commanded to --reward's peak for each user's z)"
         },
     )
     data: str = field(
@@ -181,6 +182,13 @@ class TrainPolicyOptions:
     )
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
     tb: bool = tb_option()
+    skill: str = field(
+        default="",
+        metadata={
+            "help": "--method guided: the goal-conditioned skill's policy folder (empty: train "
+            "one into OUT/skill, --oracle --population goal-space with --steps)"
+        },
+    )
     cpl_latent: str = field(
         default="vpl",
         metadata={
@@ -558,6 +566,10 @@ def train_policy(options: TrainPolicyOptions) -> dict[str, Any]:
         from robopref.policies.cpl_policy import train_cpl_policy
 
         return train_cpl_policy(options)
+    if options.method == "guided":
+        from robopref.policies.guided import train_guided_policy
+
+        return train_guided_policy(options)
     env_id = check_train_options(options)
     torch.set_num_threads(1)
     device = str(resolve_device(options.device))
@@ -599,11 +611,12 @@ def train_policy_command(options: TrainPolicyOptions) -> int:
     """CLI entry: train, then print the final held-out success."""
     meta = train_policy(options)
     last = meta["history"][-1] if meta["history"] else {}
-    pace = (
-        f"{meta['steps_per_s']} steps/s"
-        if "steps_per_s" in meta
-        else f"gradient steps; fits {meta['train_preference_accuracy']:.2f} of the answers"
-    )
+    if "steps_per_s" in meta:
+        pace = f"{meta['steps_per_s']} steps/s"
+    elif "train_preference_accuracy" in meta:
+        pace = f"gradient steps; fits {meta['train_preference_accuracy']:.2f} of the answers"
+    else:
+        pace = f"the skill's steps; commanded to {meta['reward_path']}'s peak"
     print(
         f"{meta['name']} ({meta.get('method', 'rl')}, {meta['algo']}, {meta['steps']} steps, "
         f"{meta['wall_s']} s, {pace}): held-out success "

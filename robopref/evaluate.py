@@ -24,6 +24,7 @@ its policy folder, see :func:`robopref.policies.checkpoint.read_meta`).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -134,7 +135,7 @@ def latent_reward_path(options: EvaluateOptions, metas: dict[str, dict[str, Any]
     if options.reward:
         return existing_reward(options.reward, "--reward", next(iter(latent)))
     recorded = {str(m["reward_path"]) for m in latent.values()}
-    if len(recorded) > 1:
+    if len({os.path.realpath(path) for path in recorded}) > 1:
         raise ValueError(
             f"the latent policies record different reward models {sorted(recorded)}: "
             "evaluate them one at a time, or pass --reward"
@@ -214,6 +215,21 @@ def _median(values: list[float]) -> float | None:
     return float(np.median(values)) if values else None
 
 
+def delivery_figures(records: list[dict[str, Any]]) -> dict[str, float]:
+    """What the reward knows against what the policy serves, over episodes whose records
+    carry ``peak_served``: ``delivery`` (the share whose learned reward peaks within the
+    success radius of the user's goal), and each miss split by its stage:
+    ``miss_inference`` (failed, the peak was off: z inference or the reward) and
+    ``miss_policy`` (failed though the peak served the goal: the policy)."""
+    served = np.array([bool(r["peak_served"]) for r in records if "peak_served" in r])
+    success = np.array([bool(r["success"]) for r in records if "peak_served" in r])
+    return {
+        "delivery": float(served.mean()),
+        "miss_inference": float((~success & ~served).mean()),
+        "miss_policy": float((~success & served).mean()),
+    }
+
+
 def result_rows(
     records: list[dict[str, Any]],
     names: list[str],
@@ -222,7 +238,8 @@ def result_rows(
 ) -> list[dict]:
     """Success, return and win rate per query budget k, policy, overall (``all``) and per
     ``group_<i>``; with ``ceilings`` (continuous populations) also the same-answers and
-    Bayes-active success ceilings and the median distance of their estimates to the goal.
+    Bayes-active success ceilings and the median distance of their estimates to the goal;
+    for policies served by a reward whose peak can be searched, :func:`delivery_figures`.
 
     A policy that asks nothing (BTL, oracle) has one set of episodes, shown at every k.
     """
@@ -251,6 +268,7 @@ def result_rows(
                 peaks = [r["reward_peak_distance"] for r in picked if "reward_peak_distance" in r]
                 if peaks:
                     row["reward_peak_distance_median"] = _median(peaks)
+                    row.update(delivery_figures(picked))
                 if ceilings is not None:
                     mine = [
                         c for c in ceilings if c["queries"] == k and group in (None, c["group"])
@@ -388,8 +406,8 @@ def evaluate_loaded(
                     if inference is not None:
                         extra.update(asked=inference.asked[:k], answers=inference.answers[:k])
                         if finder is not None and model is reward:
-                            peak = finder.peaks(z)[0]
-                            extra["reward_peak_distance"] = float(np.linalg.norm(peak - user.goal))
+                            distance, served = finder.delivery(z, user.goal)
+                            extra.update(reward_peak_distance=distance, peak_served=served)
                     for e in range(episodes):
                         episode = run_episode(
                             envs[policy.name], policy.act, user.goal, z,
@@ -458,7 +476,10 @@ def _judge(
 def format_table(rows: list[dict[str, Any]]) -> str:
     """The results as an aligned text table (with the ceilings where there are any)."""
     ceiling = any(r.get("success_ceiling") is not None for r in rows)
+    delivery = any("delivery" in r for r in rows)
     head = f"{'k':>3} {'policy':<10} {'group':<9} {'success':>8} {'return':>9} {'win vs btl':>11}"
+    if delivery:
+        head += f" {'delivery':>8} {'miss z':>6} {'miss pi':>7}"
     if ceiling:
         head += f" {'ceiling':>8} {'bayes':>6} {'est cm':>7} {'peak cm':>8}"
     lines = [head]
@@ -468,6 +489,12 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             f"{r['queries']:>3} {r['policy']:<10} {r['group']:<9} {r['success']:>8.2f} "
             f"{r['return']:>9.1f} {win:>11}"
         )
+        if delivery:
+            line += (
+                f" {r['delivery']:>8.2f} {r['miss_inference']:>6.2f} {r['miss_policy']:>7.2f}"
+                if "delivery" in r
+                else f" {'-':>8} {'-':>6} {'-':>7}"
+            )
         if ceiling:
             peak = r.get("reward_peak_distance_median")
             line += (

@@ -57,7 +57,12 @@ import yaml
 from robopref.envs import ENV_IDS
 from robopref.users import DEFAULT_LABEL_MODEL, NOISE_KEYS, LabelModel, SyntheticUser
 
+#: goals drawn uniformly from the task's whole goal space (every zone alike): what a
+#: goal-conditioned skill trains on, reading nobody's goal (not a population of users)
+GOAL_SPACE = "goal-space"
+
 POPULATION_NAMES: tuple[str, ...] = (
+    GOAL_SPACE,
     "two-modes",
     "modes",
     "continuous",
@@ -561,6 +566,14 @@ def load_population(path: str | Path, env: gym.Env) -> Population:
     return parse_population(root, env, str(path))
 
 
+def goal_space_population(space: gym.Space) -> dict[str, Any]:
+    """The :data:`GOAL_SPACE` population of a task, in the file format: a continuous box
+    over a ``Box`` goal space, every goal of a ``Discrete`` one with equal weight."""
+    if isinstance(space, gym.spaces.Discrete):
+        return {"modes": [{"goal": i} for i in range(int(space.n))]}
+    return {"continuous": {"low": space.low.tolist(), "high": space.high.tolist()}}
+
+
 def named_population(name: str, env: gym.Env) -> Population:
     """The named population ``name`` (one of :data:`POPULATION_NAMES`) for ``env``."""
     raw = env.unwrapped
@@ -571,11 +584,11 @@ def named_population(name: str, env: gym.Env) -> Population:
             f"env {env_id!r} is not a robopref task, so it has no populations: use one of "
             f"{sorted(NAMED_POPULATIONS)}"
         )
-    if name not in table:
+    if name not in table and name != GOAL_SPACE:
         raise ValueError(
             f"no population {name!r} for {env_id!r}: use one of {list(POPULATION_NAMES)} or a file"
         )
-    data = table[name]
+    data = goal_space_population(raw.goal_space) if name == GOAL_SPACE else table[name]
     if data is None and name in ("modes", "norms-and-goals") and hasattr(raw, "n_zones"):
         data = {"modes": [{"goal": i} for i in range(raw.n_zones)]}
         if name == "norms-and-goals":

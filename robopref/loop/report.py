@@ -72,7 +72,9 @@ def heldout_check(
     seed: int,
 ) -> dict[str, dict[str, Any]]:
     """Per method: success (``success``, ``success_group_<g>``), ``true_return``,
-    ``learned_return``, ``win_rate_vs_btl``, ``accuracy`` and ``ceiling`` on new users."""
+    ``learned_return``, ``win_rate_vs_btl``, ``accuracy`` and ``ceiling`` on new users; where
+    the reward's peak can be searched, ``delivery``, ``miss_inference`` and ``miss_policy``
+    (and ``_group_<g>``: :func:`robopref.evaluate.delivery_figures`)."""
     latent = [m for _, m in policies.values() if m.latent_dim > 0]
     records = evaluate_loaded(
         list(policies.values()), latent[0] if latent else None, population, users, QUERIES,
@@ -87,6 +89,11 @@ def heldout_check(
         entry["win_rate_vs_btl"] = mine[0]["win_rate_vs_btl"]
         for row in mine[1:]:
             entry[f"success_{row['group']}"] = row["success"]
+        for row in mine:  # what the reward knows beside what the policy serves, per group
+            suffix = "" if row["group"] == "all" else f"_{row['group']}"
+            for key in ("delivery", "miss_inference", "miss_policy"):
+                if key in row:
+                    entry[f"{key}{suffix}"] = row[key]
         learned = []
         for record in (r for r in records if r["policy"] == name):
             feats = record["features"][1:]
