@@ -34,14 +34,18 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import robopref.policies
-from robopref.env_kwargs import env_kwargs_option
+from robopref.env_kwargs import env_kwargs_option, parse_env_kwargs
 from robopref.evaluate import EvaluateOptions, evaluate_command
 from robopref.files import check_writable, write_json_atomic
 from robopref.loop.run import LoopOptions, check_loop_values, foreign_entries, run_loop
 from robopref.options import config_option
+from robopref.policies.guided import compose_guided
 from robopref.policies.train import TrainPolicyOptions, check_train_options, train_policy_command
 from robopref.policy_video import VideoOptions, video_command
+from robopref.population import GOAL_SPACE
+from robopref.queries import make_env
 from robopref.reward.nets import resolve_device
+from robopref.reward.peak import candidate_goals
 from robopref.tensorboard import tb_option
 
 SHIPPED = Path(robopref.policies.__file__).resolve().parent / "checkpoints"
@@ -69,6 +73,7 @@ MODEL_OPTIONS = ("env", "env_kwargs", "population", "seed", "steps", "scout_step
 DEMO_METHODS = ("vpl", "btl")
 #: what the demo writes in --out beside the loop's round folders and temporaries
 DEMO_NAMES = ("loop.json", "demo.json", "evaluate.json", "evaluate.png", "policy_oracle",
+              "policy_guided",
               "personalized.mp4", "personalized.gif",
               *(f"{m}{ext}" for m in DEMO_METHODS for ext in (".pt", ".npz")),
               *(f"policy_{m}" for m in DEMO_METHODS))  # fmt: skip
@@ -245,8 +250,9 @@ def check_demo_options(options: DemoOptions) -> tuple[str, ...]:
     return own
 
 
-#: the oracle's options that shape it (the rest of MODEL_OPTIONS belong to the loop)
-ORACLE_OPTIONS = ("env", "env_kwargs", "population", "seed", "steps")
+#: the oracle's options that shape it (the rest of MODEL_OPTIONS belong to the loop; on
+#: tasks with a skill it trains on the goal space, whatever the population)
+ORACLE_OPTIONS = ("env", "env_kwargs", "seed", "steps")
 
 
 def _recorded_options(path: Path) -> dict:
@@ -319,10 +325,23 @@ def with_task_defaults(options: DemoOptions) -> DemoOptions:
     return dataclasses.replace(options, **changes)
 
 
+def has_skill(options: DemoOptions) -> bool:
+    """Whether the task's oracle is a goal-conditioned skill over its whole goal space, which
+    a guided policy commands to the learned reward's peak (goals that are table points or
+    zones: :func:`robopref.reward.peak.candidate_goals`)."""
+    env, _ = make_env(options.env, parse_env_kwargs(options.env_kwargs))
+    try:
+        return candidate_goals(env) is not None
+    finally:
+        env.close()
+
+
 def _oracle_options(options: DemoOptions, folder: Path) -> TrainPolicyOptions:
+    # The skill reads no user's goal: goals from the whole goal space. Given the user's true
+    # goal it is the oracle (the upper bound); given the reward's peak, the guided policy.
     return TrainPolicyOptions(
         oracle=True, env=options.env, env_kwargs=options.env_kwargs,
-        population=options.population,
+        population=GOAL_SPACE if has_skill(options) else options.population,
         steps=options.steps, out=str(folder), name="oracle", seed=options.seed,
         device=options.device, progress=False,
         resume=(folder / "checkpoint.zip").exists() and not options.retrain,
@@ -359,9 +378,13 @@ def demo_command(options: DemoOptions) -> int:
             oracle.result()
     finally:
         pool.shutdown(wait=True)
+    names = ["vpl", "btl", "oracle"]
+    if has_skill(options):
+        compose_guided(out / "policy_oracle", out / "vpl.pt", out / "policy_guided")
+        names.insert(1, "guided")
     evaluate_command(
         EvaluateOptions(
-            policy=[str(out / f"policy_{n}") for n in ("vpl", "btl", "oracle")],
+            policy=[str(out / f"policy_{n}") for n in names],
             reward=str(out / "vpl.pt"), users=options.users, seed=options.seed,
             population=options.population, json=str(out / "evaluate.json"),
             overwrite=True,  # the demo's own, in its --out: re-evaluated on every run
