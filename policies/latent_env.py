@@ -63,6 +63,10 @@ class LatentSource:
 
     With ``means`` None the prior N(0, I) of size ``latent_dim`` is sampled and the env
     keeps its own goal (if any).
+
+    ``balance``: users are drawn with weights inversely proportional to the density of the
+    latents around them (:func:`coverage_weights`), so a sparse region of z (a minority's)
+    gets as many episodes as a dense one; the density is estimated from the latents alone.
     """
 
     latent_dim: int
@@ -71,6 +75,7 @@ class LatentSource:
     groups: np.ndarray | None = None
     widen_share: float = WIDEN_SHARE
     widen_scale: float = WIDEN_SCALE
+    balance: bool = False
 
     def __post_init__(self) -> None:
         if self.means is not None:
@@ -86,6 +91,9 @@ class LatentSource:
                 self.groups = np.full(len(self.means), -1)
         if not 0.0 <= self.widen_share <= 1.0 or self.widen_scale <= 0:
             raise ValueError("widen_share must lie in [0, 1] and widen_scale be > 0")
+        self._weights = None
+        if self.balance and self.means is not None and len(self.means) > 1:
+            self._weights = coverage_weights(self.means)
         if self._widens:
             assert self.means is not None  # for the type checker: _widens says so
             spread = np.cov(self.means.T) if len(self.means) > 1 else np.zeros((1, 1))
@@ -123,9 +131,31 @@ class LatentSource:
         if self._widens and rng.random() < self.widen_share:
             mean, cov = self._widened
             return rng.multivariate_normal(mean, cov).astype(np.float32), None, -1
-        i = int(rng.integers(len(self.means)))
+        if self._weights is None:
+            i = int(rng.integers(len(self.means)))
+        else:
+            i = int(rng.choice(len(self.means), p=self._weights))
         goal = None if self.goals is None else np.asarray(self.goals[i])
         return self.means[i].copy(), goal, int(self.groups[i])
+
+
+#: neighbours whose distance sizes a latent's region in :func:`coverage_weights`
+COVERAGE_NEIGHBOURS = 5
+
+
+def coverage_weights(latents: np.ndarray, neighbours: int = COVERAGE_NEIGHBOURS) -> np.ndarray:
+    """Draw weights ``(U,)`` (summing to one) inversely proportional to each latent's density,
+    estimated as 1 / r^d with r the distance to its ``neighbours``-th nearest latent in d
+    dimensions: every region of z then gets draws in proportion to its extent, not to how
+    many users lie there. Only the latents are read (no goal, no group)."""
+    latents = np.asarray(latents, dtype=np.float64)
+    count, dim = latents.shape
+    k = min(neighbours, count - 1)
+    distances = np.sqrt(((latents[:, None, :] - latents[None, :, :]) ** 2).sum(-1))
+    radius = np.sort(distances, axis=1)[:, k]  # column 0 is the latent itself
+    log_weight = dim * np.log(np.maximum(radius, 1e-12))
+    weights = np.exp(log_weight - log_weight.max())
+    return weights / weights.sum()
 
 
 def env_goal(env: gym.Env, goal: np.ndarray) -> Any:

@@ -144,6 +144,13 @@ class TrainPolicyOptions:
             f"{WIDEN_SCALE} times wider (new users' z fall in the tails; 0: none)"
         },
     )
+    latent_balance: bool = field(
+        default=False,
+        metadata={
+            "help": "draw training users inversely to the density of their z (a sparse "
+            "region, a minority's, gets as many episodes as a dense one)"
+        },
+    )
     latent_source: str = field(
         default="few-shot",
         metadata={
@@ -274,7 +281,9 @@ def _users(options: TrainPolicyOptions, model: RewardModel) -> LatentSource:
         means, _ = few_shot_means(model, train, seed=options.seed)
     else:
         means = posterior_means(model, train)
-    return LatentSource(model.latent_dim, means, widen_share=options.latent_widen)
+    return LatentSource(
+        model.latent_dim, means, widen_share=options.latent_widen, balance=options.latent_balance
+    )
 
 
 def _oracle_goals(options: TrainPolicyOptions, env_id: str, n: int, seed: int) -> LatentSource:

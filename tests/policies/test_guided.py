@@ -125,3 +125,20 @@ def test_a_minority_served_when_the_reward_knows_it(guided):
         figures = delivery_figures(records)
         success = np.mean([r["success"] for r in records])
         assert success >= 0.95 * figures["delivery"], (goal, success, figures)
+
+
+def test_coverage_weights_give_a_sparse_cluster_the_share_of_a_dense_one():
+    from robopref.policies.latent_env import LatentSource, coverage_weights
+
+    rng = np.random.default_rng(0)
+    dense = rng.normal((0.0, 0.0), 0.1, size=(90, 2))
+    sparse = rng.normal((3.0, 3.0), 0.1, size=(10, 2))
+    latents = np.concatenate([dense, sparse]).astype(np.float32)
+    weights = coverage_weights(latents)
+    assert weights.sum() == pytest.approx(1.0)
+    assert 0.35 <= weights[90:].sum() <= 0.65  # unweighted draws: 0.10
+    source = LatentSource(2, latents, widen_share=0.0, balance=True)
+    draws = np.stack([source.draw(rng)[0] for _ in range(4000)])
+    assert 0.35 <= np.mean(draws[:, 0] > 1.5) <= 0.65
+    plain = LatentSource(2, latents, widen_share=0.0)
+    assert np.mean(np.stack([plain.draw(rng)[0] for _ in range(4000)])[:, 0] > 1.5) < 0.15
