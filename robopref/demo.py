@@ -37,7 +37,7 @@ import robopref.policies
 from robopref.env_kwargs import env_kwargs_option, parse_env_kwargs
 from robopref.evaluate import EvaluateOptions, evaluate_command
 from robopref.files import check_writable, write_json_atomic
-from robopref.loop.run import LoopOptions, check_loop_values, foreign_entries, run_loop
+from robopref.loop.run import LoopOptions, check_loop_values, refuse_foreign_entries, run_loop
 from robopref.options import config_option
 from robopref.policies.guided import compose_guided
 from robopref.policies.train import TrainPolicyOptions, check_train_options, train_policy_command
@@ -234,14 +234,7 @@ def check_demo_options(options: DemoOptions) -> tuple[str, ...]:
     check_loop_values(_loop_options(options, out, False))
     video = video_path(options)
     own = _own_names(out, video)
-    foreign = foreign_entries(out, own)
-    if foreign:
-        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-        raise ValueError(
-            f"--out {out} holds {shown}, which the demo does not make: it writes only into a "
-            "new or empty folder or a demo's own (--overwrite too, so as not to replace your "
-            "files); choose another --out, or move those files away"
-        )
+    refuse_foreign_entries(out, own, "is not a demo's folder")
     if not options.retrain:
         check_same_run(options, out)
     if video is not None:

@@ -74,7 +74,7 @@ def test_an_out_holding_other_files_is_refused_even_with_overwrite(tmp_path, ove
     out = tmp_path / "mine"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match="notes.txt, which the demo does not make"):
+    with pytest.raises(ValueError, match="is not a demo's folder and holds notes.txt"):
         check_demo_options(DemoOptions(out=str(out), overwrite=overwrite))
     assert (out / "notes.txt").read_text() == "mine"
 

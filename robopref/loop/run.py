@@ -305,6 +305,19 @@ def foreign_entries(out: Path, others: Collection[str] = ()) -> list[str]:
     )  # fmt: skip
 
 
+def refuse_foreign_entries(out: Path, others: Collection[str], whose: str) -> None:
+    """Refuse an ``out`` holding what neither a loop nor the caller (``others``) wrote,
+    naming the entries; ``whose``: how the message names the folder's owner."""
+    foreign = foreign_entries(out, others)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise ValueError(
+            f"--out {out} {whose} and holds {shown}: it writes only into a new or empty "
+            f"folder or its own (--overwrite too, so as not to replace your files); choose "
+            "another --out, or move those files away"
+        )
+
+
 def check_loop_options(options: LoopOptions, others: Collection[str] = ()) -> None:
     """Refuse impossible values (:func:`check_loop_values`) and an ``--out`` in the way,
     before work. ``others``: names in ``--out`` that the calling command made (the demo's)."""
@@ -338,14 +351,7 @@ def check_loop_options(options: LoopOptions, others: Collection[str] = ()) -> No
             + "--overwrite to replace it, or choose another --out"
         )
     elif not state.exists():
-        foreign = foreign_entries(out, others)
-        if foreign:
-            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-            raise ValueError(
-                f"--out {out} is not a loop's folder (no loop.json) and holds {shown}: the loop "
-                "writes only into a new or empty folder or a loop's own (--overwrite too, so as "
-                "not to replace your files); choose another --out, or move those files away"
-            )
+        refuse_foreign_entries(out, others, "is not a loop's folder (no loop.json)")
 
 
 def _env(options: LoopOptions) -> Any:
