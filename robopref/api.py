@@ -33,11 +33,10 @@ import gymnasium as gym
 import numpy as np
 
 import robopref.envs  # noqa: F401  (registers the envs)
-from robopref import API
 from robopref.policies import personalize as serving
 from robopref.policies.checkpoint import LoadedPolicy, read_meta, recorded_population
 from robopref.policies.checkpoint import load_policy as load_policy_folder
-from robopref.policies.latent_env import LatentSource
+from robopref.policies.latent_env import LatentRewardEnv, LatentRewardVectorEnv, LatentSource
 from robopref.policies.rollout import make_eval_env, policy_env_kwargs
 from robopref.population import Population, resolve_population
 from robopref.queries import QueryPool, make_env
@@ -49,7 +48,17 @@ from robopref.users import SyntheticUser
 #: the folder of the shipped checkpoints (``policies/checkpoints`` of the source tree)
 SHIPPED = Path(serving.__file__).resolve().parent / "checkpoints"
 
-__all__ = list(API)  # robopref/__init__.py names them once
+__all__ = [
+    "LatentRewardEnv",
+    "LatentRewardVectorEnv",
+    "PersonalizedPolicy",
+    "Policy",
+    "load_policy",
+    "load_reward_model",
+    "personalize",
+    "shipped_checkpoints",
+    "synthetic_users",
+]
 
 
 def shipped_checkpoints() -> dict[str, Path]:

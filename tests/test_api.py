@@ -45,6 +45,12 @@ def test_the_readme_shows_the_same_example() -> None:
     assert example_code(ROOT / "README.md") == example_code(ROOT / "docs" / "api.md")
 
 
+def test_the_lazy_names_are_the_api_modules() -> None:
+    import robopref.api
+
+    assert sorted(robopref.API) == sorted(robopref.api.__all__)  # two lists kept in step
+
+
 def test_import_robopref_stays_light() -> None:
     code = "import sys, robopref; print('torch' in sys.modules, 'stable_baselines3' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
