@@ -37,7 +37,6 @@ from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from robopref.files import atomic_path
-from robopref.population import GOAL_SPACE
 from robopref.reward.base import RewardModel
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
@@ -163,8 +162,6 @@ def recorded_population(meta: dict[str, Any]) -> str | None:
     """The population a policy was trained for (its options' ``population``), if recorded."""
     options = meta.get("options")
     population = options.get("population") if isinstance(options, dict) else None
-    if population == GOAL_SPACE:  # a skill's goals, not a population of users
-        return None
     return str(population) if population else None
 
 

@@ -256,6 +256,13 @@ def _recorded_options(path: Path) -> dict:
     return recorded if isinstance(recorded, dict) else {}
 
 
+def _recorded_env(path: Path) -> str:
+    try:
+        return str(json.loads(path.read_text()).get("env_id", ""))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return ""
+
+
 def check_same_run(options: DemoOptions, out: Path) -> None:
     """Refuse to reuse the steps already in ``out`` when they were made with other model
     options (another population, task, seed, budget...): the demo skips a step whose output
@@ -267,6 +274,8 @@ def check_same_run(options: DemoOptions, out: Path) -> None:
     }
     for path, names in records.items():
         recorded = _recorded_options(path)
+        if recorded.get("env") == "":  # train-policy's default: the env its meta names
+            recorded["env"] = _recorded_env(path)
         changed = [
             f"--{n.replace('_', '-')} {recorded[n]!r} there, {getattr(options, n)!r} now"
             for n in names

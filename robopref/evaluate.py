@@ -53,7 +53,7 @@ from robopref.policies.personalize import (
     new_users,
 )
 from robopref.policies.rollout import make_eval_env, policy_env_kwargs, run_episode
-from robopref.population import Population, resolve_population
+from robopref.population import GOAL_SPACE, Population, resolve_population
 from robopref.queries import QueryPool, make_env
 from robopref.reward import load_reward_model
 from robopref.reward.active import POSTERIOR, POSTERIOR_HELP, POSTERIORS
@@ -175,6 +175,9 @@ def default_population(
     if reward is not None and reward.meta.get("population"):
         recorded["the reward model"] = str(reward.meta["population"])
     known = {source: pop for source, pop in recorded.items() if pop}
+    # a skill trained on the goal space has no users of its own: the others' users count
+    users_of = {source: pop for source, pop in known.items() if pop != GOAL_SPACE}
+    known = users_of or known
     if not known:
         raise ValueError(
             f"{', '.join(metas)} record(s) no population they were trained for: pass "
