@@ -143,8 +143,9 @@ class EvalUsers(BaseCallback):
         per_group = "  ".join(
             f"{k[8:]} {v:.2f}" for k, v in row.items() if k.startswith("success_")
         )
+        groups = f"({per_group})  " if per_group else ""  # goal-space users have no group
         tqdm.write(
-            f"step {row['steps']}: held-out success {row['success']:.2f}  ({per_group})  "
+            f"step {row['steps']}: held-out success {row['success']:.2f}  {groups}"
             f"true return {row['true_return']:.1f}"
         )
         return row

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
+from robopref.latent_density import COVERAGE_NEIGHBOURS, coverage_weights  # noqa: F401 (re-exported)
 from robopref.reward.base import RewardModel
 from robopref.reward.inputs import model_inputs, reward_input
 
@@ -137,25 +138,6 @@ class LatentSource:
             i = int(rng.choice(len(self.means), p=self._weights))
         goal = None if self.goals is None else np.asarray(self.goals[i])
         return self.means[i].copy(), goal, int(self.groups[i])
-
-
-#: neighbours whose distance sizes a latent's region in :func:`coverage_weights`
-COVERAGE_NEIGHBOURS = 5
-
-
-def coverage_weights(latents: np.ndarray, neighbours: int = COVERAGE_NEIGHBOURS) -> np.ndarray:
-    """Draw weights ``(U,)`` (summing to one) inversely proportional to each latent's density,
-    estimated as 1 / r^d with r the distance to its ``neighbours``-th nearest latent in d
-    dimensions: every region of z then gets draws in proportion to its extent, not to how
-    many users lie there. Only the latents are read (no goal, no group)."""
-    latents = np.asarray(latents, dtype=np.float64)
-    count, dim = latents.shape
-    k = min(neighbours, count - 1)
-    distances = np.sqrt(((latents[:, None, :] - latents[None, :, :]) ** 2).sum(-1))
-    radius = np.sort(distances, axis=1)[:, k]  # column 0 is the latent itself
-    log_weight = dim * np.log(np.maximum(radius, 1e-12))
-    weights = np.exp(log_weight - log_weight.max())
-    return weights / weights.sum()
 
 
 def env_goal(env: gym.Env, goal: np.ndarray) -> Any:

@@ -5,8 +5,9 @@ A point moves in the square [-1, 1]^2; an observation is ``[x, y, d_1, ..., d_k]
 random points. Each user wants the point near a hidden goal: the per-step reward is
 ``-|p - goal|`` (``reward="distance"``) or, with ``reward="sharp"``, a narrow bump
 ``exp(-|p - goal|^2 / (2 * SHARP_WIDTH^2))`` that is flat away from the goal (a user who
-wants the object *there*, and nowhere else will do). ``population="two-modes"`` puts half
-the users' goals at ``(0.5, 0.5)`` and half at ``(0.5, -0.5)`` (groups 0 and 1);
+wants the object *there*, and nowhere else will do). ``population="two-modes"`` puts the
+users' goals at ``(0.5, 0.5)`` and ``(0.5, -0.5)`` (groups 0 and 1; ``minority_share`` of
+them in group 1, half by default, each user's group drawn at random otherwise);
 ``"continuous"`` draws goals uniformly in ``[-0.6, 0.6]^2`` (group -1).
 Answers are Bradley-Terry with rationality ``beta``: P(A) = sigmoid(beta (R_A - R_B)), a
 label drawn from it (hard 0/1).
@@ -54,15 +55,23 @@ def toy_dataset(
     population: str = "two-modes",
     seed: int = 0,
     reward: str = "distance",
+    minority_share: float = 0.5,
 ) -> PreferenceDataset:
     """A :class:`PreferenceDataset` of the toy task (see the module docstring)."""
     if population not in ("two-modes", "continuous"):
         raise ValueError(f"population={population!r} must be 'two-modes' or 'continuous'")
     if reward not in REWARDS:
         raise ValueError(f"reward={reward!r} must be one of {REWARDS}")
+    if not 0.0 <= minority_share <= 1.0:
+        raise ValueError(f"minority_share={minority_share} must be a share between 0 and 1")
     rng = np.random.default_rng(seed)
-    if population == "two-modes":
+    if population == "two-modes" and minority_share == 0.5:
         group = np.arange(n_users) % 2
+        goals = TWO_MODE_GOALS[group]
+    elif population == "two-modes":
+        group = np.zeros(n_users, dtype=np.int64)
+        group[: int(round(minority_share * n_users))] = 1
+        group = rng.permutation(group)
         goals = TWO_MODE_GOALS[group]
     else:
         group = np.full(n_users, -1)
