@@ -14,7 +14,9 @@ import argparse
 import dataclasses
 import importlib
 import math
+import signal
 import sys
+import threading
 import types
 import typing
 from collections.abc import Iterable, Sequence
@@ -241,6 +243,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     options_type = getattr(loaded, options_name)
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(options_type)}
     options = options_type(**values)
+    # a kill (SIGTERM) ends the command as Ctrl-C does: its worker processes are ended with
+    # it and what it saved can be resumed
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
     try:
         result = getattr(loaded, function_name)(options)
     except KeyboardInterrupt:
@@ -249,7 +255,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError, RuntimeError) as error:  # OSError: FileNotFound, read-only, ...
         print(f"robopref {name}: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return result if isinstance(result, int) else 0  # a command may return a report
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """The SIGTERM handler of :func:`main`: raise ``KeyboardInterrupt`` where the command is."""
+    raise KeyboardInterrupt
 
 
 def resume_hint(options: object) -> str:

@@ -37,7 +37,13 @@ import robopref.policies
 from robopref.env_kwargs import env_kwargs_option, parse_env_kwargs
 from robopref.evaluate import EvaluateOptions, evaluate_command
 from robopref.files import check_writable, write_json_atomic
-from robopref.loop.run import LoopOptions, check_loop_values, refuse_foreign_entries, run_loop
+from robopref.loop.run import (
+    LoopOptions,
+    check_loop_values,
+    end_workers,
+    refuse_foreign_entries,
+    run_loop,
+)
 from robopref.options import config_option
 from robopref.policies.guided import compose_guided
 from robopref.policies.train import TrainPolicyOptions, check_train_options, train_policy_command
@@ -378,6 +384,9 @@ def demo_command(options: DemoOptions) -> int:
         _run_loop(options, out, shipped_dir, own)
         if oracle is not None:
             oracle.result()
+    except BaseException:  # Ctrl-C, a kill or an error: no oracle process is left behind
+        end_workers(pool)
+        raise
     finally:
         pool.shutdown(wait=True)
     names = ["vpl", "btl", "oracle"]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -65,6 +68,24 @@ def test_ctrl_c_on_the_demo_says_to_run_it_again(monkeypatch, capsys):
     _interrupting(monkeypatch, "demo")
     assert cli.main(["demo"]) == 130
     assert "run the same command again to continue" in capsys.readouterr().err
+
+
+def test_a_kill_ends_a_command_as_ctrl_c_does_and_the_handler_is_restored(monkeypatch, capsys):
+    """SIGTERM (``kill``, a scheduler's stop) raises KeyboardInterrupt where the command is,
+    so its worker processes are ended and the same hint is printed."""
+    module, _, function, _ = cli.COMMANDS["train-reward"]
+    loaded = __import__(module, fromlist=[function])
+
+    def killed(options):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler interrupts this
+        return 0
+
+    monkeypatch.setattr(loaded, function, killed)
+    before = signal.getsignal(signal.SIGTERM)
+    assert cli.main(["train-reward", "--data", "d.npz", "--out", "rm/x.pt"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_an_os_error_is_one_line_with_exit_status_2(monkeypatch, capsys):

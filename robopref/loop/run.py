@@ -699,8 +699,9 @@ def _ignore_interrupt() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _end_workers(pool: ProcessPoolExecutor) -> None:
-    """Stop the pool's processes now (Ctrl-C or an error: their round is redone on resume)."""
+def end_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop the pool's processes now (Ctrl-C, a kill or an error: their work is redone on
+    resume); the demo ends its oracle's process with it too."""
     terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
     if terminate is not None:
         terminate()
@@ -725,7 +726,7 @@ def _workers(options: LoopOptions) -> Iterator[Executor | None]:
     try:
         yield pool
     except BaseException:
-        _end_workers(pool)
+        end_workers(pool)
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
