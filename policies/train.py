@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,8 @@ CHECKPOINT_FILES = ("checkpoint.zip", "checkpoint.json", "replay.pkl")
 
 #: ``--reward``'s default (``--oracle`` refuses any other: it reads no reward model)
 DEFAULT_REWARD = "runs/demo/vpl.pt"
+#: the population of an empty ``--population`` where the reward model records none
+DEFAULT_POPULATION = "two-modes"
 
 
 @dataclass
@@ -123,10 +125,12 @@ class TrainPolicyOptions:
     )
     env_kwargs: list[str] = env_kwargs_option()
     population: str = field(
-        default="two-modes",
+        default="",
         metadata={
             "help": "the oracle's goals, and the held-out check's new users (recorded: "
-            "evaluate and video serve it by default): name or file"
+            "evaluate and video serve it by default): name or file; empty: the population "
+            f"--reward's answers came from (for --oracle, or where none is recorded: "
+            f"{DEFAULT_POPULATION})"
         },
     )
     algo: str = field(default="ppo", metadata={"help": "ppo or sac"})
@@ -325,6 +329,7 @@ def check_train_options(options: TrainPolicyOptions) -> str:
     run's checkpoint (unless ``--overwrite`` or ``--resume``); ``--resume`` without a
     checkpoint. Nothing in ``--out`` is touched before all of them pass.
     """
+    options = with_served_population(options)
     if options.steps < 1 or options.n_envs < 1:
         raise ValueError("--steps and --n-envs must be at least 1")
     if options.eval_every < 0 or options.eval_episodes < 0:
@@ -567,10 +572,26 @@ def save_policy(model: BaseAlgorithm, out: Path, meta: dict[str, Any]) -> None:
     write_json_atomic(out / "meta.json", meta)
 
 
+def with_served_population(options: TrainPolicyOptions) -> TrainPolicyOptions:
+    """``options`` with an empty ``--population`` filled in: the population the reward
+    model's answers came from (as recorded in it), else :data:`DEFAULT_POPULATION`; a
+    policy on a reward learnt from one population is checked on that population's users."""
+    if options.population:
+        return options
+    recorded = None
+    if not options.oracle:
+        try:
+            recorded = load_payload(options.reward).get("meta", {}).get("population")
+        except (OSError, ValueError):  # a missing or bad --reward is refused by name later
+            recorded = None
+    return replace(options, population=str(recorded or DEFAULT_POPULATION))
+
+
 def train_policy(options: TrainPolicyOptions) -> dict[str, Any]:
     """Train (or resume) the policy described by ``options``; returns its metadata."""
     if options.method not in METHODS:
         raise ValueError(f"--method {options.method!r}: use one of {', '.join(METHODS)}")
+    options = with_served_population(options)
     if options.method == "cpl":
         from robopref.policies.cpl_policy import train_cpl_policy
 

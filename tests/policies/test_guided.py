@@ -142,3 +142,24 @@ def test_coverage_weights_give_a_sparse_cluster_the_share_of_a_dense_one():
     assert 0.35 <= np.mean(draws[:, 0] > 1.5) <= 0.65
     plain = LatentSource(2, latents, widen_share=0.0)
     assert np.mean(np.stack([plain.draw(rng)[0] for _ in range(4000)])[:, 0] > 1.5) < 0.15
+
+
+def test_an_empty_population_is_the_one_the_reward_learnt_from(tmp_path):
+    """train-policy's held-out check (and what evaluate then serves) is the population the
+    reward model's answers came from, not a default one (a guided policy on a reward of a
+    three-group file was once checked on two-modes users: 0.00)."""
+    from robopref.policies.train import (
+        DEFAULT_POPULATION,
+        TrainPolicyOptions,
+        with_served_population,
+    )
+    from robopref.reward.checkpoint import load_payload, save_payload
+
+    payload = load_payload(SHIPPED / "vpl.pt")
+    payload["meta"]["population"] = "benchmarks/populations/plate_three_groups.yaml"
+    save_payload(payload, tmp_path / "vpl.pt")
+    filled = with_served_population(TrainPolicyOptions(reward=str(tmp_path / "vpl.pt")))
+    assert filled.population == "benchmarks/populations/plate_three_groups.yaml"
+    given = TrainPolicyOptions(reward=str(tmp_path / "vpl.pt"), population="modes")
+    assert with_served_population(given).population == "modes"
+    assert with_served_population(TrainPolicyOptions(oracle=True)).population == DEFAULT_POPULATION
