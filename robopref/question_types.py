@@ -24,6 +24,7 @@ replaced by the study's measured times.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,6 +138,38 @@ class QuestionType:
         if self.kind == "ranking":
             return np.argsort(-returns, axis=-1, kind="stable")
         return (np.searchsorted(self.thresholds(), returns[..., 0]) + 1).astype(np.float64)
+
+    def all_answers(self) -> torch.Tensor:
+        """Every possible answer, stacked (``(A,)``, or ``(A, items)`` orders for rankings)."""
+        if self.kind == "pair":
+            return torch.tensor([1.0, 0.0])
+        if self.kind == "weak-pair":
+            return torch.tensor([1.0, 0.0, 0.5])
+        if self.kind == "best-of":
+            return torch.arange(self.items)
+        if self.kind == "ranking":
+            return torch.tensor(list(itertools.permutations(range(self.items))))
+        return torch.arange(1, self.levels + 1, dtype=torch.float64)
+
+    def information(self, returns: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+        """BALD's expected information about the user from one answer, in nats: the mutual
+        information between the answer and z, with ``returns (..., S, items)`` the items'
+        returns under ``S`` posterior samples of z: ``H[mean_s p(a | z_s)] - mean_s H[p(a |
+        z_s)]`` (``(...)``)."""
+        answers = self.all_answers()
+        expanded = returns.unsqueeze(-2).expand(*returns.shape[:-1], len(answers), self.items)
+        shape = expanded.shape[:-1]
+        if self.kind == "ranking":
+            given = answers.expand(*shape, self.items)
+        else:
+            given = answers.to(returns.dtype if self.kind != "best-of" else torch.long)
+            given = given.expand(*shape)
+        log_p = self.log_likelihood(expanded, given, beta)  # (..., S, A)
+        p = log_p.exp()
+        marginal = p.mean(-2)
+        entropy = -(marginal * marginal.clamp(min=1e-12).log()).sum(-1)
+        conditional = -(p * log_p).sum(-1).mean(-1)
+        return entropy - conditional
 
     def implied_pairs(self) -> int:
         """How many pairwise preferences one answer implies (a ranking of k: k (k - 1) / 2;

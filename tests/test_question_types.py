@@ -116,3 +116,27 @@ def test_implied_pairs_and_costs():
 def test_bad_question_types_are_refused_by_name(settings, message):
     with pytest.raises(ValueError, match=message):
         QuestionType(**settings)
+
+
+def test_bald_prefers_a_ranking_to_a_pair_when_costs_are_equal():
+    """Posterior samples that disagree about four items: one ranking of the four tells more
+    about the user than one pair of two of them; the information is zero where every sample
+    agrees on the returns."""
+    rng = np.random.default_rng(0)
+    samples = torch.tensor(rng.normal(size=(64, 4)))
+    ranking = question_type("ranking", items=4).information(samples, 3.0)
+    pair = question_type("pair").information(samples[:, :2], 3.0)
+    assert float(ranking) > float(pair) > 0.0
+    agreed = torch.tensor([[0.5, -0.5, 0.1, 0.0]]).repeat(16, 1)
+    assert float(question_type("ranking", items=4).information(agreed, 3.0)) == pytest.approx(
+        0.0, abs=1e-6
+    )
+
+
+@pytest.mark.parametrize("name", QUESTION_TYPES)
+def test_information_is_bounded_by_the_answers_entropy(name):
+    kind = question_type(name, items=3 if name in ("ranking", "best-of") else None)
+    samples = torch.tensor(np.random.default_rng(1).normal(size=(5, 32, kind.items)))
+    info = kind.information(samples, 2.0)
+    assert info.shape == (5,)
+    assert torch.all(info >= -1e-9) and torch.all(info <= math.log(len(kind.all_answers())) + 1e-9)
