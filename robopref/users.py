@@ -51,6 +51,7 @@ from robopref.envs.table_setting import OBJECT_NAMES as TABLE_OBJECTS
 from robopref.envs.table_setting import SUCCESS_RADIUS as TABLE_PLACED_RADIUS
 from robopref.envs.table_setting import spots as table_spots
 from robopref.envs.tabletop import RESTING_HEIGHT
+from robopref.question_types import QuestionType
 
 #: distance scale (m) of the near-field closeness term exp(-d / CLOSENESS_SCALE).
 CLOSENESS_SCALE = 0.1
@@ -394,6 +395,23 @@ class SyntheticUser:
         ret_a = self.segment_return(np.asarray(feat_a))
         ret_b = self.segment_return(np.asarray(feat_b))
         return float(self.label_model.sample(ret_a, ret_b, rng))
+
+    def answer_question(
+        self, question: QuestionType, items: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Answer a question of any type (:mod:`robopref.question_types`) about ``items``:
+        segments ``(items, T, F)`` or end states ``(items, F)`` (one-state segments), by the
+        type's own answer model at this user's rationality ``beta`` on the user's returns."""
+        items = np.asarray(items, dtype=np.float64)
+        if items.ndim == 2:
+            items = items[:, None, :]
+        if items.ndim != 3 or len(items) != question.items:
+            raise ValueError(
+                f"a {question.kind} question shows {question.items} item(s): give segments "
+                f"({question.items}, T, F) or end states ({question.items}, F), not "
+                f"{items.shape}"
+            )
+        return question.sample(self.segment_return(items), self.label_model.beta, rng)
 
 
 def label_pairs(

@@ -216,3 +216,28 @@ def test_normalisation_constants_match_their_calibration(env_id, env_kwargs):
     entry = TASK_REWARDS[env_id]
     assert std == pytest.approx(entry.scale, rel=0.25)
     assert abs(mean - entry.offset) < 0.25 * entry.scale
+
+
+def test_a_user_answers_every_question_type_by_its_own_returns():
+    """End states nearer the user's goal rank higher (noise-free), and a noisy user's
+    rankings put the best end state first more often than chance."""
+    from robopref.question_types import question_type
+
+    goal = (0.2, 0.15)
+    ends = np.stack([plate_state(0.2, 0.15), plate_state(0.1, 0.1), plate_state(-0.2, -0.2)])
+    sharp = SyntheticUser(PLATE, PLATE_NAMES, goal, LabelModel(beta=np.inf, mistake=0.0))
+    rng = np.random.default_rng(0)
+    assert sharp.answer_question(question_type("ranking", items=3), ends, rng).tolist() == [0, 1, 2]
+    assert sharp.answer_question(question_type("best-of", items=3), ends[::-1], rng) == 2
+    assert sharp.answer_question(question_type("pair"), ends[[2, 0]], rng) == 0.0
+    rating = question_type("rating")
+    assert sharp.answer_question(rating, ends[:1], rng) >= sharp.answer_question(
+        rating, ends[2:], rng
+    )
+    noisy = SyntheticUser(PLATE, PLATE_NAMES, goal, LabelModel(beta=5.0))
+    firsts = [
+        noisy.answer_question(question_type("ranking", items=3), ends, rng)[0] for _ in range(300)
+    ]
+    assert np.mean(np.array(firsts) == 0) > 0.5
+    with pytest.raises(ValueError, match="shows 3 item"):
+        noisy.answer_question(question_type("ranking", items=3), ends[:2], rng)
