@@ -37,6 +37,7 @@ from robopref.queries import (
 from robopref.reward.active import POSTERIOR, InferenceResult, infer_user
 from robopref.reward.base import RewardModel
 from robopref.reward.inputs import candidate_inputs
+from robopref.reward.typed_asking import QuestionMenu, TypedCandidates, infer_user_typed
 from robopref.users import SyntheticUser
 
 #: how a new user is served by default (``evaluate`` and ``video`` take their options' defaults
@@ -177,16 +178,30 @@ def new_user_inference(
     strategy: str,
     seed: int,
     posterior: str = POSTERIOR,
+    menu: QuestionMenu | None = None,
 ) -> InferenceResult | None:
     """How new user ``index`` of an evaluation with ``seed`` is inferred from ``k`` queries
     of ``pool``: what was asked, the answers, and the posterior after each one (the first
     ``j`` queries of a run with ``k >= j`` are the ``j`` of a run with ``j``). None for a
-    policy without a user latent (BTL, oracle: nothing is asked)."""
+    policy without a user latent (BTL, oracle: nothing is asked). ``menu``: the question
+    types asked (:mod:`robopref.reward.typed_asking`; None or pairs of segments: the pair
+    queries of ``pool`` themselves)."""
     if policy.kind != "latent" or int(policy.meta["latent_dim"]) == 0:
         return None
     if reward_model is None or pool is None:
         raise ValueError(f"{policy.folder} needs its reward model and a candidate pool")
     ask_rng = np.random.default_rng([seed, index, 7])
+    if menu is not None and not menu.pairs_only:
+        candidates = typed_candidates(reward_model, pool, menu, seed)
+
+        def ask(kind: Any, rows: np.ndarray) -> Any:
+            answer = user.answer_question(kind, candidates.user_items[rows], ask_rng)
+            return answer.tolist() if np.ndim(answer) else answer.item()
+
+        return infer_user_typed(
+            reward_model, ask, k, candidates, strategy,
+            np.random.default_rng([seed, index, 11]), posterior=posterior,
+        )  # fmt: skip
     bound = personalize(
         policy,
         reward_model,
@@ -198,6 +213,16 @@ def new_user_inference(
         posterior,
     )
     return bound.inference
+
+
+def typed_candidates(
+    reward_model: RewardModel, pool: QueryPool, menu: QuestionMenu, seed: int
+) -> TypedCandidates:
+    """The candidate questions of ``menu`` new users of an evaluation with ``seed`` are asked
+    from: items are the segments of ``pool``'s pairs (both sides)."""
+    return TypedCandidates.from_pool(
+        menu, candidate_inputs(reward_model, pool), (pool.feat_a, pool.feat_b), seed
+    )
 
 
 def personalize_new_user(

@@ -60,6 +60,7 @@ from robopref.reward.active import POSTERIOR, POSTERIOR_HELP, POSTERIORS
 from robopref.reward.base import RewardModel
 from robopref.reward.nets import resolve_device
 from robopref.reward.peak import PeakFinder
+from robopref.reward.typed_asking import QuestionMenu, parse_menu
 from robopref.users import SyntheticUser
 
 DEMO_POLICIES = ["runs/demo/policy_vpl", "runs/demo/policy_btl", "runs/demo/policy_oracle"]
@@ -105,6 +106,22 @@ class EvaluateOptions:
         default=personalize.POOL_PAIRS, metadata={"help": "candidate queries in the pool"}
     )
     posterior: str = field(default=POSTERIOR, metadata={"help": POSTERIOR_HELP})
+    question: str = field(
+        default="pair",
+        metadata={
+            "help": "the question types asked, comma-separated, each TYPE or TYPE:ITEMS: "
+            "pair, weak-pair, best-of:4, ranking:4 (several: the most informative of any "
+            "type is asked each time)"
+        },
+    )
+    question_items: str = field(
+        default="segments",
+        metadata={"help": "what a question shows: segments, or end-states (each one's last state)"},
+    )
+    per_second: bool = field(
+        default=False,
+        metadata={"help": "choose questions by information per second of the person's time"},
+    )
     query_source: str = field(
         default=personalize.QUERY_SOURCE,
         metadata={
@@ -268,6 +285,9 @@ def result_rows(
                     "return": float(np.mean([r["return"] for r in picked])),
                     "win_rate_vs_btl": float(np.mean(wins)) if has_btl and wins else None,
                 }
+                seconds = [r["seconds"] for r in picked if "seconds" in r]
+                if seconds:
+                    row["answer_seconds"] = float(np.mean(seconds))
                 peaks = [r["reward_peak_distance"] for r in picked if "reward_peak_distance" in r]
                 if peaks:
                     row["reward_peak_distance_median"] = _median(peaks)
@@ -300,6 +320,7 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
     if options.posterior not in POSTERIORS:
         raise ValueError(f"--posterior {options.posterior!r}: use one of {POSTERIORS}")
     ks = parse_queries(options.queries)
+    menu = parse_menu(options.question, options.question_items, options.per_second)
     device = str(resolve_device(options.device))
     metas = {f: read_meta(f) for f in options.policy}
     reward_path = latent_reward_path(options, metas)
@@ -328,10 +349,11 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
     records = evaluate_loaded(
         policies, reward, population, options.users, ks, options.strategy,
         options.episodes, options.pool_pairs, options.seed, query_source=options.query_source,
-        pool=pool, posterior=options.posterior,
+        pool=pool, posterior=options.posterior, menu=menu,
     )  # fmt: skip
     ceilings = None
-    if pool is not None and has_ceiling(population):
+    # the ceilings score pairs of the pool: typed questions have none yet
+    if pool is not None and has_ceiling(population) and menu.pairs_only:
         ceilings = _ceilings(population, pool, records, options, ks)
     has_btl = "btl" in names
     result = {
@@ -342,6 +364,7 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
         "strategy": options.strategy,
         "query_source": options.query_source,
         "posterior": options.posterior,
+        "question": menu.describe(),
         "episodes_per_user": options.episodes,
         "seed": options.seed,
         "wall_s": round(time.perf_counter() - began, 1),
@@ -365,6 +388,7 @@ def evaluate_loaded(
     query_source: str = personalize.QUERY_SOURCE,
     pool: QueryPool | None = None,
     posterior: str = POSTERIOR,
+    menu: QuestionMenu | None = None,
 ) -> list[dict[str, Any]]:
     """One record per policy, query budget k (``queries``: one k or several), new user and
     episode: what ``robopref evaluate`` measures.
@@ -377,7 +401,9 @@ def evaluate_loaded(
     under that z to the goal); those of a policy that asks nothing have ``queries`` None.
     ``keep_episodes`` adds each episode's ``features`` and the policy's ``z`` (in memory,
     not in the JSON). ``pool``: the candidate queries, if the caller built them already;
-    ``posterior``: how z follows from the answers (:mod:`robopref.reward.active`).
+    ``posterior``: how z follows from the answers (:mod:`robopref.reward.active`);
+    ``menu``: the question types asked (None: pairs of the pool). Each latent record
+    carries ``seconds``, a person's documented time for its ``k`` answers.
     """
     ks = parse_queries(queries)
     env_id = policies[0][0].meta["env_id"]
@@ -401,13 +427,17 @@ def evaluate_loaded(
             features: dict[tuple[str, int | None], list[np.ndarray]] = {}
             for policy, model in policies:
                 inference = new_user_inference(
-                    policy, model, user, u, pool, ks[-1], strategy, seed, posterior
+                    policy, model, user, u, pool, ks[-1], strategy, seed, posterior, menu
                 )
                 for k in ks if inference is not None else [None]:
                     z = None if inference is None else inference.means[k].astype(np.float32)
                     extra: dict[str, Any] = {"queries": k}
                     if inference is not None:
-                        extra.update(asked=inference.asked[:k], answers=inference.answers[:k])
+                        extra.update(
+                            asked=inference.asked[:k],
+                            answers=inference.answers[:k],
+                            seconds=(menu or QuestionMenu()).seconds(inference.asked[:k]),
+                        )
                         if finder is not None and model is reward:
                             distance, served = finder.delivery(z, user.goal)
                             extra.update(reward_peak_distance=distance, peak_served=served)

@@ -224,3 +224,21 @@ def question_type(kind: str, items: int | None = None, **settings: object) -> Qu
     if kind not in usual:
         raise ValueError(f"question type {kind!r} is unknown: use one of {QUESTION_TYPES}")
     return QuestionType(kind, items if items is not None else usual[kind], **settings)  # type: ignore[arg-type]
+
+
+def answer_as_pairs(question: QuestionType, answer: object) -> list[tuple[int, int, float]]:
+    """The pairwise preferences an answer implies, as ``(item, other, P(item preferred))``
+    (a ranking: every earlier item over every later one; best of k: the chosen over each
+    other; a (weak) pair: the answer about items 0 and 1; a rating: none). For readers that
+    take only pairs, such as VPL's encoder."""
+    if question.kind in ("pair", "weak-pair"):
+        return [(0, 1, float(answer))]  # type: ignore[arg-type]
+    if question.kind == "best-of":
+        chosen = int(answer)  # type: ignore[call-overload]
+        return [(chosen, other, 1.0) for other in range(question.items) if other != chosen]
+    if question.kind == "ranking":
+        order = [int(i) for i in np.asarray(answer).ravel()]
+        return [
+            (order[a], order[b], 1.0) for a in range(len(order)) for b in range(a + 1, len(order))
+        ]
+    return []
