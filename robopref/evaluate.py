@@ -36,6 +36,7 @@ import torch
 
 import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.ceiling import has_ceiling, user_ceilings
+from robopref.ceiling_typed import typed_user_ceilings
 from robopref.files import atomic_path, check_output, write_json_atomic
 from robopref.hidden import hidden_knowledge
 from robopref.policies import personalize
@@ -51,6 +52,7 @@ from robopref.policies.personalize import (
     new_user_inference,
     new_user_pool,
     new_users,
+    typed_candidates,
 )
 from robopref.policies.rollout import make_eval_env, policy_env_kwargs, run_episode
 from robopref.population import GOAL_SPACE, Population, resolve_population
@@ -352,9 +354,8 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
         pool=pool, posterior=options.posterior, menu=menu,
     )  # fmt: skip
     ceilings = None
-    # the ceilings score pairs of the pool: typed questions have none yet
-    if pool is not None and has_ceiling(population) and menu.pairs_only:
-        ceilings = _ceilings(population, pool, records, options, ks)
+    if pool is not None and has_ceiling(population):
+        ceilings = _ceilings(population, pool, records, options, ks, menu, reward)
     has_btl = "btl" in names
     result = {
         "env_id": env_id,
@@ -472,9 +473,12 @@ def _ceilings(
     records: list[dict[str, Any]],
     options: EvaluateOptions,
     ks: list[int],
+    menu: QuestionMenu,
+    reward: RewardModel,
 ) -> list[dict[str, Any]]:
-    """:func:`robopref.ceiling.user_ceilings` from the answers the first latent policy's
-    users gave (episode 0's record at the largest k holds them)."""
+    """:func:`robopref.ceiling.user_ceilings` (pairs) or
+    :func:`robopref.ceiling_typed.typed_user_ceilings` (any other menu) from the answers
+    the first latent policy's users gave (episode 0's record at the largest k holds them)."""
     latent = next(r["policy"] for r in records if r["queries"] is not None)
     answered = {
         r["user"]: (r["asked"], r["answers"])
@@ -482,10 +486,12 @@ def _ceilings(
         if r["policy"] == latent and r["queries"] == ks[-1] and r["episode"] == 0
     }
     users = new_users(population, options.users, options.seed)
+    answers = [answered[u] for u in range(len(users))]
     with hidden_knowledge("evaluation"):
-        return user_ceilings(
-            population, pool, users, [answered[u] for u in range(len(users))], ks, options.seed
-        )
+        if not menu.pairs_only:
+            candidates = typed_candidates(reward, pool, menu, options.seed)
+            return typed_user_ceilings(population, candidates, users, answers, ks, options.seed)
+        return user_ceilings(population, pool, users, answers, ks, options.seed)
 
 
 def _judge(

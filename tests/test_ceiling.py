@@ -83,3 +83,26 @@ def test_bayes_active_questions_locate_the_goal_faster_than_random_ones(populati
     at_random = same_answers_path(grid, probs[:, :8], random_labels)
     assert path[-1].mass > at_random[-1].mass
     assert best_disc(grid, grid.uniform()).mass == pytest.approx(path[0].mass)
+
+
+def test_a_ranking_of_four_pins_the_goal_faster_than_a_pair(population, grid) -> None:
+    from robopref.ceiling_typed import typed_user_ceilings
+    from robopref.reward.typed_asking import TypedCandidates, parse_menu
+
+    rng = np.random.default_rng(2)
+    user, feat_a, feat_b, _ = user_and_pairs(population, rng, 100, grid)
+    ceilings = {}
+    for text in ("pair", "ranking:4"):
+        menu = parse_menu(text, "end-states")
+        menu = type(menu)(menu.types, menu.items, per_type=128)
+        candidates = TypedCandidates.from_pool(menu, (feat_a, feat_b), (feat_a, feat_b), 0)
+        answers = []
+        for i in range(4):
+            kind, rows = candidates.question(i)
+            answers.append(user.answer_question(kind, candidates.user_items[rows], rng).tolist())
+        asked = [(list(range(4)), answers)]
+        rows = typed_user_ceilings(population, candidates, [user], asked, [4], 0, grid)
+        ceilings[text] = rows[0]
+        assert 0.0 < rows[0]["same_answers_mass"] <= 1.0
+    assert ceilings["ranking:4"]["bayes_active_mass"] > ceilings["pair"]["bayes_active_mass"]
+    assert ceilings["ranking:4"]["bayes_active_distance"] < 0.05
