@@ -24,6 +24,10 @@ field                     shape, dtype     meaning
                                            all noise (evaluation only: the Bayes ceiling)
 ``contested``             (P,) bool        users of the population disagree on this pair
                                            without noise (evaluation only)
+``question``              (P,) i64         the question each pair came from: a pair asked
+                                           as a pair is its own; the pairs a ranking or a
+                                           best-of-k answer implies share one (rank
+                                           breaking, ``meta["question"]`` names the type)
 ========================  ===============  ==================================================
 
 ``env_id`` names the task, ``feature_names`` the F features, and ``meta`` holds the rest of
@@ -55,7 +59,9 @@ from robopref.files import atomic_path
 
 #: 2: the segments' actions (``act_a``, ``act_b``). Version-1 files lack them and are
 #: refused with the fix (collect again): a CPL policy cannot learn from them.
-SCHEMA_VERSION = 2
+#: 3: ``question``, the question each pair came from. Version-2 files are read as pairs
+#: asked one by one (each its own question).
+SCHEMA_VERSION = 3
 FORMAT = "robopref.PreferenceDataset"
 #: the array fields, their dtype and their leading dimension ("P" pairs or "U" users).
 ARRAY_FIELDS: dict[str, tuple[type, str]] = {
@@ -72,6 +78,7 @@ ARRAY_FIELDS: dict[str, tuple[type, str]] = {
     "true_label": (np.float32, "P"),
     "answer_prob": (np.float32, "P"),
     "contested": (np.bool_, "P"),
+    "question": (np.int64, "P"),
 }
 
 
@@ -99,6 +106,12 @@ class PreferenceDataset:
     answer_prob: np.ndarray
     contested: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    #: None: each pair its own question (``arange(P)``)
+    question: np.ndarray = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.question is None:
+            self.question = np.arange(len(self.label), dtype=np.int64)
 
     @property
     def n_pairs(self) -> int:
@@ -140,6 +153,7 @@ class PreferenceDataset:
             "true_label",
             "answer_prob",
             "contested",
+            "question",
         )
         return PreferenceDataset(
             env_id=self.env_id,
@@ -189,7 +203,16 @@ class PreferenceDataset:
                 f"act_a {self.act_a.shape} and act_b {self.act_b.shape} must be (P, T, A) over "
                 f"the segments' (P, T) = {pair_shape[:2]}"
             )
-        for name in ("label", "user", "true_label", "answer_prob", "contested", "user_group"):
+        names = (
+            "label",
+            "user",
+            "true_label",
+            "answer_prob",
+            "contested",
+            "user_group",
+            "question",
+        )
+        for name in names:
             if getattr(self, name).ndim != 1:
                 raise ValueError(f"field {name} must be one-dimensional")
         if self.n_pairs and (self.user.min() < 0 or self.user.max() >= self.n_users):
@@ -237,7 +260,9 @@ class PreferenceDataset:
                 f"segments' actions (version {SCHEMA_VERSION}): {fix}, or re-run the "
                 "`robopref loop` that wrote it, to record them"
             )
-        if version != SCHEMA_VERSION:
+        if version == 2:  # before questions of other types: each pair its own question
+            arrays = {**arrays, "question": np.arange(len(arrays.get("label", [])))}
+        elif version != SCHEMA_VERSION:
             raise ValueError(
                 f"dataset {path} has schema version {version}, this robopref reads version "
                 f"{SCHEMA_VERSION}: {fix} (or use the robopref that wrote it)"

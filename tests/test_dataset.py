@@ -127,7 +127,7 @@ def test_foreign_and_other_schema_files_are_refused(small, tmp_path):
     future = tmp_path / "future.npz"
     arrays = {k[:-4]: np.load(path)[k[:-4]] for k in members if k != "header.npy"}
     np.savez(future, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
-    with pytest.raises(ValueError, match="schema version 99.*reads version 2"):
+    with pytest.raises(ValueError, match="schema version 99.*reads version 3"):
         PreferenceDataset.load(future)
     with pytest.raises(ValueError, match="BlockSort.*robopref collect --env"):
         PreferenceDataset.load(path, expected_env="robopref/BlockSort-v0")
@@ -139,8 +139,14 @@ def test_foreign_and_other_schema_files_are_refused(small, tmp_path):
     np.savez(old, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **without_actions)
     with pytest.raises(ValueError, match="schema version 1.*actions.*robopref collect"):
         PreferenceDataset.load(old)
+    header["schema_version"] = 2  # before questions: still read, each pair its own question
+    version_two = tmp_path / "version_two.npz"
+    pairs_only = {k: v for k, v in arrays.items() if k != "question"}
+    np.savez(version_two, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **pairs_only)
+    loaded = PreferenceDataset.load(version_two)
+    np.testing.assert_array_equal(loaded.question, np.arange(small.n_pairs))
+    np.testing.assert_array_equal(loaded.label, small.label)
     del arrays["label"]
-    header["schema_version"] = 2
     partial = tmp_path / "partial.npz"
     np.savez(partial, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
     with pytest.raises(ValueError, match=r"lacks the arrays \['label'\]"):
