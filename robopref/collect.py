@@ -43,6 +43,8 @@ from robopref.queries import (
     collect_rollouts,
     make_env,
 )
+from robopref.reward.typed_asking import parse_menu
+from robopref.typed_collect import typed_dataset
 from robopref.users import NOISE_KEYS, LabelModel, SyntheticUser, label_pairs
 
 #: an own-goal pair's first segment sets the object down this close to the user's goal (m).
@@ -74,7 +76,20 @@ class _CollectSettings:
         metadata={"help": "two-modes, modes, continuous, norms-and-goals, or a YAML/JSON file"},
     )
     users: int = field(default=200, metadata={"help": "number of users drawn"})
-    queries_per_user: int = field(default=16, metadata={"help": "pairs each user answers"})
+    queries_per_user: int = field(
+        default=16, metadata={"help": "questions each user answers (pairs by default)"}
+    )
+    question: str = field(
+        default="pair",
+        metadata={
+            "help": "question types, comma-separated TYPE or TYPE:ITEMS (pair, weak-pair, "
+            "best-of:4, ranking:4); answers are stored as the pairs they imply"
+        },
+    )
+    question_items: str = field(
+        default="segments",
+        metadata={"help": "what a question shows: segments, or end-states (each one's last state)"},
+    )
     segment: int = field(default=10, metadata={"help": "steps per segment (1: single states)"})
     seed: int = field(default=0, metadata={"help": "seed of everything (same seed, same file)"})
     out: str = field(default="data/plate.npz", metadata={"help": "dataset file to write (.npz)"})
@@ -358,22 +373,7 @@ def answered_dataset(
     user_of_pair = np.repeat(np.arange(len(users)), options.queries_per_user)
     asked = pool.subset(index)
     labels = label_pairs(users, user_of_pair, asked.feat_a, asked.feat_b, rng)
-    meta = {
-        "population": population.name,
-        "population_spec": population.spec,
-        "label_model": dataclasses.asdict(population.label_model),
-        "norm_weight": population.norm_weight,
-        "seed": options.seed,
-        "env_kwargs": parse_env_kwargs(options.env_kwargs),
-        "segment": options.segment,
-        "queries_per_user": options.queries_per_user,
-        "behaviour_mix": dataclasses.asdict(mix),
-        "episodes": options.episodes,
-        "pool_pairs": pool_size(options),
-        "min_gap": options.min_gap,
-        "own_goal_share": options.own_goal_share,
-        "pool_index": index.tolist(),
-    }
+    meta = {**dataset_meta(options, population, mix), "pool_index": index.tolist()}
     return PreferenceDataset(
         env_id=options.env,
         feature_names=pool.feature_names,
@@ -394,6 +394,27 @@ def answered_dataset(
     )
 
 
+def dataset_meta(
+    options: CollectOptions, population: Population, mix: BehaviourMix
+) -> dict[str, Any]:
+    """The provenance a collected dataset records."""
+    return {
+        "population": population.name,
+        "population_spec": population.spec,
+        "label_model": dataclasses.asdict(population.label_model),
+        "norm_weight": population.norm_weight,
+        "seed": options.seed,
+        "env_kwargs": parse_env_kwargs(options.env_kwargs),
+        "segment": options.segment,
+        "queries_per_user": options.queries_per_user,
+        "behaviour_mix": dataclasses.asdict(mix),
+        "episodes": options.episodes,
+        "pool_pairs": pool_size(options),
+        "min_gap": options.min_gap,
+        "own_goal_share": options.own_goal_share,
+    }
+
+
 def collect(options: CollectOptions) -> PreferenceDataset:
     """Build the dataset described by ``options`` (nothing is written).
 
@@ -401,6 +422,12 @@ def collect(options: CollectOptions) -> PreferenceDataset:
     users drawn; each user's pairs; their answers and the dataset.
     """
     check_collect_options(options)
+    menu = parse_menu(options.question, options.question_items)
+    if not menu.pairs_only and options.own_goal_share > 0:
+        raise ValueError(
+            "--own-goal-share draws pairs, not questions of other types: leave it at 0 with "
+            f"--question {options.question}"
+        )
     env, steps = make_env(options.env, parse_env_kwargs(options.env_kwargs))
     check_segment(options.segment, steps, options.env)
     population = collect_population(options, env)
@@ -408,6 +435,12 @@ def collect(options: CollectOptions) -> PreferenceDataset:
     mix = behaviour_mix(options)
     pool = collect_query_pool(options, population, env, mix, streams)
     users = population.sample_users(options.users, streams.users)
+    if not menu.pairs_only:
+        meta = dataset_meta(options, population, mix)
+        return typed_dataset(
+            options.env, pool, population, users, menu, options.queries_per_user,
+            streams.ask, meta,
+        )  # fmt: skip
     index = choose_pairs(
         pool, users, options.queries_per_user, options.own_goal_share, env, streams.ask
     )

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import robopref.collect
@@ -142,3 +143,37 @@ def test_collect_names_an_image_or_a_folder_given_as_population(tmp_path, capsys
     assert "is not a YAML text file" in capsys.readouterr().err
     assert main(["collect", *TINY, "--population", str(tmp_path), "--out", out]) == 2
     assert "is a folder, not a file" in capsys.readouterr().err
+
+
+def test_collect_stores_a_ranking_as_the_pairs_it_implies(tmp_path):
+    from robopref.dataset import PreferenceDataset
+
+    out = tmp_path / "ranked.npz"
+    argv = ["--users", "3", "--queries-per-user", "2", "--episodes", "4", "--segment", "3"]
+    argv += ["--pool-pairs", "16", "--progress", "false", "--population", "continuous"]
+    argv += ["--question", "ranking:4", "--question-items", "end-states", "--out", str(out)]
+    assert main(["collect", *argv]) == 0
+    data = PreferenceDataset.load(out)
+    assert data.meta["question"] == "ranking-4 of end-states" and data.segment_length == 1
+    assert data.n_pairs == 3 * 2 * 6 and len(np.unique(data.question)) == 6
+    assert np.all(np.bincount(data.question) == 6)  # six pairs per ranking of four
+    # each ranking's pairs are consistent: no item is both above and below another
+    for q in np.unique(data.question):
+        pairs = np.flatnonzero(data.question == q)
+        wins = {}
+        for p in pairs:
+            better, worse = (data.obs_a[p], data.obs_b[p])[:: 1 if data.label[p] == 1 else -1]
+            wins.setdefault(better.tobytes(), set()).add(worse.tobytes())
+        for item, beaten in wins.items():
+            assert not any(item in wins.get(other, set()) for other in beaten)
+    assert 0.2 < data.label.mean() < 0.8  # the sides are shown in random order
+
+
+def test_collect_refuses_a_rating_and_own_goal_share_with_other_types(no_rollouts):
+    for settings, words in (
+        ({"question": "rating"}, "absolute scale"),
+        ({"question": "ranking", "own_goal_share": 0.5}, "--own-goal-share draws pairs"),
+    ):
+        options = CollectOptions(users=2, episodes=2, progress=False, **settings)
+        with pytest.raises(ValueError, match=words):
+            robopref.collect.collect(options)
