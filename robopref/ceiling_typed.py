@@ -52,13 +52,21 @@ def _answer_log_probs(kind: QuestionType, returns: torch.Tensor, beta: float) ->
     return kind.log_likelihood(expanded, given, beta)
 
 
-def _information(log_p: torch.Tensor, posterior: torch.Tensor) -> torch.Tensor:
-    """``(C,)`` mutual information of each candidate's answer and the goal."""
-    p = log_p.exp()
-    marginal = torch.einsum("g,cga->ca", posterior, p)
-    entropy = -(marginal * marginal.clamp(min=1e-12).log()).sum(-1)
-    conditional = torch.einsum("g,cg->c", posterior, -(p * log_p).sum(-1))
-    return entropy - conditional
+class _AnswerTable:
+    """One type's candidates: answer probabilities per goal and their entropies, computed
+    once (only the posterior changes from question to question)."""
+
+    def __init__(self, log_p: torch.Tensor) -> None:
+        self.log_p = log_p  # (C, G, A)
+        self.p = log_p.exp()
+        self.entropy = -(self.p * log_p).sum(-1)  # (C, G)
+
+    def information(self, posterior: torch.Tensor) -> torch.Tensor:
+        """``(C,)`` mutual information of each candidate's answer and the goal."""
+        posterior = posterior.to(self.p.dtype)
+        marginal = torch.einsum("g,cga->ca", posterior, self.p)
+        entropy = -(marginal * marginal.clamp(min=1e-12).log()).sum(-1)
+        return entropy - self.entropy @ posterior
 
 
 def typed_user_ceilings(
@@ -75,14 +83,16 @@ def typed_user_ceilings(
     population's at :data:`~robopref.ceiling.GRID_STEP` unless given)."""
     grid = grid or GoalGrid.of(population)
     beta = float(population.label_model.beta)
-    returns = torch.as_tensor(item_returns(population, grid.points, candidates.user_items))
+    returns = torch.as_tensor(item_returns(population, grid.points, candidates.user_items)).float()
     tables = [
-        _answer_log_probs(kind, returns[:, torch.as_tensor(rows)].permute(1, 0, 2), beta)
+        _AnswerTable(
+            _answer_log_probs(kind, returns[:, torch.as_tensor(rows)].permute(1, 0, 2), beta)
+        )
         for kind, rows in zip(candidates.menu.types, candidates.questions, strict=True)
     ]
     sizes = [len(rows) for rows in candidates.questions]
 
-    def table_of(index: int) -> tuple[torch.Tensor, int]:
+    def table_of(index: int) -> tuple[_AnswerTable, int]:
         for table, size in zip(tables, sizes, strict=True):
             if index < size:
                 return table, index
@@ -98,7 +108,7 @@ def typed_user_ceilings(
     def update(log_post: torch.Tensor, index: int, answer: Any) -> torch.Tensor:
         table, row = table_of(index)
         kind = candidates.menu.type_of(index)
-        return log_post + table[row, :, answer_index(kind, answer)]
+        return log_post + table.log_p[row, :, answer_index(kind, answer)]
 
     rows_out = []
     uniform = torch.as_tensor(grid.uniform())
@@ -116,7 +126,7 @@ def typed_user_ceilings(
         available = torch.ones(len(candidates), dtype=torch.bool)
         bayes = [best_disc(grid, grid.uniform())]
         for _ in range(max(ks)):
-            gain = torch.cat([_information(t, posterior.to(t.dtype)) for t in tables])
+            gain = torch.cat([table.information(posterior) for table in tables])
             index = int(torch.argmax(torch.where(available, gain, torch.full_like(gain, -1.0))))
             available[index] = False
             kind, item_rows = candidates.question(index)
