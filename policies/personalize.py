@@ -190,6 +190,21 @@ def new_user_inference(
         return None
     if reward_model is None or pool is None:
         raise ValueError(f"{policy.folder} needs its reward model and a candidate pool")
+    return infer_new_user(reward_model, user, index, pool, k, strategy, seed, posterior, menu)
+
+
+def infer_new_user(
+    reward_model: RewardModel,
+    user: SyntheticUser,
+    index: int,
+    pool: QueryPool,
+    k: int,
+    strategy: str,
+    seed: int,
+    posterior: str = POSTERIOR,
+    menu: QuestionMenu | None = None,
+) -> InferenceResult:
+    """:func:`new_user_inference` for a latent reward model alone (no policy)."""
     ask_rng = np.random.default_rng([seed, index, 7])
     if menu is not None and not menu.pairs_only:
         candidates = typed_candidates(reward_model, pool, menu, seed)
@@ -202,17 +217,16 @@ def new_user_inference(
             reward_model, ask, k, candidates, strategy,
             np.random.default_rng([seed, index, 11]), posterior=posterior,
         )  # fmt: skip
-    bound = personalize(
-        policy,
+    result = infer_user(
         reward_model,
         lambda i: user.answer(pool.pair(i), ask_rng),
         k,
         strategy,
-        pool,
+        candidate_inputs(reward_model, pool),
         np.random.default_rng([seed, index, 11]),
-        posterior,
+        posterior=posterior,
     )
-    return bound.inference
+    return result
 
 
 def typed_candidates(

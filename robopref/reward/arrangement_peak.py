@@ -3,7 +3,9 @@
 An arrangement is six numbers (the plate's spot and the cup's and the utensil's offsets from
 it), too many for the grid :class:`robopref.reward.peak.PeakFinder` searches. The learned
 reward r(s, z) is scored on the *set table* of each candidate (every object resting at its
-spot, released gently: :func:`set_table_features`), and the search is coordinate ascent
+spot, released from the drop height typical of the model's training states, its
+normalisation mean: a drop the answers never showed would be an extrapolation, and the
+peak would follow it; :func:`set_table_features`), and the search is coordinate ascent
 over the objects' spots: the best of ``starts`` arrangements drawn uniformly from the goal
 space, then, ``rounds`` times, each object moved to the best point of a grid of spacing
 ``step`` over the place region with the others held. No user's goal is read: only the
@@ -30,12 +32,15 @@ from robopref.reward.peak import box_grid
 _QUANTITIES = len(FEATURE_NAMES) // N_OBJECTS
 
 
-def set_table_features(points: np.ndarray) -> np.ndarray:
-    """Features ``(..., 18)`` of tables whose objects rest at ``points (..., 3, 2)``."""
+def set_table_features(points: np.ndarray, drop: np.ndarray | None = None) -> np.ndarray:
+    """Features ``(..., 18)`` of tables whose objects rest at ``points (..., 3, 2)``,
+    released from ``drop (3,)`` (the height each object fell when let go; default 0)."""
     points = np.asarray(points, dtype=np.float32)
     out = np.zeros((*points.shape[:-2], N_OBJECTS, _QUANTITIES), dtype=np.float32)
     out[..., 0:2] = points
-    out[..., 4] = 1.0  # resting on the table, released, no drop
+    out[..., 4] = 1.0  # resting on the table, released
+    if drop is not None:
+        out[..., 5] = drop
     return out.reshape(*points.shape[:-2], N_OBJECTS * _QUANTITIES)
 
 
@@ -60,6 +65,7 @@ class ArrangementPeakFinder:
         if tuple(model.meta.get("feature_names") or FEATURE_NAMES) != FEATURE_NAMES:
             raise ValueError("the arrangement peak needs a reward model on TableSetting's features")
         self.model, self.rounds = model, rounds
+        self.drop = model.obs_mean.cpu().numpy()[_QUANTITIES - 1 :: _QUANTITIES]
         self.grid = box_grid(PLACE_LOW, PLACE_HIGH, step).astype(np.float32)
         space = ArrangementSpace()
         space.seed(seed)
@@ -67,7 +73,7 @@ class ArrangementPeakFinder:
 
     def _scores(self, points: np.ndarray, z: np.ndarray) -> np.ndarray:
         """Rewards ``(N,)`` of set tables ``(N, 3, 2)`` under one z."""
-        states = torch.as_tensor(set_table_features(points))
+        states = torch.as_tensor(set_table_features(points, self.drop))
         with torch.no_grad():
             latent = torch.as_tensor(z, dtype=torch.float32).expand(len(points), -1)
             return np.asarray(self.model.reward(states, latent))
