@@ -249,11 +249,12 @@ def personalize_new_user(
     strategy: str,
     seed: int,
     posterior: str = POSTERIOR,
+    menu: QuestionMenu | None = None,
 ) -> np.ndarray | None:
     """The z new user ``index`` of an evaluation with ``seed`` gets after answering ``k``
     queries of ``pool`` (:func:`new_user_inference`); None for a policy without a latent."""
     result = new_user_inference(
-        policy, reward_model, user, index, pool, k, strategy, seed, posterior
+        policy, reward_model, user, index, pool, k, strategy, seed, posterior, menu
     )
     return None if result is None else np.asarray(result.mean, np.float32)
 

@@ -43,6 +43,7 @@ from robopref.queries import QueryPool, make_env
 from robopref.reward import load_reward_model as load_reward_file
 from robopref.reward.active import POSTERIOR, InferenceResult
 from robopref.reward.base import RewardModel
+from robopref.reward.typed_asking import parse_menu
 from robopref.users import SyntheticUser
 
 #: the folder of the shipped checkpoints (``policies/checkpoints`` of the source tree)
@@ -245,6 +246,7 @@ def personalize(
     pool: QueryPool | None = None,
     pool_pairs: int = serving.POOL_PAIRS,
     posterior: str = POSTERIOR,
+    question: str = "pair",
 ) -> PersonalizedPolicy:
     """Serve a new user: ask ``k`` queries (``strategy`` ``active``: each the most informative
     about the user's z), infer z and bind ``policy`` (a :class:`Policy` or a name for
@@ -257,6 +259,8 @@ def personalize(
     ``pool_pairs`` pairs that ``robopref evaluate --seed seed`` builds; with a synthetic user
     its answers and z are those of that command's user ``index``. A policy without a user
     latent (BTL) asks nothing; the oracle reads the goal instead and is refused.
+    ``question``: the question types a synthetic user is asked, as ``robopref evaluate
+    --question`` (``"ranking:4"``, ...); a function answers pairs only.
     """
     if isinstance(policy, str):
         policy = load_policy(policy)
@@ -267,6 +271,12 @@ def personalize(
         )
     if k < 0:
         raise ValueError(f"k={k}: ask 0 or more queries")
+    menu = parse_menu(question)
+    if not menu.pairs_only and not (isinstance(user, SyntheticUser) or hasattr(user, "answer")):
+        raise ValueError(
+            f"question={question!r}: a function user answers pairs only; ask it other types "
+            "through robopref.reward.typed_asking.infer_user_typed"
+        )
     model = policy.reward_model
     assert model is not None  # a latent policy always has one (load_policy)
     if policy.latent_dim == 0:
@@ -276,7 +286,7 @@ def personalize(
     if isinstance(user, SyntheticUser) or hasattr(user, "answer"):
         synthetic: Any = user
         inference = serving.new_user_inference(
-            policy.loaded, model, synthetic, index, pool, k, strategy, seed, posterior
+            policy.loaded, model, synthetic, index, pool, k, strategy, seed, posterior, menu
         )
     else:
         ask = user

@@ -48,6 +48,7 @@ from robopref.queries import make_env
 from robopref.reward import load_reward_model
 from robopref.reward.active import POSTERIOR, POSTERIOR_HELP, POSTERIORS
 from robopref.reward.base import RewardModel
+from robopref.reward.typed_asking import parse_menu
 from robopref.users import SyntheticUser
 from robopref.video import HOLD_SECONDS, label_frame, tile_frames, write_gif, write_video
 
@@ -90,6 +91,13 @@ class VideoOptions:
         default=personalize.POOL_PAIRS, metadata={"help": "candidate queries in the pool"}
     )
     posterior: str = field(default=POSTERIOR, metadata={"help": POSTERIOR_HELP})
+    question: str = field(
+        default="pair",
+        metadata={"help": "the question types asked (as robopref evaluate --question)"},
+    )
+    question_items: str = field(
+        default="segments", metadata={"help": "what a question shows: segments or end-states"}
+    )
     pool_episodes: int = field(
         default=personalize.POOL_EPISODES,
         metadata={"help": "behaviour episodes the candidate pool is cut from"},
@@ -225,6 +233,7 @@ def render_panels(options: VideoOptions) -> tuple[list[list[Panel]], float]:
         raise ValueError("--users must be at least 1 and --queries at least 0")
     if options.posterior not in POSTERIORS:
         raise ValueError(f"--posterior {options.posterior!r}: use one of {POSTERIORS}")
+    menu = parse_menu(options.question, options.question_items)
     torch.set_num_threads(1)
     loaded = load_policies(options)
     env_id = loaded[0][1].meta["env_id"]
@@ -247,7 +256,7 @@ def render_panels(options: VideoOptions) -> tuple[list[list[Panel]], float]:
             for u, user in enumerate(users):
                 z = personalize_new_user(
                     policy, model, user, u, pool, options.queries, options.strategy, options.seed,
-                    posterior=options.posterior,
+                    posterior=options.posterior, menu=menu,
                 )  # fmt: skip
                 goal = env_goal(env, user.goal)
                 episode = run_episode(

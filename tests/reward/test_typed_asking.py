@@ -120,3 +120,20 @@ def test_a_shipped_policys_new_user_answers_rankings() -> None:
     assert all(sorted(answer) == [0, 1, 2, 3] for answer in first.answers)
     assert first.means.shape == (4, policy.reward_model.latent_dim)
     assert menu.seconds(first.asked) == 3 * 16.0
+
+
+def test_the_api_serves_a_user_who_ranks_and_refuses_a_function_that_cannot() -> None:
+    import robopref
+    from robopref.policies.personalize import new_user_inference, new_user_pool
+
+    policy = robopref.load_policy("vpl")
+    user = robopref.synthetic_users(policy, n=2, seed=5)[1]
+    pool = new_user_pool(policy.reward_model, 5, 64)
+    served = robopref.personalize(policy, user, k=2, seed=5, index=1, pool=pool,
+                                  question="ranking:4")  # fmt: skip
+    same = new_user_inference(policy.loaded, policy.reward_model, user, 1, pool, 2, "active", 5,
+                              menu=parse_menu("ranking:4"))  # fmt: skip
+    assert same is not None and served.answers == same.answers
+    assert all(len(answer) == 4 for answer in served.answers)
+    with pytest.raises(ValueError, match="a function user answers pairs only"):
+        robopref.personalize(policy, lambda query: 1.0, k=2, pool=pool, question="ranking:4")
