@@ -207,6 +207,27 @@ def _asker(user: SyntheticUser, pool: QueryPool, seed: list[int]) -> Callable[[i
     return lambda index: user.answer(pool.pair(index), rng)
 
 
+def ceiling_row(
+    population: Population,
+    user: SyntheticUser,
+    index: int,
+    k: int,
+    same: DiscEstimate,
+    bayes: DiscEstimate,
+) -> dict[str, Any]:
+    """One user's ceilings at budget ``k``: each estimate's mass and its distance to the goal
+    (evaluation only: reads the goal)."""
+    return {
+        "user": index,
+        "group": user.group,
+        "queries": k,
+        "same_answers_mass": same.mass,
+        "same_answers_distance": float(goal_error(population.env_id, same.point, user.goal)),
+        "bayes_active_mass": bayes.mass,
+        "bayes_active_distance": float(goal_error(population.env_id, bayes.point, user.goal)),
+    }
+
+
 def user_ceilings(
     population: Population,
     pool: QueryPool,
@@ -229,20 +250,5 @@ def user_ceilings(
             raise ValueError(f"user {u} answered {len(asked)} queries, fewer than k={max(ks)}")
         same = same_answers_path(grid, probs[:, asked], np.asarray(answers, dtype=np.float64))
         _, bayes = bayes_active_answers(grid, probs, _asker(user, pool, [seed, u, 17]), max(ks))
-        for k in ks:
-            rows.append(
-                {
-                    "user": u,
-                    "group": user.group,
-                    "queries": k,
-                    "same_answers_mass": same[k].mass,
-                    "same_answers_distance": float(
-                        goal_error(population.env_id, same[k].point, user.goal)
-                    ),
-                    "bayes_active_mass": bayes[k].mass,
-                    "bayes_active_distance": float(
-                        goal_error(population.env_id, bayes[k].point, user.goal)
-                    ),
-                }
-            )
+        rows += [ceiling_row(population, user, u, k, same[k], bayes[k]) for k in ks]
     return rows

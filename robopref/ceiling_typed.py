@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from robopref.ceiling import GoalGrid, best_disc, goal_error, normalise
+from robopref.ceiling import GoalGrid, best_disc, ceiling_row, normalise
 from robopref.population import Population
 from robopref.question_types import QuestionType
 from robopref.reward.typed_asking import TypedCandidates
@@ -37,19 +37,6 @@ def item_returns(population: Population, goals: np.ndarray, items: np.ndarray) -
             (raw - entry.offset) / entry.scale
         )
     return out
-
-
-def _answer_log_probs(kind: QuestionType, returns: torch.Tensor, beta: float) -> torch.Tensor:
-    """``(C, G, A)``: log P(each answer) of candidate questions with item returns
-    ``(C, G, items)`` per grid goal."""
-    answers = kind.all_answers()
-    expanded = returns.unsqueeze(-2).expand(*returns.shape[:-1], len(answers), kind.items)
-    shape = expanded.shape[:-1]
-    if kind.kind == "ranking":
-        given = answers.expand(*shape, kind.items)
-    else:
-        given = answers.to(torch.long if kind.kind == "best-of" else returns.dtype).expand(*shape)
-    return kind.log_likelihood(expanded, given, beta)
 
 
 class _AnswerTable:
@@ -86,7 +73,7 @@ def typed_user_ceilings(
     returns = torch.as_tensor(item_returns(population, grid.points, candidates.user_items)).float()
     tables = [
         _AnswerTable(
-            _answer_log_probs(kind, returns[:, torch.as_tensor(rows)].permute(1, 0, 2), beta)
+            kind.answer_log_probs(returns[:, torch.as_tensor(rows)].permute(1, 0, 2), beta)
         )
         for kind, rows in zip(candidates.menu.types, candidates.questions, strict=True)
     ]
@@ -136,20 +123,5 @@ def typed_user_ceilings(
             )
             posterior = torch.as_tensor(normalise(log_post.numpy()))
             bayes.append(best_disc(grid, posterior.numpy()))
-        for k in ks:
-            rows_out.append(
-                {
-                    "user": u,
-                    "group": user.group,
-                    "queries": k,
-                    "same_answers_mass": same[k].mass,
-                    "same_answers_distance": float(
-                        goal_error(population.env_id, same[k].point, user.goal)
-                    ),
-                    "bayes_active_mass": bayes[k].mass,
-                    "bayes_active_distance": float(
-                        goal_error(population.env_id, bayes[k].point, user.goal)
-                    ),
-                }
-            )
+        rows_out += [ceiling_row(population, user, u, k, same[k], bayes[k]) for k in ks]
     return rows_out

@@ -151,11 +151,9 @@ class QuestionType:
             return torch.tensor(list(itertools.permutations(range(self.items))))
         return torch.arange(1, self.levels + 1, dtype=torch.float64)
 
-    def information(self, returns: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
-        """BALD's expected information about the user from one answer, in nats: the mutual
-        information between the answer and z, with ``returns (..., S, items)`` the items'
-        returns under ``S`` posterior samples of z: ``H[mean_s p(a | z_s)] - mean_s H[p(a |
-        z_s)]`` (``(...)``)."""
+    def answer_log_probs(self, returns: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+        """``(..., A)``: ``log P(answer | returns)`` of every answer (:meth:`all_answers`'
+        order) to questions whose items have ``returns (..., items)``."""
         answers = self.all_answers()
         expanded = returns.unsqueeze(-2).expand(*returns.shape[:-1], len(answers), self.items)
         shape = expanded.shape[:-1]
@@ -164,7 +162,14 @@ class QuestionType:
         else:
             given = answers.to(returns.dtype if self.kind != "best-of" else torch.long)
             given = given.expand(*shape)
-        log_p = self.log_likelihood(expanded, given, beta)  # (..., S, A)
+        return self.log_likelihood(expanded, given, beta)
+
+    def information(self, returns: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+        """BALD's expected information about the user from one answer, in nats: the mutual
+        information between the answer and z, with ``returns (..., S, items)`` the items'
+        returns under ``S`` posterior samples of z: ``H[mean_s p(a | z_s)] - mean_s H[p(a |
+        z_s)]`` (``(...)``)."""
+        log_p = self.answer_log_probs(returns, beta)  # (..., S, A)
         p = log_p.exp()
         marginal = p.mean(-2)
         entropy = -(marginal * marginal.clamp(min=1e-12).log()).sum(-1)
