@@ -34,7 +34,7 @@ from robopref.envs.table_setting import spots
 from robopref.population import Population
 from robopref.queries import QueryPool
 from robopref.reward.peak import box_grid
-from robopref.users import LabelModel, SyntheticUser, task_reward
+from robopref.users import LabelModel, SyntheticUser, segment_scores
 
 #: grid spacing (m) of the goal posterior
 GRID_STEP = 0.01
@@ -109,14 +109,17 @@ def answer_probs(
     feat_b: np.ndarray,
 ) -> np.ndarray:
     """P(A) ``(G, P)`` of pairs ``(P, T, F)`` for a user with each goal ``(G, 2)``."""
-    entry, cols = task_reward(population.env_id, population.feature_names)
     out = np.empty((len(goals), len(feat_a)))
     for start in range(0, len(goals), _CHUNK):
         chunk = goals[start : start + _CHUNK][:, None, None, :]
         returns = [
-            label_model.segment_return(
-                (entry.fn(f[None], chunk, population.norm_weight, cols) - entry.offset)
-                / entry.scale
+            segment_scores(
+                population.env_id,
+                population.feature_names,
+                f[None],
+                chunk,
+                population.norm_weight,
+                label_model,
             )
             for f in (feat_a, feat_b)
         ]

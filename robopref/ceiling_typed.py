@@ -20,7 +20,7 @@ from robopref.ceiling import GoalGrid, best_disc, ceiling_row, normalise
 from robopref.population import Population
 from robopref.question_types import QuestionType
 from robopref.reward.typed_asking import TypedCandidates
-from robopref.users import SyntheticUser, task_reward
+from robopref.users import SyntheticUser, segment_scores
 
 _CHUNK = 256
 
@@ -28,13 +28,16 @@ _CHUNK = 256
 def item_returns(population: Population, goals: np.ndarray, items: np.ndarray) -> np.ndarray:
     """The users' returns ``(G, N)`` of items ``(N, T, F)`` for each goal ``(G, D)`` (the
     population's reward and myopia, as a synthetic user of it computes them)."""
-    entry, cols = task_reward(population.env_id, population.feature_names)
     out = np.empty((len(goals), len(items)))
     for start in range(0, len(goals), _CHUNK):
         chunk = goals[start : start + _CHUNK][:, None, None, :]
-        raw = entry.fn(items[None], chunk, population.norm_weight, cols)
-        out[start : start + _CHUNK] = population.label_model.segment_return(
-            (raw - entry.offset) / entry.scale
+        out[start : start + _CHUNK] = segment_scores(
+            population.env_id,
+            population.feature_names,
+            items[None],
+            chunk,
+            population.norm_weight,
+            population.label_model,
         )
     return out
 

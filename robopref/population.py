@@ -31,6 +31,7 @@ A population file (YAML or JSON) has exactly this schema::
     beta: 20.0                   # optional noise keys, defaults of robopref.users.LabelModel:
     gamma: 1.0                   #   beta, gamma, mistake, skip_threshold, equal_threshold,
                                  #   soft, position_bias, both_orders
+    label: partial-return        # optional: or regret (robopref.optimal_value)
 
 Numbers are read as YAML 1.2 reads them, so scientific notation (``1e3``, ``1e-300``) is a
 number, not a string. Unknown keys, goals outside the env's ``goal_space``, weights that do
@@ -499,7 +500,11 @@ def parse_population(root: yaml.Node | None, env: gym.Env, where: str) -> Popula
             raise source.error(
                 node, f"{key} is {value!r}, not true/false", f"write {key}: true or false"
             )
-        if key not in _BOOL_KEYS and not (key == "skip_threshold" and value is None):
+        if key == "label" and not isinstance(value, str):
+            raise source.error(
+                node, f"label is {value!r}, not a name", "write label: partial-return or regret"
+            )
+        if key not in (*_BOOL_KEYS, "label") and not (key == "skip_threshold" and value is None):
             value = _number(source, node, key)
         try:
             LabelModel(**{key: value})

@@ -51,23 +51,21 @@ from robopref.envs.table_setting import OBJECT_NAMES as TABLE_OBJECTS
 from robopref.envs.table_setting import SUCCESS_RADIUS as TABLE_PLACED_RADIUS
 from robopref.envs.table_setting import spots as table_spots
 from robopref.envs.tabletop import RESTING_HEIGHT
+from robopref.optimal_value import (
+    REACH_SLOPE,
+    block_value,
+    closeness,
+    plate_value,
+    table_value,
+)
 from robopref.question_types import QuestionType
 
-#: distance scale (m) of the near-field closeness term exp(-d / CLOSENESS_SCALE).
-CLOSENESS_SCALE = 0.1
-#: slope (per metre) of the far-field closeness term -FAR_SLOPE * d: "closer is better"
-#: still matters when both segments are far from the goal (the near term is ~0 there).
-FAR_SLOPE = 2.0
-#: BlockSort's shared "go and get it" norm: reward per metre from the tip to a loose block.
-REACH_SLOPE = 2.0
 # Users judge by the envs' own success geometry: "set down at the goal" within the plate's
 # SUCCESS_RADIUS, "in the zone" within ZONE_RADIUS, "resting" below RESTING_HEIGHT.
 
 RewardFn = Callable[[np.ndarray, np.ndarray, Any, dict[str, int]], np.ndarray]
-
-
-def _closeness(distance: np.ndarray) -> np.ndarray:
-    return np.exp(-distance / CLOSENESS_SCALE) - FAR_SLOPE * distance
+#: ``(features, goal, norm_weight, columns, horizon) -> raw optimal value`` (regret labels).
+ValueFn = Callable[[np.ndarray, np.ndarray, Any, dict[str, int], int], np.ndarray]
 
 
 def plate_reward(
@@ -84,12 +82,12 @@ def plate_reward(
     height = features[..., cols["height"]]
     released = features[..., cols["held"]] < 0.5
     dxy = np.hypot(features[..., cols["x"]] - goal[..., 0], features[..., cols["y"]] - goal[..., 1])
-    closeness = _closeness(np.hypot(dxy, np.maximum(height, 0.0)))
+    near = closeness(np.hypot(dxy, np.maximum(height, 0.0)))
     on_table = features[..., cols["on_table"]] > 0.5
     placed = released & on_table & (features[..., cols["flat"]] > 0.5) & (dxy < PLATE_PLACED_RADIUS)
     drop = np.clip((features[..., cols["drop_height"]] - 0.01) / 0.02, 0.0, 1.0) * released
     loose = released & ~on_table
-    return closeness + placed - norm_weight * (drop + loose)
+    return near + placed - norm_weight * (drop + loose)
 
 
 def block_reward(
@@ -112,12 +110,12 @@ def block_reward(
     zone_d = np.take_along_axis(zones, np.broadcast_to(zone_index, shape)[..., None], -1)[..., 0]
     height = features[..., cols["height"]]
     released = features[..., cols["held"]] < 0.5
-    closeness = _closeness(np.hypot(zone_d, np.maximum(height, 0.0)))
+    near = closeness(np.hypot(zone_d, np.maximum(height, 0.0)))
     placed = released & (height < RESTING_HEIGHT) & (zone_d < ZONE_RADIUS)
     drop = np.clip((features[..., cols["drop_height"]] - 0.02) / 0.02, 0.0, 2.0) * released
     fallen = height < -0.01
     reach = REACH_SLOPE * features[..., cols["reach"]] * (released & ~placed)
-    return closeness + placed - norm_weight * (drop + fallen + reach)
+    return near + placed - norm_weight * (drop + fallen + reach)
 
 
 def table_reward(
@@ -141,12 +139,12 @@ def table_reward(
         dxy = np.hypot(
             features[..., col["x"]] - points[..., i, 0], features[..., col["y"]] - points[..., i, 1]
         )
-        closeness = _closeness(np.hypot(dxy, np.maximum(height, 0.0)))
+        near = closeness(np.hypot(dxy, np.maximum(height, 0.0)))
         placed = resting & (dxy < TABLE_PLACED_RADIUS)
         drop_height = features[..., cols[f"{name}_drop_height"]]
         drop = np.clip((drop_height - 0.01) / 0.02, 0.0, 1.0) * released
         loose = released & ~resting
-        total = total + closeness + placed - norm_weight * (drop + loose)
+        total = total + near + placed - norm_weight * (drop + loose)
     return total
 
 
@@ -166,6 +164,7 @@ class TaskReward:
     offset: float
     scale: float
     required: tuple[str, ...]
+    value: ValueFn
 
 
 #: env id -> the reward users of that task judge by (see the module docstring).
@@ -176,6 +175,7 @@ TASK_REWARDS: dict[str, TaskReward] = {
         offset=-0.53,
         scale=0.50,
         required=("x", "y", "height", "held", "flat", "on_table", "drop_height"),
+        value=plate_value,
     ),
     "robopref/BlockSort-v0": TaskReward(
         block_reward,
@@ -183,6 +183,7 @@ TASK_REWARDS: dict[str, TaskReward] = {
         offset=-0.47,
         scale=1.24,
         required=("x", "y", "height", "held", "drop_height", "reach", "zone_0"),
+        value=block_value,
     ),
     "robopref/TableSetting-v0": TaskReward(
         table_reward,
@@ -194,6 +195,7 @@ TASK_REWARDS: dict[str, TaskReward] = {
             for o in TABLE_OBJECTS
             for q in ("x", "y", "height", "held", "resting", "drop_height")
         ),  # fmt: skip
+        value=table_value,
     ),
 }
 
@@ -216,6 +218,38 @@ def task_reward(env_id: str, feature_names: Sequence[str]) -> tuple[TaskReward, 
     return entry, cols
 
 
+def segment_scores(
+    env_id: str,
+    feature_names: Sequence[str],
+    features: np.ndarray,
+    goals: np.ndarray,
+    norm_weight: Any,
+    label_model: LabelModel,
+) -> np.ndarray:
+    """What users judge segments ``(..., T, F)`` by, ``(...)``: the normalised, myopic
+    partial return, plus for ``label_model.label == "regret"`` the optimal value's change
+    over the segment, ``(V*(s_end) - V*(s_start)) / T`` (:mod:`robopref.optimal_value`).
+
+    ``goals`` and ``norm_weight`` broadcast against the features' leading axes *and* the
+    step axis (``(..., 1, D)`` and ``(..., 1)``, or one goal ``(D,)`` and a number).
+    """
+    entry, cols = task_reward(env_id, feature_names)
+    features = np.asarray(features)
+    goals = np.asarray(goals, dtype=np.float64)
+    rewards = (entry.fn(features, goals, norm_weight, cols) - entry.offset) / entry.scale
+    score = label_model.segment_return(rewards)
+    steps = features.shape[-2]
+    if label_model.label != "regret" or steps == 1:
+        return score
+    goal_now = goals[..., 0, :] if goals.ndim == features.ndim else goals
+    norm = np.asarray(norm_weight, dtype=np.float64)
+    norm_now = norm[..., 0] if norm.ndim == features.ndim - 1 else norm
+    gain = entry.value(features[..., -1, :], goal_now, norm_now, cols, steps) - entry.value(
+        features[..., 0, :], goal_now, norm_now, cols, steps
+    )
+    return score + gain / (entry.scale * steps)
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
@@ -226,6 +260,10 @@ class Labels(NamedTuple):
     label: np.ndarray
     true_label: np.ndarray
     answer_prob: np.ndarray
+
+
+#: what a user judges a segment by: its (myopic) partial return, or its regret (Knox et al.).
+LABEL_KINDS: tuple[str, ...] = ("partial-return", "regret")
 
 
 @dataclass(frozen=True)
@@ -252,6 +290,10 @@ class LabelModel:
     both_orders: bool = field(
         default=False, metadata={"help": "ask twice, in both orders, and average"}
     )
+    label: str = field(
+        default="partial-return",
+        metadata={"help": "what a segment is judged by: partial-return or regret"},
+    )
 
     def __post_init__(self) -> None:
         checks = [
@@ -267,6 +309,7 @@ class LabelModel:
                 self.skip_threshold is None or np.isfinite(self.skip_threshold),
                 "skip_threshold must be a finite number or None (no skips)",
             ),
+            (self.label in LABEL_KINDS, f"label must be one of {', '.join(LABEL_KINDS)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -323,7 +366,7 @@ class LabelModel:
             label = (u[0] < b + (1.0 - b) * p).astype(np.float64)
         return np.where(skipped, np.nan, np.where(tie, 0.5, label))
 
-    def label(self, ret_a: np.ndarray, ret_b: np.ndarray, rng: np.random.Generator) -> Labels:
+    def labels(self, ret_a: np.ndarray, ret_b: np.ndarray, rng: np.random.Generator) -> Labels:
         """Sampled label, noise-free label and answer probability of pairs of returns."""
         return Labels(
             self.sample(ret_a, ret_b, rng).astype(np.float32),
@@ -372,8 +415,16 @@ class SyntheticUser:
         return (raw - entry.offset) / entry.scale
 
     def segment_return(self, features: np.ndarray) -> np.ndarray:
-        """Normalised, myopia-weighted mean reward of segments shaped ``(..., T, F)``."""
-        return self.label_model.segment_return(self.reward(features))
+        """What this user judges segments ``(..., T, F)`` by (:func:`segment_scores`): the
+        normalised, myopia-weighted mean reward, or with regret labels its regret."""
+        return segment_scores(
+            self.env_id,
+            self.feature_names,
+            features,
+            self.goal,
+            self.norm_weight,
+            self.label_model,
+        )
 
     def answer_prob(self, feat_a: np.ndarray, feat_b: np.ndarray) -> np.ndarray:
         """P(A) with all noise for segments ``(..., T, F)`` (0.5 tie, NaN skip)."""
@@ -437,21 +488,21 @@ def label_pairs(
     first = users[0]
     if any(u.env_id != first.env_id or u.feature_names != first.feature_names for u in users):
         raise ValueError("all users of one label_pairs call must judge the same env's features")
-    entry, cols = task_reward(first.env_id, first.feature_names)
     goals = np.stack([u.goal for u in users])[user_index][:, None, :]
     norm = np.array([u.norm_weight for u in users])[user_index][:, None]
-    rewards = [
-        (entry.fn(f, goals, norm, cols) - entry.offset) / entry.scale for f in (feat_a, feat_b)
-    ]
     out = Labels(*(np.empty(len(user_index), dtype=np.float32) for _ in range(3)))
     distinct = list(dict.fromkeys(u.label_model for u in users))
     model_of_user = np.array([distinct.index(u.label_model) for u in users])
     model_of_pair = model_of_user[user_index]
     for m, model in enumerate(distinct):
         which = np.flatnonzero(model_of_pair == m)
-        ret_a = model.segment_return(rewards[0][which])
-        ret_b = model.segment_return(rewards[1][which])
-        for target, values in zip(out, model.label(ret_a, ret_b, rng), strict=True):
+        ret_a, ret_b = (
+            segment_scores(
+                first.env_id, first.feature_names, f[which], goals[which], norm[which], model
+            )
+            for f in (feat_a, feat_b)
+        )
+        for target, values in zip(out, model.labels(ret_a, ret_b, rng), strict=True):
             target[which] = values
     return out
 
