@@ -30,9 +30,11 @@ import torch
 from robopref.dataset import PreferenceDataset
 from robopref.files import check_writable
 from robopref.options import config_option, config_values
+from robopref.reward.checkpoint import load_payload
 from robopref.reward.data import check_dataset, dataset_fingerprint
 from robopref.reward.inputs import reward_view
 from robopref.reward.registry import MODEL_KINDS, build_model
+from robopref.reward.selection import AUTO, select_vpl
 from robopref.reward.training import TrainSettings, resume_path, train
 from robopref.reward.vpl import VPLConfig
 from robopref.tensorboard import summary_writer, tb_option, tensorboard_dir
@@ -86,7 +88,8 @@ class TrainRewardOptions:
         "decoder",
         "VPL decoder: bilinear (fast), ideal (ideal point), ideal-linear (ideal point in a "
         "linear projection of the state), ideal-distance (the same, reward falling with the "
-        "distance: a sharp peak) or mlp on [s, z]",
+        "distance: a sharp peak), mlp on [s, z], or auto (chosen from the answers: "
+        "robopref.reward.selection)",
     )
     fourier: int = config_option(
         VPLConfig, "fourier", "VPL: random Fourier features of the state (0: none)"
@@ -127,9 +130,12 @@ class TrainRewardOptions:
 
 
 def model_config(options: TrainRewardOptions) -> dict[str, object]:
-    """The model-config fields that the options set for the chosen model kind."""
+    """The model-config fields that the options set for the chosen model kind (without
+    ``decoder`` when it is ``auto``: the selection sets it)."""
     config = config_values(MODEL_KINDS[options.model][1], options)
     config["hidden"] = tuple(options.hidden)  # argparse gives a list; configs store tuples
+    if options.model == "vpl" and options.decoder == AUTO:
+        del config["decoder"]
     return config
 
 
@@ -219,6 +225,15 @@ def _epoch_logger(writer: Any) -> Callable[[dict[str, float]], None]:
     return log_epoch
 
 
+def _resumed_config(out: Path) -> dict[str, Any] | None:
+    """The model config an interrupted ``--decoder auto`` run at ``out`` had chosen (its
+    resumable state records it), or None when it stopped before choosing."""
+    state = resume_path(out)
+    if not state.is_file():
+        return None
+    return dict(load_payload(state, resume_state=True)["config"])
+
+
 def train_reward_command(options: TrainRewardOptions) -> int:
     """Run ``robopref train-reward`` with ``options``."""
     if options.model not in MODEL_KINDS:
@@ -244,6 +259,9 @@ def train_reward_command(options: TrainRewardOptions) -> int:
     check_fractions(options.test_fraction, options.val_fraction)
     settings = train_settings(options)
     config = model_config(options)
+    auto = options.model == "vpl" and options.decoder == AUTO
+    if options.decoder == AUTO and options.model != "vpl":
+        raise ValueError("--decoder auto chooses a VPL decoder: use it with --model vpl")
     MODEL_KINDS[options.model][1](**config)  # the config's own checks, before the data loads
     tb_dir = tensorboard_dir(options.tb, tensorboard_folder(out))
     dataset = reward_view(PreferenceDataset.load(options.data), options.input)
@@ -259,8 +277,11 @@ def train_reward_command(options: TrainRewardOptions) -> int:
         if tb_dir is not None:  # nor its curves be drawn under the new run's
             for old in Path(tb_dir).glob("events.out.tfevents.*"):
                 old.unlink()
+    resumed_choice = _resumed_config(out) if auto and options.resume else None
+    if resumed_choice is not None:  # the interrupted run had chosen: keep its choice
+        config, auto = resumed_choice, False
     torch.manual_seed(options.seed)
-    model = build_model(options.model, dataset.obs_a.shape[-1], config)
+    model = build_model(options.model, dataset.obs_a.shape[-1], {"decoder": "bilinear", **config})
     extra = {
         "split": {
             "test_fraction": options.test_fraction,
@@ -278,18 +299,34 @@ def train_reward_command(options: TrainRewardOptions) -> int:
         f"held-out users; device {options.device}"
     )
     writer = summary_writer(tb_dir)
+    on_epoch = None if writer is None else _epoch_logger(writer)
     try:
-        result = train(
-            model,
-            train_set,
-            val_dataset=val_set,
-            settings=settings,
-            checkpoint=out,
-            resume=options.resume,
-            device=options.device,
-            extra=extra,
-            on_epoch=None if writer is None else _epoch_logger(writer),
-        )
+        if auto:
+
+            def fit(model: Any, data: Any, fit_settings: TrainSettings, warm: bool) -> Any:
+                # screening fits keep no checkpoint; the winner's last fit writes OUT
+                return train(
+                    model, data, val_dataset=val_set, settings=fit_settings,
+                    checkpoint=out if warm else None, device=options.device,
+                    extra=extra if warm else None, log=None if warm else lambda _line: None,
+                    warm_start=warm, on_epoch=on_epoch if warm else None,
+                )  # fmt: skip
+
+            model, report = select_vpl(train_set, config, settings, fit, log=print)
+            print(report.table())
+            result = report.final_fit
+        else:
+            result = train(
+                model,
+                train_set,
+                val_dataset=val_set,
+                settings=settings,
+                checkpoint=out,
+                resume=options.resume,
+                device=options.device,
+                extra=extra,
+                on_epoch=on_epoch,
+            )
     finally:
         if writer is not None:
             writer.close()
