@@ -281,7 +281,12 @@ def train_reward_command(options: TrainRewardOptions) -> int:
     if resumed_choice is not None:  # the interrupted run had chosen: keep its choice
         config, auto = resumed_choice, False
     torch.manual_seed(options.seed)
-    model = build_model(options.model, dataset.obs_a.shape[-1], {"decoder": "bilinear", **config})
+    # with auto, a placeholder decoder until the selection builds the candidates
+    model = build_model(
+        options.model,
+        dataset.obs_a.shape[-1],
+        {"decoder": "bilinear", **config} if auto else config,
+    )
     extra = {
         "split": {
             "test_fraction": options.test_fraction,
