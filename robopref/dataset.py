@@ -46,6 +46,7 @@ and turns a truncated or corrupt file into a ``ValueError`` naming the fix.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zipfile
 import zlib
@@ -80,6 +81,9 @@ ARRAY_FIELDS: dict[str, tuple[type, str]] = {
     "contested": (np.bool_, "P"),
     "question": (np.int64, "P"),
 }
+
+#: the fields with one entry per pair
+PER_PAIR_FIELDS: tuple[str, ...] = tuple(n for n, (_, dim) in ARRAY_FIELDS.items() if dim == "P")
 
 
 def _recollect(path: Path) -> str:
@@ -142,19 +146,7 @@ class PreferenceDataset:
             if len(users)
             else (np.zeros(0, dtype=np.int64))
         )
-        per_pair = (
-            "obs_a",
-            "obs_b",
-            "feat_a",
-            "feat_b",
-            "act_a",
-            "act_b",
-            "label",
-            "true_label",
-            "answer_prob",
-            "contested",
-            "question",
-        )
+        per_pair = [name for name in PER_PAIR_FIELDS if name != "user"]
         return PreferenceDataset(
             env_id=self.env_id,
             feature_names=self.feature_names,
@@ -163,6 +155,13 @@ class PreferenceDataset:
             user_group=self.user_group[users],
             meta={**self.meta, "parent_users": users.tolist()},
             **{name: getattr(self, name)[pairs] for name in per_pair},
+        )
+
+    def subset_pairs(self, pairs: np.ndarray) -> PreferenceDataset:
+        """The dataset restricted to ``pairs`` (indices); users keep their numbers."""
+        pairs = np.asarray(pairs, dtype=np.int64)
+        return dataclasses.replace(
+            self, **{name: getattr(self, name)[pairs] for name in PER_PAIR_FIELDS}
         )
 
     def split_users(

@@ -186,18 +186,6 @@ def score_users(
     return np.array(logliks), np.array(accuracies)
 
 
-def _subset_pairs(dataset: PreferenceDataset, pairs: np.ndarray) -> PreferenceDataset:
-    """The dataset restricted to ``pairs`` (users keep their numbers)."""
-    per_pair = {
-        name: getattr(dataset, name)[pairs]
-        for name in (
-            "obs_a", "obs_b", "feat_a", "feat_b", "act_a", "act_b", "label", "user",
-            "true_label", "answer_prob", "contested", "question",
-        )
-    }  # fmt: skip
-    return dataclasses.replace(dataset, **per_pair)
-
-
 def select_vpl(
     dataset: PreferenceDataset,
     base_config: dict[str, Any],
@@ -230,7 +218,7 @@ def select_vpl(
         epochs=max(1, int(round(SCREEN_SHARE * settings.epochs))),
         patience=max(1, int(round(SCREEN_SHARE * settings.patience))),
     )
-    screening = _subset_pairs(dataset, context)
+    screening = dataset.subset_pairs(context)
     scores: list[CandidateScore] = []
     models: dict[str, RewardModel] = {}
     for name in names:
