@@ -33,13 +33,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from stable_baselines3 import PPO, SAC
+from stable_baselines3 import SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from robopref.files import atomic_path
+from robopref.policies.lean_ppo import LeanPPO
 from robopref.reward.base import RewardModel
 
-ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
+ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": LeanPPO, "sac": SAC}
 FORMAT = "robopref-policy"
 #: latent: obs ⊕ z (a reward model's latent; z empty for BTL); oracle: obs ⊕ the true goal;
 #: plain: the task's own observation only (the non-personalized CPL baseline: no reward model)

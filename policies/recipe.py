@@ -58,7 +58,12 @@ def make_algo(
             learning_rate=annealed(PPO_LEARNING_RATE),
             gamma=0.97,
             gae_lambda=0.95,
-            policy_kwargs={"net_arch": [128, 128], "log_std_init": -0.5},
+            policy_kwargs={
+                "net_arch": [128, 128],
+                "log_std_init": -0.5,
+                # SB3's Adam settings (eps 1e-5) in one fused kernel: the same update, fewer calls
+                "optimizer_kwargs": {"eps": 1e-5, "fused": True},
+            },
             **common,
         )
     return ALGOS["sac"](

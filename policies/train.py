@@ -39,7 +39,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.dataset import PreferenceDataset
@@ -70,6 +70,7 @@ from robopref.policies.latent_env import (
 )
 from robopref.policies.recipe import make_algo
 from robopref.policies.rollout import task_env
+from robopref.policies.vec_env import DEFAULT_WORKERS, build_vec_env
 from robopref.population import resolve_population
 from robopref.queries import make_env
 from robopref.reward import load_reward_model
@@ -140,7 +141,13 @@ class TrainPolicyOptions:
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
     seed: int = field(default=0, metadata={"help": "seed of everything"})
     n_envs: int = field(default=8, metadata={"help": "parallel envs"})
-    subproc: bool = field(default=False, metadata={"help": "one process per env (SubprocVecEnv)"})
+    workers: int = field(
+        default=DEFAULT_WORKERS,
+        metadata={
+            "help": "processes that step the envs, a group of envs each (0: this process; "
+            "on 2 cores the fastest, benchmarks/ppo_speed.py)"
+        },
+    )
     latent_widen: float = field(
         default=WIDEN_SHARE,
         metadata={
@@ -250,13 +257,6 @@ def _oracle_env(
 ) -> gym.Env:
     base = task_env(env_id, set_down, **env_kwargs)
     return GoalObservation(PopulationGoals(base, goals, groups, seed=seed))
-
-
-def build_vec_env(factories: list[Any], subproc: bool, seed: int) -> VecEnv:
-    """A Dummy or Subproc vec env of ``factories``, seeded ``seed + i``."""
-    venv = SubprocVecEnv(factories) if subproc and len(factories) > 1 else DummyVecEnv(factories)
-    venv.seed(seed)
-    return venv
 
 
 def without_reward_test_users(reward: str, dataset: PreferenceDataset) -> PreferenceDataset | None:
@@ -443,10 +443,10 @@ def build_training(options: TrainPolicyOptions, env_id: str, device: str) -> Tra
         ]
         meta.update(kind="oracle", name=options.name or "oracle", env_id=env_id)
         meta.update(latent_dim=0, reward_path=None, reward_fingerprint=None)
-        venv = VecMonitor(build_vec_env(factories, options.subproc, options.seed))
+        venv = VecMonitor(build_vec_env(factories, options.workers, options.seed))
         return Training(venv, meta, None, train_users)
-    # The workers' copy stays on the CPU (SubprocVecEnv pickles it); the batched relabeller
-    # gets its own copy on ``device``.
+    # The envs' copy stays on the CPU (worker processes get it pickled); the batched
+    # relabeller gets its own copy on ``device``.
     reward_model = load_reward_model(options.reward, device="cpu")
     meta["env_kwargs"] = check_env_kwargs(
         reward_model.meta.get("env_kwargs") or {}, parse_env_kwargs(options.env_kwargs),
@@ -471,7 +471,7 @@ def build_training(options: TrainPolicyOptions, env_id: str, device: str) -> Tra
     meta["latent_dim"] = reward_model.latent_dim
     meta["reward_path"] = reward_path_for(options.out, options.reward)  # relative to --out
     meta["reward_fingerprint"] = reward_model.fingerprint()
-    venv = build_vec_env(factories, options.subproc, options.seed)
+    venv = build_vec_env(factories, options.workers, options.seed)
     venv = BatchedRewardVecEnv(venv, load_reward_model(options.reward, device=device))
     # Outside the relabelling: the episodes' return of the reward the agent learns from.
     return Training(VecMonitor(venv), meta, reward_model, train_users)
@@ -561,7 +561,7 @@ def learn(
 
 
 def _close(venv: VecEnv) -> None:
-    # After Ctrl-C the SubprocVecEnv workers may be gone already.
+    # After Ctrl-C the worker processes may be gone already.
     with contextlib.suppress(BrokenPipeError, EOFError, ConnectionResetError):
         venv.close()
 

@@ -26,7 +26,8 @@ from robopref.envs.wrappers import PLACE, SetDown
 from robopref.policies.checkpoint import ALGOS
 from robopref.policies.latent_env import BatchedRewardVecEnv, LatentSource
 from robopref.policies.recipe import PPO_LEARNING_RATE, make_algo
-from robopref.policies.train import build_vec_env, latent_env
+from robopref.policies.train import latent_env
+from robopref.policies.vec_env import build_vec_env
 from robopref.reward.base import RewardModel
 from robopref.reward.evaluation import few_shot_means
 from robopref.reward.inputs import reward_view
@@ -196,7 +197,7 @@ def train_policy_round(
         functools.partial(latent_env, env_id, model, latents, round_seed + i, set_down, env_kwargs)
         for i in range(n_envs)
     ]
-    venv = BatchedRewardVecEnv(build_vec_env(factories, False, round_seed), model)
+    venv = BatchedRewardVecEnv(build_vec_env(factories, 0, round_seed), model)
     if final or policy_path is None:
         algo = make_algo("ppo", venv, seed, "cpu", None, steps)
     else:
