@@ -213,7 +213,8 @@ def main() -> None:
 
 def _print(results: dict[str, Any], default: str) -> None:
     physics = results["physics_steps_per_s"]
-    print(f"\nraw physics {physics:,.0f} steps/s; 8 training envs {results['env_steps_per_s']:,.0f}")
+    envs = results["env_steps_per_s"]
+    print(f"\nraw physics {physics:,.0f} steps/s; the 8 training envs {envs:,.0f}")
     parts = list(next(iter(results["ppo"].values()))["breakdown_us_per_step"])
     header = f"{'PPO':<16} {'steps/s':>8} {'x physics':>9} " + " ".join(
         f"{p[:12]:>12}" for p in parts

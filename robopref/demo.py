@@ -44,7 +44,7 @@ from robopref.loop.run import (
     refuse_foreign_entries,
     run_loop,
 )
-from robopref.options import config_option
+from robopref.options import config_option, device_option
 from robopref.policies.guided import compose_guided
 from robopref.policies.train import TrainPolicyOptions, check_train_options, train_policy_command
 from robopref.policy_video import VideoOptions, video_command
@@ -114,7 +114,10 @@ class DemoOptions:
     latent_dim: int = config_option(LoopOptions, "latent_dim", "VPL: size of the user latent z")
     kl_weight: float = config_option(LoopOptions, "kl_weight", "VPL: weight of the KL term")
     seed: int = field(default=0, metadata={"help": "seed of every step"})
-    device: str = field(default="auto", metadata={"help": "the oracle's device: auto, cpu, cuda"})
+    device: str = device_option(
+        "every stage's device (the loop's reward models, the oracle, evaluation, video; "
+        "PPO stays on the CPU)"
+    )
     video: str = field(
         default="{out}/personalized.mp4",
         metadata={
@@ -153,7 +156,7 @@ def _loop_options(options: DemoOptions, out: Path, resume: bool) -> LoopOptions:
         segment=options.segment, methods=list(DEMO_METHODS),
         answers=options.answers, decoder=options.decoder, latent_dim=options.latent_dim,
         kl_weight=options.kl_weight, seed=options.seed, resume=resume, overwrite=not resume,
-        tb=options.tb,
+        tb=options.tb, device=options.device,
     )  # fmt: skip
 
 
@@ -216,7 +219,8 @@ def _own_names(out: Path, video: Path | None) -> tuple[str, ...]:
 
 
 def _read_record(out: Path) -> dict:
-    """``out/demo.json`` (what the demo wrote: ``{"video": {path: sha256}}``); damaged: {}."""
+    """``out/demo.json`` (what the demo wrote: ``{"video": {path: sha256}, "seconds": {stage:
+    wall seconds}}``); damaged: {}."""
     try:
         record = json.loads((out / RECORD).read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
@@ -319,6 +323,14 @@ def _record_video(out: Path, video: Path) -> None:
     write_json_atomic(out / RECORD, record)
 
 
+def _record_seconds(out: Path, seconds: dict[str, float]) -> None:
+    """This run's wall seconds per stage into ``demo.json`` (``benchmarks/demo_profile.py``
+    reads them with the loop's per-round stages)."""
+    record = _read_record(out)
+    record["seconds"] = {stage: round(value, 1) for stage, value in seconds.items()}
+    write_json_atomic(out / RECORD, record)
+
+
 def with_task_defaults(options: DemoOptions) -> DemoOptions:
     """``options`` with the task's :data:`TASK_DEFAULTS` wherever an option is at its default."""
     defaults = DemoOptions()
@@ -375,13 +387,21 @@ def demo_command(options: DemoOptions) -> int:
     out.mkdir(parents=True, exist_ok=True)
     # The oracle needs nothing from the loop: it trains in a process of its own meanwhile.
     pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+    seconds: dict[str, float] = {}
     try:
         oracle = None
         if _step("train-policy oracle", folder / "model.zip", options.retrain, shipped):
             oracle = pool.submit(train_policy_command, _oracle_options(options, folder))
-            # its process ends with its job: an idle worker would print a traceback on Ctrl-C
-            oracle.add_done_callback(lambda _: pool.shutdown(wait=False))
+
+            def oracle_done(_: object) -> None:
+                seconds["oracle (beside the loop)"] = time.perf_counter() - began
+                # its process ends with its job: an idle worker would print a traceback on
+                # Ctrl-C
+                pool.shutdown(wait=False)
+
+            oracle.add_done_callback(oracle_done)
         _run_loop(options, out, shipped_dir, own)
+        seconds["loop"] = time.perf_counter() - began
         if oracle is not None:
             oracle.result()
     except BaseException:  # Ctrl-C, a kill or an error: no oracle process is left behind
@@ -389,6 +409,7 @@ def demo_command(options: DemoOptions) -> int:
         raise
     finally:
         pool.shutdown(wait=True)
+    lap = time.perf_counter()
     names = ["vpl", "btl", "oracle"]
     if has_skill(options):
         compose_guided(out / "policy_oracle", out / "vpl.pt", out / "policy_guided")
@@ -399,8 +420,11 @@ def demo_command(options: DemoOptions) -> int:
             reward=str(out / "vpl.pt"), users=options.users, seed=options.seed,
             population=options.population, json=str(out / "evaluate.json"),
             overwrite=True,  # the demo's own, in its --out: re-evaluated on every run
+            device=options.device,
         )
     )  # fmt: skip
+    seconds["evaluation"] = time.perf_counter() - lap
+    lap = time.perf_counter()
     video = video_path(options)
     if video is not None:
         video_command(
@@ -409,8 +433,13 @@ def demo_command(options: DemoOptions) -> int:
                 btl_policy=str(out / "policy_btl"), users=4, seed=options.seed,
                 population=options.population, out=str(video),
                 overwrite=True,  # checked before any step: the demo's own, or --overwrite
+                device=options.device,
             )
         )  # fmt: skip
         _record_video(out, video)
-    print(f"demo: done in {time.perf_counter() - began:.0f} s; results in {out}/evaluate.json")
+        seconds["video"] = time.perf_counter() - lap
+    seconds["total"] = time.perf_counter() - began
+    _record_seconds(out, seconds)
+    shown = ", ".join(f"{stage} {value:.0f} s" for stage, value in seconds.items())
+    print(f"demo: done ({shown}); results in {out}/evaluate.json")
     return 0

@@ -49,3 +49,18 @@ def config_values(config_type: type, options: Any, **renamed: str) -> dict[str, 
         if hasattr(options, source):
             values[item.name] = getattr(options, source)
     return values
+
+
+#: the devices a ``--device`` option takes; ``auto`` is ``cuda`` when torch sees a GPU
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def device_option(what: str, default: str = "auto") -> Any:
+    """A ``--device`` field: where ``what`` runs (``auto``: cuda when there is a GPU).
+
+    The MLP PPO policies stay on the CPU whatever this says (SB3's advice for MLP
+    policies; ``benchmarks/gpu_speed.py`` measures cuda against the CPU where a GPU is lent).
+    """
+    return dataclasses.field(
+        default=default, metadata={"help": f"{what}: {', '.join(DEVICES)} (auto: cuda if any)"}
+    )

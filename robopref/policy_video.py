@@ -33,6 +33,7 @@ import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.envs.wrappers import SetDown
 from robopref.evaluate import default_population
 from robopref.files import check_output
+from robopref.options import device_option
 from robopref.policies import personalize
 from robopref.policies.checkpoint import LoadedPolicy, existing_reward, load_policy, read_meta
 from robopref.policies.latent_env import LatentRewardEnv, LatentSource, env_goal
@@ -48,6 +49,7 @@ from robopref.queries import make_env
 from robopref.reward import load_reward_model
 from robopref.reward.active import POSTERIOR, POSTERIOR_HELP, POSTERIORS
 from robopref.reward.base import RewardModel
+from robopref.reward.nets import resolve_device
 from robopref.reward.typed_asking import parse_menu
 from robopref.users import SyntheticUser
 from robopref.video import HOLD_SECONDS, label_frame, tile_frames, write_gif, write_video
@@ -107,6 +109,7 @@ class VideoOptions:
         metadata={"help": "MP4 path (.mp4 added if missing); the GIF goes next to it"},
     )
     seed: int = field(default=0, metadata={"help": "seed of users, queries and initial states"})
+    device: str = device_option("the reward models' and policies' device", default="cpu")
     camera: str = field(default="side", metadata={"help": "camera: front, top or side"})
     width: int = field(default=320, metadata={"help": "panel width in pixels (MP4)"})
     height: int = field(default=240, metadata={"help": "panel height in pixels (MP4)"})
@@ -205,8 +208,11 @@ def load_policies(options: VideoOptions) -> list[tuple[str, LoadedPolicy, Reward
             "pass a VPL policy as --policy (a BTL policy goes in --btl-policy)"
         )
     reward_path = options.reward or str(meta["reward_path"])
-    reward = load_reward_model(existing_reward(reward_path, "--reward", options.policy))
-    policy = load_policy(options.policy, reward)
+    device = str(resolve_device(options.device))
+    reward = load_reward_model(
+        existing_reward(reward_path, "--reward", options.policy), device=device
+    )
+    policy = load_policy(options.policy, reward, device=device)
     loaded = [(f"{policy.name.upper()} personalized", policy, reward)]
     if options.btl_policy:
         btl_meta = read_meta(options.btl_policy)
@@ -218,9 +224,10 @@ def load_policies(options: VideoOptions) -> list[tuple[str, LoadedPolicy, Reward
             )
         btl_path = options.btl_reward or str(btl_meta["reward_path"])
         btl_reward = load_reward_model(
-            existing_reward(btl_path, "--btl-reward", options.btl_policy)
+            existing_reward(btl_path, "--btl-reward", options.btl_policy), device=device
         )
-        loaded.append(("BTL", load_policy(options.btl_policy, btl_reward), btl_reward))
+        btl_policy = load_policy(options.btl_policy, btl_reward, device=device)
+        loaded.append(("BTL", btl_policy, btl_reward))
     env_ids = {policy.meta["env_id"] for _, policy, _ in loaded}
     if len(env_ids) != 1:
         raise ValueError(f"the policies were trained on different tasks {sorted(env_ids)}")

@@ -116,11 +116,13 @@ def fit_reward(
     seed: int,
     epochs: int,
     val_fraction: float = 0.1,
+    device: str = "cpu",
 ) -> tuple[RewardModel, TrainResult]:
     """Fit ``kind`` on the answers (the model reads features) for at most ``epochs``: a
     fresh model when ``previous`` is None, else ``previous`` refitted from its weights
     (:data:`REFIT`).
-    Early stopping holds out a ``val_fraction`` of the training users' answers."""
+    Early stopping holds out a ``val_fraction`` of the training users' answers; the model
+    is fitted on ``device`` and stays there."""
     view = reward_view(dataset, "features")
     train_set, val_set = view.split_users(val_fraction, seed)
     if previous is None:
@@ -133,7 +135,7 @@ def fit_reward(
     if kind != "vpl":
         settings = dataclasses.replace(settings, kl_delay=0, kl_warmup=0)
     result = model.fit(
-        train_set, val_dataset=val_set, settings=settings, device="cpu",
+        train_set, val_dataset=val_set, settings=settings, device=device,
         log=lambda _line: None, warm_start=previous is not None,
     )  # fmt: skip
     model.meta["reward_input"] = "features"

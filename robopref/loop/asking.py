@@ -229,17 +229,19 @@ def ask_active(
     feat_a = as_tensor(candidates.feat_a, model.device)
     feat_b = as_tensor(candidates.feat_b, model.device)
     scorer = model.pair_scorer(feat_a, feat_b)
+    device = model.device  # every tensor of the asking on the model's device
     noise = torch.as_tensor(
-        rng.standard_normal((BALD_SAMPLES, model.latent_dim)), dtype=torch.float32
+        rng.standard_normal((BALD_SAMPLES, model.latent_dim)), dtype=torch.float32, device=device
     )
-    available = torch.ones(len(candidates), dtype=torch.bool)
+    available = torch.ones(len(candidates), dtype=torch.bool, device=device)
+    unavailable = torch.tensor(-1.0, device=device)
     ctx_a, ctx_b, ctx_label = (np.asarray(x, np.float32) for x in context)
     asked, answers = [], []
     with torch.no_grad():
         for _ in range(m):
             mean, std = answers_posterior(model, (ctx_a, ctx_b, ctx_label), posterior)
-            z = torch.as_tensor(mean) + torch.as_tensor(std) * noise
-            scores = torch.where(available, bald_scores(scorer.logits(z)), torch.tensor(-1.0))
+            z = as_tensor(mean, device) + as_tensor(std, device) * noise
+            scores = torch.where(available, bald_scores(scorer.logits(z)), unavailable)
             index = int(torch.argmax(scores))
             available[index] = False
             answer = user.answer(candidates.pair(index), rng)

@@ -68,7 +68,7 @@ from robopref.loop.asking import (
     user_candidates,
 )
 from robopref.loop.report import format_round, heldout_check, plot_history
-from robopref.options import config_option
+from robopref.options import config_option, device_option
 from robopref.policies.checkpoint import (
     ALGOS,
     FORMAT,
@@ -89,6 +89,7 @@ from robopref.queries import (
 from robopref.reward.active import POSTERIORS, answers_posterior
 from robopref.reward.base import RewardModel
 from robopref.reward.checkpoint import model_payload, save_payload
+from robopref.reward.nets import resolve_device
 from robopref.reward.registry import load_reward_model
 from robopref.reward.vpl import VPLConfig
 from robopref.tensorboard import summary_writer, tb_option, tensorboard_dir
@@ -96,7 +97,7 @@ from robopref.users import SyntheticUser
 
 METHODS = ("vpl", "btl", "dpl")
 #: options that may differ between an interrupted loop and its resumption
-RESUMABLE_CHANGES = ("resume", "overwrite", "progress", "workers", "tb")
+RESUMABLE_CHANGES = ("resume", "overwrite", "progress", "workers", "tb", "device")
 #: what a loop writes in ``--out`` before its first round is done (then ``loop.json``
 #: marks the folder as a loop's): round folders, TensorBoard logs, the atomic writer's
 #: hidden temporaries. Anything else in a folder without ``loop.json`` is someone else's.
@@ -193,6 +194,9 @@ class LoopOptions:
     eval_episodes: int = field(default=1, metadata={"help": "episodes per held-out user"})
     seed: int = field(default=0, metadata={"help": "seed of everything"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads"})
+    device: str = device_option(
+        "the reward models' device (fits, active asking, reward relabelling; PPO stays on the CPU)"
+    )
     workers: int = field(
         default=2,
         metadata={
@@ -238,6 +242,7 @@ def read_state(out: str | Path) -> dict[str, Any]:
 def check_loop_values(options: LoopOptions) -> None:
     """Refuse impossible budgets, unknown methods, tasks, populations and model settings
     (everything but ``--out``), before work: what ``robopref sweep`` checks for every cell."""
+    resolve_device(options.device)  # names the fix for an unknown device or a missing GPU
     for name in ("users", "answers", "first_answers", "per_round", "steps", "scout_steps",
                  "episodes", "rollouts_per_user", "candidates", "eval_users", "eval_episodes",
                  "fit_epochs", "refit_epochs", "workers"):  # fmt: skip
@@ -522,6 +527,11 @@ def _policy_meta(options: LoopOptions, method: str, model: RewardModel, steps: i
     }  # fmt: skip
 
 
+def _device(options: LoopOptions) -> str:
+    """The torch device of the loop's reward models (``--device``, ``auto`` resolved)."""
+    return str(resolve_device(options.device))
+
+
 def run_arm(
     options: LoopOptions,
     shared: Shared,
@@ -530,9 +540,19 @@ def run_arm(
     asked: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
 ) -> dict[str, Any]:
     """One method's part of a round: ask (or take round 0's shared ``asked`` answers), refit,
-    train; writes its answers, reward model and policy to ``round_NN/`` and returns the
-    reward fit's figures (:data:`FIT_FIGURES`). Its randomness comes from the seed, the
-    round and the method alone, so arms may run in any order or at once."""
+    train; writes its answers, reward model and policy to ``round_NN/`` and returns
+    ``{"fit": the reward fit's figures (FIT_FIGURES), "seconds": {stage: wall seconds}}``
+    (stages ``ask``, ``fit``, ``policy``). Its randomness comes from the seed, the round and
+    the method alone, so arms may run in any order or at once."""
+    clock = time.perf_counter()
+    seconds: dict[str, float] = {}
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = round(now - clock, 1)
+        clock = now
+
     out, rounds = Path(options.out), options.rounds
     previous, here = _round_dir(out, round_index - 1), _round_dir(out, round_index)
     here.mkdir(parents=True, exist_ok=True)
@@ -542,10 +562,11 @@ def run_arm(
         answers.add(shared.pool, index, labels, owner)
     else:
         answers = Answers.from_dataset(PreferenceDataset.load(previous / f"{method}.npz"))
-        model = load_reward_model(previous / f"{method}.pt")
+        model = load_reward_model(previous / f"{method}.pt", device=_device(options))
         _log(options, f"round {round_index + 1}: {method} asks about its policy's rollouts")
         ask_round(options, shared, method, answers, model, previous / f"{method}_policy.zip",
                   round_index)  # fmt: skip
+    lap("ask")
     data = answers.dataset(options.env, shared.pool.feature_names, len(shared.users),
                            _dataset_meta(options, round_index))  # fmt: skip
     config = {"latent_dim": options.latent_dim, "decoder": options.decoder,
@@ -554,7 +575,10 @@ def run_arm(
               "kl_weight": options.kl_weight} if method == "vpl" else {}  # fmt: skip
     _log(options, f"round {round_index + 1}: {method} reward fit on {data.n_pairs} answers")
     epochs = options.refit_epochs if round_index else options.fit_epochs
-    model, fit = fit_reward(method, data, model, config, options.seed + round_index, epochs)
+    model, fit = fit_reward(
+        method, data, model, config, options.seed + round_index, epochs, device=_device(options)
+    )
+    lap("fit")
     final = round_index == rounds - 1
     steps = options.steps if final else options.scout_round_steps
     kind = "final policy (new)" if final else "scout policy (continued)"
@@ -567,7 +591,8 @@ def run_arm(
     data.save(here / f"{method}.npz")
     save_payload(model_payload(model, {"loop_fit": dataclasses.asdict(fit)}), here / f"{method}.pt")
     save_model(policy, here / f"{method}_policy.zip")
-    return {k: getattr(fit, k) for k in FIT_FIGURES}
+    lap("policy")
+    return {"fit": {k: getattr(fit, k) for k in FIT_FIGURES}, "seconds": seconds}
 
 
 #: what a round's row (``fit``) and TensorBoard keep of each method's reward fit
@@ -600,11 +625,12 @@ def run_round(
     # Round 0's pairs and answers are the same for every method: asked once.
     asked = first_answers(options, shared) if round_index == 0 else None
     if workers is None:
-        fits = {m: run_arm(options, shared, m, round_index, asked) for m in options.methods}
+        arms = {m: run_arm(options, shared, m, round_index, asked) for m in options.methods}
     else:
         jobs = [workers.submit(_arm_in_worker, options, m, round_index, asked)
                 for m in options.methods]  # fmt: skip
-        fits = {m: job.result() for m, job in zip(options.methods, jobs, strict=True)}
+        arms = {m: job.result() for m, job in zip(options.methods, jobs, strict=True)}
+    checking = time.perf_counter()
     checked: dict[str, tuple[LoadedPolicy, RewardModel]] = {}
     for method in options.methods:
         model = load_reward_model(here / f"{method}.pt")
@@ -621,7 +647,13 @@ def run_round(
         "answers_per_user": options.first_answers + round_index * options.per_round,
         "steps": int(checked[options.methods[0]][0].model.num_timesteps),
         "methods": methods,
-        "fit": fits,
+        "fit": {m: arm["fit"] for m, arm in arms.items()},
+        # wall seconds of each arm's stages and of the held-out check (arms run at once
+        # with --workers 2: their seconds overlap)
+        "seconds": {
+            **{m: arm["seconds"] for m, arm in arms.items()},
+            "heldout": round(time.perf_counter() - checking, 1),
+        },
         "wall_s": round(time.perf_counter() - began, 1),
     }
 

@@ -46,6 +46,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 
 from robopref.reward import load_reward_model
+from robopref.reward.nets import resolve_device
 from robopref.study.choose import QueryChooser
 from robopref.study.robot import ROBOT_KINDS, RobotRenderer, robot_clip_name, robot_json
 from robopref.study.spec import CLIPS_DIR, ROBOT_DIR, check_study_folder, clip_path
@@ -79,15 +80,16 @@ def _template(name: str) -> Template:
 class Study:
     """A study folder loaded for serving: settings, pool, chooser, store and robot worker."""
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, device: str = "cpu") -> None:
         self.folder = Path(folder).resolve()
         self.spec, self.pool = check_study_folder(self.folder)
         self.store = StudyStore(self.folder)
         self.store.make_private()  # a study created before the database was made private
         self.store.hash_tokens()  # ... or before tokens were hashed
-        model = load_reward_model(self.spec.reward) if self.spec.reward else None
+        device = str(resolve_device(device))
+        model = load_reward_model(self.spec.reward, device=device) if self.spec.reward else None
         self.chooser = QueryChooser(self.spec, self.pool, model)
-        self.robots = RobotRenderer(self.folder, self.spec, model)
+        self.robots = RobotRenderer(self.folder, self.spec, model, device)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="robot")
         self._rendering: set[int] = set()
         self._lock = threading.Lock()
@@ -256,9 +258,9 @@ def _done_page(study: Study, token: str, participant: Participant) -> str:
     )
 
 
-def create_app(folder: str | Path) -> FastAPI:
-    """The app serving the study in ``folder``."""
-    study = Study(folder)
+def create_app(folder: str | Path, device: str = "cpu") -> FastAPI:
+    """The app serving the study in ``folder``, its models on ``device``."""
+    study = Study(folder, device)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -42,18 +42,21 @@ def robot_clip_name(participant_name: str, kind: str) -> str:
 class RobotRenderer:
     """Loads the study's policies once and renders participants' robot clips."""
 
-    def __init__(self, folder: Path, spec: StudySpec, model: RewardModel | None) -> None:
+    def __init__(
+        self, folder: Path, spec: StudySpec, model: RewardModel | None, device: str = "cpu"
+    ) -> None:
         self.folder = folder
         self.spec = spec
         self.model = model
         self.policies: list[tuple[str, LoadedPolicy, RewardModel]] = []
         if spec.policy and model is not None:
-            self.policies.append(("vpl", load_policy(spec.policy, model), model))
+            self.policies.append(("vpl", load_policy(spec.policy, model, device), model))
             if spec.btl_policy:
                 btl_model = load_reward_model(
-                    spec.btl_reward or read_meta(spec.btl_policy)["reward_path"]
+                    spec.btl_reward or read_meta(spec.btl_policy)["reward_path"], device=device
                 )
-                self.policies.append(("btl", load_policy(spec.btl_policy, btl_model), btl_model))
+                btl_policy = load_policy(spec.btl_policy, btl_model, device)
+                self.policies.append(("btl", btl_policy, btl_model))
 
     @property
     def enabled(self) -> bool:

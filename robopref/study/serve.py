@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from robopref.options import device_option
+from robopref.reward.nets import resolve_device
 from robopref.study.spec import check_study_folder
 
 #: uvicorn's log levels (``uvicorn.config.LOG_LEVELS``)
@@ -25,6 +27,7 @@ class StudyServeOptions:
         metadata={"help": "address to listen on (0.0.0.0: every interface, e.g. a lab network)"},
     )
     port: int = field(default=8000, metadata={"help": "port to listen on"})
+    device: str = device_option("the reward model's and the robots' policies' device", "cpu")
     log_level: str = field(
         default="warning", metadata={"help": f"uvicorn's log level: {', '.join(LOG_LEVELS)}"}
     )
@@ -43,7 +46,8 @@ def study_serve_command(options: StudyServeOptions) -> int:
     # A clear error before the server starts: not a study, or a damaged one (settings,
     # pool, database); the database is never created here.
     spec, _ = check_study_folder(options.study)
-    app = create_app(options.study)
+    resolve_device(options.device)  # names the fix for a missing GPU before serving
+    app = create_app(options.study, options.device)
     print(
         f"serving {options.study} ({spec.env_id}, {spec.participants} participants) on "
         f"http://{options.host}:{options.port}/s/<token> (links in {options.study}/links.txt)",
