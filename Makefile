@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/collect_throughput.py --json runs/bench/collect_throughput.json
 	$(PY) benchmarks/reward_speed.py --json runs/bench/reward_speed.json
 	$(PY) benchmarks/policy_throughput.py --json runs/bench/policy_throughput.json
+	$(PY) benchmarks/ppo_speed.py --json runs/bench/ppo_speed.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
