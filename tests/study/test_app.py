@@ -11,8 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from robopref.dataset import PreferenceDataset
+from robopref.reward.active import answers_posterior
 from robopref.reward.train_command import TrainRewardOptions, train_reward_command
-from robopref.study.app import create_app
+from robopref.study.app import Study, create_app
 from robopref.study.create import StudyCreateOptions, create_study
 from robopref.study.export import StudyExportOptions, study_dataset, study_export_command
 from robopref.study.report import study_report
@@ -164,27 +165,42 @@ def test_a_returning_participant_continues_where_they_stopped(active_study):
 
 
 def test_active_queries_follow_each_participants_answers(active_study):
-    """BALD's first pick is the same for everybody (the prior); after opposite answers the
-    participants' posteriors, and so their next picks, part."""
+    """BALD's first pick is the same for everybody (the prior); after different answers the
+    participants' posteriors part, and each next pick is the most informative pair under
+    the participant's own posterior. (Their picks need not part: in this small pool only a
+    few pairs carry information at all, and BALD scores a posterior and its mirror image
+    alike.)"""
     one, two, _ = _tokens(active_study)
-    seconds = []
     with TestClient(create_app(active_study)) as client:
-        firsts = [client.get(f"/s/{t}/next.json").json() for t in (one, two)]
-        spec_pool = StudyStore(active_study)
-        assert spec_pool.shown(1)[0].pair == spec_pool.shown(2)[0].pair
-        chosen = []
-        for token, first, want_a in ((one, firsts[0], True), (two, firsts[1], False)):
-            swapped = StudyStore(active_study).open_query(1 if token == one else 2).swapped
-            choice = "left" if want_a != swapped else "right"
-            chosen.append(choice)
-            reply = client.post(
-                f"/s/{token}/answer.json", json={"query": first["query"], "choice": choice}
-            )
-            seconds.append(reply.json()["next"])
-    labels = [r["label"] for r in StudyStore(active_study).all_answers()]
-    assert labels == [1.0, 0.0]
-    pairs = [StudyStore(active_study).shown(p)[1].pair for p in (1, 2)]
-    assert pairs[0] != pairs[1]
+        current = {t: client.get(f"/s/{t}/next.json").json() for t in (one, two)}
+        store = StudyStore(active_study)
+        assert store.shown(1)[0].pair == store.shown(2)[0].pair
+        for position in range(4):  # the study's queries per participant
+            for token, want_a in ((one, True), (two, position % 2 == 1)):
+                participant = 1 if token == one else 2
+                swapped = StudyStore(active_study).open_query(participant).swapped
+                choice = "left" if want_a != swapped else "right"
+                reply = client.post(
+                    f"/s/{token}/answer.json",
+                    json={"query": current[token]["query"], "choice": choice},
+                )
+                current[token] = reply.json()["next"]
+            if position < 3:
+                assert all(current[t] is not None for t in (one, two))
+    labels = {p: [a for _, a in StudyStore(active_study).answered(p)] for p in (1, 2)}
+    assert labels == {1: [1.0] * 4, 2: [0.0, 1.0, 0.0, 1.0]}
+    study = Study(active_study)
+    chooser, means = study.chooser, []
+    for participant in (1, 2):
+        answered = StudyStore(active_study).answered(participant)
+        shown = [q.pair for q in StudyStore(active_study).shown(participant)]
+        for count in range(1, 4):  # each later pick follows from the answers before it
+            assert shown[count] == chooser.next_pair(participant, shown[:count], answered[:count])
+        pairs = [pair for pair, _ in answered]
+        context = (chooser.inputs[0][pairs], chooser.inputs[1][pairs], labels[participant])
+        means.append(answers_posterior(chooser.model, (*context[:2], np.float32(context[2])))[0])
+    study.close()
+    assert np.abs(means[0] - means[1]).max() > 0.5
 
 
 def test_export_is_a_dataset_train_reward_reads(active_study, tmp_path):
