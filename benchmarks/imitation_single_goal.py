@@ -74,7 +74,8 @@ def _imitation_env(user: Any) -> Any:
     """PlatePlacement at the goal, set-down primitive, rewarded by the user's reward."""
     import gymnasium as gym
 
-    from robopref.envs import ENV_IDS, PlatePlacementEnv
+    from robopref import ENV_IDS
+    from robopref.envs import PlatePlacementEnv
     from robopref.envs.wrappers import SetDownOnContact
 
     class UserReward(gym.Wrapper):
@@ -84,7 +85,7 @@ def _imitation_env(user: Any) -> Any:
             obs, _, terminated, truncated, info = self.env.step(action)
             return obs, float(user.reward(info["features"])), terminated, truncated, info
 
-    env = gym.wrappers.TimeLimit(PlatePlacementEnv(goal=GOAL), ENV_IDS[ENV_ID][1])
+    env = gym.wrappers.TimeLimit(PlatePlacementEnv(goal=GOAL), ENV_IDS[ENV_ID].max_episode_steps)
     return UserReward(SetDownOnContact(env, place=True))
 
 

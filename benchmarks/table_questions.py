@@ -39,11 +39,12 @@ from robopref.policies.personalize import (
     new_users,
     typed_candidates,
 )
-from robopref.population import ARRANGEMENT_TYPES, resolve_population
+from robopref.population import resolve_population
 from robopref.queries import BehaviourMix, build_query_pool, collect_rollouts, make_env
 from robopref.reward import load_reward_model
 from robopref.reward.arrangement_peak import ArrangementPeakFinder
 from robopref.reward.typed_asking import parse_menu
+from robopref.tasks.table_setting import ARRANGEMENT_TYPES
 
 
 def type_posterior_mass(population, pool, candidates, menu, asked, answers) -> np.ndarray:

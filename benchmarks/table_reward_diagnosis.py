@@ -34,9 +34,9 @@ from torch import nn
 from torch.nn import functional
 
 from robopref.dataset import PreferenceDataset
-from robopref.population import ARRANGEMENT_TYPES
 from robopref.reward.nets import mlp
-from robopref.users import LabelModel, table_reward, task_reward
+from robopref.tasks.table_setting import ARRANGEMENT_TYPES, table_reward
+from robopref.users import LabelModel, task_reward
 
 #: type index bits: ``index = 4 * cup_right + 2 * utensil_right + plate_further_in``
 PART_BITS = {"cup side": 4, "utensil side": 2, "plate depth": 1}

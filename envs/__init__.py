@@ -1,4 +1,4 @@
-"""robopref's MuJoCo tabletop tasks, registered with Gymnasium on import.
+"""robopref's MuJoCo tabletop envs (their Gymnasium ids are registered by robopref.tasks).
 
 >>> import gymnasium as gym
 >>> import robopref  # registers the ids below
@@ -17,17 +17,8 @@ import gymnasium as gym  # noqa: E402
 from robopref.envs.block_sort import BlockSortEnv  # noqa: E402
 from robopref.envs.goal_env import GoalDictObservation  # noqa: E402
 from robopref.envs.plate_placement import PlatePlacementEnv  # noqa: E402
-from robopref.envs.scripted import scripted_policy  # noqa: E402
 from robopref.envs.table_setting import TableSettingEnv  # noqa: E402
 from robopref.envs.tabletop import TabletopEnv, sample_goal  # noqa: E402
-
-#: every registered robopref env id, with its episode length.
-ENV_IDS = {
-    "robopref/PlatePlacement-v0": ("robopref.envs.plate_placement:PlatePlacementEnv", 60),
-    "robopref/BlockSort-v0": ("robopref.envs.block_sort:BlockSortEnv", 80),
-    # control="place" episodes end (terminate) after their third step, one per object.
-    "robopref/TableSetting-v0": ("robopref.envs.table_setting:TableSettingEnv", 150),
-}
 
 
 def episode_steps(env: gym.Env) -> int:
@@ -41,24 +32,12 @@ def episode_steps(env: gym.Env) -> int:
     return int(env.spec.max_episode_steps)
 
 
-def register_envs() -> None:
-    """Register every robopref task with Gymnasium (idempotent)."""
-    for env_id, (entry_point, episode_steps) in ENV_IDS.items():
-        if env_id not in gym.registry:
-            gym.register(env_id, entry_point=entry_point, max_episode_steps=episode_steps)
-
-
-register_envs()
-
 __all__ = [
-    "ENV_IDS",
     "BlockSortEnv",
     "GoalDictObservation",
     "PlatePlacementEnv",
     "TableSettingEnv",
     "TabletopEnv",
     "episode_steps",
-    "register_envs",
     "sample_goal",
-    "scripted_policy",
 ]

@@ -60,6 +60,47 @@ ZONE_COLOURS = (
 )
 
 
+def checked_n_zones(n_zones: Any) -> int:
+    """``n_zones`` as an int, or a ``ValueError`` naming the supported counts."""
+    if isinstance(n_zones, bool) or not isinstance(n_zones, int | np.integer):
+        raise ValueError(
+            f"n_zones={n_zones!r} is not a whole number: use one of {sorted(ZONE_LAYOUTS)}"
+        )
+    if n_zones not in ZONE_LAYOUTS:
+        raise ValueError(f"n_zones={n_zones!r} is not supported: use one of {sorted(ZONE_LAYOUTS)}")
+    return int(n_zones)
+
+
+def feature_names(n_zones: int) -> tuple[str, ...]:
+    """The features of a BlockSort with ``n_zones`` zones, in order (module doc)."""
+    zones = tuple(f"zone_{i}" for i in range(n_zones))
+    return ("x", "y", "height", "held", "drop_height", "speed", "reach", *zones)
+
+
+def validate_zone(goal: Any, n_zones: int) -> int:
+    """A BlockSort goal: a zone index ``0 <= i < n_zones``."""
+    if isinstance(goal, str | bytes):
+        raise ValueError(
+            f"goal={goal!r} is a string: pass the zone index as an int, e.g. goal=1 "
+            f"(this BlockSort has zones 0..{n_zones - 1})"
+        )
+    if isinstance(goal, bool | np.bool_):
+        raise ValueError(
+            f"goal={goal!r} is a bool, not a zone index: pass an int in "
+            f"0..{n_zones - 1}, e.g. goal=1"
+        )
+    try:
+        index = int(np.asarray(goal).item())
+    except (TypeError, ValueError):
+        raise ValueError(f"goal={goal!r} must be a zone index (an int)") from None
+    if index != np.asarray(goal).item() or not 0 <= index < n_zones:
+        raise ValueError(
+            f"goal={goal!r} is not a zone: this BlockSort has {n_zones} zones, "
+            f"indices 0..{n_zones - 1} (pass n_zones=... for more)"
+        )
+    return index
+
+
 class BlockSortEnv(TabletopEnv):
     """Pick up a block and put it down in the (hidden) preferred zone."""
 
@@ -86,27 +127,10 @@ class BlockSortEnv(TabletopEnv):
         camera: str = "front",
         **unknown: Any,
     ) -> None:
-        if isinstance(n_zones, bool) or not isinstance(n_zones, int | np.integer):
-            raise ValueError(
-                f"n_zones={n_zones!r} is not a whole number: use one of {sorted(ZONE_LAYOUTS)}"
-            )
-        if n_zones not in ZONE_LAYOUTS:
-            raise ValueError(
-                f"n_zones={n_zones!r} is not supported: use one of {sorted(ZONE_LAYOUTS)}"
-            )
-        self.n_zones = int(n_zones)
+        self.n_zones = checked_n_zones(n_zones)
         self.zone_centers = np.array(ZONE_LAYOUTS[self.n_zones], dtype=np.float64)
         self._zone_x, self._zone_y = self.zone_centers[:, 0].copy(), self.zone_centers[:, 1].copy()
-        self.feature_names = (
-            "x",
-            "y",
-            "height",
-            "held",
-            "drop_height",
-            "speed",
-            "reach",
-            *(f"zone_{i}" for i in range(self.n_zones)),
-        )
+        self.feature_names = feature_names(self.n_zones)
         super().__init__(goal, render_mode, width, height, camera, **unknown)
 
     def _build_spec(self) -> mujoco.MjSpec:
@@ -121,26 +145,7 @@ class BlockSortEnv(TabletopEnv):
 
     def validate_goal(self, goal: Any) -> int:
         """A goal is a zone index ``0 <= i < n_zones``."""
-        if isinstance(goal, str | bytes):
-            raise ValueError(
-                f"goal={goal!r} is a string: pass the zone index as an int, e.g. goal=1 "
-                f"(this BlockSort has zones 0..{self.n_zones - 1})"
-            )
-        if isinstance(goal, bool | np.bool_):
-            raise ValueError(
-                f"goal={goal!r} is a bool, not a zone index: pass an int in "
-                f"0..{self.n_zones - 1}, e.g. goal=1"
-            )
-        try:
-            index = int(np.asarray(goal).item())
-        except (TypeError, ValueError):
-            raise ValueError(f"goal={goal!r} must be a zone index (an int)") from None
-        if index != np.asarray(goal).item() or not 0 <= index < self.n_zones:
-            raise ValueError(
-                f"goal={goal!r} is not a zone: this BlockSort has {self.n_zones} zones, "
-                f"indices 0..{self.n_zones - 1} (pass n_zones=... for more)"
-            )
-        return index
+        return validate_zone(goal, self.n_zones)
 
     def _sample_initial_state(self) -> bool:
         rng = self.np_random

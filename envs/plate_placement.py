@@ -65,6 +65,22 @@ GOAL_HIGH = np.array([0.25, 0.25])
 COS_FLAT = float(np.cos(np.deg2rad(10.0)))
 
 
+def validate_point(goal: Any) -> np.ndarray:
+    """A PlatePlacement goal: a table point ``(x, y)`` in metres inside the goal box."""
+    try:
+        point = np.asarray(goal, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        point = np.full(1, np.nan)  # not numbers: the same message as a wrong shape
+    if point.shape != (2,) or not np.all(np.isfinite(point)):
+        raise ValueError(f"goal={goal!r} must be a table point (x, y) in metres, e.g. (0.2, 0.15)")
+    if np.any(point < GOAL_LOW - 1e-9) or np.any(point > GOAL_HIGH + 1e-9):
+        raise ValueError(
+            f"goal={tuple(point.round(3).tolist())} is off the table's goal region: x and y "
+            f"must lie in [{GOAL_LOW[0]}, {GOAL_HIGH[0]}] m (table frame, origin at its centre)"
+        )
+    return point
+
+
 class PlatePlacementEnv(TabletopEnv):
     """Carry a plate and set it down at the (hidden) goal point on the table."""
 
@@ -100,20 +116,7 @@ class PlatePlacementEnv(TabletopEnv):
 
     def validate_goal(self, goal: Any) -> np.ndarray:
         """A goal is a table point ``(x, y)`` in metres inside ``goal_space``."""
-        try:
-            point = np.asarray(goal, dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError):
-            point = np.full(1, np.nan)  # not numbers: the same message as a wrong shape
-        if point.shape != (2,) or not np.all(np.isfinite(point)):
-            raise ValueError(
-                f"goal={goal!r} must be a table point (x, y) in metres, e.g. (0.2, 0.15)"
-            )
-        if np.any(point < GOAL_LOW - 1e-9) or np.any(point > GOAL_HIGH + 1e-9):
-            raise ValueError(
-                f"goal={tuple(point.round(3).tolist())} is off the table's goal region: x and y "
-                f"must lie in [{GOAL_LOW[0]}, {GOAL_HIGH[0]}] m (table frame, origin at its centre)"
-            )
-        return point
+        return validate_point(goal)
 
     def _sample_initial_state(self) -> bool:
         rng = self.np_random

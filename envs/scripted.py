@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
-from robopref.envs.block_sort import BLOCK_HALF, ZONE_RADIUS, BlockSortEnv
-from robopref.envs.plate_placement import PLATE_HALF_HEIGHT, PlatePlacementEnv
+from robopref.envs.block_sort import BLOCK_HALF, ZONE_RADIUS
+from robopref.envs.plate_placement import PLATE_HALF_HEIGHT
 from robopref.envs.table_setting import (
     HALF_HEIGHT,
     N_OBJECTS,
@@ -114,74 +111,3 @@ def table_place_action(obs: np.ndarray, arrangement: np.ndarray) -> np.ndarray:
     flags = obs[layout["next_object"]]
     i = int(np.argmax(flags)) if flags.max() > 0.5 else 0
     return place_action(*spots(arrangement)[i], clip=True)  # some spots lie past its reach
-
-
-def goal_point(task: PlatePlacementEnv | BlockSortEnv | TableSettingEnv, goal: Any) -> np.ndarray:
-    """The table point (x, y) of a validated ``goal``: the plate's goal, the zone's centre;
-    for TableSetting the arrangement itself (6,), where every object goes."""
-    if isinstance(task, TableSettingEnv):
-        return np.asarray(goal, dtype=np.float64)
-    if isinstance(task, BlockSortEnv):
-        return np.asarray(task.zone_centers[goal], dtype=np.float64)
-    return np.asarray(goal, dtype=np.float64)
-
-
-def scripted_policy(
-    env: gym.Env,
-    goal: Any,
-    noise: float = 0.0,
-    seed: int | np.random.Generator | None = None,
-    aim: np.ndarray | None = None,
-    hold_height: float | None = None,
-) -> Policy:
-    """An ``obs -> action`` expert for ``env``'s task aimed at ``goal``.
-
-    ``noise`` is the standard deviation of Gaussian noise added to every action (then
-    clipped to [-1, 1]), drawn from ``seed``; 0 gives the deterministic expert. ``aim``, a
-    table point (x, y), is where the expert puts the object down instead of the goal's own
-    point (the plate's goal, the zone's centre): data that misses the goal on purpose.
-    ``hold_height`` (m, above the table) makes it lower the object there and hold it at that
-    height instead of setting it down: "held low here" beside "set down here".
-    TableSetting's expert aims at an arrangement (``aim`` is one too) and has no
-    ``hold_height``.
-    """
-    task = env.unwrapped
-    if isinstance(noise, bool) or not isinstance(noise, int | float | np.number):
-        raise ValueError(f"noise={noise!r} must be a number >= 0 (the action noise's std)")
-    if not math.isfinite(noise) or noise < 0:
-        raise ValueError(
-            f"noise={noise} must be a finite number >= 0 (the std of the Gaussian action "
-            "noise; 0 gives the deterministic expert)"
-        )
-    if not isinstance(task, PlatePlacementEnv | BlockSortEnv | TableSettingEnv):
-        raise TypeError(f"no scripted expert for {type(task).__name__}")
-    goal = task.validate_goal(goal)
-    rng = np.random.default_rng(seed)
-    low_z = float(task.WORKSPACE_LOW[2])
-    point = goal_point(task, goal) if aim is None else np.asarray(aim, dtype=np.float64)
-    size = int(np.prod(task.action_space.shape))
-    if isinstance(task, TableSettingEnv) and task.control == "place":
-
-        def expert(obs: np.ndarray) -> np.ndarray:
-            return table_place_action(obs, point)
-    elif isinstance(task, TableSettingEnv):
-
-        def expert(obs: np.ndarray) -> np.ndarray:
-            return table_expert_action(obs, point, low_z)
-    elif isinstance(task, PlatePlacementEnv):
-
-        def expert(obs: np.ndarray) -> np.ndarray:
-            return plate_expert_action(obs, point, low_z, hold_height)
-    else:
-
-        def expert(obs: np.ndarray) -> np.ndarray:
-            return block_expert_action(obs, point, low_z, hold_height)
-
-    def policy(obs: np.ndarray) -> np.ndarray:
-        action = expert(np.asarray(obs))
-        if noise > 0.0:
-            noisy = action + rng.normal(0.0, noise, size=size)
-            action = np.clip(noisy, -1.0, 1.0).astype(np.float32)
-        return action
-
-    return policy

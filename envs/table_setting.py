@@ -242,6 +242,33 @@ def arrangement_action(
     return _move(tip, above, 1.0 if touching else -1.0, hand_step)
 
 
+def validate_arrangement(goal: Any) -> np.ndarray:
+    """A TableSetting goal: an arrangement ``(plate_x, plate_y, cup_dx, cup_dy, utensil_dx,
+    utensil_dy)`` inside the arrangement box, its objects apart and within reach."""
+    try:
+        value = np.asarray(goal, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        value = np.full(1, np.nan)
+    if value.shape != (6,) or not np.all(np.isfinite(value)):
+        raise ValueError(
+            f"goal={goal!r} must be an arrangement of 6 numbers (plate_x, plate_y, cup_dx, "
+            "cup_dy, utensil_dx, utensil_dy) in metres, e.g. (0.22, 0, -0.09, 0.12, 0.03, "
+            "-0.11)"
+        )
+    if np.any(value < GOAL_LOW - 1e-9) or np.any(value > GOAL_HIGH + 1e-9):
+        raise ValueError(
+            f"goal={tuple(value.round(3).tolist())} lies outside the arrangement box: each "
+            f"entry must lie in [{GOAL_LOW.tolist()}, {GOAL_HIGH.tolist()}] (m)"
+        )
+    if not feasible(value):
+        raise ValueError(
+            f"goal={tuple(value.round(3).tolist())} puts objects on each other or out of "
+            f"reach: keep their footprints {CLEARANCE} m apart and every spot within "
+            f"{REACH_LIMIT} m of the table's centre on both axes"
+        )
+    return value
+
+
 class TableSettingEnv(TabletopEnv):
     """Set a plate, a cup and a utensil down in the (hidden) arrangement."""
 
@@ -292,28 +319,7 @@ class TableSettingEnv(TabletopEnv):
 
     def validate_goal(self, goal: Any) -> np.ndarray:
         """An arrangement ``(plate_x, plate_y, cup_dx, cup_dy, utensil_dx, utensil_dy)``."""
-        try:
-            value = np.asarray(goal, dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError):
-            value = np.full(1, np.nan)
-        if value.shape != (6,) or not np.all(np.isfinite(value)):
-            raise ValueError(
-                f"goal={goal!r} must be an arrangement of 6 numbers (plate_x, plate_y, cup_dx, "
-                "cup_dy, utensil_dx, utensil_dy) in metres, e.g. (0.22, 0, -0.09, 0.12, 0.03, "
-                "-0.11)"
-            )
-        if np.any(value < GOAL_LOW - 1e-9) or np.any(value > GOAL_HIGH + 1e-9):
-            raise ValueError(
-                f"goal={tuple(value.round(3).tolist())} lies outside the arrangement box: each "
-                f"entry must lie in [{GOAL_LOW.tolist()}, {GOAL_HIGH.tolist()}] (m)"
-            )
-        if not feasible(value):
-            raise ValueError(
-                f"goal={tuple(value.round(3).tolist())} puts objects on each other or out of "
-                f"reach: keep their footprints {CLEARANCE} m apart and every spot within "
-                f"{REACH_LIMIT} m of the table's centre on both axes"
-            )
-        return value
+        return validate_arrangement(goal)
 
     def _sample_initial_state(self) -> bool:
         rng = self.np_random

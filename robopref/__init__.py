@@ -1,7 +1,9 @@
 """robopref: personalized reinforcement learning from preferences on MuJoCo tabletop tasks.
 
-``import robopref`` registers the Gymnasium ids ``robopref/PlatePlacement-v0`` and
-``robopref/BlockSort-v0``; other code can also ``gym.make("robopref:robopref/...")``.
+``import robopref`` registers the Gymnasium ids of its tasks (:data:`ENV_IDS`:
+``robopref/PlatePlacement-v0``, ``robopref/BlockSort-v0``, ``robopref/TableSetting-v0``;
+:mod:`robopref.tasks` holds what robopref knows of each); other code can also
+``gym.make("robopref:robopref/...")``.
 
 The Python API (:mod:`robopref.api`, imported on first use so that ``import robopref``
 stays light; docs/api.md): :func:`load_reward_model`, :func:`load_policy`,
@@ -18,7 +20,10 @@ from robopref.envs.rendering import default_gl_backend
 
 default_gl_backend()  # before mujoco is imported anywhere
 
-from robopref.envs import ENV_IDS, register_envs, scripted_policy  # noqa: E402
+from robopref.tasks import TASKS, register_task, scripted_policy  # noqa: E402
+
+#: every registered robopref env id -> its task spec (robopref.tasks.TASKS)
+ENV_IDS = TASKS
 
 if TYPE_CHECKING:
     from robopref.api import (
@@ -56,7 +61,7 @@ __all__ = [
     "load_policy",
     "load_reward_model",
     "personalize",
-    "register_envs",
+    "register_task",
     "scripted_policy",
     "shipped_checkpoints",
     "synthetic_users",

@@ -28,21 +28,14 @@ from typing import Any
 
 import numpy as np
 
-from robopref.envs.plate_placement import SUCCESS_RADIUS as PLATE_SUCCESS_RADIUS
-from robopref.envs.table_setting import SUCCESS_RADIUS as TABLE_SUCCESS_RADIUS
-from robopref.envs.table_setting import spots
 from robopref.population import Population
 from robopref.queries import QueryPool
 from robopref.reward.peak import box_grid
+from robopref.tasks import TASKS, task_spec
 from robopref.users import LabelModel, SyntheticUser, segment_scores
 
 #: grid spacing (m) of the goal posterior
 GRID_STEP = 0.01
-#: env id -> the radius (m) within which a table-point goal counts as served
-SUCCESS_RADII: dict[str, float] = {
-    "robopref/PlatePlacement-v0": PLATE_SUCCESS_RADIUS,
-    "robopref/TableSetting-v0": TABLE_SUCCESS_RADIUS,
-}
 #: arrangements drawn as the Monte Carlo "grid" of a TableSetting population
 ARRANGEMENT_SAMPLES = 8000
 #: goals per chunk when the likelihood of many candidate pairs is tabulated
@@ -52,7 +45,8 @@ _EPS = 1e-6
 
 def has_ceiling(population: Population) -> bool:
     """Whether the ceiling is defined: continuous table-point goals on a known task."""
-    return population.low is not None and population.env_id in SUCCESS_RADII
+    spec = TASKS.get(population.env_id)
+    return population.low is not None and spec is not None and spec.success_radius is not None
 
 
 @dataclass
@@ -69,10 +63,10 @@ class GoalGrid:
         if not has_ceiling(population):
             raise ValueError(
                 f"the success ceiling needs continuous table-point goals on one of "
-                f"{sorted(SUCCESS_RADII)}; population {population.name!r} is not"
+                f"{_with_radius()}; population {population.name!r} is not"
             )
         assert population.low is not None and population.high is not None
-        radius = SUCCESS_RADII[population.env_id]
+        radius = task_spec(population.env_id).success_radius
         if len(population.low) != 2:  # arrangements: samples of the population itself
             points = population.sample_goals(ARRANGEMENT_SAMPLES, np.random.default_rng(0))[0]
         else:
@@ -88,12 +82,15 @@ class GoalGrid:
         return np.full(len(self.points), 1.0 / len(self.points))
 
 
+def _with_radius() -> list[str]:
+    return sorted(env_id for env_id, spec in TASKS.items() if spec.success_radius is not None)
+
+
 def goal_error(env_id: str, estimate: np.ndarray, goals: np.ndarray) -> np.ndarray:
-    """How far ``estimate`` is from ``goals`` (m, broadcast over their leading axes): the
-    distance of the table points, or, for arrangements, the largest of the objects' spots'."""
-    if env_id == "robopref/TableSetting-v0":
-        return np.linalg.norm(spots(goals) - spots(estimate), axis=-1).max(-1)
-    return np.linalg.norm(np.asarray(goals) - estimate, axis=-1)
+    """How far ``estimate`` is from ``goals`` (m, broadcast over their leading axes), as the
+    task's spec measures it: the distance of the table points, or, for arrangements, the
+    largest of the objects' spots'."""
+    return task_spec(env_id).goal_error(estimate, goals)
 
 
 def served(env_id: str, estimate: np.ndarray, goals: np.ndarray, radius: float) -> np.ndarray:

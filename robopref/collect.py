@@ -29,8 +29,6 @@ import numpy as np
 
 from robopref.dataset import PreferenceDataset
 from robopref.env_kwargs import env_kwargs_option, parse_env_kwargs
-from robopref.envs import ENV_IDS
-from robopref.envs.scripted import goal_point
 from robopref.files import check_output, write_json_atomic
 from robopref.options import config_option, config_values
 from robopref.population import Population, resolve_population
@@ -44,6 +42,7 @@ from robopref.queries import (
     make_env,
 )
 from robopref.reward.typed_asking import parse_menu
+from robopref.tasks import TASKS, env_id_of, task_spec
 from robopref.typed_collect import typed_dataset
 from robopref.users import NOISE_KEYS, LabelModel, SyntheticUser, label_pairs
 
@@ -262,10 +261,8 @@ def check_collect_options(options: CollectOptions) -> None:
     """Refuse, before any work and naming the option: an env that is not a robopref task,
     counts below one, a negative ``--pool-pairs``, NaN, infinite or negative behaviour
     shares, and shares outside [0, 1]."""
-    if options.env not in ENV_IDS:
-        raise ValueError(
-            f"--env {options.env} is not a robopref task: use one of {sorted(ENV_IDS)}"
-        )
+    if options.env not in TASKS:
+        raise ValueError(f"--env {options.env} is not a robopref task: use one of {sorted(TASKS)}")
     for name in ("users", "queries_per_user", "episodes", "segment"):
         if getattr(options, name) < 1:
             raise ValueError(f"{_flag(name)} {getattr(options, name)} must be >= 1")
@@ -351,6 +348,7 @@ def choose_pairs(
     if own_goal_share <= 0.0:  # no extra draws: the same datasets as before the option existed
         return np.concatenate([pool.draw(per_user, rng) for _ in users])
     set_down, task = _set_down_near_pairs(pool), env.unwrapped
+    goal_point = task_spec(env_id_of(env)).goal_point
     return np.concatenate(
         [
             _draw_with_own_goal(pool, set_down, goal_point(task, task.validate_goal(u.goal)),

@@ -6,7 +6,7 @@ round after round) and meanwhile, in a process of its own, the oracle (``train-p
 ``runs/demo/evaluate.json``) and its video (``runs/demo/personalized.mp4`` and ``.gif``;
 ``--video`` puts it elsewhere). One recipe
 for every task and population: ``robopref demo --env ID --population NAME|FILE`` changes
-nothing else, but for what a task's interface needs (:data:`TASK_DEFAULTS`: TableSetting
+nothing else, but for what a task's interface needs (its spec's ``demo_defaults``: TableSetting
 runs on its place interface, with whole-episode segments and the budgets measured for it).
 A step whose output already exists is skipped (an interrupted loop resumes
 from its last finished round) unless ``--retrain`` is given; reward models and policies
@@ -52,26 +52,12 @@ from robopref.population import GOAL_SPACE
 from robopref.queries import make_env
 from robopref.reward.nets import resolve_device
 from robopref.reward.peak import candidate_goals
+from robopref.tasks import TASKS
 from robopref.tensorboard import tb_option
 
 SHIPPED = Path(robopref.policies.__file__).resolve().parent / "checkpoints"
 DEMO_ENV = "robopref/PlatePlacement-v0"
 DEMO_POPULATION = "two-modes"
-#: per task, what the demo's recipe changes for it, where the option is left at its default:
-#: TableSetting on its place interface (one action per object: RL on it is quick, as VPL's
-#: own rearrangement tasks), segments of a whole 3-step episode (4 states), the MLP decoder
-#: (the bilinear one collapses there: every user gets one z) and PPO budgets for 3-step
-#: episodes (the oracle reached 1.00 at 40k steps; see the README)
-TASK_DEFAULTS: dict[str, dict[str, object]] = {
-    "robopref/TableSetting-v0": {
-        "env_kwargs": ["control=place"],
-        "population": "arrangements",
-        "segment": 4,
-        "decoder": "mlp",
-        "steps": 100_000,
-        "scout_steps": 60_000,
-    },
-}
 #: the options that shape a model: the shipped checkpoints serve only their defaults
 MODEL_OPTIONS = ("env", "env_kwargs", "population", "seed", "steps", "scout_steps", "segment",
                  "answers", "decoder", "latent_dim", "kl_weight")  # fmt: skip
@@ -331,12 +317,18 @@ def _record_seconds(out: Path, seconds: dict[str, float]) -> None:
     write_json_atomic(out / RECORD, record)
 
 
+def _demo_defaults(env_id: str) -> dict[str, object]:
+    spec = TASKS.get(env_id)  # an unknown task is refused with the other options
+    return dict(spec.demo_defaults) if spec is not None else {}
+
+
 def with_task_defaults(options: DemoOptions) -> DemoOptions:
-    """``options`` with the task's :data:`TASK_DEFAULTS` wherever an option is at its default."""
+    """``options`` with its task's ``demo_defaults`` (robopref.tasks) wherever an option is at
+    its default."""
     defaults = DemoOptions()
     changes = {
         name: value
-        for name, value in TASK_DEFAULTS.get(options.env, {}).items()
+        for name, value in _demo_defaults(options.env).items()
         if getattr(options, name) == getattr(defaults, name)
     }
     if changes:

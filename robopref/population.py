@@ -1,6 +1,6 @@
 """Populations: distributions over synthetic users of one task, named or read from a file.
 
-Named populations (per task, :data:`NAMED_POPULATIONS`):
+Named populations (each task's spec lists its own: ``TaskSpec.populations``):
 
 * ``two-modes``: half the users want the plate at (0.20, 0.15), half at (0.20, -0.15) (top
   right and bottom right of the table as the robot sees it); for BlockSort zone 0 vs zone 1.
@@ -11,11 +11,11 @@ Named populations (per task, :data:`NAMED_POPULATIONS`):
   a personal goal: uniform over the goal space (the plate), or any zone (BlockSort).
 * ``arrangements`` (TableSetting): 8 arrangement types, every combination of the cup left or
   right of the plate, the utensil left or right of it, and the plate near the table's far
-  edge or further in (:data:`ARRANGEMENT_TYPES`; "left" is +y, the robot's left); also
-  offered as ``modes``, and its mirror pair (everything left at the edge, everything right
-  at the edge) as ``two-modes``.
+  edge or further in (``ARRANGEMENT_TYPES`` in robopref.tasks.table_setting; "left" is +y,
+  the robot's left); also offered as ``modes``, and its mirror pair (everything left at the
+  edge, everything right at the edge) as ``two-modes``.
 * ``arrangements-continuous`` (TableSetting): each user's plate spot and offsets drawn
-  uniformly from :data:`CONTINUOUS_ARRANGEMENTS` (the cup behind the plate and the utensil
+  uniformly from ``CONTINUOUS_ARRANGEMENTS`` there (the cup behind the plate and the utensil
   beside it, each on either side by any amount, nothing overlapping); also ``continuous``,
   and with ``norm_weight: 3`` ``norms-and-goals``.
 
@@ -55,86 +55,33 @@ import gymnasium as gym
 import numpy as np
 import yaml
 
-from robopref.envs import ENV_IDS
+from robopref.tasks import TASKS, goals_of, task_spec
+from robopref.tasks.spec import TaskGoals
 from robopref.users import DEFAULT_LABEL_MODEL, NOISE_KEYS, LabelModel, SyntheticUser
+
+#: what a population is resolved for: an env, or its task's goals (no MuJoCo model compiled)
+Task = gym.Env | TaskGoals
+
+
+def _goals(env: Task) -> TaskGoals:
+    return env if isinstance(env, TaskGoals) else goals_of(env)
+
 
 #: goals drawn uniformly from the task's whole goal space (every zone alike): what a
 #: goal-conditioned skill trains on, reading nobody's goal (not a population of users)
 GOAL_SPACE = "goal-space"
 
-POPULATION_NAMES: tuple[str, ...] = (
-    GOAL_SPACE,
-    "two-modes",
-    "modes",
-    "continuous",
-    "norms-and-goals",
-    "arrangements",
-    "arrangements-continuous",
-)
-#: TableSetting's 8 arrangement types by name: (plate_x, plate_y, cup_dx, cup_dy,
-#: utensil_dx, utensil_dy) in metres; "left" is +y (the robot's left), "edge" the far edge.
-ARRANGEMENT_TYPES: dict[str, tuple[float, ...]] = {
-    f"cup {cup}, utensil {utensil}, plate {plate}": (
-        0.22 if plate == "at the edge" else 0.06,
-        0.0,
-        -0.09,
-        0.12 if cup == "left" else -0.12,
-        0.03,
-        0.11 if utensil == "left" else -0.11,
-    )  # fmt: skip
-    for cup in ("left", "right")
-    for utensil in ("left", "right")
-    for plate in ("at the edge", "further in")
-}
-#: the box ``arrangements-continuous`` draws from (low, high), less overlapping arrangements
-CONTINUOUS_ARRANGEMENTS = (
-    [0.04, -0.10, -0.12, -0.15, -0.02, -0.14],
-    [0.24, 0.10, -0.06, 0.15, 0.06, 0.14],
-)
-_ARRANGEMENTS = {"modes": [{"goal": list(g)} for g in ARRANGEMENT_TYPES.values()]}
-_ARRANGEMENTS_CONTINUOUS = {
-    "continuous": {"low": CONTINUOUS_ARRANGEMENTS[0], "high": CONTINUOUS_ARRANGEMENTS[1]}
-}
+
+def population_names() -> tuple[str, ...]:
+    """Every population name a registered task offers, and :data:`GOAL_SPACE`."""
+    names = {name: None for spec in TASKS.values() for name in spec.populations}
+    return (GOAL_SPACE, *names)
+
+
+#: the names of the built-in tasks' populations (:func:`population_names`: every task's)
+POPULATION_NAMES: tuple[str, ...] = population_names()
 #: attempts per goal of a rejection draw before the box is called (nearly) infeasible
 _REJECTION_TRIES = 1000
-#: env id -> population name -> the population in the file format (``None``: not offered).
-NAMED_POPULATIONS: dict[str, dict[str, dict[str, Any] | None]] = {
-    "robopref/PlatePlacement-v0": {
-        "two-modes": {"modes": [{"goal": [0.20, 0.15]}, {"goal": [0.20, -0.15]}]},
-        "modes": {
-            "modes": [
-                {"goal": [0.20, 0.15], "weight": 0.3},
-                {"goal": [0.20, -0.15], "weight": 0.3},
-                {"goal": [-0.10, 0.20], "weight": 0.2},
-                {"goal": [-0.10, -0.20], "weight": 0.2},
-            ]
-        },
-        "continuous": {"continuous": {"low": [-0.25, -0.25], "high": [0.25, 0.25]}},
-        "norms-and-goals": {
-            "continuous": {"low": [-0.25, -0.25], "high": [0.25, 0.25]},
-            "norm_weight": 3.0,
-        },
-    },
-    "robopref/BlockSort-v0": {
-        "two-modes": {"modes": [{"goal": 0}, {"goal": 1}]},
-        "modes": None,  # every zone, built from the env's n_zones
-        "continuous": None,
-        "norms-and-goals": None,  # every zone, norm_weight 3
-    },
-    "robopref/TableSetting-v0": {
-        "two-modes": {
-            "modes": [
-                {"goal": list(ARRANGEMENT_TYPES["cup left, utensil left, plate at the edge"])},
-                {"goal": list(ARRANGEMENT_TYPES["cup right, utensil right, plate at the edge"])},
-            ]
-        },
-        "modes": _ARRANGEMENTS,
-        "arrangements": _ARRANGEMENTS,
-        "continuous": _ARRANGEMENTS_CONTINUOUS,
-        "arrangements-continuous": _ARRANGEMENTS_CONTINUOUS,
-        "norms-and-goals": {**_ARRANGEMENTS_CONTINUOUS, "norm_weight": 3.0},
-    },
-}
 _BOOL_KEYS = {"soft", "both_orders"}
 #: the largest size of a number a population file may hold (beyond it the users' rewards
 #: overflow: ``norm_weight: 1.0e+308`` makes every return infinite)
@@ -270,17 +217,6 @@ class Population:
         return prefers_a & prefers_b
 
 
-def env_id_of(env: gym.Env) -> str:
-    """The registered id of ``env`` (also for a raw env built without ``gym.make``)."""
-    raw = env.unwrapped
-    if raw.spec is not None:
-        return raw.spec.id
-    for env_id, (entry_point, _) in ENV_IDS.items():
-        if entry_point.rsplit(":", 1)[1] == type(raw).__name__:
-            return env_id
-    raise ValueError(f"{type(raw).__name__} is not a registered robopref env: use gym.make(id)")
-
-
 class _Source:
     """Error messages that name a file (or a population name) and a line."""
 
@@ -370,26 +306,26 @@ def _finite_numbers(source: _Source, node: yaml.Node, what: str) -> None:
         )
 
 
-def _goal(source: _Source, node: yaml.Node, env: gym.Env, what: str) -> np.ndarray:
+def _goal(source: _Source, node: yaml.Node, goals: TaskGoals, what: str) -> np.ndarray:
     _finite_numbers(source, node, what)
     value = _value(node)
     try:
-        goal = env.unwrapped.validate_goal(value)
+        goal = goals.validate_goal(value)
     except ValueError as error:
         raise source.error(
             node,
             f"{what} {value!r} is not in the env's goal_space ({error})",
-            f"use a goal inside {env.unwrapped.goal_space}",
+            f"use a goal inside {goals.goal_space}",
         ) from None
     return np.atleast_1d(np.asarray(goal, dtype=np.float64))
 
 
-def _modes(source: _Source, key_node: yaml.Node, node: yaml.Node, env: gym.Env) -> tuple:
+def _modes(source: _Source, key_node: yaml.Node, node: yaml.Node, goals: TaskGoals) -> tuple:
     if not isinstance(node, yaml.SequenceNode) or not node.value:
         raise source.error(
             node, "modes must be a non-empty list", "write - {goal: ..., weight: ...} items"
         )
-    goals, weights = [], []
+    found, weights = [], []
     for item in node.value:
         entry = _mapping(source, item, "a mode")
         _check_keys(source, entry, ("goal", "weight"), "a mode")
@@ -397,7 +333,7 @@ def _modes(source: _Source, key_node: yaml.Node, node: yaml.Node, env: gym.Env) 
             raise source.error(
                 item, "a mode has no goal", "add goal: [x, y] (a zone index for BlockSort)"
             )
-        goals.append(_goal(source, entry["goal"][1], env, "goal"))
+        found.append(_goal(source, entry["goal"][1], goals, "goal"))
         if "weight" in entry:
             weight = _number(source, entry["weight"][1], "weight")
             if weight <= 0:
@@ -407,29 +343,29 @@ def _modes(source: _Source, key_node: yaml.Node, node: yaml.Node, env: gym.Env) 
                     "use a weight > 0 or drop the mode",
                 )
             weights.append(weight)
-    if weights and len(weights) != len(goals):
+    if weights and len(weights) != len(found):
         raise source.error(
             node,
             "some modes have a weight and some do not",
             "give every mode a weight, or none (equal weights)",
         )
     if not weights:
-        weights = [1.0 / len(goals)] * len(goals)
+        weights = [1.0 / len(found)] * len(found)
     if abs(sum(weights) - 1.0) > 1e-6:
         raise source.error(
             key_node,
             f"mode weights {weights} sum to {sum(weights):.6g}, not 1",
             "make the weights sum to one",
         )
-    return tuple(zip(goals, weights, strict=True))
+    return tuple(zip(found, weights, strict=True))
 
 
-def _bound(source: _Source, node: yaml.Node, env: gym.Env, what: str) -> np.ndarray:
+def _bound(source: _Source, node: yaml.Node, goals: TaskGoals, what: str) -> np.ndarray:
     """A corner of a continuous box: inside the goal space's box (a corner need not be a
     feasible goal itself: TableSetting's overlap; the draws are filtered)."""
-    space = env.unwrapped.goal_space
+    space = goals.goal_space
     if getattr(space, "feasible", None) is None:
-        return _goal(source, node, env, what)
+        return _goal(source, node, goals, what)
     _finite_numbers(source, node, what)
     value = _value(node)
     try:
@@ -448,11 +384,11 @@ def _bound(source: _Source, node: yaml.Node, env: gym.Env, what: str) -> np.ndar
     return corner
 
 
-def _region(source: _Source, node: yaml.Node, env: gym.Env) -> tuple[np.ndarray, np.ndarray]:
-    if not isinstance(env.unwrapped.goal_space, gym.spaces.Box):
+def _region(source: _Source, node: yaml.Node, goals: TaskGoals) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(goals.goal_space, gym.spaces.Box):
         raise source.error(
             node,
-            f"continuous goals need a Box goal_space, this env's is {env.unwrapped.goal_space}",
+            f"continuous goals need a Box goal_space, this env's is {goals.goal_space}",
             "use modes: with one entry per zone",
         )
     box = _mapping(source, node, "continuous")
@@ -462,8 +398,8 @@ def _region(source: _Source, node: yaml.Node, env: gym.Env) -> tuple[np.ndarray,
         raise source.error(
             node, f"continuous lacks {missing}", "write continuous: {low: [x, y], high: [x, y]}"
         )
-    low = _bound(source, box["low"][1], env, "low")
-    high = _bound(source, box["high"][1], env, "high")
+    low = _bound(source, box["low"][1], goals, "low")
+    high = _bound(source, box["high"][1], goals, "high")
     if np.any(low > high):
         raise source.error(
             box["high"][1],
@@ -473,8 +409,9 @@ def _region(source: _Source, node: yaml.Node, env: gym.Env) -> tuple[np.ndarray,
     return low, high
 
 
-def parse_population(root: yaml.Node | None, env: gym.Env, where: str) -> Population:
+def parse_population(root: yaml.Node | None, env: Task, where: str) -> Population:
     """Build a population from a composed YAML document (see the module doc for the schema)."""
+    goals = _goals(env)
     source = _Source(where)
     if root is None:
         raise source.error(
@@ -516,28 +453,27 @@ def parse_population(root: yaml.Node | None, env: gym.Env, where: str) -> Popula
     )
     if norm_weight < 0:
         raise source.error(top["norm_weight"][1], "norm_weight is negative", "use norm_weight >= 0")
-    raw = env.unwrapped
     common = {
-        "env_id": env_id_of(env),
-        "feature_names": tuple(raw.feature_names),
+        "env_id": goals.env_id,
+        "feature_names": tuple(goals.feature_names),
         "name": where,
         "label_model": replace(DEFAULT_LABEL_MODEL, **noise),
         "norm_weight": norm_weight,
         "spec": _value(root),
     }
     if "modes" in top:
-        return Population(modes=_modes(source, *top["modes"], env), **common)
-    low, high = _region(source, top["continuous"][1], env)
-    feasible = getattr(raw.goal_space, "feasible", None)
+        return Population(modes=_modes(source, *top["modes"], goals), **common)
+    low, high = _region(source, top["continuous"][1], goals)
+    feasible = getattr(goals.goal_space, "feasible", None)
     return Population(low=low, high=high, feasible=feasible, **common)
 
 
-def population_from_dict(data: dict[str, Any], env: gym.Env, name: str = "<dict>") -> Population:
+def population_from_dict(data: dict[str, Any], env: Task, name: str = "<dict>") -> Population:
     """A population from a Python dict in the file schema (validated the same way)."""
     return parse_population(yaml.compose(yaml.safe_dump(data), Loader=_Loader), env, name)
 
 
-def load_population(path: str | Path, env: gym.Env) -> Population:
+def load_population(path: str | Path, env: Task) -> Population:
     """Read a YAML or JSON population file (see the module doc) for ``env``."""
     path = Path(path)
     if path.is_dir():
@@ -579,40 +515,34 @@ def goal_space_population(space: gym.Space) -> dict[str, Any]:
     return {"continuous": {"low": space.low.tolist(), "high": space.high.tolist()}}
 
 
-def named_population(name: str, env: gym.Env) -> Population:
-    """The named population ``name`` (one of :data:`POPULATION_NAMES`) for ``env``."""
-    raw = env.unwrapped
-    env_id = env_id_of(env)
-    table = NAMED_POPULATIONS.get(env_id)
-    if table is None:
+def named_population(name: str, env: Task) -> Population:
+    """The named population ``name`` (one of :func:`population_names`) for ``env``'s task."""
+    goals = _goals(env)
+    offered = task_spec(goals.env_id).populations
+    if name not in offered and name != GOAL_SPACE:
         raise ValueError(
-            f"env {env_id!r} is not a robopref task, so it has no populations: use one of "
-            f"{sorted(NAMED_POPULATIONS)}"
+            f"no population {name!r} for {goals.env_id!r}: use one of "
+            f"{list(population_names())} or a file"
         )
-    if name not in table and name != GOAL_SPACE:
-        raise ValueError(
-            f"no population {name!r} for {env_id!r}: use one of {list(POPULATION_NAMES)} or a file"
-        )
-    data = goal_space_population(raw.goal_space) if name == GOAL_SPACE else table[name]
-    if data is None and name in ("modes", "norms-and-goals") and hasattr(raw, "n_zones"):
-        data = {"modes": [{"goal": i} for i in range(raw.n_zones)]}
-        if name == "norms-and-goals":
-            data["norm_weight"] = 3.0
+    entry = goal_space_population(goals.goal_space) if name == GOAL_SPACE else offered[name]
+    data = entry(goals) if callable(entry) else entry
     if data is None:
         raise ValueError(
-            f"population {name!r} does not apply to {env_id} (its goals are "
-            f"{raw.goal_space}): use modes or two-modes"
+            f"population {name!r} does not apply to {goals.env_id} (its goals are "
+            f"{goals.goal_space}): use modes or two-modes"
         )
-    return population_from_dict(data, env, name)
+    return population_from_dict(data, goals, name)
 
 
-def resolve_population(spec: str, env: gym.Env) -> Population:
-    """``spec`` is a population name (:data:`POPULATION_NAMES`) or a YAML/JSON file path."""
-    if spec in POPULATION_NAMES:
+def resolve_population(spec: str, env: Task) -> Population:
+    """``spec`` is a population name (:func:`population_names`) or a YAML/JSON file path,
+    for the task of ``env``: an env, or its goals without MuJoCo
+    (:func:`robopref.tasks.task_goals`)."""
+    if spec in population_names():
         return named_population(spec, env)
     if not Path(spec).exists():
         raise FileNotFoundError(
-            f"population {spec!r} is neither a name ({', '.join(POPULATION_NAMES)}) nor an "
+            f"population {spec!r} is neither a name ({', '.join(population_names())}) nor an "
             "existing file: check the spelling or the path"
         )
     return load_population(spec, env)

@@ -34,10 +34,10 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-from robopref.envs import episode_steps, sample_goal, scripted_policy
+from robopref.envs import episode_steps, sample_goal
 from robopref.envs.rendering import step_frames
-from robopref.envs.scripted import goal_point
 from robopref.envs.tabletop import SHARED_OBSERVATION_LAYOUT
+from robopref.tasks import env_id_of, scripted_policy, task_spec
 
 _HOLDING, _OBJECT = SHARED_OBSERVATION_LAYOUT["holding"], SHARED_OBSERVATION_LAYOUT["object"]
 
@@ -231,7 +231,7 @@ def _behaviour(
         else:
             goal = sample_goal(env.goal_space, rng)
         noise = float(rng.uniform(0.0, mix.expert_noise))
-        aim = goal_point(env.unwrapped, goal)
+        aim = task_spec(env_id_of(env)).goal_point(env.unwrapped, goal)
         if mix.missed > 0.0 and rng.random() < mix.missed:  # no draw when off: same datasets
             aim = _missed_aim(aim, rng)
         expert = scripted_policy(env, goal, noise=noise, seed=int(rng.integers(2**31)), aim=aim)

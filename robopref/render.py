@@ -101,7 +101,7 @@ def placement_caption(env: gym.Env, goal: Any) -> str:
 def render_command(opts: RenderOptions) -> int:
     """``robopref render``: scripted rollouts of ``opts.env`` to ``opts.out`` (MP4) and a GIF."""
     import robopref
-    from robopref.envs import scripted_policy
+    from robopref.tasks import scripted_policy
 
     if opts.env not in robopref.ENV_IDS:
         raise ValueError(f"--env {opts.env!r} is unknown: choose one of {list(robopref.ENV_IDS)}")

@@ -6,8 +6,9 @@ of shape ``(..., F)`` to a per-step reward of shape ``(...)``, vectorized over p
 steps. It answers "A or B?" for a pair of segments with :meth:`SyntheticUser.answer`;
 :func:`label_pairs` labels many pairs of many users at once (what collection uses).
 
-Rewards per task are a table, :data:`TASK_REWARDS`: env id -> a small reward function of
-``(features, goal, norm_weight, columns)`` plus its normalisation constants. Every user of
+Each task's reward is in its spec (:class:`robopref.tasks.TaskReward`, in the task's module
+under robopref/tasks/): a small reward function of ``(features, goal, norm_weight,
+columns)`` plus its normalisation constants. Every user of
 a task shares the *norms* (do not drop the object from high, keep it on the table), scaled
 by ``norm_weight``; the goal part is personal.
 
@@ -39,175 +40,21 @@ two-modes PlatePlacement with 10-step segments they give a Bayes ceiling of abou
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from robopref.envs.block_sort import ZONE_RADIUS
-from robopref.envs.plate_placement import SUCCESS_RADIUS as PLATE_PLACED_RADIUS
-from robopref.envs.table_setting import OBJECT_NAMES as TABLE_OBJECTS
-from robopref.envs.table_setting import SUCCESS_RADIUS as TABLE_PLACED_RADIUS
-from robopref.envs.table_setting import spots as table_spots
-from robopref.envs.tabletop import RESTING_HEIGHT
-from robopref.optimal_value import (
-    REACH_SLOPE,
-    block_value,
-    closeness,
-    plate_value,
-    table_value,
-)
 from robopref.question_types import QuestionType
-
-# Users judge by the envs' own success geometry: "set down at the goal" within the plate's
-# SUCCESS_RADIUS, "in the zone" within ZONE_RADIUS, "resting" below RESTING_HEIGHT.
-
-RewardFn = Callable[[np.ndarray, np.ndarray, Any, dict[str, int]], np.ndarray]
-#: ``(features, goal, norm_weight, columns, horizon) -> raw optimal value`` (regret labels).
-ValueFn = Callable[[np.ndarray, np.ndarray, Any, dict[str, int], int], np.ndarray]
-
-
-def plate_reward(
-    features: np.ndarray, goal: np.ndarray, norm_weight: Any, cols: dict[str, int]
-) -> np.ndarray:
-    """Raw per-step PlatePlacement reward for a goal point ``goal[..., 0:2]`` on the table.
-
-    Closeness ``exp(-d / 0.1) - 2 d`` with ``d`` the distance from the plate's bottom
-    centre to the goal point, +1 while it rests released, flat and on the table within 5 cm
-    of the goal, and the shared norms times ``norm_weight``: up to -1 for a release height
-    above 1 cm (-1 at 3 cm, the interlock's limit) and -1 while the plate is loose but not
-    resting on the table (falling, tipped over, off the table).
-    """
-    height = features[..., cols["height"]]
-    released = features[..., cols["held"]] < 0.5
-    dxy = np.hypot(features[..., cols["x"]] - goal[..., 0], features[..., cols["y"]] - goal[..., 1])
-    near = closeness(np.hypot(dxy, np.maximum(height, 0.0)))
-    on_table = features[..., cols["on_table"]] > 0.5
-    placed = released & on_table & (features[..., cols["flat"]] > 0.5) & (dxy < PLATE_PLACED_RADIUS)
-    drop = np.clip((features[..., cols["drop_height"]] - 0.01) / 0.02, 0.0, 1.0) * released
-    loose = released & ~on_table
-    return near + placed - norm_weight * (drop + loose)
-
-
-def block_reward(
-    features: np.ndarray, goal: np.ndarray, norm_weight: Any, cols: dict[str, int]
-) -> np.ndarray:
-    """Raw per-step BlockSort reward for a zone index ``goal[..., 0]``.
-
-    Closeness ``exp(-d / 0.1) - 2 d`` with ``d`` the distance from the block's bottom to the
-    preferred zone's centre on the table, +1 while it rests released inside that zone, and
-    the shared norms times ``norm_weight``: -1 per 2 cm of release height above 2 cm (at
-    most -2), -1 while the block is below the table top (fallen off), and ``-REACH_SLOPE``
-    per metre from the suction tip to the block while the block is neither held nor in
-    place (go and get it: without this, nobody's answers reward reaching for the block,
-    and a policy trained on them never learns to pick it up).
-    """
-    zone_cols = np.array([cols[f"zone_{i}"] for i in range(_count_zones(cols))])
-    zone_index = np.asarray(goal[..., 0]).astype(np.int64)
-    shape = np.broadcast_shapes(features.shape[:-1], zone_index.shape)
-    zones = np.broadcast_to(features[..., zone_cols], (*shape, len(zone_cols)))
-    zone_d = np.take_along_axis(zones, np.broadcast_to(zone_index, shape)[..., None], -1)[..., 0]
-    height = features[..., cols["height"]]
-    released = features[..., cols["held"]] < 0.5
-    near = closeness(np.hypot(zone_d, np.maximum(height, 0.0)))
-    placed = released & (height < RESTING_HEIGHT) & (zone_d < ZONE_RADIUS)
-    drop = np.clip((features[..., cols["drop_height"]] - 0.02) / 0.02, 0.0, 2.0) * released
-    fallen = height < -0.01
-    reach = REACH_SLOPE * features[..., cols["reach"]] * (released & ~placed)
-    return near + placed - norm_weight * (drop + fallen + reach)
-
-
-def table_reward(
-    features: np.ndarray, goal: np.ndarray, norm_weight: Any, cols: dict[str, int]
-) -> np.ndarray:
-    """Raw per-step TableSetting reward for an arrangement ``goal[..., 0:6]``.
-
-    Summed over plate, cup and utensil: closeness ``exp(-d / 0.1) - 2 d`` with ``d`` the
-    distance from the object's bottom centre to its spot, +1 while it rests within
-    ``SUCCESS_RADIUS`` (4 cm) of its spot, and the shared norms times ``norm_weight``: up to
-    -1 for a release height above 1 cm (-1 at 3 cm) and -1 while it is loose but not resting
-    (falling, tipped over, off the table).
-    """
-    points = table_spots(goal)
-    total = np.zeros(np.broadcast_shapes(features.shape[:-1], points.shape[:-2]))
-    for i, name in enumerate(TABLE_OBJECTS):
-        col = {q: cols[f"{name}_{q}"] for q in ("x", "y", "height", "held", "resting")}
-        height = features[..., col["height"]]
-        released = features[..., col["held"]] < 0.5
-        resting = features[..., col["resting"]] > 0.5
-        dxy = np.hypot(
-            features[..., col["x"]] - points[..., i, 0], features[..., col["y"]] - points[..., i, 1]
-        )
-        near = closeness(np.hypot(dxy, np.maximum(height, 0.0)))
-        placed = resting & (dxy < TABLE_PLACED_RADIUS)
-        drop_height = features[..., cols[f"{name}_drop_height"]]
-        drop = np.clip((drop_height - 0.01) / 0.02, 0.0, 1.0) * released
-        loose = released & ~resting
-        total = total + near + placed - norm_weight * (drop + loose)
-    return total
-
-
-def _count_zones(cols: dict[str, int]) -> int:
-    n = 0
-    while f"zone_{n}" in cols:
-        n += 1
-    return n
-
-
-@dataclass(frozen=True)
-class TaskReward:
-    """One task's user reward: the function, the goal size, and the normalisation."""
-
-    fn: RewardFn
-    goal_dim: int
-    offset: float
-    scale: float
-    required: tuple[str, ...]
-    value: ValueFn
-
-
-#: env id -> the reward users of that task judge by (see the module docstring).
-TASK_REWARDS: dict[str, TaskReward] = {
-    "robopref/PlatePlacement-v0": TaskReward(
-        plate_reward,
-        goal_dim=2,
-        offset=-0.53,
-        scale=0.50,
-        required=("x", "y", "height", "held", "flat", "on_table", "drop_height"),
-        value=plate_value,
-    ),
-    "robopref/BlockSort-v0": TaskReward(
-        block_reward,
-        goal_dim=1,
-        offset=-0.47,
-        scale=1.24,
-        required=("x", "y", "height", "held", "drop_height", "reach", "zone_0"),
-        value=block_value,
-    ),
-    "robopref/TableSetting-v0": TaskReward(
-        table_reward,
-        goal_dim=6,
-        offset=-1.55,  # between place (-1.43, std 0.94) and motion control (-1.71, 0.91)
-        scale=0.92,
-        required=tuple(
-            f"{o}_{q}"
-            for o in TABLE_OBJECTS
-            for q in ("x", "y", "height", "held", "resting", "drop_height")
-        ),  # fmt: skip
-        value=table_value,
-    ),
-}
+from robopref.tasks import task_spec
+from robopref.tasks.spec import TaskReward
 
 
 def task_reward(env_id: str, feature_names: Sequence[str]) -> tuple[TaskReward, dict[str, int]]:
-    """The reward table entry of ``env_id`` and the column index of each feature name."""
-    if env_id not in TASK_REWARDS:
-        raise ValueError(
-            f"no synthetic-user reward for env {env_id!r}: use one of {sorted(TASK_REWARDS)} "
-            "(or add an entry to robopref.users.TASK_REWARDS)"
-        )
-    entry = TASK_REWARDS[env_id]
+    """The user reward of task ``env_id`` (its spec's) and the column index of each feature
+    name."""
+    entry = task_spec(env_id).reward
     cols = {name: i for i, name in enumerate(feature_names)}
     missing = [name for name in entry.required if name not in cols]
     if missing:
@@ -512,7 +359,7 @@ def reward_moments(
 ) -> tuple[float, float]:
     """Mean and standard deviation of the *raw* per-step reward of states ``features``
     (N, F) judged by users with ``goals`` (K, G) and ``norm_weight`` 1: how the
-    normalisation constants of :data:`TASK_REWARDS` are chosen."""
+    normalisation constants of each task's ``TaskReward`` are chosen."""
     entry, cols = task_reward(env_id, feature_names)
     goals = np.asarray(goals, dtype=np.float64).reshape(len(goals), 1, -1)
     raw = entry.fn(np.asarray(features)[None], goals, 1.0, cols)

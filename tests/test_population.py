@@ -7,11 +7,11 @@ import json
 import textwrap
 from pathlib import Path
 
+import mujoco
 import numpy as np
 import pytest
 
 from robopref.population import (
-    NAMED_POPULATIONS,
     POPULATION_NAMES,
     load_population,
     named_population,
@@ -19,6 +19,7 @@ from robopref.population import (
     resolve_population,
 )
 from robopref.queries import make_env
+from robopref.tasks import task_goals, task_spec
 from robopref.users import DEFAULT_LABEL_MODEL, LabelModel
 
 PLATE = "robopref/PlatePlacement-v0"
@@ -57,7 +58,7 @@ def test_two_modes_defaults(plate_env, block_env):
         (env_id, name)
         for env_id in (PLATE, TABLE)
         for name in POPULATION_NAMES
-        if name in NAMED_POPULATIONS[env_id]
+        if name in task_spec(env_id).populations
     ],  # fmt: skip
 )
 def test_every_named_population_samples_users(env_id, name):
@@ -296,3 +297,30 @@ def test_a_foreign_env_is_named_not_the_population():
 
     with pytest.raises(ValueError, match="'CartPole-v1' is not a robopref task"):
         named_population("two-modes", gym.make("CartPole-v1"))
+
+
+@pytest.mark.parametrize("env_id", [PLATE, BLOCK, TABLE])
+def test_named_populations_resolve_without_the_env_alike(env_id, monkeypatch):
+    """A task's goals without MuJoCo resolve every population as its env does."""
+    kwargs = {"n_zones": 3} if env_id == BLOCK else {}
+    env = make_env(env_id, kwargs)[0]
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a population compiled a MuJoCo model")
+
+    monkeypatch.setattr(mujoco.MjModel, "from_xml_string", no_model)
+    monkeypatch.setattr(mujoco.MjSpec, "compile", no_model)
+    for name in task_spec(env_id).populations:
+        try:
+            with_env = named_population(name, env)
+        except ValueError as error:
+            with pytest.raises(ValueError, match=str(error)[:30]):
+                named_population(name, task_goals(env_id, **kwargs))
+            continue
+        without = named_population(name, task_goals(env_id, **kwargs))
+        assert without.env_id == with_env.env_id == env_id
+        assert without.feature_names == with_env.feature_names
+        assert [(g.tolist(), w) for g, w in without.modes] == [
+            (g.tolist(), w) for g, w in with_env.modes
+        ]
+        assert np.array_equal(without.low, with_env.low) if with_env.low is not None else True

@@ -9,7 +9,8 @@ from robopref.ceiling import answer_probs
 from robopref.optimal_value import APPROACH_SPEED, approach_value, closeness
 from robopref.population import population_from_dict
 from robopref.queries import make_env
-from robopref.users import TASK_REWARDS, LabelModel, SyntheticUser, label_pairs
+from robopref.tasks import task_spec
+from robopref.users import LabelModel, SyntheticUser, label_pairs
 
 PLATE = "robopref/PlatePlacement-v0"
 PLATE_NAMES = ("x", "y", "height", "held", "flat", "on_table", "drop_height", "speed")
@@ -48,7 +49,7 @@ def test_partial_return_and_regret_disagree_where_they_should():
 def test_regret_is_return_plus_the_value_change_by_hand():
     user = SyntheticUser(PLATE, PLATE_NAMES, GOAL, REGRET)
     segment = hurrying_from_afar()
-    entry = TASK_REWARDS[PLATE]
+    entry = task_spec(PLATE).reward
     steps = len(segment)
 
     def value(distance: float) -> float:  # the closed form, summed by hand

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robopref.demo import TASK_DEFAULTS, DemoOptions, with_task_defaults
+from robopref.demo import DemoOptions, with_task_defaults
 from robopref.envs.table_setting import PLACE_HIGH, PLACE_LOW, spots
 from robopref.loop.asking import (
     FIXED_QUESTIONS,
@@ -19,6 +19,7 @@ from robopref.loop.asking import (
     proposal_rollouts,
 )
 from robopref.queries import build_query_pool, collect_rollouts, object_columns
+from robopref.tasks import task_spec
 
 TABLE = "robopref/TableSetting-v0"
 PLACE = {"control": "place"}
@@ -44,13 +45,13 @@ def test_end_points_are_the_arrangement_each_episode_left(place_rollouts) -> Non
     assert ends.shape == (24, 6)
     xy = place_rollouts.feat[:, -1].reshape(24, 3, 6)[:, :, :2]
     np.testing.assert_allclose(spots(ends), xy, atol=1e-6)
-    assert fixed_questions(ends) == ()
-    assert fixed_questions(ends[:, :2]) == FIXED_QUESTIONS
+    assert fixed_questions(TABLE) == ()
+    assert fixed_questions("robopref/PlatePlacement-v0") == FIXED_QUESTIONS
 
 
 def test_arrangement_proposals_move_one_part_each(place_rollouts) -> None:
     ends = end_points(place_rollouts)[:4]
-    aims, heights = proposal_aims(ends, np.random.default_rng(0))
+    aims, heights = proposal_aims(TABLE, ends, np.random.default_rng(0))
     assert aims.shape == (4 * PROPOSALS, 6) and np.isnan(heights).all()
     for u in range(4):
         for p in range(PROPOSALS):
@@ -66,7 +67,7 @@ def test_arrangement_proposals_move_one_part_each(place_rollouts) -> None:
 
 def test_the_demo_takes_the_tasks_defaults_only_where_left_at_their_default() -> None:
     table = with_task_defaults(DemoOptions(env=TABLE))
-    for name, value in TASK_DEFAULTS[TABLE].items():
+    for name, value in task_spec(TABLE).demo_defaults.items():
         assert getattr(table, name) == value
     chosen = with_task_defaults(DemoOptions(env=TABLE, steps=5000, population="continuous"))
     assert chosen.steps == 5000 and chosen.population == "continuous"

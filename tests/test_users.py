@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from robopref.envs import sample_goal
 from robopref.queries import collect_rollouts, make_env
+from robopref.tasks import task_spec
 from robopref.users import (
-    TASK_REWARDS,
     LabelModel,
     SyntheticUser,
     label_pairs,
@@ -152,7 +152,7 @@ def test_plate_reward_prefers_setting_down_at_the_goal_and_keeps_the_norms():
     held_above = user.reward(plate_state(0.2, 0.15, height=0.1, held=True))
     dropped = user.reward(plate_state(0.2, 0.15, drop=0.03))
     assert at_goal > near > far and at_goal > held_above > far
-    assert at_goal - dropped == pytest.approx(1.0 / TASK_REWARDS[PLATE].scale, rel=1e-5)
+    assert at_goal - dropped == pytest.approx(1.0 / task_spec(PLATE).reward.scale, rel=1e-5)
     other = SyntheticUser(PLATE, PLATE_NAMES, (0.2, -0.15))
     assert other.reward(plate_state(0.2, -0.15)) > other.reward(plate_state(0.2, 0.15))
 
@@ -194,7 +194,7 @@ def test_reward_and_batch_labelling_are_vectorized_consistently():
 def test_user_goal_and_env_errors_name_the_fix():
     with pytest.raises(ValueError, match="table point"):
         SyntheticUser(PLATE, PLATE_NAMES, (0.1, 0.2, 0.3))
-    with pytest.raises(ValueError, match="TASK_REWARDS"):
+    with pytest.raises(ValueError, match="register_task"):
         SyntheticUser("robopref/Nope-v0", PLATE_NAMES, (0.1, 0.2))
     with pytest.raises(ValueError, match="feature_names"):
         SyntheticUser(PLATE, ("x", "y"), (0.1, 0.2))
@@ -213,7 +213,7 @@ def test_normalisation_constants_match_their_calibration(env_id, env_kwargs):
     goals = np.array([np.atleast_1d(sample_goal(env.goal_space, rng)) for _ in range(64)], float)
     feats = rollouts.feat.reshape(-1, rollouts.feat.shape[-1])
     mean, std = reward_moments(env_id, rollouts.feature_names, feats, goals)
-    entry = TASK_REWARDS[env_id]
+    entry = task_spec(env_id).reward
     assert std == pytest.approx(entry.scale, rel=0.25)
     assert abs(mean - entry.offset) < 0.25 * entry.scale
 

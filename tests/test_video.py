@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from robopref.cli import main
-from robopref.envs import scripted_policy
 from robopref.render import parse_goal, placement_caption
+from robopref.tasks import scripted_policy
 from robopref.video import (
     HOLD_SECONDS,
     rollout_frames,

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from robopref.envs import sample_goal, scripted_policy
+from robopref.envs import sample_goal
 from robopref.hidden import SealedUser
 from robopref.policies.rollout import task_env
 from robopref.queries import (
@@ -50,6 +50,7 @@ from robopref.queries import (
 from robopref.reward.active import BALD_SAMPLES, answers_posterior, bald_scores
 from robopref.reward.base import RewardModel
 from robopref.reward.nets import as_tensor
+from robopref.tasks import scripted_policy, task_spec
 
 #: round 0's behaviour, for every task and population: no goal of any user is used.
 GOAL_AGNOSTIC = BehaviourMix(
@@ -83,26 +84,28 @@ def end_points(rollouts: Rollouts) -> np.ndarray:
     return ends.reshape(len(ends), -1)
 
 
-def fixed_questions(points: np.ndarray) -> tuple[int, ...]:
-    """The fixed questions for end points ``(U, D)``: :data:`FIXED_QUESTIONS` for one object
-    set down by the policy itself; none for an arrangement (the place interface sets every
-    object down, so "set down or held?" never arises)."""
-    return FIXED_QUESTIONS if points.shape[1] == 2 else ()
+def fixed_questions(env_id: str) -> tuple[int, ...]:
+    """The fixed questions of ``env_id``'s rounds: :data:`FIXED_QUESTIONS` for one object
+    set down by the policy itself; none where the task's spec aims its own proposals (an
+    arrangement: the place interface sets every object down, so "set down or held?" never
+    arises)."""
+    return FIXED_QUESTIONS if task_spec(env_id).proposal_aims is None else ()
 
 
-def proposal_aims(points: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def proposal_aims(
+    env_id: str, points: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """:data:`PROPOSALS` aims per point ``(U, 2)`` -> ``(PROPOSALS * U, 2)`` (user u's at rows
     ``PROPOSALS * u + AT_SPOT, OFFSET, HELD_LOW``): the point itself, a point
     ``OFFSET_MIN..OFFSET_MAX`` m from it in a random direction, and the point again; with the
     height each is held at ``(PROPOSALS * U,)`` (NaN: set down; the held-low one's drawn in
     ``HOLD_LOW_MIN..HOLD_LOW_MAX``).
 
-    For arrangements ``(U, 2 K)`` every proposal sets the table as the policy did with one
-    part moved ``OFFSET_MIN..OFFSET_MAX`` m in a random direction: the whole setting (the
-    first object's spot), then each other object's own (all heights NaN).
+    A task whose spec has ``proposal_aims`` (TableSetting's arrangements) aims its own.
     """
-    if points.shape[1] != 2:
-        return _arrangement_aims(points, rng)
+    own = task_spec(env_id).proposal_aims
+    if own is not None:
+        return own(points, rng, PROPOSALS, OFFSET_MIN, OFFSET_MAX)
     angle = rng.uniform(0.0, 2.0 * np.pi, len(points))
     distance = rng.uniform(OFFSET_MIN, OFFSET_MAX, len(points))
     offset = points + distance[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
@@ -110,19 +113,6 @@ def proposal_aims(points: np.ndarray, rng: np.random.Generator) -> tuple[np.ndar
     heights[:, HELD_LOW] = rng.uniform(HOLD_LOW_MIN, HOLD_LOW_MAX, len(points))
     aims = np.stack([points, offset, points], axis=1).reshape(-1, 2)
     return aims, heights.reshape(-1)
-
-
-def _arrangement_aims(points: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-    n, parts = len(points), points.shape[1] // 2
-    aims = np.repeat(points, PROPOSALS, axis=0)
-    angle = rng.uniform(0.0, 2.0 * np.pi, len(aims))
-    distance = rng.uniform(OFFSET_MIN, OFFSET_MAX, len(aims))
-    moved = np.tile(np.arange(PROPOSALS) % parts, n)
-    shift = distance[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
-    rows = np.arange(len(aims))
-    for axis in range(2):
-        aims[rows, 2 * moved + axis] += shift[:, axis]
-    return aims, np.full(len(aims), np.nan)
 
 
 def proposal_rollouts(

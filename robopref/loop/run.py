@@ -461,14 +461,14 @@ def ask_round(
     per, n_users = options.rollouts_per_user, len(shared.users)
     greedy_ends = end_points(rollouts)[::per]  # each user's first (greedy) episode
     rng = _stream(options, 10 + round_index, METHODS.index(method))
-    aims, hold_heights = proposal_aims(greedy_ends, rng)
+    aims, hold_heights = proposal_aims(options.env, greedy_ends, rng)
     proposals = proposal_rollouts(
         options.env, aims, options.seed * 7919 + round_index,
         parse_env_kwargs(options.env_kwargs), hold_heights,
     )  # fmt: skip
     joined = join_rollouts([shared.rollouts, rollouts, proposals])
     first = shared.rollouts.n_episodes
-    fixed = fixed_questions(greedy_ends)
+    fixed = fixed_questions(options.env)
     for u, user in enumerate(shared.users):
         own = np.concatenate([
             first + u * per + np.arange(per),

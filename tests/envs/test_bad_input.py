@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import robopref
-from robopref.envs import scripted_policy
+from robopref.tasks import scripted_policy
 
 ENV_IDS = list(robopref.ENV_IDS)
 

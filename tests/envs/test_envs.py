@@ -19,7 +19,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import robopref
-from robopref.envs import sample_goal, scripted_policy
+from robopref.envs import sample_goal
+from robopref.tasks import scripted_policy
 
 ENV_IDS = list(robopref.ENV_IDS)
 CAMERAS = ("front", "top", "side")
@@ -83,7 +84,7 @@ def test_check_env_passes_without_warnings(env_id: str, with_goal: bool) -> None
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_same_seed_same_actions_give_identical_rollouts(env_id: str) -> None:
     goal = some_goal(env_id)
-    episode_steps = robopref.ENV_IDS[env_id][1]
+    episode_steps = robopref.ENV_IDS[env_id].max_episode_steps
     runs = [noisy_rollout(gym.make(env_id, goal=goal), 3, goal, episode_steps + 15) for _ in "ab"]
     assert_same_steps(*runs)
     # The episode ends by truncation at the registered length, and only there.
@@ -127,7 +128,7 @@ def test_initial_state_is_randomized_across_seeds(env_id: str) -> None:
 def test_reward_terms_sum_to_the_reward(env_id: str) -> None:
     goal = some_goal(env_id)
     env = gym.make(env_id, goal=goal)
-    steps = noisy_rollout(env, 7, goal, robopref.ENV_IDS[env_id][1])
+    steps = noisy_rollout(env, 7, goal, robopref.ENV_IDS[env_id].max_episode_steps)
     feature_names = env.unwrapped.feature_names
     nonzero_terms: set[str] = set()
     for _, reward, _, _, info in steps:
@@ -263,8 +264,8 @@ def test_import_robopref_registers_every_id(tmp_path) -> None:
     """
     result = run_python(code, tmp_path)
     assert result.returncode == 0, result.stderr
-    for env_id, (_, steps) in robopref.ENV_IDS.items():
-        assert f"{env_id} {steps}" in result.stdout
+    for env_id, spec in robopref.ENV_IDS.items():
+        assert f"{env_id} {spec.max_episode_steps}" in result.stdout
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
@@ -395,14 +396,14 @@ def test_a_let_go_request_places_the_lifted_object_below_where_it_is_held(env_id
     """With the place primitive, asking to let go high above the table lowers the object
     straight down and sets it down gently there; without it the request is the env's: the
     plate's interlock keeps it held up there, the block is dropped."""
-    from robopref.envs.scripted import goal_point
     from robopref.envs.wrappers import SetDownOnContact
+    from robopref.tasks import task_spec
 
     def let_go_high(place: bool) -> np.ndarray:
         env = SetDownOnContact(gym.make(env_id, goal=goal), place=place)
         task = env.unwrapped
         col = {n: i for i, n in enumerate(task.feature_names)}
-        point = goal_point(task, task.validate_goal(goal))
+        point = task_spec(env_id).goal_point(task, task.validate_goal(goal))
         expert = scripted_policy(env, goal)
         obs, info = env.reset(seed=2)
         asked_at = None

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import robopref
-from robopref.envs import GoalDictObservation, scripted_policy
+from robopref.envs import GoalDictObservation
+from robopref.tasks import scripted_policy
 
 ENV_IDS = list(robopref.ENV_IDS)
 CASES = [

@@ -10,8 +10,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import robopref
-from robopref.envs import episode_steps, sample_goal, scripted_policy
+from robopref.envs import episode_steps, sample_goal
 from robopref.envs.rendering import step_frames
+from robopref.tasks import scripted_policy
 
 ENV_IDS = list(robopref.ENV_IDS)
 SMALL = {"width": 64, "height": 48}

@@ -11,7 +11,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import robopref  # noqa: F401  (registers the envs)
-from robopref.envs import episode_steps, sample_goal, scripted_policy
+from robopref.envs import episode_steps, sample_goal
 from robopref.envs.table_setting import (
     FEATURE_NAMES,
     OBJECT_NAMES,
@@ -19,7 +19,9 @@ from robopref.envs.table_setting import (
     place_point,
     spots,
 )
-from robopref.population import ARRANGEMENT_TYPES, named_population
+from robopref.population import named_population
+from robopref.tasks import scripted_policy
+from robopref.tasks.table_setting import ARRANGEMENT_TYPES
 
 ENV_ID = "robopref/TableSetting-v0"
 
