@@ -92,6 +92,7 @@ from robopref.reward.checkpoint import model_payload, save_payload
 from robopref.reward.nets import resolve_device
 from robopref.reward.registry import load_reward_model
 from robopref.reward.vpl import VPLConfig
+from robopref.tasks import TaskGoals, task_goals
 from robopref.tensorboard import summary_writer, tb_option, tensorboard_dir
 from robopref.users import SyntheticUser
 
@@ -359,9 +360,10 @@ def check_loop_options(options: LoopOptions, others: Collection[str] = ()) -> No
         refuse_foreign_entries(out, others, "is not a loop's folder (no loop.json)")
 
 
-def _env(options: LoopOptions) -> Any:
-    """The raw env of the options (the task, built with its ``--env-kwargs``)."""
-    return make_env(options.env, parse_env_kwargs(options.env_kwargs))[0]
+def _goals(options: LoopOptions) -> TaskGoals:
+    """The goals of the options' task with its ``--env-kwargs`` (what populations are
+    resolved against: no MuJoCo model compiled)."""
+    return task_goals(options.env, **parse_env_kwargs(options.env_kwargs))
 
 
 def _stream(options: LoopOptions, *key: int) -> np.random.Generator:
@@ -403,7 +405,7 @@ def training_users(options: LoopOptions) -> list[SyntheticUser]:
     The loop itself only ever holds them sealed; evaluation (``benchmarks/reward_peak.py``)
     rebuilds them from the seed to score what the loop learned about each of them.
     """
-    population = resolve_population(options.population, _env(options))
+    population = resolve_population(options.population, _goals(options))
     return population.sample_users(options.users, _stream(options, 3))
 
 
@@ -638,7 +640,7 @@ def run_round(
         meta = _policy_meta(options, method, model, int(policy.num_timesteps))
         checked[method] = (LoadedPolicy(policy, meta, here), model)
     methods = heldout_check(
-        checked, resolve_population(options.population, _env(options)),
+        checked, resolve_population(options.population, _goals(options)),
         shared.pool, options.eval_users, options.eval_episodes, options.seed,
     )  # fmt: skip
     return {

@@ -1,19 +1,23 @@
 """robopref's tasks, one :class:`TaskSpec` each, registered with Gymnasium on import.
 
 ``TASKS`` maps every env id to its spec; :func:`task_spec` finds one (with an error naming
-the known ids), :func:`register_task` adds a task (docs/guide/add-a-task.md). The rest of
-robopref asks a task's spec what it needs, never a table keyed by env ids.
+the known ids). Every module of this package that defines a ``SPEC`` is a task, registered
+on import (:func:`register_tasks_of`): adding one touches only its module here and its env's
+file (docs/guide/add-a-task.md); code outside robopref calls :func:`register_task`. The rest
+of robopref asks a task's spec what it needs, never a table keyed by env ids.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
+import pkgutil
+from types import ModuleType
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from robopref.tasks import block_sort, plate_placement, table_setting
 from robopref.tasks.spec import TaskGoals, TaskReward, TaskSpec
 
 #: env id -> its spec, in registration order
@@ -127,8 +131,28 @@ def one_part_proposals(
     return spec.one_part_proposals(ends, rng, spec.goals(**env_kwargs))
 
 
-for _builtin in (plate_placement.SPEC, block_sort.SPEC, table_setting.SPEC):
-    register_task(_builtin)
+def register_tasks_of(package: ModuleType) -> list[TaskSpec]:
+    """Import every module of ``package`` and register each one's ``SPEC`` (in the order of
+    :data:`FIRST_TASKS`, then by module name). Returns the specs registered."""
+    names = sorted(
+        (info.name for info in pkgutil.iter_modules(package.__path__)),
+        key=lambda name: (
+            FIRST_TASKS.index(name) if name in FIRST_TASKS else len(FIRST_TASKS),
+            name,
+        ),
+    )
+    found = []
+    for name in names:
+        spec = getattr(importlib.import_module(f"{package.__name__}.{name}"), "SPEC", None)
+        if isinstance(spec, TaskSpec):
+            found.append(register_task(spec))
+    return found
+
+
+#: the modules registered first, in this order: the default task leads every listing
+FIRST_TASKS = ("plate_placement", "block_sort", "table_setting")
+
+register_tasks_of(importlib.import_module(__name__))
 
 __all__ = [
     "TASKS",

@@ -1,0 +1,56 @@
+"""The toy task's module: its spec, the only other file a new task touches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from robopref.envs.plate_placement import SUCCESS_RADIUS, PlatePlacementEnv
+from robopref.envs.scripted import plate_expert_action
+from robopref.optimal_value import plate_value
+from robopref.proposals import moved_along_axes
+from robopref.tasks.plate_placement import plate_reward
+from robopref.tasks.spec import TaskGoals, TaskReward, TaskSpec
+from toy_task.cup_placement_env import GOAL_HIGH, GOAL_LOW, validate_left_point
+
+ENV_ID = "robopref-test/CupPlacement-v0"
+
+
+def cup_goals(**_env_kwargs: Any) -> TaskGoals:
+    """Points of the left half's goal box, without compiling the scene."""
+    space = gym.spaces.Box(GOAL_LOW, GOAL_HIGH, dtype=np.float64)
+    return TaskGoals(ENV_ID, PlatePlacementEnv.feature_names, space, validate_left_point)
+
+
+def cup_expert(task: Any, point: np.ndarray, hold_height: float | None):
+    """The object carried to ``point`` and set down there."""
+    low_z = float(task.WORKSPACE_LOW[2])
+    return lambda obs: plate_expert_action(obs, point, low_z, hold_height)
+
+
+SPEC = TaskSpec(
+    env_id=ENV_ID,
+    entry_point="toy_task.cup_placement_env:CupPlacementEnv",
+    max_episode_steps=40,
+    # The plate's reward and normalisation: a real task writes its own and measures its
+    # offset and scale with robopref.users.reward_moments.
+    reward=TaskReward(
+        plate_reward,
+        goal_dim=2,
+        offset=-0.53,
+        scale=0.50,
+        required=("x", "y", "height", "held", "flat", "on_table", "drop_height"),
+        value=plate_value,
+    ),
+    goals=cup_goals,
+    populations={
+        "two-modes": {"modes": [{"goal": [0.15, 0.15]}, {"goal": [-0.1, 0.1]}]},
+        "continuous": {"continuous": {"low": [-0.2, 0.0], "high": [0.2, 0.2]}},
+    },
+    expert=cup_expert,
+    success_radius=SUCCESS_RADIUS,
+    demo_defaults={"segment": 6},
+    one_part_proposals=lambda ends, rng, goals: moved_along_axes(ends, rng, ("x", "y")),
+)
