@@ -19,8 +19,9 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, EventCallback, EveryNTimesteps
 from tqdm import tqdm
 
-from robopref.files import atomic_path, write_json_atomic
+from robopref.files import atomic_path
 from robopref.policies.checkpoint import LoadedPolicy, save_model
+from robopref.policies.meta import PolicyMeta
 from robopref.policies.personalize import POOL_PAIRS, QUERIES, STRATEGY
 from robopref.population import Population
 from robopref.reward.base import RewardModel
@@ -175,7 +176,7 @@ class SaveCheckpoint(BaseCallback):
             with atomic_path(self.out / "replay.pkl") as temp:
                 self.model.save_replay_buffer(temp)
         state = {**self.meta, "steps": int(self.model.num_timesteps), "history": self.history}
-        write_json_atomic(self.out / "checkpoint.json", state)
+        PolicyMeta(state).write(self.out, "checkpoint.json")
         self.saved_steps = int(self.model.num_timesteps)
 
 

@@ -29,14 +29,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from robopref.files import write_json_atomic
-from robopref.policies.checkpoint import (
-    FORMAT,
-    LoadedPolicy,
-    load_policy,
-    read_meta,
-    reward_path_for,
-)
+from robopref.policies.checkpoint import LoadedPolicy, load_policy, read_meta
+from robopref.policies.meta import FORMAT, PolicyMeta, reward_path_for
 from robopref.queries import make_env
 from robopref.reward.base import RewardModel
 from robopref.reward.peak import PeakFinder
@@ -186,7 +180,7 @@ def compose_guided(
         "options": {"population": population} if population else {},
         "trained_by": "robopref train-policy --method guided",
     }  # fmt: skip
-    write_json_atomic(out / "meta.json", meta)
+    PolicyMeta(meta).write(out)
     load_policy(out, reward_model)  # what was written loads and acts
     return meta
 
@@ -233,7 +227,7 @@ def train_guided_policy(options: Any) -> dict[str, Any]:
     meta = compose_guided(skill, options.reward, out, options.name or "vpl-guided")
     meta["history"] = [guided_check(out, reward_model, options)] if options.eval_episodes else []
     meta["wall_s"] = round(time.perf_counter() - began, 1)
-    write_json_atomic(out / "meta.json", meta)
+    PolicyMeta(meta).write(out)
     return meta
 
 
