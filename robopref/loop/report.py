@@ -48,14 +48,7 @@ def heldout_accuracy(
         owner = np.repeat(np.arange(len(new)), ACCURACY_PAIRS)
         asked = pool.subset(index)
         labels = label_pairs(new, owner, asked.feat_a, asked.feat_b, rng)
-        data = PreferenceDataset(
-            env_id=pool.env_id, feature_names=pool.feature_names, obs_a=asked.obs_a,
-            obs_b=asked.obs_b, feat_a=asked.feat_a, feat_b=asked.feat_b, act_a=asked.act_a,
-            act_b=asked.act_b, label=labels.label,
-            user=owner, user_goal=np.stack([u.goal for u in new]),
-            user_group=np.array([u.group for u in new]), true_label=labels.true_label,
-            answer_prob=labels.answer_prob, contested=np.zeros(len(index), bool),
-        )  # fmt: skip
+        data = PreferenceDataset.from_answers(asked, labels, owner, env_id=pool.env_id, users=new)
     rows = evaluate_few_shot(
         model, reward_view(data, "features"), [QUERIES], [STRATEGY], seed=seed, progress=False
     )
