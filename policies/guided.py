@@ -234,7 +234,7 @@ def train_guided_policy(options: Any) -> dict[str, Any]:
 def guided_check(folder: Path, reward_model: RewardModel, options: Any) -> dict[str, Any]:
     """``robopref evaluate``'s protocol on ``options.eval_episodes`` new users of
     ``options.population`` (4 active queries, one episode each): the held-out row."""
-    from robopref.evaluate import evaluate_loaded, result_rows
+    from robopref.policies.evaluation import evaluate_loaded, result_rows, summarize
     from robopref.policies.personalize import POOL_PAIRS, QUERIES, STRATEGY
     from robopref.population import resolve_population
 
@@ -246,7 +246,4 @@ def guided_check(folder: Path, reward_model: RewardModel, options: Any) -> dict[
         [(policy, reward_model)], reward_model, population, options.eval_episodes, QUERIES,
         STRATEGY, 1, POOL_PAIRS, options.seed,
     )  # fmt: skip
-    rows = result_rows(records, [policy.name], has_btl=False)
-    row: dict[str, Any] = {"success": rows[0]["success"], "true_return": rows[0]["return"]}
-    row.update({f"success_{r['group']}": r["success"] for r in rows[1:]})
-    return row
+    return summarize(result_rows(records, [policy.name], has_btl=False))
