@@ -31,8 +31,8 @@ from robopref.ceiling import answer_probs, goal_error
 from robopref.ceiling import log_likelihood as pair_log_likelihood
 from robopref.ceiling_typed import item_returns
 from robopref.envs.table_setting import SUCCESS_RADIUS
-from robopref.evaluate import parse_queries
 from robopref.hidden import hidden_knowledge
+from robopref.policies.evaluation import parse_queries
 from robopref.policies.personalize import (
     POOL_EPISODES,
     infer_new_user,

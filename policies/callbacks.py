@@ -19,8 +19,10 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, EventCallback, EveryNTimesteps
 from tqdm import tqdm
 
-from robopref.files import atomic_path, write_json_atomic
+from robopref.files import atomic_path
 from robopref.policies.checkpoint import LoadedPolicy, save_model
+from robopref.policies.evaluation import evaluate_loaded, result_rows, summarize
+from robopref.policies.meta import PolicyMeta
 from robopref.policies.personalize import POOL_PAIRS, QUERIES, STRATEGY
 from robopref.population import Population
 from robopref.reward.base import RewardModel
@@ -83,12 +85,13 @@ class TrueReturn(BaseCallback):
 class EvalUsers(BaseCallback):
     """Every ``every`` steps: the deterministic policy's success on new users.
 
-    The measurement is ``robopref evaluate``'s (:func:`robopref.evaluate.evaluate_loaded`):
-    ``users`` new users of ``population`` drawn with ``seed``, each asking k active queries
-    of the seed's candidate pool (a latent policy), one episode each; so the last row is
-    what ``robopref evaluate --population P --users N --episodes 1 --seed S`` prints for the
-    finished policy. The success rate (overall and per group) and the users' mean return
-    are logged to TensorBoard (``eval/...``), printed, and appended to ``history``.
+    The measurement is ``robopref evaluate``'s
+    (:func:`robopref.policies.evaluation.evaluate_loaded`): ``users`` new users of
+    ``population`` drawn with ``seed``, each asking k active queries of the seed's candidate
+    pool (a latent policy), one episode each; so the last row is what ``robopref evaluate
+    --population P --users N --episodes 1 --seed S`` prints for the finished policy. The
+    success rate (overall and per group) and the users' mean return are logged to
+    TensorBoard (``eval/...``), printed, and appended to ``history``.
     """
 
     def __init__(
@@ -117,8 +120,6 @@ class EvalUsers(BaseCallback):
 
     def evaluate(self, model: BaseAlgorithm) -> dict[str, Any]:
         """Run the episodes now; returns (and records) the row."""
-        from robopref.evaluate import evaluate_loaded, result_rows
-
         policy = LoadedPolicy(model, self.meta, Path("."))
         latent = self.reward_model if self.meta["latent_dim"] else None
         records = evaluate_loaded(
@@ -126,13 +127,7 @@ class EvalUsers(BaseCallback):
             STRATEGY, 1, POOL_PAIRS, self.seed,
         )  # fmt: skip
         rows = result_rows(records, [policy.name], has_btl=False)
-        row: dict[str, Any] = {
-            "steps": int(model.num_timesteps),
-            "success": rows[0]["success"],
-            "true_return": rows[0]["return"],
-        }
-        for extra in rows[1:]:
-            row[f"success_{extra['group']}"] = extra["success"]
+        row: dict[str, Any] = {"steps": int(model.num_timesteps), **summarize(rows)}
         if self.history and self.history[-1]["steps"] == row["steps"]:
             return self.history[-1]
         self.history.append(row)
@@ -175,7 +170,7 @@ class SaveCheckpoint(BaseCallback):
             with atomic_path(self.out / "replay.pkl") as temp:
                 self.model.save_replay_buffer(temp)
         state = {**self.meta, "steps": int(self.model.num_timesteps), "history": self.history}
-        write_json_atomic(self.out / "checkpoint.json", state)
+        PolicyMeta(state).write(self.out, "checkpoint.json")
         self.saved_steps = int(self.model.num_timesteps)
 
 

@@ -3,7 +3,8 @@
 A policy folder (``--out`` of ``robopref train-policy``) holds
 
 * ``model.zip``: the final SB3 model (``PPO``/``SAC`` ``.save``),
-* ``meta.json``: what it is (``kind``: ``latent``, ``oracle`` or ``plain``; ``method``:
+* ``meta.json``: what it is (:class:`robopref.policies.meta.PolicyMeta` reads, checks and
+  writes it; ``kind``: ``latent``, ``oracle`` or ``plain``; ``method``:
   ``rl`` or ``cpl``, absent before CPL; ``name``; ``algo``; env id;
   latent size; the reward model's path and ``fingerprint()``; steps; history),
 * ``checkpoint.zip`` + ``checkpoint.json`` (+ ``replay.pkl`` for SAC): the last periodic
@@ -12,10 +13,11 @@ A policy folder (``--out`` of ``robopref train-policy``) holds
 
 ``reward_path`` is recorded relative to the policy folder (``../vpl.pt``), so a run folder
 that is moved, or used from another working folder, still finds its reward model.
-:func:`read_meta` returns it resolved (:func:`resolve_reward_path`): relative to the policy
-folder; else, for folders written before, as recorded (relative to the working folder);
-else the file of that name beside the policy folder (a loop's ``OUT/vpl.pt`` beside
-``OUT/policy_vpl``, the shipped ``checkpoints/vpl.pt`` beside ``checkpoints/policy_vpl``).
+:func:`read_meta` returns it resolved (:func:`robopref.policies.meta.resolve_reward_path`):
+relative to the policy folder; else, for folders written before, as recorded (relative to
+the working folder); else the file of that name beside the policy folder (a loop's
+``OUT/vpl.pt`` beside ``OUT/policy_vpl``, the shipped ``checkpoints/vpl.pt`` beside
+``checkpoints/policy_vpl``).
 The recorded text stays in ``reward_path_recorded``.
 
 :func:`load_policy` refuses a latent policy whose reward model is not the one given (its
@@ -25,8 +27,6 @@ model zip is a clear error naming the file and the fix (:func:`load_sb3`).
 
 from __future__ import annotations
 
-import json
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,81 +38,16 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 
 from robopref.files import atomic_path
 from robopref.policies.lean_ppo import LeanPPO
+from robopref.policies.meta import PolicyMeta, retrain_hint
 from robopref.reward.base import RewardModel
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": LeanPPO, "sac": SAC}
-FORMAT = "robopref-policy"
-#: latent: obs ⊕ z (a reward model's latent; z empty for BTL); oracle: obs ⊕ the true goal;
-#: plain: the task's own observation only (the non-personalized CPL baseline: no reward model)
-KINDS = ("latent", "oracle", "plain")
-#: the keys every ``meta.json`` holds, and those a latent policy adds (its reward model)
-REQUIRED_KEYS = ("kind", "name", "algo", "env_id", "latent_dim")
-LATENT_KEYS = ("reward_path", "reward_fingerprint")
 
 
 def save_model(model: BaseAlgorithm, path: Path) -> None:
     """``model.save`` to ``path`` (a ``.zip``) atomically."""
     with atomic_path(path) as temp:
         model.save(temp)
-
-
-def _retrain_hint(folder: Path) -> str:
-    return f"retrain it with `robopref train-policy --out {folder} --overwrite`"
-
-
-def read_json_file(path: Path, what: str, fix: str) -> dict[str, Any]:
-    """The JSON object in ``path``; a ``ValueError`` naming the file, ``what`` it should be
-    and ``fix`` when it is not JSON or not an object."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON ({error}): {fix}") from error
-    if not isinstance(data, dict):
-        raise ValueError(
-            f"{path} holds a JSON {type(data).__name__}, not the object {what} is: {fix}"
-        )
-    return data
-
-
-def check_meta(meta: dict[str, Any], meta_path: Path) -> dict[str, Any]:
-    """``meta`` if it describes a policy this robopref can load, else a ``ValueError`` that
-    names the file, the field and the known values."""
-    folder = meta_path.parent
-    fix = _retrain_hint(folder)
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{meta_path} is not a robopref policy description: {fix}")
-    missing = [key for key in REQUIRED_KEYS if key not in meta]
-    if meta.get("kind") == "latent":
-        missing += [key for key in LATENT_KEYS if key not in meta]
-    if missing:
-        raise ValueError(f"{meta_path} lacks the field(s) {', '.join(missing)}: {fix}")
-    if meta["kind"] not in KINDS:
-        raise ValueError(
-            f'{meta_path} names the unknown kind {meta["kind"]!r}: set "kind" to one of '
-            f"{', '.join(KINDS)}, or {fix}"
-        )
-    if meta["algo"] not in ALGOS:
-        raise ValueError(
-            f'{meta_path} names the unknown algorithm {meta["algo"]!r}: set "algo" to one '
-            f"of {', '.join(sorted(ALGOS))}, or {fix}"
-        )
-    if not isinstance(meta["latent_dim"], int) or meta["latent_dim"] < 0:
-        raise ValueError(
-            f'{meta_path}: "latent_dim" is {meta["latent_dim"]!r}, not a size (an integer '
-            f"0 or above): {fix}"
-        )
-    return meta
-
-
-def reward_path_for(policy_folder: str | Path, reward: str | Path) -> str:
-    """How a policy folder records its reward model ``reward``: relative to the folder
-    (``../vpl.pt``), so that moving the run folder, or working from another folder, keeps
-    it found; absolute when no relative path exists (another drive)."""
-    target = os.path.abspath(reward)
-    try:
-        return Path(os.path.relpath(target, os.path.abspath(policy_folder))).as_posix()
-    except ValueError:
-        return target
 
 
 def existing_reward(path: str, flag: str, folder: str) -> str:
@@ -125,45 +60,15 @@ def existing_reward(path: str, flag: str, folder: str) -> str:
     return path
 
 
-def resolve_reward_path(folder: str | Path, recorded: str | None) -> str | None:
-    """The reward model a policy folder ``folder`` recorded as ``recorded``, as a path from
-    the working folder: relative to the policy folder, else as recorded (folders written
-    before paths were relative to the policy folder), else the file of that name beside the
-    policy folder. ``recorded`` itself (or None) when none of them exists."""
-    if not recorded:
-        return recorded
-    folder = Path(folder)
-    candidates = [folder / recorded, Path(recorded), folder.parent / Path(recorded).name]
-    for candidate in candidates:
-        if candidate.is_file():
-            return os.path.normpath(candidate)
-    return recorded
-
-
 def read_meta(folder: str | Path) -> dict[str, Any]:
-    """The checked ``meta.json`` of a policy folder, with a clear error when it is not one;
-    ``reward_path`` resolved (:func:`resolve_reward_path`; as written in
-    ``reward_path_recorded``)."""
-    folder = Path(folder)
-    meta_path = folder / "meta.json"
-    if not meta_path.is_file():
-        raise FileNotFoundError(
-            f"{folder} is not a trained policy (no meta.json): train one with "
-            f"`robopref train-policy --out {folder}`"
-        )
-    meta = read_json_file(meta_path, "a policy description", _retrain_hint(folder))
-    meta = check_meta(meta, meta_path)
-    if meta.get("reward_path"):
-        meta["reward_path_recorded"] = meta["reward_path"]
-        meta["reward_path"] = resolve_reward_path(folder, meta["reward_path"])
-    return meta
+    """The checked ``meta.json`` of a policy folder as a dict: :meth:`PolicyMeta.read`'s
+    ``data`` (``reward_path`` resolved; as written in ``reward_path_recorded``)."""
+    return PolicyMeta.read(folder).data
 
 
 def recorded_population(meta: dict[str, Any]) -> str | None:
     """The population a policy was trained for (its options' ``population``), if recorded."""
-    options = meta.get("options")
-    population = options.get("population") if isinstance(options, dict) else None
-    return str(population) if population else None
+    return PolicyMeta(meta).population
 
 
 def load_sb3(algo: str, path: Path, fix: str, **kwargs: Any) -> BaseAlgorithm:
@@ -239,7 +144,7 @@ def load_policy(
     path = folder / ("checkpoint.zip" if checkpoint else "model.zip")
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: the training run has not finished")
-    fix = f"restore {path} from a copy, or {_retrain_hint(folder)}"
+    fix = f"restore {path} from a copy, or {retrain_hint(folder)}"
     model = load_sb3(meta["algo"], path, fix, device=device)
     if meta.get("method") == "guided":  # a skill commanded to the reward's peak
         from robopref.policies.guided import guided_policy

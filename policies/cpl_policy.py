@@ -30,7 +30,6 @@ from robopref.env_kwargs import check_env_kwargs, parse_env_kwargs
 from robopref.envs.wrappers import PLACE
 from robopref.files import check_writable
 from robopref.policies.callbacks import EvalUsers
-from robopref.policies.checkpoint import FORMAT, reward_path_for
 from robopref.policies.cpl import CPLSettings
 from robopref.policies.cpl_train import (
     LATENTS,
@@ -43,6 +42,7 @@ from robopref.policies.cpl_train import (
     train_cpl,
     training_latents,
 )
+from robopref.policies.meta import FORMAT, reward_path_for
 from robopref.policies.recipe import make_algo
 from robopref.policies.rollout import make_eval_env
 from robopref.population import resolve_population

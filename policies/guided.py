@@ -29,14 +29,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from robopref.files import write_json_atomic
-from robopref.policies.checkpoint import (
-    FORMAT,
-    LoadedPolicy,
-    load_policy,
-    read_meta,
-    reward_path_for,
-)
+from robopref.policies.checkpoint import LoadedPolicy, load_policy, read_meta
+from robopref.policies.meta import FORMAT, PolicyMeta, reward_path_for
 from robopref.queries import make_env
 from robopref.reward.base import RewardModel
 from robopref.reward.peak import PeakFinder
@@ -186,7 +180,7 @@ def compose_guided(
         "options": {"population": population} if population else {},
         "trained_by": "robopref train-policy --method guided",
     }  # fmt: skip
-    write_json_atomic(out / "meta.json", meta)
+    PolicyMeta(meta).write(out)
     load_policy(out, reward_model)  # what was written loads and acts
     return meta
 
@@ -233,14 +227,14 @@ def train_guided_policy(options: Any) -> dict[str, Any]:
     meta = compose_guided(skill, options.reward, out, options.name or "vpl-guided")
     meta["history"] = [guided_check(out, reward_model, options)] if options.eval_episodes else []
     meta["wall_s"] = round(time.perf_counter() - began, 1)
-    write_json_atomic(out / "meta.json", meta)
+    PolicyMeta(meta).write(out)
     return meta
 
 
 def guided_check(folder: Path, reward_model: RewardModel, options: Any) -> dict[str, Any]:
     """``robopref evaluate``'s protocol on ``options.eval_episodes`` new users of
     ``options.population`` (4 active queries, one episode each): the held-out row."""
-    from robopref.evaluate import evaluate_loaded, result_rows
+    from robopref.policies.evaluation import evaluate_loaded, result_rows, summarize
     from robopref.policies.personalize import POOL_PAIRS, QUERIES, STRATEGY
     from robopref.population import resolve_population
 
@@ -252,7 +246,4 @@ def guided_check(folder: Path, reward_model: RewardModel, options: Any) -> dict[
         [(policy, reward_model)], reward_model, population, options.eval_episodes, QUERIES,
         STRATEGY, 1, POOL_PAIRS, options.seed,
     )  # fmt: skip
-    rows = result_rows(records, [policy.name], has_btl=False)
-    row: dict[str, Any] = {"success": rows[0]["success"], "true_return": rows[0]["return"]}
-    row.update({f"success_{r['group']}": r["success"] for r in rows[1:]})
-    return row
+    return summarize(result_rows(records, [policy.name], has_btl=False))

@@ -21,6 +21,7 @@ from robopref.envs import episode_steps
 from robopref.envs.rendering import step_frames
 from robopref.envs.wrappers import PLACE, GoalObservation, SetDown, with_set_down
 from robopref.policies.latent_env import LatentRewardEnv, LatentSource, PopulationGoals
+from robopref.policies.meta import PolicyMeta
 from robopref.queries import SOURCES, Rollouts, no_actions
 from robopref.reward.base import RewardModel
 
@@ -39,8 +40,8 @@ class Episode:
 
 def policy_env_kwargs(meta: dict[str, Any]) -> dict[str, Any]:
     """The env kwargs a policy was trained with (its ``meta.json``; none before they were
-    recorded)."""
-    return dict(meta.get("env_kwargs") or {})
+    recorded): :attr:`PolicyMeta.env_kwargs`."""
+    return PolicyMeta(meta).env_kwargs
 
 
 def task_env(env_id: str, set_down: SetDown, **kwargs: Any) -> gym.Env:

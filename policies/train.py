@@ -45,19 +45,10 @@ import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.dataset import PreferenceDataset
 from robopref.env_kwargs import check_env_kwargs, env_kwargs_option, parse_env_kwargs
 from robopref.envs.wrappers import PLACE, GoalObservation, SetDown
-from robopref.files import check_writable, write_json_atomic
+from robopref.files import check_writable
 from robopref.options import config_option
 from robopref.policies.callbacks import EvalUsers, ProgressBar, TrueReturn, checkpoint_callbacks
-from robopref.policies.checkpoint import (
-    ALGOS,
-    FORMAT,
-    check_meta,
-    load_sb3,
-    read_json_file,
-    read_meta,
-    reward_path_for,
-    save_model,
-)
+from robopref.policies.checkpoint import ALGOS, load_sb3, save_model
 from robopref.policies.cpl import CPLSettings
 from robopref.policies.cpl_train import CPLTraining
 from robopref.policies.latent_env import (
@@ -68,6 +59,7 @@ from robopref.policies.latent_env import (
     LatentSource,
     PopulationGoals,
 )
+from robopref.policies.meta import FORMAT, PolicyMeta, reward_path_for
 from robopref.policies.recipe import make_algo
 from robopref.policies.rollout import task_env
 from robopref.policies.vec_env import DEFAULT_WORKERS, build_vec_env
@@ -569,7 +561,7 @@ def _close(venv: VecEnv) -> None:
 def save_policy(model: BaseAlgorithm, out: Path, meta: dict[str, Any]) -> None:
     """Write the finished policy: ``model.zip``, then ``meta.json`` (which marks it done)."""
     save_model(model, out / "model.zip")
-    write_json_atomic(out / "meta.json", meta)
+    PolicyMeta(meta).write(out)
 
 
 def with_served_population(options: TrainPolicyOptions) -> TrainPolicyOptions:
@@ -634,7 +626,7 @@ def read_meta_checkpoint(out: Path) -> dict[str, Any]:
             "run without --resume, with --overwrite if --out holds files of another run"
         )
     fix = f"delete {out}/checkpoint.* and train again without --resume"
-    return check_meta(read_json_file(path, "a policy checkpoint description", fix), path)
+    return PolicyMeta.from_json(path, "a policy checkpoint description", fix).data
 
 
 def train_policy_command(options: TrainPolicyOptions) -> int:
@@ -652,5 +644,5 @@ def train_policy_command(options: TrainPolicyOptions) -> int:
         f"{meta['wall_s']} s, {pace}): held-out success "
         f"{last.get('success', float('nan')):.2f} -> {options.out}/model.zip"
     )
-    _ = read_meta(options.out)
+    _ = PolicyMeta.read(options.out)
     return 0

@@ -372,24 +372,10 @@ def answered_dataset(
     asked = pool.subset(index)
     labels = label_pairs(users, user_of_pair, asked.feat_a, asked.feat_b, rng)
     meta = {**dataset_meta(options, population, mix), "pool_index": index.tolist()}
-    return PreferenceDataset(
-        env_id=options.env,
-        feature_names=pool.feature_names,
-        obs_a=asked.obs_a,
-        obs_b=asked.obs_b,
-        feat_a=asked.feat_a,
-        feat_b=asked.feat_b,
-        act_a=asked.act_a,
-        act_b=asked.act_b,
-        label=labels.label,
-        user=user_of_pair,
-        user_goal=np.stack([u.goal for u in users]),
-        user_group=np.array([u.group for u in users], dtype=np.int64),
-        true_label=labels.true_label,
-        answer_prob=labels.answer_prob,
-        contested=population.contested(asked.feat_a, asked.feat_b),
-        meta=meta,
-    )
+    return PreferenceDataset.from_answers(
+        asked, labels, user_of_pair, env_id=options.env, feature_names=pool.feature_names,
+        users=users, contested=population.contested(asked.feat_a, asked.feat_b), meta=meta,
+    )  # fmt: skip
 
 
 def dataset_meta(

@@ -52,11 +52,16 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from robopref.files import atomic_path
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from robopref.users import Labels, SyntheticUser
 
 #: 2: the segments' actions (``act_a``, ``act_b``). Version-1 files lack them and are
 #: refused with the fix (collect again): a CPL policy cannot learn from them.
@@ -84,6 +89,22 @@ ARRAY_FIELDS: dict[str, tuple[type, str]] = {
 
 #: the fields with one entry per pair
 PER_PAIR_FIELDS: tuple[str, ...] = tuple(n for n, (_, dim) in ARRAY_FIELDS.items() if dim == "P")
+
+
+#: the segment arrays of a pair, A's and B's
+SEGMENT_FIELDS = ("obs_a", "obs_b", "feat_a", "feat_b", "act_a", "act_b")
+
+
+class SegmentPairs(NamedTuple):
+    """P pairs of segments (the arrays of :data:`SEGMENT_FIELDS`), for
+    :meth:`PreferenceDataset.from_answers` when they come from no query pool."""
+
+    obs_a: np.ndarray
+    obs_b: np.ndarray
+    feat_a: np.ndarray
+    feat_b: np.ndarray
+    act_a: np.ndarray
+    act_b: np.ndarray
 
 
 def _recollect(path: Path) -> str:
@@ -116,6 +137,67 @@ class PreferenceDataset:
     def __post_init__(self) -> None:
         if self.question is None:
             self.question = np.arange(len(self.label), dtype=np.int64)
+
+    @classmethod
+    def from_answers(
+        cls,
+        pool: Any,
+        answers: Labels | np.ndarray,
+        user: np.ndarray,
+        *,
+        env_id: str,
+        pairs: np.ndarray | None = None,
+        feature_names: Sequence[str] | None = None,
+        users: Sequence[SyntheticUser] | None = None,
+        n_users: int | None = None,
+        contested: np.ndarray | None = None,
+        question: np.ndarray | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> PreferenceDataset:
+        """The dataset of the pairs ``pairs`` of ``pool`` (None: all of its pairs, in order)
+        answered ``answers`` by the users ``user`` (one entry per pair).
+
+        ``pool``: where the segments come from, anything with the arrays of
+        :data:`SEGMENT_FIELDS` (a :class:`~robopref.queries.QueryPool`, its ``subset``, or
+        :class:`SegmentPairs`); ``feature_names``: by default the pool's. ``answers``:
+        synthetic users' :class:`~robopref.users.Labels` (the label, and the noise-free
+        label and P(A) the evaluation reads), or the labels alone, whose truth nobody knows
+        (``true_label`` and ``answer_prob`` blank: NaN). ``users``: the synthetic users
+        (their goal and group fill ``user_goal`` and ``user_group``); without them,
+        ``n_users`` users with blank hidden fields (no goal, group -1). ``contested``: by
+        default no pair is; ``question``: by default each pair its own. The arrays are
+        taken as given (no copy, no cast)."""
+        segments = {name: getattr(pool, name) for name in SEGMENT_FIELDS}
+        if pairs is not None:
+            segments = {name: value[pairs] for name, value in segments.items()}
+        if users is not None:
+            user_goal = np.stack([u.goal for u in users])
+            user_group = np.array([u.group for u in users], dtype=np.int64)
+        else:
+            if n_users is None:
+                raise ValueError("from_answers needs the synthetic users or their number")
+            user_goal = np.zeros((n_users, 0))
+            user_group = np.full(n_users, -1, np.int64)
+        if isinstance(answers, np.ndarray):
+            label, n = answers, len(answers)
+            true_label = np.full(n, np.nan, np.float32)
+            answer_prob = np.full(n, np.nan, np.float32)
+        else:
+            label, true_label, answer_prob = answers
+        return cls(
+            env_id=env_id,
+            feature_names=pool.feature_names if feature_names is None else feature_names,
+            **segments,
+            label=label,
+            user=user,
+            user_goal=user_goal,
+            user_group=user_group,
+            true_label=true_label,
+            answer_prob=answer_prob,
+            contested=np.zeros(len(label), bool) if contested is None else contested,
+            meta={} if meta is None else meta,
+            question=question,
+        )
 
     @property
     def n_pairs(self) -> int:

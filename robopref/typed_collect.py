@@ -27,12 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from robopref.dataset import PreferenceDataset
+from robopref.dataset import PreferenceDataset, SegmentPairs
 from robopref.population import Population
 from robopref.queries import QueryPool
 from robopref.question_types import answer_as_pairs
 from robopref.reward.typed_asking import QuestionMenu
-from robopref.users import SyntheticUser
+from robopref.users import Labels, SyntheticUser
 
 
 def pool_items(pool: QueryPool, items: str) -> dict[str, np.ndarray]:
@@ -90,22 +90,14 @@ def typed_dataset(
         ret_a, ret_b = user.segment_return(feat_a[which]), user.segment_return(feat_b[which])
         true_label[which] = user.label_model.true_label(ret_a, ret_b)
         answer_prob[which] = user.label_model.answer_prob(ret_a, ret_b)
-    return PreferenceDataset(
-        env_id=env_id,
-        feature_names=pool.feature_names,
-        obs_a=items["obs"][left_i],
-        obs_b=items["obs"][right_i],
-        feat_a=feat_a,
-        feat_b=feat_b,
-        act_a=items["act"][left_i],
-        act_b=items["act"][right_i],
-        label=np.array(labels, np.float32),
-        user=user_index,
-        user_goal=np.stack([u.goal for u in users]),
-        user_group=np.array([u.group for u in users], dtype=np.int64),
-        true_label=true_label,
-        answer_prob=answer_prob,
+    segments = SegmentPairs(
+        items["obs"][left_i], items["obs"][right_i], feat_a, feat_b,
+        items["act"][left_i], items["act"][right_i],
+    )  # fmt: skip
+    return PreferenceDataset.from_answers(
+        segments, Labels(np.array(labels, np.float32), true_label, answer_prob), user_index,
+        env_id=env_id, feature_names=pool.feature_names, users=users,
         contested=population.contested(feat_a, feat_b),
         question=np.array(question_of, np.int64),
         meta={**meta, "question": menu.describe(), "question_items": asked},
-    )
+    )  # fmt: skip

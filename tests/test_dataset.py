@@ -242,3 +242,59 @@ def test_stale_temp_cleanup_treats_the_name_literally(tmp_path) -> None:
         path.write_text("{}")
     assert clean_stale_temps(target) == [mine]
     assert lookalike.exists() and longer.exists()
+
+
+def test_from_answers_equals_the_field_by_field_build() -> None:
+    """``PreferenceDataset.from_answers`` gives what the collectors built field by field: for
+    synthetic users (their goals, groups and noise-free answers), and for people (blank)."""
+    from types import SimpleNamespace
+
+    from robopref.dataset import SegmentPairs
+    from robopref.users import Labels
+
+    rng = np.random.default_rng(0)
+    shape = {"obs": (6, 2, 3), "feat": (6, 2, 2), "act": (6, 2, 1)}
+    arrays = {f"{k}_{s}": rng.normal(size=v).astype(np.float32) for k, v in shape.items()
+              for s in "ab"}  # fmt: skip
+    pool = SimpleNamespace(feature_names=("x", "y"), **arrays)
+    users = [SimpleNamespace(goal=np.array([0.1, 0.2]), group=0),
+             SimpleNamespace(goal=np.array([-0.3, 0.0]), group=1)]  # fmt: skip
+    pairs, user = np.array([4, 0, 2, 5]), np.array([0, 0, 1, 1])
+    labels = Labels(np.array([1, 0, 0.5, np.nan], np.float32), np.array([1, 0, 0.5, 1], np.float32),
+                    np.array([0.9, 0.1, 0.5, 0.7], np.float32))  # fmt: skip
+    contested = np.array([True, False, False, True])
+    built = PreferenceDataset(
+        env_id=PLATE, feature_names=pool.feature_names, obs_a=pool.obs_a[pairs],
+        obs_b=pool.obs_b[pairs], feat_a=pool.feat_a[pairs], feat_b=pool.feat_b[pairs],
+        act_a=pool.act_a[pairs], act_b=pool.act_b[pairs], label=labels.label, user=user,
+        user_goal=np.stack([u.goal for u in users]),
+        user_group=np.array([u.group for u in users], dtype=np.int64),
+        true_label=labels.true_label, answer_prob=labels.answer_prob, contested=contested,
+        meta={"seed": 0},
+    )  # fmt: skip
+    made = PreferenceDataset.from_answers(
+        pool, labels, user, env_id=PLATE, pairs=pairs, users=users, contested=contested,
+        meta={"seed": 0},
+    )  # fmt: skip
+    assert_same(built, made)
+    assert made.meta == {"seed": 0}
+    segments = SegmentPairs(*(arrays[k][pairs] for k in ("obs_a", "obs_b", "feat_a", "feat_b",
+                                                         "act_a", "act_b")))  # fmt: skip
+    assert_same(built, PreferenceDataset.from_answers(
+        segments, labels, user, env_id=PLATE, feature_names=("x", "y"), users=users,
+        contested=contested,
+    ))  # fmt: skip
+    n = len(pairs)
+    blank = PreferenceDataset(
+        env_id=PLATE, feature_names=pool.feature_names, obs_a=pool.obs_a[pairs],
+        obs_b=pool.obs_b[pairs], feat_a=pool.feat_a[pairs], feat_b=pool.feat_b[pairs],
+        act_a=pool.act_a[pairs], act_b=pool.act_b[pairs], label=labels.label, user=user,
+        user_goal=np.zeros((2, 0)), user_group=np.full(2, -1, np.int64),
+        true_label=np.full(n, np.nan, np.float32), answer_prob=np.full(n, np.nan, np.float32),
+        contested=np.zeros(n, bool),
+    )  # fmt: skip
+    people = PreferenceDataset.from_answers(
+        pool, labels.label, user, env_id=PLATE, pairs=pairs, n_users=2
+    )
+    assert_same(blank, people)
+    people.validate()

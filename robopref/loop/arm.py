@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from robopref.dataset import PreferenceDataset
+from robopref.dataset import SEGMENT_FIELDS, PreferenceDataset, SegmentPairs
 from robopref.envs.wrappers import PLACE, SetDown
 from robopref.policies.checkpoint import ALGOS
 from robopref.policies.latent_env import BatchedRewardVecEnv, LatentSource
@@ -43,10 +43,6 @@ REFIT_EPOCHS = 120
 REFIT = {"patience": 30, "kl_delay": 0, "kl_warmup": 0}
 
 
-#: what the loop keeps of every pair it asks about (its segments' states, features, actions)
-PAIR_ARRAYS = ("obs_a", "obs_b", "feat_a", "feat_b", "act_a", "act_b")
-
-
 @dataclass
 class Answers:
     """Every pair one method asked so far and its answers, users' pairs in the order asked."""
@@ -62,7 +58,7 @@ class Answers:
 
     def add(self, pool: Any, index: np.ndarray, labels: np.ndarray, user: np.ndarray) -> None:
         """Record pairs ``index`` of ``pool`` asked of ``user`` (one entry per pair)."""
-        for name in PAIR_ARRAYS:
+        for name in SEGMENT_FIELDS:
             getattr(self, name).append(np.asarray(getattr(pool, name)[index], np.float32))
         self.label.append(np.asarray(labels, np.float32))
         self.user.append(np.asarray(user, np.int64))
@@ -73,20 +69,12 @@ class Answers:
         """The answers as a dataset (hidden fields blank; users 0..n_users-1)."""
         user = np.concatenate(self.user)
         order = np.argsort(user, kind="stable")  # each user's pairs together, in asked order
-        n = len(user)
-        data = PreferenceDataset(
-            env_id=env_id,
-            feature_names=feature_names,
-            **{k: np.concatenate(getattr(self, k))[order] for k in PAIR_ARRAYS},
-            label=np.concatenate(self.label)[order],
-            user=user[order],
-            user_goal=np.zeros((n_users, 0)),
-            user_group=np.full(n_users, -1, np.int64),
-            true_label=np.full(n, np.nan, np.float32),
-            answer_prob=np.full(n, np.nan, np.float32),
-            contested=np.zeros(n, bool),
+        asked = SegmentPairs(*(np.concatenate(getattr(self, k)) for k in SEGMENT_FIELDS))
+        data = PreferenceDataset.from_answers(
+            asked, np.concatenate(self.label)[order], user[order], pairs=order,
+            env_id=env_id, feature_names=feature_names, n_users=n_users,
             meta={**meta, "hidden_fields": "blank: asked by robopref loop, goals never read"},
-        )
+        )  # fmt: skip
         data.validate()
         return data
 

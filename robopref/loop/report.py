@@ -1,7 +1,7 @@
 """The loop's per-round check on held-out users, its log line and its plot.
 
 Held-out users are *new* users, drawn and served exactly as ``robopref evaluate`` draws and
-serves them (:func:`robopref.evaluate.evaluate_loaded`, same seed, same candidate pool,
+serves them (:func:`robopref.policies.evaluation.evaluate_loaded`, same seed, same candidate pool,
 k active queries): the last round's row is what ``robopref evaluate --users N --episodes E
 --seed S`` prints for the loop's final policies. Per method it reports the success (overall
 and per group), the users' own return of the episodes, the learned reward of the same
@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from robopref.dataset import PreferenceDataset
-from robopref.evaluate import evaluate_loaded, result_rows
 from robopref.files import save_figure_atomic
 from robopref.hidden import hidden_knowledge
 from robopref.policies.checkpoint import LoadedPolicy
+from robopref.policies.evaluation import evaluate_loaded, result_rows, summarize
 from robopref.policies.latent_env import relabel
 from robopref.policies.personalize import POOL_PAIRS, QUERIES, STRATEGY, new_users
 from robopref.population import Population
@@ -48,14 +48,7 @@ def heldout_accuracy(
         owner = np.repeat(np.arange(len(new)), ACCURACY_PAIRS)
         asked = pool.subset(index)
         labels = label_pairs(new, owner, asked.feat_a, asked.feat_b, rng)
-        data = PreferenceDataset(
-            env_id=pool.env_id, feature_names=pool.feature_names, obs_a=asked.obs_a,
-            obs_b=asked.obs_b, feat_a=asked.feat_a, feat_b=asked.feat_b, act_a=asked.act_a,
-            act_b=asked.act_b, label=labels.label,
-            user=owner, user_goal=np.stack([u.goal for u in new]),
-            user_group=np.array([u.group for u in new]), true_label=labels.true_label,
-            answer_prob=labels.answer_prob, contested=np.zeros(len(index), bool),
-        )  # fmt: skip
+        data = PreferenceDataset.from_answers(asked, labels, owner, env_id=pool.env_id, users=new)
     rows = evaluate_few_shot(
         model, reward_view(data, "features"), [QUERIES], [STRATEGY], seed=seed, progress=False
     )
@@ -74,7 +67,7 @@ def heldout_check(
     """Per method: success (``success``, ``success_group_<g>``), ``true_return``,
     ``learned_return``, ``win_rate_vs_btl``, ``accuracy`` and ``ceiling`` on new users; where
     the reward's peak can be searched, ``delivery``, ``miss_inference`` and ``miss_policy``
-    (and ``_group_<g>``: :func:`robopref.evaluate.delivery_figures`)."""
+    (and ``_group_<g>``: :func:`robopref.policies.evaluation.delivery_figures`)."""
     latent = [m for _, m in policies.values() if m.latent_dim > 0]
     records = evaluate_loaded(
         list(policies.values()), latent[0] if latent else None, population, users, QUERIES,
@@ -84,16 +77,7 @@ def heldout_check(
     rows = result_rows(records, names, "btl" in names)
     out: dict[str, dict[str, Any]] = {}
     for name, (_, model) in policies.items():
-        mine = [r for r in rows if r["policy"] == name]
-        entry: dict[str, Any] = {"success": mine[0]["success"], "true_return": mine[0]["return"]}
-        entry["win_rate_vs_btl"] = mine[0]["win_rate_vs_btl"]
-        for row in mine[1:]:
-            entry[f"success_{row['group']}"] = row["success"]
-        for row in mine:  # what the reward knows beside what the policy serves, per group
-            suffix = "" if row["group"] == "all" else f"_{row['group']}"
-            for key in ("delivery", "miss_inference", "miss_policy"):
-                if key in row:
-                    entry[f"{key}{suffix}"] = row[key]
+        entry = summarize(rows, name, win_rate=True, delivery=True)
         learned = []
         for record in (r for r in records if r["policy"] == name):
             feats = record["features"][1:]

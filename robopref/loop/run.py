@@ -69,13 +69,8 @@ from robopref.loop.asking import (
 )
 from robopref.loop.report import format_round, heldout_check, plot_history
 from robopref.options import config_option, device_option
-from robopref.policies.checkpoint import (
-    ALGOS,
-    FORMAT,
-    LoadedPolicy,
-    reward_path_for,
-    save_model,
-)
+from robopref.policies.checkpoint import ALGOS, LoadedPolicy, save_model
+from robopref.policies.meta import FORMAT, PolicyMeta, reward_path_for
 from robopref.policies.rollout import policy_rollouts
 from robopref.population import resolve_population
 from robopref.queries import (
@@ -674,7 +669,7 @@ def finish(options: LoopOptions, history: list[dict[str, Any]]) -> None:
         meta = _policy_meta(options, method, model, options.steps)
         meta["history"] = [{"answers_per_user": r["answers_per_user"], **r["methods"][method]}
                            for r in history]  # fmt: skip
-        write_json_atomic(folder / "meta.json", meta)
+        PolicyMeta(meta).write(folder)
 
 
 def run_loop(options: LoopOptions, others: Collection[str] = ()) -> dict[str, Any]:

@@ -35,23 +35,13 @@ def study_dataset(folder: str | Path) -> PreferenceDataset:
     user_of = {pid: u for u, (pid, _) in enumerate(annotators)}
     pairs = np.asarray([r["pair"] for r in rows], np.int64)
     label = np.asarray([np.nan if r["label"] is None else r["label"] for r in rows], np.float32)
-    n, n_users = len(rows), len(annotators)
-    dataset = PreferenceDataset(
+    dataset = PreferenceDataset.from_answers(
+        pool,
+        label,
+        np.asarray([user_of[r["participant"]] for r in rows], np.int64),
         env_id=spec.env_id,
-        feature_names=pool.feature_names,
-        obs_a=pool.obs_a[pairs],
-        obs_b=pool.obs_b[pairs],
-        feat_a=pool.feat_a[pairs],
-        feat_b=pool.feat_b[pairs],
-        act_a=pool.act_a[pairs],
-        act_b=pool.act_b[pairs],
-        label=label,
-        user=np.asarray([user_of[r["participant"]] for r in rows], np.int64),
-        user_goal=np.zeros((n_users, 0)),
-        user_group=np.full(n_users, -1, np.int64),
-        true_label=np.full(n, np.nan, np.float32),
-        answer_prob=np.full(n, np.nan, np.float32),
-        contested=np.zeros(n, bool),
+        pairs=pairs,
+        n_users=len(annotators),
         meta={
             "asked_by": "robopref study",
             "study": str(Path(folder).resolve()),

@@ -23,8 +23,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from robopref.files import write_json_atomic
 from robopref.sweep.grid import CPL_METHODS, Cell
 
@@ -124,6 +122,7 @@ def _run_cpl(cell: Cell, folder: Path, device: str) -> dict[str, Any]:
 
 def _evaluate(cell: Cell, folder: Path, policy: str, reward: str) -> dict[str, Any]:
     from robopref.evaluate import EvaluateOptions, evaluate_command
+    from robopref.policies.evaluation import summarize
 
     path = folder / "evaluate.json"
     settings = cell.evaluate
@@ -140,18 +139,8 @@ def _evaluate(cell: Cell, folder: Path, policy: str, reward: str) -> dict[str, A
         for e in report["episodes"]
         if e["queries"] in (None, settings.queries)
     ]
-    groups = sorted({e["group"] for e in episodes if e["group"] >= 0})
-    metrics = {
-        "success": float(np.mean([e["success"] for e in episodes])),
-        "true_return": float(np.mean([e["return"] for e in episodes])),
-        **{
-            f"success_group_{g}": float(
-                np.mean([e["success"] for e in episodes if e["group"] == g])
-            )
-            for g in groups
-        },
-    }
-    return {"metrics": metrics, "episodes": episodes}
+    # the report's rows are of one policy and one query budget: its figures, flat
+    return {"metrics": summarize(report["results"]), "episodes": episodes}
 
 
 def _ray_node() -> str | None:

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import robopref.policies
-from robopref.evaluate import delivery_figures, evaluate_loaded, result_rows
 from robopref.policies.checkpoint import load_policy
+from robopref.policies.evaluation import delivery_figures, evaluate_loaded, result_rows
 from robopref.policies.guided import GuidedPolicy, compose_guided
 from robopref.policies.rollout import make_eval_env, run_episode
 from robopref.population import GOAL_SPACE, population_from_dict, resolve_population
