@@ -80,22 +80,12 @@ def parse_goal(text: str, env: gym.Env, rng: np.random.Generator) -> Any:
 
 def placement_caption(env: gym.Env, goal: Any) -> str:
     """How far the task's object is from where ``goal`` wants it, for a viewer who cannot
-    judge depth in the picture: ``"plate 3.2 cm from goal"``, ``"block 1.0 cm from zone 1's
-    centre"``, or every TableSetting object's distance from its spot."""
-    from robopref.envs import BlockSortEnv, TableSettingEnv
-    from robopref.envs.table_setting import OBJECT_NAMES, spots
+    judge depth in the picture (the task spec's ``caption``): ``"plate 3.2 cm from goal"``,
+    ``"block 1.0 cm from zone 1's centre"``, or every TableSetting object's distance from
+    its spot."""
+    from robopref.tasks import env_id_of, task_spec
 
-    task = env.unwrapped
-    if isinstance(task, TableSettingEnv):
-        offsets = task.centres()[:, :2] - spots(goal)
-        parts = [
-            f"{name} {100 * float(np.hypot(*offset)):.1f}"
-            for name, offset in zip(OBJECT_NAMES, offsets, strict=True)
-        ]
-        return f"cm from spots: {', '.join(parts)}"
-    distance = 100 * float(np.hypot(*(task.active_xy() - task.goal_xy(goal))))
-    target = f"zone {goal}'s centre" if isinstance(task, BlockSortEnv) else "goal"
-    return f"{task.OBJECT.name} {distance:.1f} cm from {target}"
+    return task_spec(env_id_of(env)).caption(env.unwrapped, goal)
 
 
 def render_command(opts: RenderOptions) -> int:

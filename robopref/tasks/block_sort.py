@@ -86,6 +86,12 @@ def block_expert(task: Any, point: np.ndarray, hold_height: float | None):
     return lambda obs: block_expert_action(obs, point, low_z, hold_height)
 
 
+def zone_caption(task: Any, goal: Any) -> str:
+    """``"block 1.0 cm from zone 1's centre"``."""
+    distance = 100 * float(np.hypot(*(task.active_xy() - task.goal_xy(goal))))
+    return f"{task.OBJECT.name} {distance:.1f} cm from zone {goal}'s centre"
+
+
 def zone_proposals(
     ends: np.ndarray, rng: np.random.Generator, goals: TaskGoals
 ) -> tuple[np.ndarray, list[str]]:
@@ -119,5 +125,6 @@ SPEC = TaskSpec(
     },
     expert=block_expert,
     goal_point=zone_centre,
+    caption=zone_caption,
     one_part_proposals=zone_proposals,
 )

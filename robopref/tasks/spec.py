@@ -81,6 +81,12 @@ def goal_itself(task: Any, goal: Any) -> np.ndarray:
     return np.asarray(goal, dtype=np.float64)
 
 
+def distance_caption(task: Any, goal: Any) -> str:
+    """``"plate 3.2 cm from goal"``: the object's distance from the goal's point."""
+    distance = 100 * float(np.hypot(*(task.active_xy() - task.goal_xy(goal))))
+    return f"{task.OBJECT.name} {distance:.1f} cm from goal"
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """One task: its env and everything robopref's pipeline needs to know about it."""
@@ -112,3 +118,5 @@ class TaskSpec:
     #: the loop's proposals around a policy's end states; ``None``: one object's table point
     #: (set down at it, set down offset from it, held low at it: robopref.loop.asking)
     proposal_aims: AimsFn | None = None
+    #: ``(task, goal) -> text``: how far the object is from its goal, under a rendered frame
+    caption: Callable[[Any, Any], str] = distance_caption

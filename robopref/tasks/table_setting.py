@@ -102,6 +102,16 @@ def table_expert(task: Any, arrangement: np.ndarray, hold_height: float | None):
     return lambda obs: table_expert_action(obs, arrangement, low_z)
 
 
+def arrangement_caption(task: Any, goal: Any) -> str:
+    """``"cm from spots: plate 1.2, cup 0.8, utensil 3.0"``."""
+    offsets = task.centres()[:, :2] - spots(goal)
+    parts = [
+        f"{name} {100 * float(np.hypot(*offset)):.1f}"
+        for name, offset in zip(OBJECT_NAMES, offsets, strict=True)
+    ]
+    return f"cm from spots: {', '.join(parts)}"
+
+
 def arrangement_proposals(
     ends: np.ndarray, rng: np.random.Generator, goals: TaskGoals
 ) -> tuple[np.ndarray, list[str]]:
@@ -179,6 +189,7 @@ SPEC = TaskSpec(
     expert=table_expert,
     success_radius=SUCCESS_RADIUS,
     goal_error=arrangement_error,
+    caption=arrangement_caption,
     # TableSetting on its place interface (one action per object: RL on it is quick, as
     # VPL's own rearrangement tasks), segments of a whole 3-step episode (4 states), the MLP
     # decoder (the bilinear one collapses there: every user gets one z) and PPO budgets for
