@@ -41,7 +41,6 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
-import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.dataset import PreferenceDataset
 from robopref.env_kwargs import check_env_kwargs, env_kwargs_option, parse_env_kwargs
 from robopref.envs.wrappers import PLACE, GoalObservation, SetDown

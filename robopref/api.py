@@ -32,7 +32,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.policies import personalize as serving
 from robopref.policies.checkpoint import LoadedPolicy, read_meta, recorded_population
 from robopref.policies.checkpoint import load_policy as load_policy_folder

@@ -29,7 +29,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.envs.wrappers import SetDown
 from robopref.evaluate import default_population
 from robopref.files import check_output

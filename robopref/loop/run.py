@@ -39,7 +39,6 @@ from typing import Any
 import numpy as np
 import torch
 
-import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.dataset import PreferenceDataset
 from robopref.env_kwargs import env_kwargs_option, parse_env_kwargs
 from robopref.files import check_writable, write_json_atomic

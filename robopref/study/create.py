@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 
-import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.env_kwargs import check_env_kwargs, env_kwargs_option, parse_env_kwargs
 from robopref.files import check_writable
 from robopref.queries import BehaviourMix, build_query_pool, collect_rollouts, make_env

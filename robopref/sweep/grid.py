@@ -228,8 +228,6 @@ def _check_options(path: Path, options: Any, where: str) -> dict[str, Any]:
 def _tasks(path: Path, data: dict) -> list[tuple[str, tuple[str, ...]]]:
     import gymnasium as gym
 
-    import robopref.envs  # noqa: F401  (registers the envs)
-
     tasks = []
     for entry in _list(path, data, "tasks", (str, dict)):
         env_id, kwargs = (entry, []) if isinstance(entry, str) else (
