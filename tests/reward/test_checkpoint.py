@@ -12,8 +12,8 @@ import torch
 from robopref.reward import load_reward_model
 from robopref.reward.checkpoint import load_payload
 from robopref.reward.registry import build_model
-from robopref.reward.toy import toy_dataset
 from robopref.reward.training import TrainSettings
+from tests.support.toy import toy_dataset
 
 
 @pytest.fixture(scope="module")
