@@ -45,7 +45,7 @@ from robopref.dataset import PreferenceDataset
 from robopref.env_kwargs import check_env_kwargs, env_kwargs_option, parse_env_kwargs
 from robopref.envs.wrappers import PLACE, GoalObservation, SetDown
 from robopref.files import check_writable, write_json_atomic
-from robopref.options import config_option
+from robopref.options import DEFAULT_ENV, DEFAULT_POPULATION, config_option
 from robopref.policies.callbacks import EvalUsers, ProgressBar, TrueReturn, checkpoint_callbacks
 from robopref.policies.checkpoint import (
     ALGOS,
@@ -80,8 +80,6 @@ from robopref.reward.inputs import reward_input, reward_view
 from robopref.reward.nets import resolve_device
 from robopref.tensorboard import tb_option, tensorboard_dir
 
-#: the task ``--oracle`` trains on when ``--env`` is not given
-ORACLE_ENV = "robopref/PlatePlacement-v0"
 LATENT_SOURCES = ("few-shot", "users", "prior")
 #: rl: SB3 on the reward model's reward (or the oracle's); cpl: Contrastive Preference
 #: Learning on the answers' recorded actions, no reward and no RL (policies/cpl_policy.py)
@@ -92,8 +90,6 @@ CHECKPOINT_FILES = ("checkpoint.zip", "checkpoint.json", "replay.pkl")
 
 #: ``--reward``'s default (``--oracle`` refuses any other: it reads no reward model)
 DEFAULT_REWARD = "runs/demo/vpl.pt"
-#: the population of an empty ``--population`` where the reward model records none
-DEFAULT_POPULATION = "two-modes"
 
 
 @dataclass
@@ -120,7 +116,7 @@ class TrainPolicyOptions:
         default="",
         metadata={
             "help": "task id; empty: the reward model's task (for --oracle: "
-            f"{ORACLE_ENV}). A latent policy trains on its reward model's task only"
+            f"{DEFAULT_ENV}). A latent policy trains on its reward model's task only"
         },
     )
     env_kwargs: list[str] = env_kwargs_option()
@@ -299,9 +295,9 @@ def _oracle_goals(options: TrainPolicyOptions, env_id: str, n: int, seed: int) -
 
 def resolve_env(options: TrainPolicyOptions, model_env: str | None) -> str:
     """The task to train on: the reward model's (``model_env``; ``--env`` must be empty or
-    the same), or ``--env`` (default :data:`ORACLE_ENV`) for the oracle."""
+    the same), or ``--env`` (default :data:`DEFAULT_ENV`) for the oracle."""
     if options.oracle:
-        return options.env or ORACLE_ENV
+        return options.env or DEFAULT_ENV
     if model_env is None:
         if not options.env:
             raise ValueError(

@@ -32,7 +32,7 @@ from robopref.env_kwargs import env_kwargs_option, parse_env_kwargs
 from robopref.envs import ENV_IDS
 from robopref.envs.scripted import goal_point
 from robopref.files import check_output, write_json_atomic
-from robopref.options import config_option, config_values
+from robopref.options import DEFAULT_ENV, DEFAULT_POPULATION, config_option, config_values
 from robopref.population import Population, resolve_population
 from robopref.queries import (
     LOW_HEIGHT,
@@ -67,12 +67,10 @@ MIX_OPTIONS: dict[str, str] = {
 class _CollectSettings:
     """Everything ``CollectOptions`` holds but the labelling-noise overrides."""
 
-    env: str = field(
-        default="robopref/PlatePlacement-v0", metadata={"help": "Gymnasium id of the task"}
-    )
+    env: str = field(default=DEFAULT_ENV, metadata={"help": "Gymnasium id of the task"})
     env_kwargs: list[str] = env_kwargs_option()
     population: str = field(
-        default="two-modes",
+        default=DEFAULT_POPULATION,
         metadata={"help": "two-modes, modes, continuous, norms-and-goals, or a YAML/JSON file"},
     )
     users: int = field(default=200, metadata={"help": "number of users drawn"})

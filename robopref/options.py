@@ -51,6 +51,11 @@ def config_values(config_type: type, options: Any, **renamed: str) -> dict[str, 
     return values
 
 
+#: the task of a command's ``--env`` when none is given
+DEFAULT_ENV = "robopref/PlatePlacement-v0"
+#: the synthetic users of a command's ``--population`` when none is given
+DEFAULT_POPULATION = "two-modes"
+
 #: the devices a ``--device`` option takes; ``auto`` is ``cuda`` when torch sees a GPU
 DEVICES = ("auto", "cpu", "cuda")
 

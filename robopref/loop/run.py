@@ -67,7 +67,7 @@ from robopref.loop.asking import (
     user_candidates,
 )
 from robopref.loop.report import format_round, heldout_check, plot_history
-from robopref.options import config_option, device_option
+from robopref.options import DEFAULT_ENV, DEFAULT_POPULATION, config_option, device_option
 from robopref.policies.checkpoint import (
     ALGOS,
     FORMAT,
@@ -122,9 +122,11 @@ LOOP_POSTERIOR = "encoder"
 class LoopOptions:
     """Run the RLHF loop: users answer in rounds about what the current policies do."""
 
-    env: str = field(default="robopref/PlatePlacement-v0", metadata={"help": "task id"})
+    env: str = field(default=DEFAULT_ENV, metadata={"help": "task id"})
     env_kwargs: list[str] = env_kwargs_option()
-    population: str = field(default="two-modes", metadata={"help": "population name or file"})
+    population: str = field(
+        default=DEFAULT_POPULATION, metadata={"help": "population name or file"}
+    )
     out: str = field(default="runs/loop", metadata={"help": "folder of the loop's files"})
     users: int = field(default=200, metadata={"help": "training users"})
     answers: int = field(default=48, metadata={"help": "answers per training user in all"})
