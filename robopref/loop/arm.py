@@ -11,7 +11,6 @@ The answers become a :class:`~robopref.dataset.PreferenceDataset` whose hidden f
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,7 @@ from robopref.reward.base import RewardModel
 from robopref.reward.evaluation import few_shot_means
 from robopref.reward.inputs import reward_view
 from robopref.reward.registry import build_model
-from robopref.reward.training import TrainResult, TrainSettings
+from robopref.reward.training import TrainResult, TrainSettings, kl_schedule
 
 #: the set-down primitive the loop's policies train and act under (recorded in their meta)
 SET_DOWN: SetDown = PLACE
@@ -132,8 +131,7 @@ def fit_reward(
     else:
         model = previous
         settings = TrainSettings(seed=seed, epochs=epochs, **REFIT)
-    if kind != "vpl":
-        settings = dataclasses.replace(settings, kl_delay=0, kl_warmup=0)
+    settings = kl_schedule(settings, latent=kind == "vpl")
     result = model.fit(
         train_set, val_dataset=val_set, settings=settings, device=device,
         log=lambda _line: None, warm_start=previous is not None,
