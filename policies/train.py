@@ -43,7 +43,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 from robopref.dataset import PreferenceDataset
 from robopref.env_kwargs import check_env_kwargs, env_kwargs_option, parse_env_kwargs
-from robopref.envs.wrappers import PLACE, GoalObservation, SetDown
+from robopref.envs.wrappers import GoalObservation, SetDown
 from robopref.files import check_writable, write_json_atomic
 from robopref.options import DEFAULT_ENV, DEFAULT_POPULATION, config_option
 from robopref.policies.callbacks import EvalUsers, ProgressBar, TrueReturn, checkpoint_callbacks
@@ -419,7 +419,7 @@ def build_training(options: TrainPolicyOptions, env_id: str, device: str) -> Tra
         "algo": options.algo,
         "seed": options.seed,
         "options": asdict(options),
-        "set_down": PLACE if options.set_down else False,
+        "set_down": (SetDown.PLACE if options.set_down else SetDown.OFF).stored,
     }
     if options.oracle:
         meta["env_kwargs"] = parse_env_kwargs(options.env_kwargs)
@@ -431,7 +431,7 @@ def build_training(options: TrainPolicyOptions, env_id: str, device: str) -> Tra
                 train_users.goals,
                 train_users.groups,
                 options.seed + i,
-                meta["set_down"],
+                SetDown.read(meta["set_down"]),
                 meta["env_kwargs"],
             )
             for i in range(options.n_envs)
@@ -457,7 +457,7 @@ def build_training(options: TrainPolicyOptions, env_id: str, device: str) -> Tra
             reward_model,
             train_users,
             options.seed + i,
-            meta["set_down"],
+            SetDown.read(meta["set_down"]),
             meta["env_kwargs"],
         )  # fmt: skip
         for i in range(options.n_envs)

@@ -36,6 +36,7 @@ import torch
 
 from robopref.ceiling import has_ceiling, user_ceilings
 from robopref.ceiling_typed import typed_user_ceilings
+from robopref.envs.wrappers import SetDown
 from robopref.files import atomic_path, check_output, write_json_atomic
 from robopref.hidden import hidden_knowledge
 from robopref.policies import personalize
@@ -413,7 +414,7 @@ def evaluate_loaded(
         pool = new_user_pool(reward, seed, pool_pairs, source=query_source, policy=latent)
     envs = {
         p.name: make_eval_env(
-            env_id, p.kind, m, set_down=p.meta.get("set_down", False),
+            env_id, p.kind, m, set_down=SetDown.read(p.meta.get("set_down")),
             env_kwargs=policy_env_kwargs(p.meta),
         )
         for p, m in policies

@@ -21,7 +21,7 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from robopref.dataset import PreferenceDataset
-from robopref.envs.wrappers import PLACE, SetDown
+from robopref.envs.wrappers import SetDown
 from robopref.policies.checkpoint import ALGOS
 from robopref.policies.latent_env import BatchedRewardVecEnv, LatentSource
 from robopref.policies.recipe import PPO_LEARNING_RATE, make_algo
@@ -34,7 +34,7 @@ from robopref.reward.registry import build_model
 from robopref.reward.training import TrainResult, TrainSettings, kl_schedule
 
 #: the set-down primitive the loop's policies train and act under (recorded in their meta)
-SET_DOWN: SetDown = PLACE
+SET_DOWN = SetDown.PLACE
 #: the first fit's (round 0's) most epochs: the reward command's default
 FIT_EPOCHS = TrainSettings().epochs
 #: the warm-started refits after round 0: fewer epochs, and the KL term is on from the start

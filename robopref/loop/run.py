@@ -517,7 +517,7 @@ def _round_dir(out: Path, round_index: int) -> Path:
 
 def _policy_meta(options: LoopOptions, method: str, model: RewardModel, steps: int) -> dict:
     return {
-        "format": FORMAT, "algo": "ppo", "seed": options.seed, "set_down": SET_DOWN,
+        "format": FORMAT, "algo": "ppo", "seed": options.seed, "set_down": SET_DOWN.stored,
         "options": dataclasses.asdict(options), "kind": "latent", "name": method,
         "env_id": options.env, "env_kwargs": parse_env_kwargs(options.env_kwargs),
         "latent_dim": model.latent_dim,
