@@ -71,7 +71,7 @@ def cpl_settings(options: TrainPolicyOptions) -> tuple[CPLSettings, CPLTraining]
         steps=options.cpl_steps,
         bc_steps=options.cpl_bc_steps,
         batch=options.cpl_batch,
-        learning_rate=options.cpl_lr,
+        lr=options.cpl_lr,
         std=options.cpl_std,
     )
     return settings, training

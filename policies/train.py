@@ -222,7 +222,7 @@ class TrainPolicyOptions:
         CPLTraining, "bc_steps", "CPL: behaviour-cloning pretraining steps (all segments)"
     )
     cpl_batch: int = config_option(CPLTraining, "batch", "CPL: pairs per gradient step")
-    cpl_lr: float = config_option(CPLTraining, "learning_rate", "CPL: Adam learning rate")
+    cpl_lr: float = config_option(CPLTraining, "lr", "CPL: Adam learning rate")
     cpl_std: float = config_option(
         CPLTraining, "std", "CPL: the policy's action std, fixed while training (0: learned)"
     )
