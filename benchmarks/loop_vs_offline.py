@@ -45,9 +45,9 @@ def offline_point(loop: LoopOptions, method: str, budget: int, folder: Path) -> 
             CollectOptions(
                 env=loop.env, env_kwargs=loop.env_kwargs, population=loop.population,
                 users=loop.users, queries_per_user=budget, episodes=loop.episodes,
-                seed=loop.seed, out=str(data), expert_share=mix.expert,
-                random_share=mix.random, hesitant_share=mix.hesitant,
-                careless_share=mix.careless, missed_share=mix.missed,
+                seed=loop.seed, out=str(data), expert_share=mix.expert_share,
+                random_share=mix.random_share, hesitant_share=mix.hesitant_share,
+                careless_share=mix.careless_share, missed_share=mix.missed_share,
                 population_goal_share=0.0, near_share=NEAR_SHARE, progress=False,
             )
         )  # fmt: skip

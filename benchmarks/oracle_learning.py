@@ -47,7 +47,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 import robopref  # noqa: F401  (registers the envs)
 from robopref.env_kwargs import parse_env_kwargs
-from robopref.envs.wrappers import PLACE, GoalObservation
+from robopref.envs.wrappers import GoalObservation, SetDown
 from robopref.files import atomic_path, check_writable, write_json_atomic
 from robopref.policies.recipe import make_algo
 from robopref.policies.rollout import task_env
@@ -65,7 +65,9 @@ def make_oracle_env(
     ``set_down``: under train-policy's set-down primitive (its default too).
     """
     kwargs = dict(env_kwargs or {})
-    return GoalObservation(task_env(env_id, PLACE if set_down else False, goal="random", **kwargs))
+    return GoalObservation(
+        task_env(env_id, SetDown.PLACE if set_down else SetDown.OFF, goal="random", **kwargs)
+    )
 
 
 def success_rate(

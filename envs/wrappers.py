@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 import gymnasium as gym
@@ -137,26 +138,53 @@ class SetDownOnContact(gym.Wrapper):
             self._lifted = True
 
 
-#: ``meta["set_down"]`` of a policy trained under the current primitive (contact and place);
-#: policies trained before the place existed recorded ``True`` (contact only), and ``False``
-#: means none. :func:`with_set_down` rebuilds whichever a policy was trained under.
-PLACE = "place"
-SetDown = bool | str
+class SetDown(StrEnum):
+    """The set-down primitive a policy trains and runs under (its ``meta["set_down"]``).
+
+    ``meta.json`` stores it as it always has (:meth:`read` and :attr:`stored` convert):
+    ``false`` for none, ``true`` for the contact-only primitive of policies trained before
+    the place existed, ``"place"`` for the current one (contact and place).
+    """
+
+    OFF = "off"  # no primitive: actions pass to the env unchanged
+    CONTACT = "contact"  # SetDownOnContact(place=False)
+    PLACE = "place"  # SetDownOnContact(place=True)
+
+    @classmethod
+    def read(cls, stored: SetDown | bool | str | None) -> SetDown:
+        """The primitive a stored ``meta["set_down"]`` names (None, as an absent key: off)."""
+        if isinstance(stored, cls):
+            return stored
+        if stored is False or stored is None:
+            return cls.OFF
+        if stored is True:
+            return cls.CONTACT
+        if stored == cls.PLACE.value:
+            return cls.PLACE
+        raise ValueError(
+            f"set_down={stored!r} is not a set-down primitive: use False, True or "
+            f"{cls.PLACE.value!r}"
+        )
+
+    @property
+    def stored(self) -> bool | str:
+        """The value ``meta.json`` records for this primitive (``false``, ``true``, ``"place"``)."""
+        if self is SetDown.OFF:
+            return False
+        return True if self is SetDown.CONTACT else self.value
 
 
-def with_set_down(env: gym.Env, set_down: SetDown) -> gym.Env:
-    """``env`` under the set-down primitive ``set_down`` names: ``False`` none, ``True``
-    the contact-only one, :data:`PLACE` contact and place (:class:`SetDownOnContact`).
+def with_set_down(env: gym.Env, set_down: SetDown | bool | str | None) -> gym.Env:
+    """``env`` under the set-down primitive ``set_down`` (a :class:`SetDown`, or the value
+    ``meta.json`` stores for it) names: none, the contact-only one, or contact and place
+    (:class:`SetDownOnContact`).
 
     The primitive belongs to the 4-D suction-tip action; an env with another action (the
     place interface of TableSetting, which sets every object down itself) is returned as is.
     """
-    if set_down is False or set_down is None or env.action_space.shape != (4,):
+    if env.action_space.shape != (4,):
         return env
-    if set_down is True:
-        return SetDownOnContact(env, place=False)
-    if set_down == PLACE:
-        return SetDownOnContact(env, place=True)
-    raise ValueError(
-        f"set_down={set_down!r} is not a set-down primitive: use False, True or {PLACE!r}"
-    )
+    primitive = SetDown.read(set_down)
+    if primitive is SetDown.OFF:
+        return env
+    return SetDownOnContact(env, place=primitive is SetDown.PLACE)

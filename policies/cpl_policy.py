@@ -27,7 +27,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from robopref.dataset import PreferenceDataset
 from robopref.env_kwargs import check_env_kwargs, parse_env_kwargs
-from robopref.envs.wrappers import PLACE
+from robopref.envs.wrappers import SetDown
 from robopref.files import check_writable
 from robopref.policies.callbacks import EvalUsers
 from robopref.policies.cpl import CPLSettings
@@ -71,7 +71,7 @@ def cpl_settings(options: TrainPolicyOptions) -> tuple[CPLSettings, CPLTraining]
         steps=options.cpl_steps,
         bc_steps=options.cpl_bc_steps,
         batch=options.cpl_batch,
-        learning_rate=options.cpl_lr,
+        lr=options.cpl_lr,
         std=options.cpl_std,
     )
     return settings, training
@@ -171,7 +171,7 @@ def _meta(
         "method": "cpl",
         "seed": options.seed,
         "options": asdict(options),
-        "set_down": PLACE if options.set_down else False,
+        "set_down": (SetDown.PLACE if options.set_down else SetDown.OFF).stored,
         "env_id": dataset.env_id,
         "data_path": options.data,
         "cpl": describe(settings, training, options.cpl_latent),
@@ -203,7 +203,7 @@ def train_cpl_policy(options: TrainPolicyOptions) -> dict[str, Any]:
     dataset, latents, model = _latents(options, dataset)
     meta = _meta(options, dataset, model)
     env = make_eval_env(
-        meta["env_id"], meta["kind"], model, set_down=meta["set_down"],
+        meta["env_id"], meta["kind"], model, set_down=SetDown.read(meta["set_down"]),
         env_kwargs=meta["env_kwargs"],
     )  # fmt: skip
     algo = make_algo("ppo", DummyVecEnv([lambda: env]), options.seed, device, None, 1)

@@ -56,7 +56,7 @@ class CPLTraining:
     steps: int = 3000
     bc_steps: int = 1000
     batch: int = 128
-    learning_rate: float = 3e-4
+    lr: float = 3e-4
     #: the policy's action standard deviation, held fixed during training (0: learned).
     #: Under a Gaussian policy a segment's score is minus the squared distance of its
     #: actions from the policy's means over 2 std^2, so the std is CPL's temperature; learned,
@@ -71,11 +71,8 @@ class CPLTraining:
             )
         if self.std < 0:
             raise ValueError(f"std={self.std} must be > 0 (fixed) or 0 (learned)")
-        if self.batch < 1 or self.learning_rate <= 0:
-            raise ValueError(
-                f"batch={self.batch} must be at least 1 and learning_rate={self.learning_rate} "
-                "above 0"
-            )
+        if self.batch < 1 or self.lr <= 0:
+            raise ValueError(f"batch={self.batch} must be at least 1 and lr={self.lr} above 0")
 
 
 @dataclass
@@ -180,7 +177,7 @@ def train_cpl(
     data = data.to(policy.device)
     _fix_std(policy, training.std)
     trained = [p for p in policy.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(trained, lr=training.learning_rate)
+    optimizer = torch.optim.Adam(trained, lr=training.lr)
     answered = torch.nonzero(~torch.isnan(data.label)).flatten()
     if len(answered) == 0:
         raise ValueError("the dataset has no answered pair (every label is NaN): nothing to learn")

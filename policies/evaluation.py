@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from robopref.envs.wrappers import SetDown
 from robopref.hidden import hidden_knowledge
 from robopref.policies import personalize
 from robopref.policies.checkpoint import LoadedPolicy
@@ -207,7 +208,7 @@ def evaluate_loaded(
         pool = new_user_pool(reward, seed, pool_pairs, source=query_source, policy=latent)
     envs = {
         p.name: make_eval_env(
-            env_id, p.kind, m, set_down=p.meta.get("set_down", False),
+            env_id, p.kind, m, set_down=SetDown.read(p.meta.get("set_down")),
             env_kwargs=policy_env_kwargs(p.meta),
         )
         for p, m in policies

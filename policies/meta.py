@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from robopref.envs.wrappers import SetDown
 from robopref.files import write_json_atomic
 
 FORMAT = "robopref-policy"
@@ -183,10 +184,10 @@ class PolicyMeta:
         return str(self.data.get("method", "rl"))
 
     @property
-    def set_down(self) -> Any:
-        """The set-down primitive it acted under (``"place"``, True or False; absent:
-        False)."""
-        return self.data.get("set_down", False)
+    def set_down(self) -> SetDown:
+        """The set-down primitive it acted under (stored ``"place"``, true or false; absent:
+        off)."""
+        return SetDown.read(self.data.get("set_down"))
 
     @property
     def env_kwargs(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from robopref.envs.wrappers import SetDown
 from robopref.policies.checkpoint import LoadedPolicy
 from robopref.policies.rollout import policy_rollouts
 from robopref.population import Population
@@ -158,7 +159,7 @@ def policy_query_pool(
     z = rng.standard_normal((latents, reward_model.latent_dim)).astype(np.float32)
     own = policy_rollouts(
         env_id, policy.predict, z, 1,
-        int(rng.integers(2**31)), policy.meta.get("set_down", False), env_kwargs,
+        int(rng.integers(2**31)), SetDown.read(policy.meta.get("set_down")), env_kwargs,
     )  # fmt: skip
     base = collect_rollouts(
         env_id, episodes, np.random.default_rng(seed), BehaviourMix(), env_kwargs=env_kwargs

@@ -19,7 +19,7 @@ import numpy as np
 
 from robopref.envs import episode_steps
 from robopref.envs.rendering import step_frames
-from robopref.envs.wrappers import PLACE, GoalObservation, SetDown, with_set_down
+from robopref.envs.wrappers import GoalObservation, SetDown, with_set_down
 from robopref.policies.latent_env import LatentRewardEnv, LatentSource, PopulationGoals
 from robopref.policies.meta import PolicyMeta
 from robopref.queries import SOURCES, Rollouts, no_actions
@@ -57,7 +57,7 @@ def make_eval_env(
     render: bool = False,
     width: int = 240,
     height: int = 180,
-    set_down: SetDown = False,
+    set_down: SetDown = SetDown.OFF,
     env_kwargs: dict[str, Any] | None = None,
     source: LatentSource | None = None,
     defer_reward: bool = True,
@@ -125,7 +125,7 @@ def policy_rollouts(
     latents: np.ndarray,
     per_user: int,
     seed: int,
-    set_down: SetDown = PLACE,
+    set_down: SetDown = SetDown.PLACE,
     env_kwargs: dict[str, Any] | None = None,
 ) -> Rollouts:
     """``per_user`` episodes for each row of ``latents`` ``(U, Z)`` (episode ``u * per_user

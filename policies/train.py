@@ -41,12 +41,11 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
-import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.dataset import PreferenceDataset
 from robopref.env_kwargs import check_env_kwargs, env_kwargs_option, parse_env_kwargs
-from robopref.envs.wrappers import PLACE, GoalObservation, SetDown
+from robopref.envs.wrappers import GoalObservation, SetDown
 from robopref.files import check_writable
-from robopref.options import config_option
+from robopref.options import DEFAULT_ENV, DEFAULT_POPULATION, config_option
 from robopref.policies.callbacks import EvalUsers, ProgressBar, TrueReturn, checkpoint_callbacks
 from robopref.policies.checkpoint import ALGOS, load_sb3, save_model
 from robopref.policies.cpl import CPLSettings
@@ -73,8 +72,6 @@ from robopref.reward.inputs import reward_input, reward_view
 from robopref.reward.nets import resolve_device
 from robopref.tensorboard import tb_option, tensorboard_dir
 
-#: the task ``--oracle`` trains on when ``--env`` is not given
-ORACLE_ENV = "robopref/PlatePlacement-v0"
 LATENT_SOURCES = ("few-shot", "users", "prior")
 #: rl: SB3 on the reward model's reward (or the oracle's); cpl: Contrastive Preference
 #: Learning on the answers' recorded actions, no reward and no RL (policies/cpl_policy.py)
@@ -85,8 +82,6 @@ CHECKPOINT_FILES = ("checkpoint.zip", "checkpoint.json", "replay.pkl")
 
 #: ``--reward``'s default (``--oracle`` refuses any other: it reads no reward model)
 DEFAULT_REWARD = "runs/demo/vpl.pt"
-#: the population of an empty ``--population`` where the reward model records none
-DEFAULT_POPULATION = "two-modes"
 
 
 @dataclass
@@ -113,7 +108,7 @@ class TrainPolicyOptions:
         default="",
         metadata={
             "help": "task id; empty: the reward model's task (for --oracle: "
-            f"{ORACLE_ENV}). A latent policy trains on its reward model's task only"
+            f"{DEFAULT_ENV}). A latent policy trains on its reward model's task only"
         },
     )
     env_kwargs: list[str] = env_kwargs_option()
@@ -219,7 +214,7 @@ class TrainPolicyOptions:
         CPLTraining, "bc_steps", "CPL: behaviour-cloning pretraining steps (all segments)"
     )
     cpl_batch: int = config_option(CPLTraining, "batch", "CPL: pairs per gradient step")
-    cpl_lr: float = config_option(CPLTraining, "learning_rate", "CPL: Adam learning rate")
+    cpl_lr: float = config_option(CPLTraining, "lr", "CPL: Adam learning rate")
     cpl_std: float = config_option(
         CPLTraining, "std", "CPL: the policy's action std, fixed while training (0: learned)"
     )
@@ -292,9 +287,9 @@ def _oracle_goals(options: TrainPolicyOptions, env_id: str, n: int, seed: int) -
 
 def resolve_env(options: TrainPolicyOptions, model_env: str | None) -> str:
     """The task to train on: the reward model's (``model_env``; ``--env`` must be empty or
-    the same), or ``--env`` (default :data:`ORACLE_ENV`) for the oracle."""
+    the same), or ``--env`` (default :data:`DEFAULT_ENV`) for the oracle."""
     if options.oracle:
-        return options.env or ORACLE_ENV
+        return options.env or DEFAULT_ENV
     if model_env is None:
         if not options.env:
             raise ValueError(
@@ -416,7 +411,7 @@ def build_training(options: TrainPolicyOptions, env_id: str, device: str) -> Tra
         "algo": options.algo,
         "seed": options.seed,
         "options": asdict(options),
-        "set_down": PLACE if options.set_down else False,
+        "set_down": (SetDown.PLACE if options.set_down else SetDown.OFF).stored,
     }
     if options.oracle:
         meta["env_kwargs"] = parse_env_kwargs(options.env_kwargs)
@@ -428,7 +423,7 @@ def build_training(options: TrainPolicyOptions, env_id: str, device: str) -> Tra
                 train_users.goals,
                 train_users.groups,
                 options.seed + i,
-                meta["set_down"],
+                SetDown.read(meta["set_down"]),
                 meta["env_kwargs"],
             )
             for i in range(options.n_envs)
@@ -454,7 +449,7 @@ def build_training(options: TrainPolicyOptions, env_id: str, device: str) -> Tra
             reward_model,
             train_users,
             options.seed + i,
-            meta["set_down"],
+            SetDown.read(meta["set_down"]),
             meta["env_kwargs"],
         )  # fmt: skip
         for i in range(options.n_envs)

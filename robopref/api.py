@@ -32,7 +32,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-import robopref.envs  # noqa: F401  (registers the envs)
+from robopref.envs.wrappers import SetDown
 from robopref.policies import personalize as serving
 from robopref.policies.checkpoint import LoadedPolicy, read_meta, recorded_population
 from robopref.policies.checkpoint import load_policy as load_policy_folder
@@ -152,8 +152,8 @@ class Policy:
             source = LatentSource(0, np.zeros((1000, 0), np.float32), goals, groups)
         return make_eval_env(
             self.env_id, self.kind, self.reward_model, render, width, height,
-            set_down=self.meta.get("set_down", False), env_kwargs=policy_env_kwargs(self.meta),
-            source=source, defer_reward=False,
+            set_down=SetDown.read(self.meta.get("set_down")),
+            env_kwargs=policy_env_kwargs(self.meta), source=source, defer_reward=False,
         )  # fmt: skip
 
     def act(self, obs: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ import numpy as np
 from robopref.dataset import PreferenceDataset
 from robopref.env_kwargs import env_kwargs_option, parse_env_kwargs
 from robopref.files import check_output, write_json_atomic
-from robopref.options import config_option, config_values
+from robopref.options import DEFAULT_ENV, DEFAULT_POPULATION, config_option, config_values
 from robopref.population import Population, resolve_population
 from robopref.queries import (
     LOW_HEIGHT,
@@ -50,28 +50,14 @@ from robopref.users import NOISE_KEYS, LabelModel, SyntheticUser, label_pairs
 OWN_GOAL_RADIUS = 0.08
 
 
-#: the ``BehaviourMix`` field each option sets (the options keep the README's flag names).
-MIX_OPTIONS: dict[str, str] = {
-    "expert": "expert_share",
-    "random": "random_share",
-    "expert_noise": "expert_noise",
-    "careless": "careless_share",
-    "hesitant": "hesitant_share",
-    "missed": "missed_share",
-    "pool_goals": "population_goal_share",
-}
-
-
 @dataclass
 class _CollectSettings:
     """Everything ``CollectOptions`` holds but the labelling-noise overrides."""
 
-    env: str = field(
-        default="robopref/PlatePlacement-v0", metadata={"help": "Gymnasium id of the task"}
-    )
+    env: str = field(default=DEFAULT_ENV, metadata={"help": "Gymnasium id of the task"})
     env_kwargs: list[str] = env_kwargs_option()
     population: str = field(
-        default="two-modes",
+        default=DEFAULT_POPULATION,
         metadata={"help": "two-modes, modes, continuous, norms-and-goals, or a YAML/JSON file"},
     )
     users: int = field(default=200, metadata={"help": "number of users drawn"})
@@ -100,26 +86,30 @@ class _CollectSettings:
         default=0, metadata={"help": "candidate pairs in the pool (0: max(4096, 2 x asked))"}
     )
     expert_share: float = config_option(
-        BehaviourMix, "expert", "share of episodes by the noisy scripted expert"
+        BehaviourMix, "expert_share", "share of episodes by the noisy scripted expert"
     )
     random_share: float = config_option(
-        BehaviourMix, "random", "share of episodes by the random policy"
+        BehaviourMix, "random_share", "share of episodes by the random policy"
     )
     expert_noise: float = config_option(
         BehaviourMix, "expert_noise", "expert action noise std, drawn per episode in [0, this]"
     )
     careless_share: float = config_option(
-        BehaviourMix, "careless", "share of expert episodes that drop from height"
+        BehaviourMix, "careless_share", "share of expert episodes that drop from height"
     )
     hesitant_share: float = config_option(
-        BehaviourMix, "hesitant", "share of expert episodes that hold on a while before letting go"
+        BehaviourMix,
+        "hesitant_share",
+        "share of expert episodes that hold on a while before letting go",
     )
     missed_share: float = config_option(
-        BehaviourMix, "missed", "share of expert episodes that set the object down 3-15 cm off goal"
+        BehaviourMix,
+        "missed_share",
+        "share of expert episodes that set the object down 3-15 cm off goal",
     )
     population_goal_share: float = config_option(
         BehaviourMix,
-        "pool_goals",
+        "population_goal_share",
         "ORACLE KNOWLEDGE (reads the population's hidden goals, which no real system has): "
         "share of expert episodes aimed near them",
     )
@@ -270,7 +260,8 @@ def check_collect_options(options: CollectOptions) -> None:
         raise ValueError(
             f"--pool-pairs {options.pool_pairs} must be >= 0 (0: max(4096, 2 x pairs asked))"
         )
-    shares = [*MIX_OPTIONS.values(), "near_share", "own_goal_share"]
+    shares = ["expert_share", "random_share", "expert_noise", "careless_share", "hesitant_share",
+              "missed_share", "population_goal_share", "near_share", "own_goal_share"]  # fmt: skip
     for name in (*shares, "min_gap"):
         value = getattr(options, name)
         if not 0.0 <= value < math.inf:  # NaN fails too
@@ -305,7 +296,7 @@ def collect_population(options: CollectOptions, env: gym.Env) -> Population:
 
 def behaviour_mix(options: CollectOptions) -> BehaviourMix:
     """The behaviour mix of the options (scripted and random only: no policies in collect)."""
-    return BehaviourMix(**config_values(BehaviourMix, options, **MIX_OPTIONS), policy=0.0)
+    return BehaviourMix(**config_values(BehaviourMix, options), policy_share=0.0)
 
 
 def pool_size(options: CollectOptions) -> int:

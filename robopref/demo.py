@@ -44,7 +44,7 @@ from robopref.loop.run import (
     refuse_foreign_entries,
     run_loop,
 )
-from robopref.options import config_option, device_option
+from robopref.options import DEFAULT_ENV, DEFAULT_POPULATION, config_option, device_option
 from robopref.policies.guided import compose_guided
 from robopref.policies.train import TrainPolicyOptions, check_train_options, train_policy_command
 from robopref.policy_video import VideoOptions, video_command
@@ -56,8 +56,6 @@ from robopref.tasks import TASKS
 from robopref.tensorboard import tb_option
 
 SHIPPED = Path(robopref.policies.__file__).resolve().parent / "checkpoints"
-DEMO_ENV = "robopref/PlatePlacement-v0"
-DEMO_POPULATION = "two-modes"
 #: the options that shape a model: the shipped checkpoints serve only their defaults
 MODEL_OPTIONS = ("env", "env_kwargs", "population", "seed", "steps", "scout_steps", "segment",
                  "answers", "decoder", "latent_dim", "kl_weight")  # fmt: skip
@@ -82,9 +80,9 @@ class DemoOptions:
     trained from scratch with the same recipe.
     """
 
-    env: str = field(default=DEMO_ENV, metadata={"help": "task id"})
+    env: str = field(default=DEFAULT_ENV, metadata={"help": "task id"})
     env_kwargs: list[str] = env_kwargs_option()
-    population: str = field(default=DEMO_POPULATION, metadata={"help": "population name/file"})
+    population: str = field(default=DEFAULT_POPULATION, metadata={"help": "population name/file"})
     out: str = field(default="runs/demo", metadata={"help": "folder of everything it makes"})
     retrain: bool = field(default=False, metadata={"help": "redo every step from scratch"})
     steps: int = config_option(LoopOptions, "steps", "env steps per policy")

@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 import torch
 
-import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.ceiling import has_ceiling, user_ceilings
 from robopref.ceiling_typed import typed_user_ceilings
 from robopref.files import atomic_path, check_output, write_json_atomic

@@ -37,19 +37,22 @@ def config_option(config_type: type, name: str, help: str) -> Any:
     return dataclasses.field(default=default, metadata={"help": help})
 
 
-def config_values(config_type: type, options: Any, **renamed: str) -> dict[str, Any]:
-    """The fields of ``config_type`` taken from ``options`` (same names, or ``renamed``).
+def config_values(config_type: type, options: Any) -> dict[str, Any]:
+    """The fields of ``config_type`` taken from ``options``'s fields of the same names.
 
-    ``renamed`` maps a config field to the option that sets it, where the names differ.
     Config fields the options do not expose keep the config's default.
     """
-    values = {}
-    for item in dataclasses.fields(config_type):
-        source = renamed.get(item.name, item.name)
-        if hasattr(options, source):
-            values[item.name] = getattr(options, source)
-    return values
+    return {
+        item.name: getattr(options, item.name)
+        for item in dataclasses.fields(config_type)
+        if hasattr(options, item.name)
+    }
 
+
+#: the task of a command's ``--env`` when none is given
+DEFAULT_ENV = "robopref/PlatePlacement-v0"
+#: the synthetic users of a command's ``--population`` when none is given
+DEFAULT_POPULATION = "two-modes"
 
 #: the devices a ``--device`` option takes; ``auto`` is ``cuda`` when torch sees a GPU
 DEVICES = ("auto", "cpu", "cuda")

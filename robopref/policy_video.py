@@ -29,7 +29,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.envs.wrappers import SetDown
 from robopref.evaluate import default_population
 from robopref.files import check_output
@@ -181,7 +180,7 @@ def _mp4_path(out: str) -> Path:
 
 
 def _render_env(
-    env_id: str, model: RewardModel, options: VideoOptions, set_down: SetDown = False
+    env_id: str, model: RewardModel, options: VideoOptions, set_down: SetDown = SetDown.OFF
 ) -> gym.Env:
     """The env a latent policy sees (obs ⊕ z), rendering from ``options.camera``."""
     base = task_env(
@@ -256,7 +255,7 @@ def render_panels(options: VideoOptions) -> tuple[list[list[Panel]], float]:
     rows: list[list[Panel]] = []
     fps = 25.0
     for title, policy, model in loaded:
-        env = _render_env(env_id, model, options, policy.meta.get("set_down", False))
+        env = _render_env(env_id, model, options, SetDown.read(policy.meta.get("set_down")))
         fps = float(env.metadata["render_fps"])
         row = []
         try:

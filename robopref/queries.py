@@ -59,53 +59,56 @@ class BehaviourMix:
     """Shares of the behaviour policies (normalised to sum to one) and the expert's noise.
 
     Each expert episode draws its action-noise standard deviation uniformly from
-    ``[0, expert_noise]``; a ``careless`` share of expert episodes lets go of the object as
+    ``[0, expert_noise]``; a ``careless_share`` of expert episodes lets go of the object as
     soon as it is over the goal (from carry height, or the plate's interlock limit), so that
-    the shared drop-height norm shows up in the data; a ``hesitant`` share keeps holding the
+    the shared drop-height norm shows up in the data; a ``hesitant_share`` keeps holding the
     object where the expert would let go, for a delay drawn uniformly from the episode's
     length (so some never let go), so that the data compares "set down" with "held in
     place": without it a learned reward cannot tell them apart and a policy trained on it
-    never lets go. ``policy`` is the share of episodes run by the callables passed to
+    never lets go. ``policy_share`` is the share of episodes run by the callables passed to
     :func:`collect_rollouts` (one drawn per episode).
     """
 
-    expert: float = 0.8
-    random: float = 0.2
-    policy: float = 0.0
+    expert_share: float = 0.8
+    random_share: float = 0.2
+    policy_share: float = 0.0
     expert_noise: float = 0.3
-    careless: float = 0.25
-    hesitant: float = 0.0
+    careless_share: float = 0.25
+    hesitant_share: float = 0.0
     #: share of expert episodes that put the object down beside the goal on purpose, at a
     #: point ``MISS_MIN..MISS_MAX`` m from it in a random direction (clipped to the table),
     #: so that the data shows how the reward falls off around a goal in every direction.
     #: BlockSort needs it: its experts otherwise only ever aim at the two zone centres.
-    missed: float = 0.0
+    missed_share: float = 0.0
     #: share of expert episodes aimed at a goal of the ``goal_pool`` passed to
     #: :func:`collect_rollouts` (e.g. near the population's own goals) instead of a goal
     #: drawn uniformly from the env's goal space. Without a ``goal_pool`` it changes nothing.
     #: Oracle knowledge when the pool holds the population's goals (collect's), so 0 by
     #: default: no real system knows where its users' goals are.
-    pool_goals: float = 0.0
+    population_goal_share: float = 0.0
 
     def shares(self, n_policies: int) -> np.ndarray:
         """The normalised (expert, random, policy) shares; refuses impossible mixes."""
-        shares = np.array([self.expert, self.random, self.policy], dtype=np.float64)
+        shares = np.array(
+            [self.expert_share, self.random_share, self.policy_share], dtype=np.float64
+        )
         finite = np.all(np.isfinite(shares)) and np.isfinite(self.expert_noise)
         if not finite or np.any(shares < 0) or shares.sum() <= 0 or self.expert_noise < 0:
             raise ValueError(f"{self} needs non-negative shares with a positive sum")
-        if not 0.0 <= self.pool_goals <= 1.0:
+        if not 0.0 <= self.population_goal_share <= 1.0:
             raise ValueError(
-                f"pool_goals={self.pool_goals} is a share of expert episodes: use [0, 1]"
+                f"population_goal_share={self.population_goal_share} is a share of expert "
+                "episodes: use [0, 1]"
             )
-        for name in ("careless", "hesitant", "missed"):
+        for name in ("careless_share", "hesitant_share", "missed_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(
                     f"{name}={getattr(self, name)} is a share of expert episodes: use [0, 1]"
                 )
-        if self.careless + self.hesitant > 1.0:
+        if self.careless_share + self.hesitant_share > 1.0:
             raise ValueError(
-                f"careless={self.careless} + hesitant={self.hesitant} exceed all expert "
-                "episodes: make their sum at most 1"
+                f"careless_share={self.careless_share} + hesitant_share={self.hesitant_share} "
+                "exceed all expert episodes: make their sum at most 1"
             )
         if shares[2] > 0 and n_policies == 0:
             raise ValueError(
@@ -165,7 +168,7 @@ def collect_rollouts(
 ) -> Rollouts:
     """Run ``episodes`` full episodes of the behaviour ``mix`` and keep every state.
 
-    ``goal_pool`` ``(N, G)``: goals that a ``mix.pool_goals`` share of expert episodes aim at.
+    ``goal_pool`` ``(N, G)``: goals a ``mix.population_goal_share`` of expert episodes aim at.
     ``frame_sink(episode, t, frames)``: when given, the env renders (``env_kwargs`` may set
     the camera and size) and the frames of each state t (the reset's at t = 0; a place step's
     whole motion) are passed on, so that clips of any segment can be cut (``robopref study``).
@@ -226,21 +229,22 @@ def _behaviour(
     steps: int = 100,
 ) -> Policy:
     if source == 0:
-        if goal_pool is not None and len(goal_pool) and rng.random() < mix.pool_goals:
+        if goal_pool is not None and len(goal_pool) and rng.random() < mix.population_goal_share:
             goal = env.validate_goal(goal_pool[int(rng.integers(len(goal_pool)))])
         else:
             goal = sample_goal(env.goal_space, rng)
         noise = float(rng.uniform(0.0, mix.expert_noise))
         aim = task_spec(env_id_of(env)).goal_point(env.unwrapped, goal)
-        if mix.missed > 0.0 and rng.random() < mix.missed:  # no draw when off: same datasets
+        # no draw when off: the same datasets as before the missed share existed
+        if mix.missed_share > 0.0 and rng.random() < mix.missed_share:
             aim = _missed_aim(aim, rng)
         expert = scripted_policy(env, goal, noise=noise, seed=int(rng.integers(2**31)), aim=aim)
         if aim.size != 2:
             return expert  # an arrangement: careless and hesitant are about one object
         style = rng.random()
-        if style < mix.careless:
+        if style < mix.careless_share:
             return _careless(expert, aim)
-        if style < mix.careless + mix.hesitant:
+        if style < mix.careless_share + mix.hesitant_share:
             return _hesitant(expert, int(rng.integers(steps + 1)))
         return expert
     if source == 1:

@@ -16,6 +16,7 @@ import numpy as np
 
 from robopref.env_kwargs import env_kwargs_option, make_with_kwargs, parse_env_kwargs
 from robopref.files import check_output
+from robopref.options import DEFAULT_ENV
 from robopref.video import HOLD_SECONDS, rollout_frames, write_video
 
 
@@ -23,7 +24,7 @@ from robopref.video import HOLD_SECONDS, rollout_frames, write_video
 class RenderOptions:
     """Render a scripted rollout of a task, with its goal drawn as a marker, to MP4 and GIF."""
 
-    env: str = field(default="robopref/PlatePlacement-v0", metadata={"help": "registered env id"})
+    env: str = field(default=DEFAULT_ENV, metadata={"help": "registered env id"})
     env_kwargs: list[str] = env_kwargs_option()
     goal: str = field(
         default="0.2,0.15",

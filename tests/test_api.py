@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import robopref
-from robopref.envs.wrappers import PLACE, SetDownOnContact
+from robopref.envs.wrappers import SetDownOnContact
 from robopref.policies.latent_env import LatentSource, relabel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +77,7 @@ def _unwrap_set_down(env: gym.Env) -> SetDownOnContact | None:
 @pytest.mark.parametrize("name", ["vpl", "btl", "oracle"])
 def test_make_env_is_the_env_it_was_trained_in(name: str) -> None:
     policy = robopref.load_policy(name)
-    assert policy.meta["set_down"] == PLACE
+    assert policy.meta["set_down"] == "place"
     env = policy.make_env()
     set_down = _unwrap_set_down(env)
     assert set_down is not None and set_down.place  # the primitive it trained with

@@ -66,7 +66,7 @@ def test_collect_refuses_a_read_only_folder_before_the_rollouts(
 
 
 def test_collect_options_take_their_defaults_from_the_library():
-    assert behaviour_mix(CollectOptions()) == BehaviourMix(policy=0.0)
+    assert behaviour_mix(CollectOptions()) == BehaviourMix(policy_share=0.0)
     overrides = [f.name for f in dataclasses.fields(CollectOptions) if f.name in NOISE_KEYS]
     assert tuple(overrides) == NOISE_KEYS
     assert all(getattr(CollectOptions(), name) is None for name in NOISE_KEYS)

@@ -14,7 +14,7 @@ import torch
 
 import robopref.loop.run as loop_run
 from robopref.dataset import PreferenceDataset
-from robopref.envs.wrappers import PLACE, SetDownOnContact
+from robopref.envs.wrappers import SetDownOnContact
 from robopref.evaluate import EvaluateOptions, evaluate
 from robopref.hidden import HiddenKnowledgeError, SealedUser, hidden_knowledge
 from robopref.loop import LoopOptions, run_loop
@@ -167,7 +167,7 @@ def test_the_loops_policies_act_through_the_place_primitive(finished) -> None:
     options, _, _ = finished
     for method in ("vpl", "btl"):
         policy = load_policy(Path(options.out) / f"policy_{method}")
-        assert policy.meta["set_down"] == PLACE
+        assert policy.meta["set_down"] == "place"
         model = load_reward_model(Path(options.out) / f"{method}.pt")
         env = make_eval_env(options.env, "latent", model, set_down=policy.meta["set_down"])
         while not isinstance(env, SetDownOnContact):

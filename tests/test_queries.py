@@ -49,7 +49,7 @@ def test_callable_policies_join_the_mix():
         calls.append(obs)
         return np.array([0.0, 0.0, 1.0, 1.0], dtype=np.float32)
 
-    mix = BehaviourMix(expert=0.0, random=0.0, policy=1.0)
+    mix = BehaviourMix(expert_share=0.0, random_share=0.0, policy_share=1.0)
     r = collect_rollouts(PLATE, 2, np.random.default_rng(0), mix, policies=[lift])
     assert np.all(r.source == SOURCES.index("policy")) and len(calls) == 2 * 60
     assert np.all(r.obs[:, -1, 2] >= r.obs[:, 0, 2])  # the tip only went up
@@ -60,7 +60,11 @@ def test_callable_policies_join_the_mix():
 def test_careless_experts_break_the_drop_norm_careful_ones_do_not():
     def drops(careless: float) -> np.ndarray:
         mix = BehaviourMix(
-            expert=1.0, random=0.0, expert_noise=0.0, careless=careless, hesitant=0.0
+            expert_share=1.0,
+            random_share=0.0,
+            expert_noise=0.0,
+            careless_share=careless,
+            hesitant_share=0.0,
         )
         r = collect_rollouts(BLOCK, 6, np.random.default_rng(0), mix)
         return r.feat[..., r.feature_names.index("drop_height")].max(axis=1)
@@ -72,7 +76,11 @@ def test_careless_experts_break_the_drop_norm_careful_ones_do_not():
 def test_hesitant_experts_hold_the_plate_down_longer_than_prompt_ones():
     def held_on_table(hesitant: float) -> float:
         mix = BehaviourMix(
-            expert=1.0, random=0.0, expert_noise=0.0, careless=0.0, hesitant=hesitant
+            expert_share=1.0,
+            random_share=0.0,
+            expert_noise=0.0,
+            careless_share=0.0,
+            hesitant_share=hesitant,
         )
         r = collect_rollouts(PLATE, 6, np.random.default_rng(0), mix)
         held = r.feat[..., r.feature_names.index("held")] > 0.5
@@ -81,7 +89,7 @@ def test_hesitant_experts_hold_the_plate_down_longer_than_prompt_ones():
 
     assert held_on_table(1.0) > held_on_table(0.0) + 30
     with pytest.raises(ValueError, match="at most 1"):
-        BehaviourMix(careless=0.6, hesitant=0.6).shares(0)
+        BehaviourMix(careless_share=0.6, hesitant_share=0.6).shares(0)
 
 
 def test_near_pairs_end_at_one_spot(plate_rollouts):
@@ -164,7 +172,13 @@ def test_contested_pairs_are_common(plate_rollouts):
 
 def test_missed_experts_set_the_block_down_beside_the_zone():
     def end_offsets(missed: float) -> np.ndarray:
-        mix = BehaviourMix(expert=1.0, random=0.0, expert_noise=0.0, careless=0.0, missed=missed)
+        mix = BehaviourMix(
+            expert_share=1.0,
+            random_share=0.0,
+            expert_noise=0.0,
+            careless_share=0.0,
+            missed_share=missed,
+        )
         r = collect_rollouts(BLOCK, 8, np.random.default_rng(0), mix)
         zones = [r.feature_names.index(f"zone_{i}") for i in (0, 1)]
         return r.feat[:, -1, zones].min(axis=1)  # distance to the nearer zone's centre
@@ -173,11 +187,16 @@ def test_missed_experts_set_the_block_down_beside_the_zone():
     missed = end_offsets(1.0)
     assert np.all(missed > 0.02) and missed.max() > 0.06
     with pytest.raises(ValueError, match="missed"):
-        BehaviourMix(missed=1.5).shares(0)
+        BehaviourMix(missed_share=1.5).shares(0)
 
 
 @pytest.mark.parametrize(
-    "bad", [{"expert": float("nan")}, {"random": float("inf")}, {"expert_noise": float("nan")}]
+    "bad",
+    [
+        {"expert_share": float("nan")},
+        {"random_share": float("inf")},
+        {"expert_noise": float("nan")},
+    ],
 )
 def test_a_mix_with_nan_or_infinite_shares_is_refused(bad):
     with pytest.raises(ValueError, match="non-negative shares"):

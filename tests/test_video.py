@@ -204,6 +204,22 @@ def test_the_gif_keeps_the_green_goal_marker(tmp_path) -> None:
     assert green_pixels(first) > 0.8 * green_pixels(frame)  # a median cut kept none
 
 
+def test_the_render_commands_gif_keeps_the_green_goal_marker(tmp_path) -> None:
+    """``robopref render`` writes its GIF with the one GIF writer (robopref.video), whose
+    octree quantizer keeps the goal marker green."""
+    out = tmp_path / "plate.mp4"
+    argv = ["render", "--out", str(out), "--goal", "0.2,0.15", "--caption", "false"]
+    assert main(argv) == 0
+    env = gym.make("robopref/PlatePlacement-v0", goal=(0.2, 0.15), render_mode="rgb_array")
+    env.reset(seed=0)
+    frame = env.render()  # the first frame of the rollout, as rendered
+    env.close()
+    assert green_pixels(frame) > 100
+    first = iio.imread(out.with_suffix(".gif"), index=0)[..., :3]
+    assert first.shape == frame.shape
+    assert green_pixels(first) > 0.8 * green_pixels(frame)
+
+
 def test_write_gif_writes_frames_as_given_with_step_one(tmp_path) -> None:
     frames = gradient_frames(6, 40, 600)
     path = write_gif(frames, tmp_path / "g.gif", fps=10, step=1, max_width=None)

@@ -11,7 +11,6 @@ The answers become a :class:`~robopref.dataset.PreferenceDataset` whose hidden f
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from robopref.dataset import SEGMENT_FIELDS, PreferenceDataset, SegmentPairs
-from robopref.envs.wrappers import PLACE, SetDown
+from robopref.envs.wrappers import SetDown
 from robopref.policies.checkpoint import ALGOS
 from robopref.policies.latent_env import BatchedRewardVecEnv, LatentSource
 from robopref.policies.recipe import PPO_LEARNING_RATE, make_algo
@@ -32,10 +31,10 @@ from robopref.reward.base import RewardModel
 from robopref.reward.evaluation import few_shot_means
 from robopref.reward.inputs import reward_view
 from robopref.reward.registry import build_model
-from robopref.reward.training import TrainResult, TrainSettings
+from robopref.reward.training import TrainResult, TrainSettings, kl_schedule
 
 #: the set-down primitive the loop's policies train and act under (recorded in their meta)
-SET_DOWN: SetDown = PLACE
+SET_DOWN = SetDown.PLACE
 #: the first fit's (round 0's) most epochs: the reward command's default
 FIT_EPOCHS = TrainSettings().epochs
 #: the warm-started refits after round 0: fewer epochs, and the KL term is on from the start
@@ -120,8 +119,7 @@ def fit_reward(
     else:
         model = previous
         settings = TrainSettings(seed=seed, epochs=epochs, **REFIT)
-    if kind != "vpl":
-        settings = dataclasses.replace(settings, kl_delay=0, kl_warmup=0)
+    settings = kl_schedule(settings, latent=kind == "vpl")
     result = model.fit(
         train_set, val_dataset=val_set, settings=settings, device=device,
         log=lambda _line: None, warm_start=previous is not None,

@@ -54,8 +54,9 @@ from robopref.tasks import scripted_policy, task_spec
 
 #: round 0's behaviour, for every task and population: no goal of any user is used.
 GOAL_AGNOSTIC = BehaviourMix(
-    expert=0.8, random=0.2, hesitant=0.5, careless=0.2, missed=0.2, pool_goals=0.0
-)
+    expert_share=0.8, random_share=0.2, hesitant_share=0.5, careless_share=0.2,
+    missed_share=0.2, population_goal_share=0.0,
+)  # fmt: skip
 #: share of candidate pairs that compare two ways of being at one spot (queries module).
 NEAR_SHARE = 0.3
 #: the proposal expert's action noise std is drawn in [0, this] (small: it must set down there)
@@ -130,7 +131,10 @@ def proposal_rollouts(
     aims = np.clip(points, -MISS_TABLE_LIMIT, MISS_TABLE_LIMIT)  # offsets too, for arrangements
     heights = np.full(len(aims), np.nan) if hold_heights is None else np.asarray(hold_heights)
     parts = []
-    mix = BehaviourMix(expert=0.0, random=0.0, policy=1.0, careless=0.0, pool_goals=0.0)
+    mix = BehaviourMix(
+        expert_share=0.0, random_share=0.0, policy_share=1.0, careless_share=0.0,
+        population_goal_share=0.0,
+    )  # fmt: skip
     # The place interface puts an object where it is told: noise there would only move the
     # spot (in units of a place action: 20-30 cm), which the offset proposal does on purpose.
     precise = env.action_space.shape != (4,)

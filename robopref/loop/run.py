@@ -39,7 +39,6 @@ from typing import Any
 import numpy as np
 import torch
 
-import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.dataset import PreferenceDataset
 from robopref.env_kwargs import env_kwargs_option, parse_env_kwargs
 from robopref.files import check_writable, write_json_atomic
@@ -68,7 +67,7 @@ from robopref.loop.asking import (
     user_candidates,
 )
 from robopref.loop.report import format_round, heldout_check, plot_history
-from robopref.options import config_option, device_option
+from robopref.options import DEFAULT_ENV, DEFAULT_POPULATION, config_option, device_option
 from robopref.policies.checkpoint import ALGOS, LoadedPolicy, save_model
 from robopref.policies.meta import FORMAT, PolicyMeta, reward_path_for
 from robopref.policies.rollout import policy_rollouts
@@ -119,9 +118,11 @@ LOOP_POSTERIOR = "encoder"
 class LoopOptions:
     """Run the RLHF loop: users answer in rounds about what the current policies do."""
 
-    env: str = field(default="robopref/PlatePlacement-v0", metadata={"help": "task id"})
+    env: str = field(default=DEFAULT_ENV, metadata={"help": "task id"})
     env_kwargs: list[str] = env_kwargs_option()
-    population: str = field(default="two-modes", metadata={"help": "population name or file"})
+    population: str = field(
+        default=DEFAULT_POPULATION, metadata={"help": "population name or file"}
+    )
     out: str = field(default="runs/loop", metadata={"help": "folder of the loop's files"})
     users: int = field(default=200, metadata={"help": "training users"})
     answers: int = field(default=48, metadata={"help": "answers per training user in all"})
@@ -513,7 +514,7 @@ def _round_dir(out: Path, round_index: int) -> Path:
 
 def _policy_meta(options: LoopOptions, method: str, model: RewardModel, steps: int) -> dict:
     return {
-        "format": FORMAT, "algo": "ppo", "seed": options.seed, "set_down": SET_DOWN,
+        "format": FORMAT, "algo": "ppo", "seed": options.seed, "set_down": SET_DOWN.stored,
         "options": dataclasses.asdict(options), "kind": "latent", "name": method,
         "env_id": options.env, "env_kwargs": parse_env_kwargs(options.env_kwargs),
         "latent_dim": model.latent_dim,

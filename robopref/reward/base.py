@@ -75,14 +75,10 @@ class RewardModel(nn.Module):
         A latent policy records it and is refused with any other reward model.
         """
         digest = hashlib.sha256(self.kind.encode())
-        for key, value in sorted(self.fingerprint_state().items()):
+        for key, value in sorted(self.state_dict().items()):
             digest.update(key.encode())
             digest.update(value.detach().cpu().contiguous().numpy().tobytes())
         return digest.hexdigest()[:16]
-
-    def fingerprint_state(self) -> dict[str, torch.Tensor]:
-        """The weights under the names fingerprints are defined on (here: ``state_dict``)."""
-        return self.state_dict()
 
     # ----------------------------------------------------------------- subclass hooks
     @property

@@ -23,7 +23,10 @@ if TYPE_CHECKING:
     from robopref.reward.base import RewardModel
 
 FORMAT = "robopref-reward-model"
-FORMAT_VERSION = 1
+#: 2: VPL's decoder weights under their module's names (``decoder.psi.*``, ``decoder.net.*``)
+#: and fingerprints taken on those names; version 1 files may hold the names of before the
+#: decoder modules, so they are refused, not read
+FORMAT_VERSION = 2
 
 
 def save_payload(payload: dict[str, Any], path: str | os.PathLike[str]) -> None:
@@ -58,10 +61,14 @@ def load_payload(path: str | os.PathLike[str], resume_state: bool = False) -> di
         ) from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{source} is not a robopref reward-model checkpoint")
-    if payload.get("format_version") != FORMAT_VERSION:
+    version = payload.get("format_version")
+    if version != FORMAT_VERSION:
         raise ValueError(
-            f"{source} has checkpoint format version {payload.get('format_version')}, this "
-            f"robopref reads version {FORMAT_VERSION}: retrain the model"
+            f"{source} has reward-model checkpoint format version {version}, this robopref "
+            f"reads version {FORMAT_VERSION} only (version 2 renamed VPL's decoder weights and "
+            "the fingerprints latent policies record): re-train the model with the command that "
+            "wrote it (`robopref train-reward` or `robopref loop`), and the latent policies "
+            "trained on it"
         )
     if is_resume_state(payload) and not resume_state:
         model = source.with_name(source.name.removesuffix(".resume"))

@@ -359,37 +359,3 @@ DECODERS: dict[str, type[Decoder]] = {
     "ideal-distance": DistanceIdealPointDecoder,
     "mlp": MLPDecoder,
 }
-
-#: state_dict key prefixes of checkpoints written before the decoders were modules of their
-#: own (the shipped ``policies/checkpoints/vpl.pt`` among them) -> today's prefixes
-LEGACY_PREFIXES: dict[str, dict[str, str]] = {
-    "bilinear": {"psi.": "decoder.psi.", "weights.": "decoder.weights."},
-    "mlp": {"decoder.": "decoder.net.", "segment_net.": "decoder.segment_net."},
-}
-
-
-def legacy_state_keys(state: dict[str, torch.Tensor], decoder: str) -> dict[str, torch.Tensor]:
-    """``state`` (today's layout) under the names its decoder keys had before the split."""
-    renamed = {}
-    for key, value in state.items():
-        for old, new in LEGACY_PREFIXES.get(decoder, {}).items():
-            if key.startswith(new):
-                key = old + key[len(new) :]
-                break
-        renamed[key] = value
-    return renamed
-
-
-def upgrade_state_keys(state: dict[str, torch.Tensor], decoder: str, prefix: str = "") -> None:
-    """Rename, in place, a legacy VPL state_dict's decoder keys (under ``prefix``)."""
-    if decoder not in LEGACY_PREFIXES:
-        return  # a decoder younger than the split
-    if any(key.startswith(prefix + "decoder.psi.") for key in state) or any(
-        key.startswith(prefix + "decoder.net.") for key in state
-    ):
-        return  # already today's layout
-    for key in list(state):
-        for old, new in LEGACY_PREFIXES[decoder].items():
-            if key.startswith(prefix + old):
-                state[prefix + new + key[len(prefix + old) :]] = state.pop(key)
-                break

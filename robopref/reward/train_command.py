@@ -35,7 +35,7 @@ from robopref.reward.data import check_dataset, dataset_fingerprint
 from robopref.reward.inputs import reward_view
 from robopref.reward.registry import MODEL_KINDS, build_model
 from robopref.reward.selection import AUTO, select_vpl
-from robopref.reward.training import TrainSettings, resume_path, train
+from robopref.reward.training import TrainSettings, kl_schedule, resume_path, train
 from robopref.reward.vpl import VPLConfig
 from robopref.tensorboard import summary_writer, tb_option, tensorboard_dir
 
@@ -141,10 +141,11 @@ def model_config(options: TrainRewardOptions) -> dict[str, object]:
 
 def train_settings(options: TrainRewardOptions) -> TrainSettings:
     """The training settings the options set (no KL schedule for models without a latent)."""
+    latent = options.model == "vpl"
     values = config_values(TrainSettings, options)
-    if options.model != "vpl":
-        values.update(kl_delay=0, kl_warmup=0)
-    return TrainSettings(**values)
+    if not latent:  # --kl-delay and --kl-warmup are VPL's: other models neither read nor check them
+        del values["kl_delay"], values["kl_warmup"]
+    return kl_schedule(TrainSettings(**values), latent)
 
 
 def _held_out(fraction: float, n_users: int) -> int:

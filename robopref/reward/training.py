@@ -94,6 +94,13 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+def kl_schedule(settings: TrainSettings, latent: bool) -> TrainSettings:
+    """``settings`` as a model with a latent (``latent``) or without one trains with them:
+    without a latent there is no KL term, so no KL delay and no warm-up (early stopping
+    has nothing to wait for)."""
+    return settings if latent else dataclasses.replace(settings, kl_delay=0, kl_warmup=0)
+
+
 def kl_anneal(epoch: int, delay: int, warmup: int) -> float:
     """The KL weight's factor at ``epoch``: 0 for ``delay`` epochs, then a linear ramp to 1
     over ``warmup`` epochs (the latent is learnt before the KL can switch it off)."""
@@ -268,13 +275,14 @@ def train(
             save_payload(payload, state_file)
 
     began = time.perf_counter()
+    schedule = kl_schedule(settings, latent=model.latent_dim > 0)
     epoch = start_epoch
     if state is None:
         save_state(epoch)  # a run interrupted before its first periodic save can resume
     saved_epoch = epoch
     try:
         while epoch < settings.epochs and not stopped:
-            kl_scale = kl_anneal(epoch, settings.kl_delay, settings.kl_warmup)
+            kl_scale = kl_anneal(epoch, schedule.kl_delay, schedule.kl_warmup)
             order = torch.randperm(train_users.n_users, generator=generator)
             sums: dict[str, float] = {}
             n_batches = 0
@@ -308,7 +316,7 @@ def train(
                 save_best()
             else:
                 since_best += 1
-            annealed = model.latent_dim == 0 or epoch >= settings.kl_delay + settings.kl_warmup
+            annealed = epoch >= schedule.kl_delay + schedule.kl_warmup
             stopped = since_best >= settings.patience and annealed
             if epoch % settings.log_every == 0 or stopped or epoch == settings.epochs:
                 log(

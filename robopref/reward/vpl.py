@@ -48,7 +48,7 @@ from torch.nn import functional
 
 from robopref.reward.base import PairScorer, RewardModel
 from robopref.reward.data import PairContext, UserTensors, hard_correct, preference_nll
-from robopref.reward.decoders import DECODERS, legacy_state_keys, upgrade_state_keys
+from robopref.reward.decoders import DECODERS
 from robopref.reward.nets import as_tensor, like_input, mlp
 
 #: context sizes used for the (deterministic) validation loss
@@ -124,11 +124,6 @@ class SetEncoder(nn.Module):
         return eta.sum(-2) / precision, precision.rsqrt()
 
 
-def _upgrade_legacy_keys(model: VPLRewardModel, state: dict, prefix: str, *_: Any) -> None:
-    """Load-state hook: checkpoints of before the decoder modules still load."""
-    upgrade_state_keys(state, model.config.decoder, prefix)
-
-
 class VPLRewardModel(RewardModel):
     """Latent-conditioned reward r(s, z) with a set encoder q(z | context) (module doc)."""
 
@@ -140,18 +135,11 @@ class VPLRewardModel(RewardModel):
         decoder_type = DECODERS[config.decoder]
         self.decoder = decoder_type(obs_dim, config)
         self.encoder = SetEncoder(self.decoder.embed_dim, config)
-        self.register_load_state_dict_pre_hook(_upgrade_legacy_keys)
 
     @property
     def latent_dim(self) -> int:
         """Size of z."""
         return int(self.config.latent_dim)
-
-    def fingerprint_state(self) -> dict[str, torch.Tensor]:
-        """The weights under their names of before the decoder modules: renaming the same
-        weights must not change the fingerprint (shipped policies name their reward model by
-        it)."""
-        return legacy_state_keys(self.state_dict(), self.config.decoder)
 
     def step_reward(self, obs_n: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
         """r(s, z) for normalised observations ``(..., O)`` and ``z`` ``(..., Z)``."""

@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-import robopref.envs  # noqa: F401  (registers the envs)
 from robopref.env_kwargs import check_env_kwargs, env_kwargs_option, parse_env_kwargs
 from robopref.files import check_writable
+from robopref.options import DEFAULT_ENV
 from robopref.queries import BehaviourMix, build_query_pool, collect_rollouts, make_env
 from robopref.reward import load_reward_model
 from robopref.reward.active import STRATEGIES  # the study asks as evaluation does
@@ -52,7 +52,6 @@ from robopref.study.spec import (
 from robopref.study.store import DB_NAME, StudyStore
 from robopref.video import HOLD_SECONDS, write_webm
 
-DEFAULT_ENV = "robopref/PlatePlacement-v0"
 #: clip size: what the env benchmark's render fps is measured at
 CLIP_WIDTH, CLIP_HEIGHT = 320, 240
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from robopref.envs.wrappers import SetDown
 from robopref.policies.checkpoint import LoadedPolicy, load_policy, read_meta
 from robopref.policies.rollout import make_eval_env, policy_env_kwargs, run_episode
 from robopref.reward import load_reward_model
@@ -84,7 +85,7 @@ class RobotRenderer:
         for kind, policy, model in self.policies:
             env = make_eval_env(
                 policy.meta["env_id"], "latent", model, render=True, width=CLIP_WIDTH,
-                height=CLIP_HEIGHT, set_down=policy.meta.get("set_down", False),
+                height=CLIP_HEIGHT, set_down=SetDown.read(policy.meta.get("set_down")),
                 env_kwargs=policy_env_kwargs(policy.meta),
             )  # fmt: skip
             env.unwrapped.show_marker = False  # a person's goal is not known: draw none

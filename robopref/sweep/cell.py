@@ -28,8 +28,6 @@ from robopref.sweep.grid import CPL_METHODS, Cell
 
 #: the final PPO steps of a CPL cell's VPL loop: its policy is not used (one PPO update)
 CPL_LOOP_STEPS = 1
-#: the sweep file's ``cpl`` keys whose train-policy option is named otherwise (cpl_<key>)
-CPL_OPTION = {"learning_rate": "lr"}
 RESULT = "result.json"
 CELL = "cell.json"
 
@@ -113,7 +111,7 @@ def _run_cpl(cell: Cell, folder: Path, device: str) -> dict[str, Any]:
                 reward=loop["reward"], data=loop["data"], population=cell.population,
                 out=str(out), name=cell.method, seed=cell.seed, device=device,
                 eval_episodes=0, overwrite=True, progress=False,
-                **{f"cpl_{CPL_OPTION.get(k, k)}": v for k, v in cell.cpl},
+                **{f"cpl_{k}": v for k, v in cell.cpl},
             )
         )  # fmt: skip
     # The loop's accuracy is its VPL model's: not a figure of the CPL policy.

@@ -51,6 +51,9 @@ TOP_KEYS = ("name", "tasks", "populations", "methods", "seeds", "options", "grid
 SET_BY_SWEEP = ("env", "env_kwargs", "population", "methods", "seed", "out", "resume",
                 "overwrite", "progress", "workers")  # fmt: skip
 LOOP_OPTION_NAMES = tuple(f.name for f in dataclasses.fields(LoopOptions))
+#: ``cpl`` keys of sweep files and cell.json written before CPLTraining's fields took
+#: train-policy's option names (``--cpl-lr``) -> today's keys
+OLD_CPL_KEYS = {"learning_rate": "lr"}
 LOOP_TYPES = typing.get_type_hints(LoopOptions)
 #: a sweep's name: one plain folder name (it names runs/sweeps/<name>)
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -145,7 +148,7 @@ class Cell:
             data["task"], tuple(data["env_kwargs"]), data["population"], data["method"],
             int(data["seed"]), tuple(sorted(data["options"].items())),
             tuple(data["grid"].items()), EvaluateSettings(**data["evaluate"]),
-            Resources(**data["resources"]), tuple(sorted((data.get("cpl") or {}).items())),
+            Resources(**data["resources"]), tuple(sorted(cpl_settings(data.get("cpl")).items())),
         )  # fmt: skip
 
 
@@ -227,8 +230,6 @@ def _check_options(path: Path, options: Any, where: str) -> dict[str, Any]:
 
 def _tasks(path: Path, data: dict) -> list[tuple[str, tuple[str, ...]]]:
     import gymnasium as gym
-
-    import robopref.envs  # noqa: F401  (registers the envs)
 
     tasks = []
     for entry in _list(path, data, "tasks", (str, dict)):
@@ -324,12 +325,22 @@ def _check_cells(path: Path, cells: list[Cell]) -> None:
             ) from None
 
 
+def cpl_settings(value: Any) -> Any:
+    """A ``cpl`` mapping as read from a sweep file or ``cell.json``, old keys under today's
+    names (:data:`OLD_CPL_KEYS`); anything but a mapping is returned as is (refused later)."""
+    if not value:
+        return {}
+    if not isinstance(value, dict):
+        return value
+    return {OLD_CPL_KEYS.get(key, key): setting for key, setting in value.items()}
+
+
 def _cpl(path: Path, data: dict, methods: list[str]) -> tuple[tuple[str, Any], ...]:
     """The ``cpl`` settings, checked by building the configs they set."""
     from robopref.policies.cpl import CPLSettings
     from robopref.policies.cpl_train import CPLTraining
 
-    value = data.get("cpl") or {}
+    value = cpl_settings(data.get("cpl"))
     objective = {f.name for f in dataclasses.fields(CPLSettings)}
     training = {f.name for f in dataclasses.fields(CPLTraining)}
     if not isinstance(value, dict) or set(value) - objective - training:

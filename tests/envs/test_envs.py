@@ -429,13 +429,19 @@ def test_a_let_go_request_places_the_lifted_object_below_where_it_is_held(env_id
 
 
 def test_with_set_down_rebuilds_each_recorded_primitive() -> None:
-    from robopref.envs.wrappers import PLACE, SetDownOnContact, with_set_down
+    from robopref.envs.wrappers import SetDown, SetDownOnContact, with_set_down
 
     def make():
         return gym.make("robopref/PlatePlacement-v0")
 
     assert not isinstance(with_set_down(make(), False), SetDownOnContact)
     assert with_set_down(make(), True).place is False  # recorded before the place existed
-    assert with_set_down(make(), PLACE).place is True
+    assert with_set_down(make(), "place").place is True
+    assert not isinstance(with_set_down(make(), SetDown.OFF), SetDownOnContact)
+    assert with_set_down(make(), SetDown.CONTACT).place is False
+    assert with_set_down(make(), SetDown.PLACE).place is True
+    for member in SetDown:  # meta.json keeps the values it always stored
+        assert SetDown.read(member.stored) is member
+    assert [m.stored for m in SetDown] == [False, True, "place"]
     with pytest.raises(ValueError, match="not a set-down primitive"):
         with_set_down(make(), "drop")

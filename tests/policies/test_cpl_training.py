@@ -68,7 +68,7 @@ def _served(policy: ActorCriticPolicy, z: list[float], direction: float) -> floa
 
 
 def test_latent_cpl_serves_two_groups_and_plain_cpl_cannot() -> None:
-    training = CPLTraining(steps=400, bc_steps=50, batch=64, learning_rate=3e-3)
+    training = CPLTraining(steps=400, bc_steps=50, batch=64, lr=3e-3)
     settings = CPLSettings(conservative=0.5)
     latent = _policy(1)
     train_cpl(latent, _two_group_data(True), settings, training, seed=0, progress=False)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from robopref.envs.wrappers import SetDown
 from robopref.policies.meta import PolicyMeta
 
 SHIPPED = Path(__file__).resolve().parents[2] / "policies" / "checkpoints"
@@ -57,7 +58,7 @@ def test_older_file_without_optional_keys_reads_with_the_defaults(tmp_path: Path
         data.pop(key)
     (tmp_path / "meta.json").write_text(json.dumps(data))
     meta = PolicyMeta.read(tmp_path)
-    assert meta.method == "rl" and meta.set_down is False and meta.env_kwargs == {}
+    assert meta.method == "rl" and meta.set_down is SetDown.OFF and meta.env_kwargs == {}
     assert meta.population is None and meta.history == []
 
 

@@ -12,7 +12,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 import robopref  # noqa: F401
 from robopref.dataset import PreferenceDataset
-from robopref.envs.wrappers import PLACE
+from robopref.envs.wrappers import SetDown
 from robopref.policies.checkpoint import load_policy, read_meta
 from robopref.policies.latent_env import (
     BatchedRewardVecEnv,
@@ -128,7 +128,7 @@ def test_train_smoke_resume_and_refusal(
         other = {**common, "reward": str(tiny_btl)}
         train_policy(TrainPolicyOptions(steps=steps, resume=True, **other))
     assert read_meta(out)["reward_fingerprint"] == policy.meta["reward_fingerprint"]
-    assert read_meta(out)["set_down"] == PLACE  # the default: evaluate rebuilds that env
+    assert read_meta(out)["set_down"] == "place"  # the default: evaluate rebuilds that env
     if algo == "ppo":  # --eval-episodes 0: no held-out check, and no crash drawing no users
         quiet = {**common, "eval_episodes": 0, "out": str(tmp_path / "quiet")}
         assert train_policy(TrainPolicyOptions(steps=steps // 2, **quiet))["history"] == []
@@ -144,7 +144,8 @@ def test_eval_env_applies_the_policys_set_down(tiny_vpl: Path) -> None:
             env = env.env
         return env.place if isinstance(env, SetDownOnContact) else None
 
-    assert wrapped(PLACE) is True and wrapped(True) is False and wrapped(False) is None
+    assert wrapped(SetDown.PLACE) is True and wrapped("place") is True
+    assert wrapped(True) is False and wrapped(False) is None
 
 
 def test_personalize_separates_groups(tiny_vpl: Path) -> None:

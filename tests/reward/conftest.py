@@ -8,8 +8,8 @@ import torch
 from robopref.dataset import PreferenceDataset
 from robopref.reward.base import RewardModel
 from robopref.reward.registry import build_model
-from robopref.reward.toy import toy_dataset
 from robopref.reward.training import TrainSettings
+from tests.support.toy import toy_dataset
 
 #: small and fast, and enough for the toy task
 TOY_VPL = {"hidden": (64, 64), "latent_dim": 4}

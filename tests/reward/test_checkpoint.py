@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from robopref.reward import load_reward_model
-from robopref.reward.checkpoint import load_payload
+from robopref.reward.checkpoint import FORMAT_VERSION, load_payload
 from robopref.reward.registry import build_model
-from robopref.reward.toy import toy_dataset
 from robopref.reward.training import TrainSettings
+from tests.support.toy import toy_dataset
 
 
 @pytest.fixture(scope="module")
@@ -80,51 +80,26 @@ def test_damaged_files_are_refused_clearly(saved, tmp_path) -> None:
         load_payload(foreign)
 
 
-def test_legacy_vpl_checkpoint_gives_the_rewards_it_gave_before_the_decoder_modules() -> None:
-    """A VPL checkpoint with the legacy keys psi.*, weights.* (the demo's shipped vpl.pt
-    before the loop replaced it) loads, rewards unchanged."""
+def test_a_version_1_checkpoint_is_refused_naming_the_fix(saved, tmp_path) -> None:
+    """Version 1 files may hold VPL's decoder weights under their names of before the decoder
+    modules (``psi.*``, ``weights.*``: the fixture, the demo's shipped vpl.pt of then); they
+    are refused, not renamed on load."""
     legacy = Path(__file__).parent / "fixtures" / "legacy_vpl.pt"
-    model = load_reward_model(legacy, expected_kind="vpl")
-    obs = np.linspace(-1.0, 1.0, 3 * model.obs_dim, dtype=np.float32).reshape(3, model.obs_dim)
-    z = np.array([0.5, -0.25, 1.0, 0.0], np.float32)
-    # recorded with the code before robopref.reward.decoders (commit 269aa59)
-    np.testing.assert_allclose(model.reward(obs, z), [-6.343834, -7.124056, -21.767818], rtol=1e-5)
-    np.testing.assert_allclose(
-        model.scaled_reward(obs, z), [1.9667251e-03, 9.0239599e-04, 3.9456177e-10], rtol=1e-4
-    )
-    context = (np.stack([obs, 0.5 * obs]), np.stack([obs[::-1].copy(), -obs]), [1.0, 0.0])
-    mean, std = model.posterior(tuple(np.asarray(x, np.float32) for x in context))
-    np.testing.assert_allclose(
-        mean, [-0.084352694, -0.20676985, 0.052159682, 0.06665585], rtol=1e-5, atol=1e-7
-    )
-    np.testing.assert_allclose(std, [0.62593263, 0.6788492, 0.6655229, 0.6901472], rtol=1e-5)
+    assert torch.load(legacy, weights_only=True)["format_version"] == 1
+    _, _, path = saved
+    payload = load_payload(path)
+    payload["format_version"] = 1  # today's names, the old version: refused all the same
+    old = tmp_path / "old.pt"
+    torch.save(payload, old)
+    for source in (legacy, old):
+        with pytest.raises(ValueError, match=r"format version 1, this robopref reads version 2"):
+            load_reward_model(source)
+        with pytest.raises(ValueError, match=r"re-train the model .*robopref train-reward"):
+            load_payload(source)
 
 
-LEGACY = {  # today's prefix -> the prefix checkpoints had before robopref.reward.decoders
-    "bilinear": {"decoder.psi.": "psi.", "decoder.weights.": "weights."},
-    "mlp": {"decoder.net.": "decoder.", "decoder.segment_net.": "segment_net."},
-}
-
-
-@pytest.mark.parametrize("decoder", ["bilinear", "mlp"])
-def test_legacy_state_dict_keys_load_into_todays_decoders(decoder) -> None:
-    torch.manual_seed(0)
-    config = {"hidden": (8, 8), "latent_dim": 2, "features": 4, "decoder": decoder}
-    source = build_model("vpl", 3, config)
-    legacy = {}
-    for key, value in source.state_dict().items():
-        for new, old in LEGACY[decoder].items():
-            if key.startswith(new):
-                key = old + key[len(new) :]
-                break
-        legacy[key] = value
-    assert set(legacy) != set(source.state_dict())  # the renaming did something
-    torch.manual_seed(1)
-    target = build_model("vpl", 3, config)
-    obs, z = np.ones((2, 3), np.float32), np.array([0.3, -0.7], np.float32)
-    assert not np.allclose(target.reward(obs, z), source.reward(obs, z))
-    target.load_state_dict(legacy)
-    np.testing.assert_array_equal(target.reward(obs, z), source.reward(obs, z))
-    nested = torch.nn.ModuleDict({"m": build_model("vpl", 3, config)})  # keys under a prefix
-    nested.load_state_dict({f"m.{k}": v for k, v in legacy.items()})
-    np.testing.assert_array_equal(nested["m"].reward(obs, z), source.reward(obs, z))
+def test_the_shipped_checkpoints_are_of_todays_format() -> None:
+    shipped = Path(__file__).parents[2] / "policies"
+    for path in (*shipped.glob("checkpoints/*.pt"), *shipped.glob("continuous/*.pt")):
+        assert load_payload(path)["format_version"] == FORMAT_VERSION
+        load_reward_model(path)  # weights under today's names: a strict load

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from robopref.cli import main
-from robopref.reward.toy import toy_dataset
 from robopref.reward.train_command import TrainRewardOptions, model_config, train_settings
+from tests.support.toy import toy_dataset
 
 
 @pytest.fixture(scope="module")

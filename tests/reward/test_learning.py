@@ -8,7 +8,7 @@ import torch
 
 from robopref.reward.active import infer_user
 from robopref.reward.evaluation import evaluate_few_shot, posterior_means
-from robopref.reward.toy import toy_dataset
+from tests.support.toy import toy_dataset
 
 
 def _row(rows: list[dict], strategy: str, k: int, subset: str) -> dict:

@@ -19,8 +19,8 @@ import torch
 
 from robopref.reward.active import infer_user
 from robopref.reward.registry import build_model
-from robopref.reward.toy import toy_dataset
 from robopref.reward.training import TrainSettings
+from tests.support.toy import toy_dataset
 
 #: a user is served when the learned reward's peak lies this close to the goal (the square
 #: is 2 wide; the two goals are 1 apart)

@@ -15,7 +15,7 @@ from robopref.reward import (
 )
 from robopref.reward.data import UserTensors
 from robopref.reward.decoders import DECODERS
-from robopref.reward.toy import toy_dataset
+from tests.support.toy import toy_dataset
 
 
 @pytest.fixture()

@@ -9,10 +9,10 @@ import torch
 
 from robopref.cli import main
 from robopref.reward.checkpoint import load_payload
-from robopref.reward.toy import toy_dataset
 from robopref.reward.train_command import split_three_ways
 from robopref.reward.training import TrainSettings
 from robopref.reward.vpl import VPLConfig
+from tests.support.toy import toy_dataset
 
 SMALL = ["--epochs", "3", "--hidden", "8", "--features", "4", "--device", "cpu"]
 

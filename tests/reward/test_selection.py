@@ -15,8 +15,8 @@ from robopref.reward.selection import (
     select_vpl,
     worst_share_mean,
 )
-from robopref.reward.toy import toy_dataset
 from robopref.reward.training import TrainSettings
+from tests.support.toy import toy_dataset
 
 SMALL_CONFIG = {"latent_dim": 2, "features": 8, "hidden": (32, 32)}
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from robopref.cli import main
-from robopref.reward.toy import toy_dataset
+from tests.support.toy import toy_dataset
 
 
 def test_negative_threads_is_refused_with_the_fix(tmp_path, capsys) -> None:

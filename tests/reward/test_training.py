@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from robopref.reward.registry import build_model, load_reward_model
-from robopref.reward.toy import toy_dataset
 from robopref.reward.training import TrainSettings, kl_anneal, resume_path
+from tests.support.toy import toy_dataset
 
 
 def _data():

@@ -141,6 +141,21 @@ def test_bad_sweep_files_are_refused_before_anything_runs(tmp_path, changes, mes
         load_sweep(_file(tmp_path, **changes))
 
 
+def test_the_cpl_key_learning_rate_of_older_sweeps_is_read_as_lr(tmp_path):
+    """CPLTraining's ``learning_rate`` became ``lr`` (train-policy's ``--cpl-lr``): a sweep
+    file or cell.json of before still reads, and its cells get ``--cpl-lr``."""
+    from robopref.sweep.grid import Cell
+
+    old = load_sweep(_file(tmp_path, cpl={"steps": 20, "learning_rate": 0.001}))
+    new = load_sweep(_file(tmp_path, cpl={"steps": 20, "lr": 0.001}))
+    cell = next(c for c in old.cells if c.method == "cpl")
+    assert cell.cpl == (("lr", 0.001), ("steps", 20))
+    assert [c.cpl for c in old.cells] == [c.cpl for c in new.cells]
+    written = cell.to_json()
+    written["cpl"] = {"steps": 20, "learning_rate": 0.001}  # a cell.json of before
+    assert Cell.from_json(written) == cell
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [

@@ -1,4 +1,4 @@
-"""A toy preference dataset made without MuJoCo, for tests, benchmarks and examples.
+"""A toy preference dataset made without MuJoCo, for the reward-model tests.
 
 A point moves in the square [-1, 1]^2; an observation is ``[x, y, d_1, ..., d_k]`` with
 ``k`` distractor dimensions of noise. A segment is a straight walk of ``T`` steps between two
