@@ -44,6 +44,7 @@ from robopref.policies.cpl_train import (
 )
 from robopref.policies.meta import FORMAT, reward_path_for
 from robopref.policies.recipe import make_algo
+from robopref.policies.rl_train import check_output, save_policy, without_reward_test_users
 from robopref.policies.rollout import make_eval_env
 from robopref.population import resolve_population
 from robopref.queries import make_env
@@ -79,8 +80,6 @@ def cpl_settings(options: TrainPolicyOptions) -> tuple[CPLSettings, CPLTraining]
 
 def check_cpl_options(options: TrainPolicyOptions) -> PreferenceDataset:
     """Every refusal of a CPL run, before any work; returns the dataset."""
-    from robopref.policies.train import check_output
-
     if options.oracle:
         raise ValueError(
             "--method cpl learns from users' answers; --oracle trains on the true reward: "
@@ -116,7 +115,7 @@ def check_cpl_options(options: TrainPolicyOptions) -> PreferenceDataset:
             f"--eval-episodes {options.eval_episodes} must be 0 (no held-out check) or above"
         )
     tensorboard_dir(options.tb, Path(options.out) / "tb")
-    check_output(options)
+    check_output(Path(options.out), options.resume, options.overwrite)
     dataset = PreferenceDataset.load(options.data)
     check_actions(dataset, options.data)
     raw, _ = make_env(dataset.env_id, parse_env_kwargs(options.env_kwargs))
@@ -152,8 +151,6 @@ def _latents(
     none back: its held-out check draws new users)."""
     if options.cpl_latent == "none":
         return dataset, plain_latents(dataset.n_users), None
-    from robopref.policies.train import without_reward_test_users
-
     model = load_reward_model(options.reward, device="cpu")
     dataset = without_reward_test_users(options.reward, dataset) or dataset
     view = reward_view(dataset, reward_input(model))
@@ -193,8 +190,6 @@ def _meta(
 
 def train_cpl_policy(options: TrainPolicyOptions) -> dict[str, Any]:
     """Train the CPL policy of ``options`` (module docstring); returns its metadata."""
-    from robopref.policies.train import save_policy
-
     dataset = check_cpl_options(options)
     torch.set_num_threads(1)
     torch.manual_seed(options.seed)
