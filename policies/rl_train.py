@@ -8,8 +8,8 @@ the vectorized env), :func:`make_or_resume` (a new SB3 model or the last checkpo
 ``checkpoint_every`` steps and every ``checkpoint_minutes`` of wall time) and
 :func:`save_policy`. The pieces other modules reuse live here too: :func:`latent_env` (one
 training env of a latent policy: the loop's arms build theirs with it),
-:func:`without_reward_test_users`, :func:`check_output` and :func:`save_policy` (the CPL
-command's). Files: see :mod:`robopref.policies.checkpoint`.
+:func:`without_reward_test_users`, :func:`check_policy_output` and :func:`save_policy`
+(the CPL command's). Files: see :mod:`robopref.policies.checkpoint`.
 
 A latent policy sees z per episode from the training users' posterior means (each user's
 hidden goal set in the env, so the evaluation callback can report true success); a BTL model
@@ -210,7 +210,7 @@ def read_meta_checkpoint(out: Path) -> dict[str, Any]:
     return PolicyMeta.from_json(path, "a policy checkpoint description", fix).data
 
 
-def check_output(out: Path, resume: bool, overwrite: bool) -> None:
+def check_policy_output(out: Path, resume: bool, overwrite: bool) -> None:
     """Refuse an ``--out`` that cannot be written, or that holds a finished policy or an
     unfinished run (unless ``--overwrite`` or ``--resume``); ``--resume`` without a run."""
     check_writable(out / "model.zip", "--out")

@@ -35,7 +35,7 @@ from robopref.policies.cpl import CPLSettings
 from robopref.policies.cpl_train import CPLTraining
 from robopref.policies.latent_env import WIDEN_SCALE, WIDEN_SHARE
 from robopref.policies.meta import PolicyMeta
-from robopref.policies.rl_train import LATENT_SOURCES, RLRun, check_output, train_rl
+from robopref.policies.rl_train import LATENT_SOURCES, RLRun, check_policy_output, train_rl
 from robopref.policies.vec_env import DEFAULT_WORKERS
 from robopref.population import resolve_population
 from robopref.queries import make_env
@@ -264,7 +264,7 @@ def check_train_options(options: TrainPolicyOptions) -> str:
     resolve_population(options.population, env)  # a typo is refused before any work
     env.close()
     tensorboard_dir(options.tb, Path(options.out) / "tb")
-    check_output(Path(options.out), options.resume, options.overwrite)
+    check_policy_output(Path(options.out), options.resume, options.overwrite)
     return env_id
 
 
