@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -44,6 +44,7 @@ from robopref.policies.cpl_train import (
 )
 from robopref.policies.meta import FORMAT, reward_path_for
 from robopref.policies.recipe import make_algo
+from robopref.policies.rl_train import check_policy_output, save_policy, without_reward_test_users
 from robopref.policies.rollout import make_eval_env
 from robopref.population import resolve_population
 from robopref.queries import make_env
@@ -55,11 +56,42 @@ from robopref.reward.inputs import reward_input, reward_view
 from robopref.reward.nets import resolve_device
 from robopref.tensorboard import summary_writer, tensorboard_dir
 
-if TYPE_CHECKING:
-    from robopref.policies.train import TrainPolicyOptions
+
+class CPLOptions(Protocol):
+    """What a CPL run reads of the ``train-policy`` command's options (its
+    ``TrainPolicyOptions``, a dataclass: ``meta.json`` records them all)."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+    reward: str
+    data: str
+    oracle: bool
+    env: str
+    env_kwargs: list[str]
+    population: str
+    algo: str
+    out: str
+    name: str
+    device: str
+    seed: int
+    set_down: bool
+    eval_episodes: int
+    resume: bool
+    overwrite: bool
+    progress: bool
+    tb: bool
+    cpl_latent: str
+    cpl_alpha: float
+    cpl_gamma: float
+    cpl_conservative: float
+    cpl_bc_weight: float
+    cpl_steps: int
+    cpl_bc_steps: int
+    cpl_batch: int
+    cpl_lr: float
+    cpl_std: float
 
 
-def cpl_settings(options: TrainPolicyOptions) -> tuple[CPLSettings, CPLTraining]:
+def cpl_settings(options: CPLOptions) -> tuple[CPLSettings, CPLTraining]:
     """The objective's and the optimisation's settings of ``options`` (checked)."""
     settings = CPLSettings(
         alpha=options.cpl_alpha,
@@ -77,10 +109,8 @@ def cpl_settings(options: TrainPolicyOptions) -> tuple[CPLSettings, CPLTraining]
     return settings, training
 
 
-def check_cpl_options(options: TrainPolicyOptions) -> PreferenceDataset:
+def check_cpl_options(options: CPLOptions) -> PreferenceDataset:
     """Every refusal of a CPL run, before any work; returns the dataset."""
-    from robopref.policies.train import check_output
-
     if options.oracle:
         raise ValueError(
             "--method cpl learns from users' answers; --oracle trains on the true reward: "
@@ -116,7 +146,7 @@ def check_cpl_options(options: TrainPolicyOptions) -> PreferenceDataset:
             f"--eval-episodes {options.eval_episodes} must be 0 (no held-out check) or above"
         )
     tensorboard_dir(options.tb, Path(options.out) / "tb")
-    check_output(options)
+    check_policy_output(Path(options.out), options.resume, options.overwrite)
     dataset = PreferenceDataset.load(options.data)
     check_actions(dataset, options.data)
     raw, _ = make_env(dataset.env_id, parse_env_kwargs(options.env_kwargs))
@@ -144,7 +174,7 @@ def check_cpl_options(options: TrainPolicyOptions) -> PreferenceDataset:
 
 
 def _latents(
-    options: TrainPolicyOptions, dataset: PreferenceDataset
+    options: CPLOptions, dataset: PreferenceDataset
 ) -> tuple[PreferenceDataset, np.ndarray, RewardModel | None]:
     """The training users' pairs, their latents ``(U, R, Z)`` and the reward model (None for
     the plain baseline). The reward checkpoint's own test users, if it kept any, are left
@@ -152,8 +182,6 @@ def _latents(
     none back: its held-out check draws new users)."""
     if options.cpl_latent == "none":
         return dataset, plain_latents(dataset.n_users), None
-    from robopref.policies.train import without_reward_test_users
-
     model = load_reward_model(options.reward, device="cpu")
     dataset = without_reward_test_users(options.reward, dataset) or dataset
     view = reward_view(dataset, reward_input(model))
@@ -162,7 +190,7 @@ def _latents(
 
 
 def _meta(
-    options: TrainPolicyOptions, dataset: PreferenceDataset, model: RewardModel | None
+    options: CPLOptions, dataset: PreferenceDataset, model: RewardModel | None
 ) -> dict[str, Any]:
     settings, training = cpl_settings(options)
     meta: dict[str, Any] = {
@@ -191,10 +219,8 @@ def _meta(
     return meta
 
 
-def train_cpl_policy(options: TrainPolicyOptions) -> dict[str, Any]:
+def train_cpl_policy(options: CPLOptions) -> dict[str, Any]:
     """Train the CPL policy of ``options`` (module docstring); returns its metadata."""
-    from robopref.policies.train import save_policy
-
     dataset = check_cpl_options(options)
     torch.set_num_threads(1)
     torch.manual_seed(options.seed)

@@ -197,7 +197,7 @@ class LatentRewardEnv(gym.Wrapper):
             )
         # The caller's model, where it lives (relabel moves the inputs to its device); it is
         # neither moved nor copied here. Workers of a SubprocVecEnv get a pickled copy, so
-        # give them a CPU model (robopref.policies.train loads one for the workers).
+        # give them a CPU model (robopref.policies.rl_train loads one for the workers).
         self.reward_model = reward_model
         self.source = source
         self.defer_reward = defer_reward

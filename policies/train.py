@@ -1,83 +1,49 @@
 """``robopref train-policy``: an SB3 agent on obs ⊕ z with the reward model's scaled reward.
 
+The command: :class:`TrainPolicyOptions`, their checks and their one translation into the
+:class:`~robopref.policies.rl_train.RLRun` that the library
+(:mod:`robopref.policies.rl_train`, which describes the training and its TensorBoard
+figures) trains. ``--method cpl`` and ``--method guided`` are dispatched to
+:mod:`robopref.policies.cpl_policy` and :mod:`robopref.policies.guided`.
+
 The latent policy (``--reward`` a VPL model) sees z per episode from the training users'
-posterior means (each user's hidden goal set in the env, so the evaluation callback can
-report true success); a BTL model gives the standard RLHF policy (z empty) in the same
-harness; ``--oracle`` trains on the goal appended and the env's true reward instead, goals
-drawn from ``--population`` (the upper bound). The PPO defaults are the one recipe of
+posterior means; a BTL model gives the standard RLHF policy (z empty) in the same harness;
+``--oracle`` trains on the goal appended and the env's true reward instead, goals drawn
+from ``--population`` (the upper bound). The PPO defaults are the one recipe of
 :mod:`robopref.policies.recipe`. Files: see :mod:`robopref.policies.checkpoint`.
 
-:func:`train_policy` runs the stages in order, each a function of its own:
-:func:`check_train_options` (every refusal, before any work: bad values, an ``--env`` that is
-not the reward model's task, an output that exists or cannot be written),
-:func:`build_training` (the training users and the vectorized env), :func:`make_or_resume`
-(a new SB3 model or the last checkpoint), :func:`learn` (with the progress, evaluation and
-checkpoint callbacks; checkpoints every ``--checkpoint-every`` steps and every
-``--checkpoint-minutes`` of wall time) and :func:`save_policy`.
-
-TensorBoard (``--tb``, off by default: it needs the optional ``tensorboard`` package) logs
-to ``OUT/tb``: SB3's own ``train/...`` figures; ``rollout/ep_rew_mean`` and
-``rollout/ep_len_mean`` of the training episodes (a ``VecMonitor`` outside the reward
-relabelling, so this is the return of the reward the agent is trained on: the reward
-model's scaled reward for a latent policy, the env's own for ``--oracle``);
-``rollout/true_ep_rew_mean``, the env's own return of the training episodes where it is
-known (``info["true_reward"]``: always for ``--oracle``; for a latent policy only when the
-env has a goal, which the training users, known by their answers alone, do not give it);
-and ``eval/success``, ``eval/true_return`` of the held-out check.
+:func:`train_policy` checks every option first (:func:`check_train_options`: bad values,
+an ``--env`` that is not the reward model's task, an output that exists or cannot be
+written), turns them into an ``RLRun`` (:func:`rl_run`) and trains it
+(:func:`~robopref.policies.rl_train.train_rl`: checkpoints every ``--checkpoint-every``
+steps and every ``--checkpoint-minutes`` of wall time). TensorBoard: ``--tb`` (off by
+default: it needs the optional ``tensorboard`` package) logs to ``OUT/tb``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
-import numpy as np
-import torch
-from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.vec_env import VecEnv, VecMonitor
-
-from robopref.dataset import PreferenceDataset
 from robopref.env_kwargs import check_env_kwargs, env_kwargs_option, parse_env_kwargs
-from robopref.envs.wrappers import GoalObservation, SetDown
-from robopref.files import check_writable
+from robopref.envs.wrappers import SetDown
 from robopref.options import DEFAULT_ENV, DEFAULT_POPULATION, config_option
-from robopref.policies.callbacks import EvalUsers, ProgressBar, TrueReturn, checkpoint_callbacks
-from robopref.policies.checkpoint import ALGOS, load_sb3, save_model
+from robopref.policies.checkpoint import ALGOS
 from robopref.policies.cpl import CPLSettings
 from robopref.policies.cpl_train import CPLTraining
-from robopref.policies.latent_env import (
-    WIDEN_SCALE,
-    WIDEN_SHARE,
-    BatchedRewardVecEnv,
-    LatentRewardEnv,
-    LatentSource,
-    PopulationGoals,
-)
-from robopref.policies.meta import FORMAT, PolicyMeta, reward_path_for
-from robopref.policies.recipe import make_algo
-from robopref.policies.rollout import task_env
-from robopref.policies.vec_env import DEFAULT_WORKERS, build_vec_env
+from robopref.policies.latent_env import WIDEN_SCALE, WIDEN_SHARE
+from robopref.policies.meta import PolicyMeta
+from robopref.policies.rl_train import LATENT_SOURCES, RLRun, check_policy_output, train_rl
+from robopref.policies.vec_env import DEFAULT_WORKERS
 from robopref.population import resolve_population
 from robopref.queries import make_env
-from robopref.reward import load_reward_model
-from robopref.reward.base import RewardModel
 from robopref.reward.checkpoint import load_payload
-from robopref.reward.evaluation import few_shot_means, posterior_means
-from robopref.reward.inputs import reward_input, reward_view
-from robopref.reward.nets import resolve_device
 from robopref.tensorboard import tb_option, tensorboard_dir
 
-LATENT_SOURCES = ("few-shot", "users", "prior")
 #: rl: SB3 on the reward model's reward (or the oracle's); cpl: Contrastive Preference
 #: Learning on the answers' recorded actions, no reward and no RL (policies/cpl_policy.py)
 METHODS = ("rl", "cpl", "guided")
-#: what ``--resume`` continues from (``replay.pkl``: SAC's buffer, when there is one)
-CHECKPOINT_FILES = ("checkpoint.zip", "checkpoint.json", "replay.pkl")
 
 
 #: ``--reward``'s default (``--oracle`` refuses any other: it reads no reward model)
@@ -220,71 +186,6 @@ class TrainPolicyOptions:
     )
 
 
-def latent_env(
-    env_id: str,
-    model: RewardModel,
-    source: LatentSource,
-    seed: int,
-    set_down: SetDown,
-    env_kwargs: dict[str, Any] | None = None,
-) -> gym.Env:
-    """One training env of a latent policy (rewards deferred to :class:`BatchedRewardVecEnv`)."""
-    torch.set_num_threads(1)
-    base = task_env(env_id, set_down, **(env_kwargs or {}))
-    return LatentRewardEnv(base, model, source, defer_reward=True, seed=seed)
-
-
-def _oracle_env(
-    env_id: str,
-    goals: np.ndarray,
-    groups: np.ndarray,
-    seed: int,
-    set_down: SetDown,
-    env_kwargs: dict[str, Any],
-) -> gym.Env:
-    base = task_env(env_id, set_down, **env_kwargs)
-    return GoalObservation(PopulationGoals(base, goals, groups, seed=seed))
-
-
-def without_reward_test_users(reward: str, dataset: PreferenceDataset) -> PreferenceDataset | None:
-    """``dataset`` less the users the reward checkpoint ``reward`` kept back as its test users
-    (a policy trains on the reward model's training users only); None when the checkpoint
-    recorded no split of this dataset."""
-    split = load_payload(reward).get("split") or {}
-    if not (split.get("test_users") and split.get("n_users") == dataset.n_users):
-        return None
-    test = np.array(sorted(split["test_users"]), dtype=np.int64)
-    return dataset.subset_users(np.setdiff1d(np.arange(dataset.n_users), test))
-
-
-def _users(options: TrainPolicyOptions, model: RewardModel) -> LatentSource:
-    """The training users' latents (the reward checkpoint's test users left out, else a
-    ``val_fraction`` split of ``--data``). Their goals are not read: the training envs keep
-    their own, and the held-out check draws new users."""
-    dataset = reward_view(
-        PreferenceDataset.load(options.data, expected_env=model.meta.get("env_id")),
-        reward_input(model),
-    )
-    train = without_reward_test_users(options.reward, dataset)
-    if train is None:
-        train, _ = dataset.split_users(options.val_fraction, 0)
-    if options.latent_source == "few-shot":
-        means, _ = few_shot_means(model, train, seed=options.seed)
-    else:
-        means = posterior_means(model, train)
-    return LatentSource(
-        model.latent_dim, means, widen_share=options.latent_widen, balance=options.latent_balance
-    )
-
-
-def _oracle_goals(options: TrainPolicyOptions, env_id: str, n: int, seed: int) -> LatentSource:
-    env, _ = make_env(env_id, parse_env_kwargs(options.env_kwargs))
-    goals, groups = resolve_population(options.population, env).sample_goals(
-        n, np.random.default_rng(seed)
-    )
-    return LatentSource(0, np.zeros((n, 0), np.float32), goals, groups)
-
-
 def resolve_env(options: TrainPolicyOptions, model_env: str | None) -> str:
     """The task to train on: the reward model's (``model_env``; ``--env`` must be empty or
     the same), or ``--env`` (default :data:`DEFAULT_ENV`) for the oracle."""
@@ -358,205 +259,8 @@ def check_train_options(options: TrainPolicyOptions) -> str:
     resolve_population(options.population, env)  # a typo is refused before any work
     env.close()
     tensorboard_dir(options.tb, Path(options.out) / "tb")
-    check_output(options)
+    check_policy_output(Path(options.out), options.resume, options.overwrite)
     return env_id
-
-
-def check_output(options: TrainPolicyOptions) -> None:
-    """Refuse an ``--out`` that cannot be written, or that holds a finished policy or an
-    unfinished run (unless ``--overwrite`` or ``--resume``); ``--resume`` without a run."""
-    out = Path(options.out)
-    check_writable(out / "model.zip", "--out")
-    if options.resume and options.overwrite:
-        raise ValueError(
-            "--resume continues the run in --out and --overwrite replaces it: pass one of them"
-        )
-    if options.resume:
-        read_meta_checkpoint(out)
-    elif not options.overwrite:
-        resumable = has_checkpoint(out)
-        if (out / "model.zip").exists():
-            raise ValueError(
-                f"--out {out} already holds a finished policy: pass --overwrite to replace it, "
-                + ("--resume to train it on to --steps, " if resumable else "")
-                + "or choose another --out"
-            )
-        if resumable or (out / "checkpoint.zip").exists():
-            raise ValueError(
-                f"--out {out} holds an unfinished run's checkpoint: pass "
-                + ("--resume to continue it, " if resumable else "")
-                + "--overwrite to start over, or choose another --out"
-            )
-
-
-@dataclass
-class Training:
-    """What :func:`build_training` sets up: the vec env, the users, the policy's metadata.
-
-    ``reward_model`` is the CPU model the workers and the evaluation read (None for the
-    oracle).
-    """
-
-    venv: VecEnv
-    meta: dict[str, Any]
-    reward_model: RewardModel | None
-    train_users: LatentSource
-
-
-def build_training(options: TrainPolicyOptions, env_id: str, device: str) -> Training:
-    """The training users and vectorized env of ``options`` on task ``env_id``; the reward
-    model relabels the rewards on ``device``."""
-    meta: dict[str, Any] = {
-        "format": FORMAT,
-        "algo": options.algo,
-        "seed": options.seed,
-        "options": asdict(options),
-        "set_down": (SetDown.PLACE if options.set_down else SetDown.OFF).stored,
-    }
-    if options.oracle:
-        meta["env_kwargs"] = parse_env_kwargs(options.env_kwargs)
-        train_users = _oracle_goals(options, env_id, 1000, options.seed)
-        factories = [
-            functools.partial(
-                _oracle_env,
-                env_id,
-                train_users.goals,
-                train_users.groups,
-                options.seed + i,
-                SetDown.read(meta["set_down"]),
-                meta["env_kwargs"],
-            )
-            for i in range(options.n_envs)
-        ]
-        meta.update(kind="oracle", name=options.name or "oracle", env_id=env_id)
-        meta.update(latent_dim=0, reward_path=None, reward_fingerprint=None)
-        venv = VecMonitor(build_vec_env(factories, options.workers, options.seed))
-        return Training(venv, meta, None, train_users)
-    # The envs' copy stays on the CPU (worker processes get it pickled); the batched
-    # relabeller gets its own copy on ``device``.
-    reward_model = load_reward_model(options.reward, device="cpu")
-    meta["env_kwargs"] = check_env_kwargs(
-        reward_model.meta.get("env_kwargs") or {}, parse_env_kwargs(options.env_kwargs),
-        f"the reward model {options.reward}",
-    )  # fmt: skip
-    train_users = _users(options, reward_model)
-    if options.latent_source == "prior":
-        train_users = LatentSource.prior(reward_model.latent_dim)
-    factories = [
-        functools.partial(
-            latent_env,
-            env_id,
-            reward_model,
-            train_users,
-            options.seed + i,
-            SetDown.read(meta["set_down"]),
-            meta["env_kwargs"],
-        )  # fmt: skip
-        for i in range(options.n_envs)
-    ]
-    meta.update(kind="latent", name=options.name or reward_model.kind, env_id=env_id)
-    meta["latent_dim"] = reward_model.latent_dim
-    meta["reward_path"] = reward_path_for(options.out, options.reward)  # relative to --out
-    meta["reward_fingerprint"] = reward_model.fingerprint()
-    venv = build_vec_env(factories, options.workers, options.seed)
-    venv = BatchedRewardVecEnv(venv, load_reward_model(options.reward, device=device))
-    # Outside the relabelling: the episodes' return of the reward the agent learns from.
-    return Training(VecMonitor(venv), meta, reward_model, train_users)
-
-
-def make_or_resume(
-    options: TrainPolicyOptions, training: Training, device: str
-) -> tuple[BaseAlgorithm, list[dict[str, Any]]]:
-    """A new model with the recipe, or (``--resume``) the last checkpoint of ``--out``; and
-    the evaluation history so far."""
-    out = Path(options.out)
-    tb = tensorboard_dir(options.tb, out / "tb")
-    if not options.resume:
-        if options.overwrite:  # a later --resume must not continue the replaced run
-            for name in CHECKPOINT_FILES:
-                (out / name).unlink(missing_ok=True)
-        return make_algo(options.algo, training.venv, options.seed, device, tb, options.steps), []
-    saved = read_meta_checkpoint(out)
-    if saved.get("reward_fingerprint") != training.meta["reward_fingerprint"] or (
-        saved["algo"] != options.algo
-    ):
-        raise ValueError(
-            f"{out}/checkpoint.zip was made with another reward model or algorithm: "
-            "resume with the original --reward and --algo, or drop --resume"
-        )
-    fix = (
-        f"restore {out}/checkpoint.zip from a copy, or start over: the same command with "
-        "--overwrite instead of --resume"
-    )
-    model = load_sb3(options.algo, out / "checkpoint.zip", fix, env=training.venv, device=device)
-    model.tensorboard_log = tb
-    if options.algo == "sac" and (out / "replay.pkl").is_file():
-        model.load_replay_buffer(out / "replay.pkl")
-    print(f"resuming {out} from step {model.num_timesteps}", flush=True)
-    return model, list(saved.get("history", []))
-
-
-def learn(
-    model: BaseAlgorithm,
-    options: TrainPolicyOptions,
-    training: Training,
-    history: list[dict[str, Any]],
-) -> None:
-    """Train ``model`` up to ``--steps`` with the progress bar, the held-out evaluation (which
-    appends to ``history``, and runs once more at the end) and the checkpoints.
-
-    Interrupted (Ctrl-C), it writes a checkpoint first and raises a ``RuntimeError`` that
-    says how to continue.
-    """
-    out, meta = Path(options.out), training.meta
-    env, _ = make_env(meta["env_id"], meta["env_kwargs"])
-    evaluation = EvalUsers(
-        meta,
-        training.reward_model,
-        resolve_population(options.population, env),
-        options.eval_every,
-        options.eval_episodes,
-        options.seed,
-        history,
-    )
-    saver, triggers = checkpoint_callbacks(
-        out, options.checkpoint_every, options.checkpoint_minutes, meta, history
-    )
-    callbacks = [
-        ProgressBar(options.steps, model.num_timesteps, options.progress),
-        TrueReturn(),
-        evaluation,
-    ]
-    remaining = options.steps - model.num_timesteps
-    if remaining > 0:
-        try:
-            model.learn(
-                remaining,
-                callback=[*callbacks, *triggers],
-                reset_num_timesteps=not options.resume,
-                tb_log_name=meta["name"],
-            )
-        except KeyboardInterrupt as error:
-            saver.init_callback(model)  # set up even when no trigger is on
-            saver.save()
-            raise RuntimeError(
-                f"interrupted at step {model.num_timesteps}; saved {out}/checkpoint.zip: "
-                "continue with the same command and --resume"
-            ) from error
-    if options.eval_episodes > 0:  # 0: no held-out check (it would draw no users)
-        evaluation.evaluate(model)
-
-
-def _close(venv: VecEnv) -> None:
-    # After Ctrl-C the worker processes may be gone already.
-    with contextlib.suppress(BrokenPipeError, EOFError, ConnectionResetError):
-        venv.close()
-
-
-def save_policy(model: BaseAlgorithm, out: Path, meta: dict[str, Any]) -> None:
-    """Write the finished policy: ``model.zip``, then ``meta.json`` (which marks it done)."""
-    save_model(model, out / "model.zip")
-    PolicyMeta(meta).write(out)
 
 
 def with_served_population(options: TrainPolicyOptions) -> TrainPolicyOptions:
@@ -574,6 +278,39 @@ def with_served_population(options: TrainPolicyOptions) -> TrainPolicyOptions:
     return replace(options, population=str(recorded or DEFAULT_POPULATION))
 
 
+def rl_run(options: TrainPolicyOptions, env_id: str) -> RLRun:
+    """The training run of ``options`` (checked, population filled in) on task ``env_id``."""
+    return RLRun(
+        env_id=env_id,
+        env_kwargs=parse_env_kwargs(options.env_kwargs),
+        reward=None if options.oracle else options.reward,
+        data=options.data,
+        population=options.population,
+        out=Path(options.out),
+        name=options.name,
+        algo=options.algo,
+        steps=options.steps,
+        n_envs=options.n_envs,
+        workers=options.workers,
+        seed=options.seed,
+        device=options.device,
+        set_down=SetDown.PLACE if options.set_down else SetDown.OFF,
+        latent_source=options.latent_source,
+        latent_widen=options.latent_widen,
+        latent_balance=options.latent_balance,
+        val_fraction=options.val_fraction,
+        eval_every=options.eval_every,
+        eval_episodes=options.eval_episodes,
+        checkpoint_every=options.checkpoint_every,
+        checkpoint_minutes=options.checkpoint_minutes,
+        resume=options.resume,
+        overwrite=options.overwrite,
+        progress=options.progress,
+        tb=options.tb,
+        recorded_options=asdict(options),
+    )
+
+
 def train_policy(options: TrainPolicyOptions) -> dict[str, Any]:
     """Train (or resume) the policy described by ``options``; returns its metadata."""
     if options.method not in METHODS:
@@ -588,40 +325,7 @@ def train_policy(options: TrainPolicyOptions) -> dict[str, Any]:
 
         return train_guided_policy(options)
     env_id = check_train_options(options)
-    torch.set_num_threads(1)
-    device = str(resolve_device(options.device))
-    training = build_training(options, env_id, device)
-    try:
-        model, history = make_or_resume(options, training, device)
-        start = model.num_timesteps
-        began = time.perf_counter()
-        learn(model, options, training, history)
-        wall = time.perf_counter() - began
-    finally:
-        _close(training.venv)
-    meta = training.meta
-    meta.update(steps=int(model.num_timesteps), history=history, wall_s=round(wall, 1))
-    trained = max(options.steps - start, 0)
-    meta["steps_per_s"] = round(trained / wall) if wall > 0 else None
-    save_policy(model, Path(options.out), meta)
-    return meta
-
-
-def has_checkpoint(out: Path) -> bool:
-    """Whether ``out`` holds a complete checkpoint (its model and, written last, its JSON)."""
-    return (out / "checkpoint.json").is_file() and (out / "checkpoint.zip").is_file()
-
-
-def read_meta_checkpoint(out: Path) -> dict[str, Any]:
-    """The metadata of ``out``'s last checkpoint, or a clear error when there is none."""
-    path = out / "checkpoint.json"
-    if not has_checkpoint(out):
-        raise FileNotFoundError(
-            f"nothing to resume in {out} (no complete checkpoint.zip + checkpoint.json): "
-            "run without --resume, with --overwrite if --out holds files of another run"
-        )
-    fix = f"delete {out}/checkpoint.* and train again without --resume"
-    return PolicyMeta.from_json(path, "a policy checkpoint description", fix).data
+    return train_rl(rl_run(options, env_id))
 
 
 def train_policy_command(options: TrainPolicyOptions) -> int:

@@ -25,7 +25,7 @@ from robopref.envs.wrappers import SetDown
 from robopref.policies.checkpoint import ALGOS
 from robopref.policies.latent_env import BatchedRewardVecEnv, LatentSource
 from robopref.policies.recipe import PPO_LEARNING_RATE, make_algo
-from robopref.policies.train import latent_env
+from robopref.policies.rl_train import latent_env
 from robopref.policies.vec_env import build_vec_env
 from robopref.reward.base import RewardModel
 from robopref.reward.evaluation import few_shot_means
