@@ -2,9 +2,9 @@
 
 It measures, on this machine:
 
-* ``label_pairs_per_s``: :func:`robopref.users.label_pairs` alone (rewards of both segments,
-  returns, noisy answers, noise-free answers and answer probabilities) on ``--pairs`` pairs
-  of 10-step PlatePlacement segments asked to 200 two-modes users;
+* ``label_pairs_per_s``: :func:`robopref.users.synthetic.label_pairs` alone (rewards of both
+  segments, returns, noisy answers, noise-free answers and answer probabilities) on
+  ``--pairs`` pairs of 10-step PlatePlacement segments asked to 200 two-modes users;
 * for each task, ``collect_wall_s``: the wall time of the issue's command, run as a fresh
   process (interpreter start, imports, rollouts, labelling and both files included)::
 
@@ -30,10 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
+from robopref.data.queries import build_query_pool
+from robopref.data.rollouts import collect_rollouts, make_env
 from robopref.files import write_json_atomic
-from robopref.population import named_population
-from robopref.queries import build_query_pool, collect_rollouts, make_env
-from robopref.users import label_pairs
+from robopref.users.population import named_population
+from robopref.users.synthetic import label_pairs
 
 PLATE = "robopref/PlatePlacement-v0"
 ENVS = (PLATE, "robopref/BlockSort-v0")

@@ -4,7 +4,7 @@ Everyone wants the plate at (0.20, 0.15) (``benchmarks/populations/plate_single_
 Both sides get the same budget: 1,000 answers in all, 300k PPO steps of robopref's recipe,
 the same PlatePlacement env under the same ``SetDownOnContact`` primitive (contact and place,
 robopref's policies' default), and the same
-user: robopref's :class:`~robopref.users.SyntheticUser` reward, answering with Boltzmann
+user: robopref's :class:`~robopref.users.synthetic.SyntheticUser` reward, answering with Boltzmann
 noise of the same rationality (robopref's ``beta = 20`` on a segment's *mean* reward is
 imitation's ``temperature = segment / beta`` on its *sum*).
 
@@ -102,7 +102,7 @@ def imitation_worker(
 
     from robopref.envs import PlatePlacementEnv
     from robopref.policies.recipe import PPO_LEARNING_RATE, make_algo
-    from robopref.users import LabelModel, SyntheticUser
+    from robopref.users.synthetic import LabelModel, SyntheticUser
 
     torch.set_num_threads(1)
     label_model = LabelModel()

@@ -22,17 +22,17 @@ from pathlib import Path
 from typing import Any
 
 import robopref.envs  # noqa: F401  (registers the envs)
-from robopref.collect import CollectOptions, collect_command
+from robopref.data.collect import CollectOptions, collect_command
+from robopref.data.rollouts import make_env
 from robopref.files import write_json_atomic
 from robopref.loop.asking import GOAL_AGNOSTIC, NEAR_SHARE
 from robopref.loop.report import heldout_check, plot_history
 from robopref.loop.run import LoopOptions, shared_setup
 from robopref.policies.checkpoint import load_policy
 from robopref.policies.train import TrainPolicyOptions, train_policy
-from robopref.population import resolve_population
-from robopref.queries import make_env
 from robopref.reward import load_reward_model
 from robopref.reward.train_command import TrainRewardOptions, train_reward_command
+from robopref.users.population import resolve_population
 
 
 def offline_point(loop: LoopOptions, method: str, budget: int, folder: Path) -> dict[str, Any]:

@@ -11,7 +11,7 @@ included), measured side by side in one run:
   ``--device`` (``cuda`` on a GPU machine).
 
 It prints steps/s for each (best of ``--repeats``) and the ratio batched / per-step. The
-reward model defaults to the shipped demo model (``policies/checkpoints/vpl.pt``)::
+reward model defaults to the shipped demo model (``robopref/policies/checkpoints/vpl.pt``)::
 
     python benchmarks/policy_throughput.py --json runs/bench/policy_throughput.json
 """

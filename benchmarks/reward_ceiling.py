@@ -20,7 +20,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from robopref.dataset import PreferenceDataset
+from robopref.data.dataset import PreferenceDataset
 from robopref.reward import build_model
 from robopref.reward.evaluation import evaluate_few_shot
 from robopref.reward.train_command import split_three_ways

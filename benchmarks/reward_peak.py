@@ -9,7 +9,7 @@ user of a preference dataset from all the answers that user gave:
   ``--posterior``: the encoder's (what the policy trains on) and the model's likelihood
   posterior (what ``infer_user`` serves new users with), each a row;
 * ``true_family``: the best-disc estimate of the goal under the *true* reward family and
-  labelling model given the same answers (:mod:`robopref.ceiling`): what the answers allow.
+  labelling model given the same answers (:mod:`robopref.users.ceiling`): what the answers allow.
 
 Each prints the median distance, its 90th percentile, and the share of users within the
 success radius. Users are split as the checkpoint's training run split them (``train`` and
@@ -31,13 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from robopref.ceiling import GoalGrid, answer_probs, best_disc, log_likelihood, normalise
-from robopref.dataset import PreferenceDataset
+from robopref.data.dataset import PreferenceDataset
+from robopref.data.rollouts import make_env
 from robopref.files import check_output, write_json_atomic
-from robopref.hidden import hidden_knowledge
 from robopref.loop.run import LoopOptions, saved_options, training_users
-from robopref.population import Population, resolve_population
-from robopref.queries import make_env
 from robopref.reward.active import POSTERIORS, infer_user
 from robopref.reward.base import RewardModel
 from robopref.reward.data import dataset_fingerprint
@@ -45,6 +42,9 @@ from robopref.reward.evaluation import posterior_means
 from robopref.reward.inputs import reward_input, reward_view
 from robopref.reward.peak import PeakFinder
 from robopref.reward.registry import load_checkpoint
+from robopref.users.ceiling import GoalGrid, answer_probs, best_disc, log_likelihood, normalise
+from robopref.users.hidden import hidden_knowledge
+from robopref.users.population import Population, resolve_population
 
 
 def user_goals(dataset: PreferenceDataset, loop: LoopOptions | None) -> np.ndarray:

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robopref.dataset import PreferenceDataset
+from robopref.data.dataset import PreferenceDataset
 from robopref.files import write_json_atomic
 from robopref.reward import load_reward_model
 from robopref.reward.active import infer_user

@@ -37,7 +37,7 @@ from robopref.study.create import StudyCreateOptions, create_study
 from robopref.study.load import LoadResult, answer_concurrently, free_port, start_server
 from robopref.study.spec import read_links
 
-CHECKPOINTS = Path(__file__).resolve().parents[1] / "policies" / "checkpoints"
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "robopref" / "policies" / "checkpoints"
 
 
 def _busy(stop: Any) -> None:

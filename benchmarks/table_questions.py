@@ -27,11 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robopref.ceiling import answer_probs, goal_error
-from robopref.ceiling import log_likelihood as pair_log_likelihood
-from robopref.ceiling_typed import item_returns
+from robopref.data.queries import build_query_pool
+from robopref.data.rollouts import BehaviourMix, collect_rollouts, make_env
 from robopref.envs.table_setting import SUCCESS_RADIUS
-from robopref.hidden import hidden_knowledge
 from robopref.policies.evaluation import parse_queries
 from robopref.policies.personalize import (
     POOL_EPISODES,
@@ -39,12 +37,15 @@ from robopref.policies.personalize import (
     new_users,
     typed_candidates,
 )
-from robopref.population import resolve_population
-from robopref.queries import BehaviourMix, build_query_pool, collect_rollouts, make_env
 from robopref.reward import load_reward_model
 from robopref.reward.arrangement_peak import ArrangementPeakFinder
 from robopref.reward.typed_asking import parse_menu
 from robopref.tasks.table_setting import ARRANGEMENT_TYPES
+from robopref.users.ceiling import answer_probs, goal_error
+from robopref.users.ceiling import log_likelihood as pair_log_likelihood
+from robopref.users.ceiling_typed import item_returns
+from robopref.users.hidden import hidden_knowledge
+from robopref.users.population import resolve_population
 
 
 def type_posterior_mass(population, pool, candidates, menu, asked, answers) -> np.ndarray:

@@ -3,7 +3,7 @@
 A diagnosis for the 8-type loop (README, "Measured: the loop on TableSetting"), not a
 method: it reads what nothing that trains may read. Each user's arrangement type is taken
 from the true reward family (the type whose Bayes posterior, from all the user's answers
-under :func:`robopref.users.table_reward` and the label model's beta, is highest: 0.999 of
+under :func:`robopref.users.synthetic.table_reward` and the label model's beta, is highest: 0.999 of
 the mass on average for the loop's 48 answers). Every user's last ``--held-out`` answers are
 kept back; the rest train one reward MLP on the 18 features, conditioned on
 
@@ -33,10 +33,10 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from robopref.dataset import PreferenceDataset
+from robopref.data.dataset import PreferenceDataset
 from robopref.reward.nets import mlp
 from robopref.tasks.table_setting import ARRANGEMENT_TYPES, table_reward
-from robopref.users import LabelModel, task_reward
+from robopref.users.synthetic import LabelModel, task_reward
 
 #: type index bits: ``index = 4 * cup_right + 2 * utensil_right + plate_further_in``
 PART_BITS = {"cup side": 4, "utensil side": 2, "plate depth": 1}

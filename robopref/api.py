@@ -32,19 +32,20 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from robopref.data.queries import QueryPool
+from robopref.data.rollouts import make_env
 from robopref.envs.wrappers import SetDown
 from robopref.policies import personalize as serving
 from robopref.policies.checkpoint import LoadedPolicy, read_meta, recorded_population
 from robopref.policies.checkpoint import load_policy as load_policy_folder
 from robopref.policies.latent_env import LatentRewardEnv, LatentRewardVectorEnv, LatentSource
 from robopref.policies.rollout import make_eval_env, policy_env_kwargs
-from robopref.population import Population, resolve_population
-from robopref.queries import QueryPool, make_env
 from robopref.reward import load_reward_model as load_reward_file
 from robopref.reward.active import POSTERIOR, InferenceResult
 from robopref.reward.base import RewardModel
 from robopref.reward.typed_asking import parse_menu
-from robopref.users import SyntheticUser
+from robopref.users.population import Population, resolve_population
+from robopref.users.synthetic import SyntheticUser
 
 #: the folder of the shipped checkpoints (``policies/checkpoints`` of the source tree)
 SHIPPED = Path(serving.__file__).resolve().parent / "checkpoints"
@@ -252,7 +253,7 @@ def personalize(
     about the user's z), infer z and bind ``policy`` (a :class:`Policy` or a name for
     :func:`load_policy`) to it.
 
-    ``user``: a :class:`~robopref.users.SyntheticUser` (:func:`synthetic_users`), or a
+    ``user``: a :class:`~robopref.users.synthetic.SyntheticUser` (:func:`synthetic_users`), or a
     function ``answer(query) -> label`` for anyone else (``query.feat_a``/``feat_b``,
     ``obs_a``/``obs_b``: the two segments; label 1.0 for the first, 0.0 for the second, 0.5
     for a tie). The queries come from ``pool`` or, by default, the candidate pool of

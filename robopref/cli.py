@@ -23,13 +23,13 @@ from collections.abc import Iterable, Sequence
 
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "render": (
-        "robopref.render",
+        "robopref.video.render",
         "RenderOptions",
         "render_command",
         "render a scripted rollout of a task to MP4 and GIF",
     ),
     "collect": (
-        "robopref.collect",
+        "robopref.data.collect",
         "CollectOptions",
         "collect_command",
         "collect a preference dataset from a population of synthetic users",
@@ -53,13 +53,13 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "train a latent-conditioned SB3 policy on a reward model (or the oracle)",
     ),
     "evaluate": (
-        "robopref.evaluate",
+        "robopref.policies.evaluate_command",
         "EvaluateOptions",
         "evaluate_command",
         "success, true return and win rate of personalized policies on new users",
     ),
     "video": (
-        "robopref.policy_video",
+        "robopref.video.policies",
         "VideoOptions",
         "video_command",
         "personalized (and BTL) policies for several new users side by side, MP4 and GIF",

@@ -34,8 +34,8 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import robopref.policies
+from robopref.data.rollouts import make_env
 from robopref.env_kwargs import env_kwargs_option, parse_env_kwargs
-from robopref.evaluate import EvaluateOptions, evaluate_command
 from robopref.files import check_writable, write_json_atomic
 from robopref.loop.run import (
     LoopOptions,
@@ -45,15 +45,15 @@ from robopref.loop.run import (
     run_loop,
 )
 from robopref.options import DEFAULT_ENV, DEFAULT_POPULATION, config_option, device_option
+from robopref.policies.evaluate_command import EvaluateOptions, evaluate_command
 from robopref.policies.guided import compose_guided
 from robopref.policies.train import TrainPolicyOptions, check_train_options, train_policy_command
-from robopref.policy_video import VideoOptions, video_command
-from robopref.population import GOAL_SPACE
-from robopref.queries import make_env
 from robopref.reward.nets import resolve_device
 from robopref.reward.peak import candidate_goals
 from robopref.tasks import TASKS
 from robopref.tensorboard import tb_option
+from robopref.users.population import GOAL_SPACE
+from robopref.video.policies import VideoOptions, video_command
 
 SHIPPED = Path(robopref.policies.__file__).resolve().parent / "checkpoints"
 #: the options that shape a model: the shipped checkpoints serve only their defaults

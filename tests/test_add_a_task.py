@@ -17,10 +17,8 @@ import toy_task
 from toy_task.cup_placement import ENV_ID, SPEC
 
 import robopref
-from robopref.ceiling import has_ceiling
 from robopref.cli import main
 from robopref.demo import DemoOptions, with_task_defaults
-from robopref.population import named_population, population_names
 from robopref.tasks import (
     TASKS,
     one_part_proposals,
@@ -30,6 +28,8 @@ from robopref.tasks import (
     task_goals,
 )
 from robopref.tasks.spec import TaskSpec
+from robopref.users.ceiling import has_ceiling
+from robopref.users.population import named_population, population_names
 
 
 @pytest.fixture(scope="module", autouse=True)

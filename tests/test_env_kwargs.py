@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from robopref.cli import main
-from robopref.dataset import PreferenceDataset
+from robopref.data.dataset import PreferenceDataset
+from robopref.data.rollouts import make_env
 from robopref.env_kwargs import check_env_kwargs, make_with_kwargs, parse_env_kwargs
-from robopref.queries import make_env
 from robopref.reward import load_reward_model
 
 POPULATION = Path(__file__).parents[1] / "benchmarks" / "populations" / "block_three_zones.yaml"

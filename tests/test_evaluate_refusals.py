@@ -11,8 +11,8 @@ import pytest
 
 from robopref.cli import main
 from robopref.demo import SHIPPED
-from robopref.evaluate import EvaluateOptions, default_population, evaluate
 from robopref.policies.checkpoint import read_meta
+from robopref.policies.evaluate_command import EvaluateOptions, default_population, evaluate
 
 
 def _oracle(folder: Path, population: str | None, name: str = "oracle") -> Path:

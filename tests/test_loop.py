@@ -13,10 +13,9 @@ import pytest
 import torch
 
 import robopref.loop.run as loop_run
-from robopref.dataset import PreferenceDataset
+from robopref.data.dataset import PreferenceDataset
+from robopref.data.rollouts import SOURCES, make_env
 from robopref.envs.wrappers import SetDownOnContact
-from robopref.evaluate import EvaluateOptions, evaluate
-from robopref.hidden import HiddenKnowledgeError, SealedUser, hidden_knowledge
 from robopref.loop import LoopOptions, run_loop
 from robopref.loop.asking import (
     FIXED_QUESTIONS,
@@ -26,10 +25,11 @@ from robopref.loop.asking import (
     ending_pair,
 )
 from robopref.policies.checkpoint import load_policy
+from robopref.policies.evaluate_command import EvaluateOptions, evaluate
 from robopref.policies.personalize import new_user_pool
-from robopref.population import named_population
-from robopref.queries import SOURCES, make_env
 from robopref.reward import load_reward_model
+from robopref.users.hidden import HiddenKnowledgeError, SealedUser, hidden_knowledge
+from robopref.users.population import named_population
 
 #: two rounds (4 answers, then 3 more per user: the two fixed questions and one chosen),
 #: PPO's smallest update per round

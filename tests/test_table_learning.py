@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from robopref.collect import CollectOptions, collect
+from robopref.data.collect import CollectOptions, collect
 from robopref.reward.evaluation import evaluate_few_shot
 from robopref.reward.registry import build_model
 from robopref.reward.training import TrainSettings

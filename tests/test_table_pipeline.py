@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from robopref.data.queries import build_query_pool, object_columns
+from robopref.data.rollouts import collect_rollouts
 from robopref.demo import DemoOptions, with_task_defaults
 from robopref.envs.table_setting import PLACE_HIGH, PLACE_LOW, spots
 from robopref.loop.asking import (
@@ -18,7 +20,6 @@ from robopref.loop.asking import (
     proposal_aims,
     proposal_rollouts,
 )
-from robopref.queries import build_query_pool, collect_rollouts, object_columns
 from robopref.tasks import task_spec
 
 TABLE = "robopref/TableSetting-v0"

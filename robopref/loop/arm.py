@@ -5,7 +5,7 @@ answers (:class:`Answers`), refits its own reward model on them every round
 (:func:`fit_reward`: from scratch in round 0, warm-started after) and trains its own SB3
 policy on rewards relabelled by that model (:func:`train_policy_round`: the same model,
 continued, its learning rate annealed over the whole loop by :class:`LoopSchedule`).
-The answers become a :class:`~robopref.dataset.PreferenceDataset` whose hidden fields
+The answers become a :class:`~robopref.data.dataset.PreferenceDataset` whose hidden fields
 (goals, groups, noise-free labels, answer probabilities) are blank: the loop never knew them.
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from robopref.dataset import SEGMENT_FIELDS, PreferenceDataset, SegmentPairs
+from robopref.data.dataset import SEGMENT_FIELDS, PreferenceDataset, SegmentPairs
 from robopref.envs.wrappers import SetDown
 from robopref.policies.checkpoint import ALGOS
 from robopref.policies.latent_env import BatchedRewardVecEnv, LatentSource

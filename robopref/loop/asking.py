@@ -23,7 +23,7 @@ episode of the round (other users' rollouts, the goal-agnostic ones;
 :func:`robopref.reward.active.infer_user` does for a new user) for a share of them and the
 rest at random (:func:`ask_mixed`), or all at random (:func:`ask_random`, for models without
 a latent). Nothing here reads a user's goal or group: users are
-:class:`robopref.hidden.SealedUser` and give answers only.
+:class:`robopref.users.hidden.SealedUser` and give answers only.
 """
 
 from __future__ import annotations
@@ -33,24 +33,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from robopref.envs import sample_goal
-from robopref.hidden import SealedUser
-from robopref.policies.rollout import task_env
-from robopref.queries import (
+from robopref.data.queries import QueryPool, build_query_pool, object_columns
+from robopref.data.rollouts import (
     MISS_TABLE_LIMIT,
     SOURCES,
     BehaviourMix,
-    QueryPool,
     Rollouts,
-    build_query_pool,
     collect_rollouts,
     join_rollouts,
-    object_columns,
 )
+from robopref.envs import sample_goal
+from robopref.policies.rollout import task_env
 from robopref.reward.active import BALD_SAMPLES, answers_posterior, bald_scores
 from robopref.reward.base import RewardModel
 from robopref.reward.nets import as_tensor
 from robopref.tasks import scripted_policy, task_spec
+from robopref.users.hidden import SealedUser
 
 #: round 0's behaviour, for every task and population: no goal of any user is used.
 GOAL_AGNOSTIC = BehaviourMix(

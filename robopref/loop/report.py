@@ -18,19 +18,19 @@ from typing import Any
 
 import numpy as np
 
-from robopref.dataset import PreferenceDataset
+from robopref.data.dataset import PreferenceDataset
+from robopref.data.queries import QueryPool
 from robopref.files import save_figure_atomic
-from robopref.hidden import hidden_knowledge
 from robopref.policies.checkpoint import LoadedPolicy
 from robopref.policies.evaluation import evaluate_loaded, result_rows, summarize
 from robopref.policies.latent_env import relabel
 from robopref.policies.personalize import POOL_PAIRS, QUERIES, STRATEGY, new_users
-from robopref.population import Population
-from robopref.queries import QueryPool
 from robopref.reward.base import RewardModel
 from robopref.reward.evaluation import evaluate_few_shot
 from robopref.reward.inputs import reward_view
-from robopref.users import label_pairs
+from robopref.users.hidden import hidden_knowledge
+from robopref.users.population import Population
+from robopref.users.synthetic import label_pairs
 
 #: pairs of the goal-agnostic pool each held-out user answers for the accuracy check
 ACCURACY_PAIRS = 16

@@ -7,7 +7,7 @@ and continues training its *scout* PPO policy on the refitted rewards, the polic
 round's questions are about; after the last round it trains its final policy new, on the
 final reward, as ``robopref train-policy`` would (:mod:`robopref.loop.arm`); then the
 held-out check runs (:mod:`robopref.loop.report`) and one line is logged. The loop
-stops at ``--answers`` per user. Users are sealed (:mod:`robopref.hidden`): nothing here
+stops at ``--answers`` per user. Users are sealed (:mod:`robopref.users.hidden`): nothing here
 reads a goal or a group.
 
 Files in ``--out``: ``loop.json`` (the options, the rounds done and one history row per
@@ -39,10 +39,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from robopref.dataset import PreferenceDataset
+from robopref.data.dataset import PreferenceDataset
+from robopref.data.queries import QueryPool, build_query_pool
+from robopref.data.rollouts import Rollouts, collect_rollouts, join_rollouts, make_env
 from robopref.env_kwargs import env_kwargs_option, parse_env_kwargs
 from robopref.files import check_writable, write_json_atomic
-from robopref.hidden import SealedUser, answer_pairs
 from robopref.loop.arm import (
     FIT_EPOCHS,
     REFIT_EPOCHS,
@@ -71,15 +72,6 @@ from robopref.options import DEFAULT_ENV, DEFAULT_POPULATION, config_option, dev
 from robopref.policies.checkpoint import ALGOS, LoadedPolicy, save_model
 from robopref.policies.meta import FORMAT, PolicyMeta, reward_path_for
 from robopref.policies.rollout import policy_rollouts
-from robopref.population import resolve_population
-from robopref.queries import (
-    QueryPool,
-    Rollouts,
-    build_query_pool,
-    collect_rollouts,
-    join_rollouts,
-    make_env,
-)
 from robopref.reward.active import POSTERIORS, answers_posterior
 from robopref.reward.base import RewardModel
 from robopref.reward.checkpoint import model_payload, save_payload
@@ -88,7 +80,9 @@ from robopref.reward.registry import load_reward_model
 from robopref.reward.vpl import VPLConfig
 from robopref.tasks import TaskGoals, task_goals
 from robopref.tensorboard import summary_writer, tb_option, tensorboard_dir
-from robopref.users import SyntheticUser
+from robopref.users.hidden import SealedUser, answer_pairs
+from robopref.users.population import resolve_population
+from robopref.users.synthetic import SyntheticUser
 
 METHODS = ("vpl", "btl", "dpl")
 #: options that may differ between an interrupted loop and its resumption

@@ -1,7 +1,7 @@
 """Inferring a new user's latent z from a few answers, asked at random or actively.
 
 ``infer_user(model, ask, k, strategy, candidates, rng)`` asks ``k`` of the candidate pairs
-(``candidates.obs_a`` / ``obs_b`` ``(C, T, O)``, e.g. a :class:`robopref.queries.QueryPool`,
+(``candidates.obs_a`` / ``obs_b`` ``(C, T, O)``, e.g. a :class:`robopref.data.queries.QueryPool`,
 or a tuple ``(obs_a, obs_b)``) through ``ask(index) -> label`` and returns the posterior.
 
 * ``"random"``: k distinct candidates in a random order (``rng.permutation``, so the first

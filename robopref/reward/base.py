@@ -2,7 +2,7 @@
 
 A reward model is a ``torch.nn.Module`` with
 
-* ``fit(dataset, ...)``: learn from a :class:`~robopref.dataset.PreferenceDataset`
+* ``fit(dataset, ...)``: learn from a :class:`~robopref.data.dataset.PreferenceDataset`
   (the shared loop in :mod:`robopref.reward.training`),
 * ``reward(obs, z)``: the per-step reward r(s, z) of observations ``(..., O)`` for latent
   vectors ``z`` (``(Z,)`` or ``(..., Z)``, broadcast against the leading dimensions; models
@@ -29,7 +29,7 @@ from robopref.reward.nets import as_tensor, like_input
 from robopref.reward.training import TrainResult, TrainSettings, train
 
 if TYPE_CHECKING:
-    from robopref.dataset import PreferenceDataset
+    from robopref.data.dataset import PreferenceDataset
 
 MIN_STD = 1e-6
 

@@ -1,4 +1,4 @@
-"""What the reward models read from a :class:`~robopref.dataset.PreferenceDataset`.
+"""What the reward models read from a :class:`~robopref.data.dataset.PreferenceDataset`.
 
 ``UserTensors`` lays the answers out per user, padded: ``obs_a``/``obs_b`` ``(U, N, T, O)``
 and ``label`` ``(U, N)`` with NaN where a pair was skipped or is padding (``N`` is the most
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.nn import functional
 
-from robopref.dataset import PreferenceDataset
+from robopref.data.dataset import PreferenceDataset
 
 
 class PairContext(NamedTuple):

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from robopref.dataset import PreferenceDataset
+from robopref.data.dataset import PreferenceDataset
 from robopref.files import atomic_path, check_output, write_json_atomic
 from robopref.reward.active import (
     BALD_SAMPLES,

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from robopref.dataset import PreferenceDataset
+from robopref.data.dataset import PreferenceDataset
 from robopref.reward.active import BALD_SAMPLES, POSTERIOR, answers_posterior, infer_user
 from robopref.reward.base import RewardModel
 from robopref.reward.latent_usage import posterior_moments

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from robopref.dataset import PreferenceDataset
+from robopref.data.dataset import PreferenceDataset
 
 REWARD_INPUTS = ("features", "observations")
 

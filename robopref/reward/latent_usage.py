@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from robopref.dataset import PreferenceDataset
+from robopref.data.dataset import PreferenceDataset
 from robopref.reward.base import RewardModel
 
 #: a latent dimension with less mean KL to the prior than this (nats) is collapsed.

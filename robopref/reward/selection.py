@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from robopref.dataset import PreferenceDataset
+from robopref.data.dataset import PreferenceDataset
 from robopref.reward.active import POSTERIORS, answers_posterior
 from robopref.reward.base import RewardModel
 from robopref.reward.nets import as_tensor

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from robopref.dataset import PreferenceDataset
+from robopref.data.dataset import PreferenceDataset
 from robopref.files import check_writable
 from robopref.options import config_option, config_values
 from robopref.reward.checkpoint import load_payload

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from robopref.dataset import SCHEMA_VERSION, PreferenceDataset
+from robopref.data.dataset import SCHEMA_VERSION, PreferenceDataset
 from robopref.reward.checkpoint import load_payload, model_payload, save_payload
 from robopref.reward.data import UserTensors, dataset_fingerprint
 from robopref.reward.nets import resolve_device

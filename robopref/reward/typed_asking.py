@@ -1,11 +1,11 @@
-"""Asking a new user questions of any type (:mod:`robopref.question_types`) and inferring z.
+"""Asking a new user questions of any type (:mod:`robopref.users.question_types`) and inferring z.
 
 :func:`robopref.reward.active.infer_user` asks pairs. :func:`infer_user_typed` asks the
 questions of a :class:`QuestionMenu`: one or more types (a ranking of four segments, the
 best of four, a weak pair, ...) about items drawn from the same candidate pool, and chooses
 each next question, type and items together, by BALD's expected information about z under
 the current posterior (per second of the person's time when ``per_second``: the documented
-:data:`~robopref.question_types.ANSWER_SECONDS`).
+:data:`~robopref.users.question_types.ANSWER_SECONDS`).
 
 A reward model trained on comparisons knows a user's returns only up to a constant, and
 every comparison type needs only differences: the items' utilities under z are the model's
@@ -19,7 +19,7 @@ scored by the model as a one-step segment.
 
 The posterior (``likelihood``, the default, or ``encoder``) is computed as for pairs: the
 model's Bayes posterior by importance sampling with each answer's type likelihood, or VPL's
-encoder on the pairs the answers imply (:func:`~robopref.question_types.answer_as_pairs`).
+encoder on the pairs the answers imply (:func:`~robopref.users.question_types.answer_as_pairs`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from robopref.question_types import QUESTION_TYPES, QuestionType, answer_as_pairs, question_type
 from robopref.reward.active import (
     BALD_SAMPLES,
     POSTERIOR,
@@ -43,6 +42,12 @@ from robopref.reward.active import (
 )
 from robopref.reward.base import MIN_STD, RewardModel
 from robopref.reward.nets import as_tensor
+from robopref.users.question_types import (
+    QUESTION_TYPES,
+    QuestionType,
+    answer_as_pairs,
+    question_type,
+)
 
 ITEM_KINDS = ("segments", "end-states")
 #: candidate questions of each type drawn from the pool's segments

@@ -1,7 +1,7 @@
 """``robopref study create``: a study folder, its rendered clips and one private link each.
 
 The candidate queries are pairs of segments of goal-agnostic episodes (the default
-behaviour mix of :mod:`robopref.queries`, no goal marker drawn), rendered while they are
+behaviour mix of :mod:`robopref.data.queries`, no goal marker drawn), rendered while they are
 collected and cut into one WebM clip per segment. By default a segment is the whole
 episode: what a person can judge at a glance ("did it put the plate where I want it?").
 A reward model's logits sum over steps, so a longer segment than it was trained on only
@@ -32,10 +32,11 @@ from typing import Any
 
 import numpy as np
 
+from robopref.data.queries import build_query_pool
+from robopref.data.rollouts import BehaviourMix, collect_rollouts, make_env
 from robopref.env_kwargs import check_env_kwargs, env_kwargs_option, parse_env_kwargs
 from robopref.files import check_writable
 from robopref.options import DEFAULT_ENV
-from robopref.queries import BehaviourMix, build_query_pool, collect_rollouts, make_env
 from robopref.reward import load_reward_model
 from robopref.reward.active import STRATEGIES  # the study asks as evaluation does
 from robopref.study.spec import (
@@ -50,7 +51,7 @@ from robopref.study.spec import (
     write_private,
 )
 from robopref.study.store import DB_NAME, StudyStore
-from robopref.video import HOLD_SECONDS, write_webm
+from robopref.video.writers import HOLD_SECONDS, write_webm
 
 #: clip size: what the env benchmark's render fps is measured at
 CLIP_WIDTH, CLIP_HEIGHT = 320, 240

@@ -1,4 +1,5 @@
-"""``robopref study export``: a study's answers as a :class:`~robopref.dataset.PreferenceDataset`.
+"""``robopref study export``: a study's answers as a preference dataset
+(:class:`~robopref.data.dataset.PreferenceDataset`).
 
 Each participant with at least one answer is a user (in the order of their links; the
 names ``p01``, ... are in ``meta["annotators"]``, never the tokens). Each answer is a pair
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from robopref.dataset import PreferenceDataset
+from robopref.data.dataset import PreferenceDataset
 from robopref.files import check_output
 from robopref.study.spec import check_study_folder
 from robopref.study.store import StudyStore

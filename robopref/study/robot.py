@@ -27,7 +27,7 @@ from robopref.reward.base import RewardModel
 from robopref.reward.inputs import candidate_inputs
 from robopref.study.create import CLIP_HEIGHT, CLIP_WIDTH
 from robopref.study.spec import ROBOT_DIR, StudyPool, StudySpec
-from robopref.video import HOLD_SECONDS, write_webm
+from robopref.video.writers import HOLD_SECONDS, write_webm
 
 #: the robot clips a participant may fetch, by kind
 ROBOT_KINDS = ("vpl", "btl")

@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from robopref.data.queries import QueryPool
 from robopref.files import atomic_path
-from robopref.queries import QueryPool
 from robopref.study.store import StudyRefusedError
 
 SPEC_NAME = "study.json"

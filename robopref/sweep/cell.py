@@ -119,7 +119,7 @@ def _run_cpl(cell: Cell, folder: Path, device: str) -> dict[str, Any]:
 
 
 def _evaluate(cell: Cell, folder: Path, policy: str, reward: str) -> dict[str, Any]:
-    from robopref.evaluate import EvaluateOptions, evaluate_command
+    from robopref.policies.evaluate_command import EvaluateOptions, evaluate_command
     from robopref.policies.evaluation import summarize
 
     path = folder / "evaluate.json"

@@ -124,7 +124,7 @@ def one_part_proposals(
     env_id: str, ends: np.ndarray, rng: np.random.Generator, **env_kwargs: Any
 ) -> tuple[np.ndarray, list[str]]:
     """End states ``ends`` of ``env_id`` with one part changed: ``(proposals (U, C, ...),
-    the C changes' names)`` (robopref.proposals)."""
+    the C changes' names)`` (robopref.data.proposals)."""
     spec = task_spec(env_id)
     if spec.one_part_proposals is None:
         raise ValueError(f"{env_id} has no one-part proposals: its spec names none")

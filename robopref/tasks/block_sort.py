@@ -15,8 +15,8 @@ from robopref.envs.block_sort import (
 )
 from robopref.envs.scripted import block_expert_action
 from robopref.envs.tabletop import RESTING_HEIGHT
-from robopref.optimal_value import REACH_SLOPE, block_value, closeness
 from robopref.tasks.spec import TaskGoals, TaskReward, TaskSpec
+from robopref.users.optimal_value import REACH_SLOPE, block_value, closeness
 
 ENV_ID = "robopref/BlockSort-v0"
 

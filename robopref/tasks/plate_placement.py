@@ -9,6 +9,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from robopref.data.proposals import moved_along_axes
 from robopref.envs.plate_placement import (
     GOAL_HIGH,
     GOAL_LOW,
@@ -17,9 +18,8 @@ from robopref.envs.plate_placement import (
     validate_point,
 )
 from robopref.envs.scripted import plate_expert_action
-from robopref.optimal_value import closeness, plate_value
-from robopref.proposals import moved_along_axes
 from robopref.tasks.spec import TaskGoals, TaskReward, TaskSpec
+from robopref.users.optimal_value import closeness, plate_value
 
 ENV_ID = "robopref/PlatePlacement-v0"
 
@@ -62,7 +62,7 @@ def plate_expert(task: Any, point: np.ndarray, hold_height: float | None):
 def plate_proposals(
     ends: np.ndarray, rng: np.random.Generator, goals: TaskGoals
 ) -> tuple[np.ndarray, list[str]]:
-    """End spots ``(U, 2)`` moved along x, or along y (robopref.proposals)."""
+    """End spots ``(U, 2)`` moved along x, or along y (robopref.data.proposals)."""
     return moved_along_axes(ends, rng, ("spot along x", "spot along y"))
 
 

@@ -30,7 +30,7 @@ ProposalsFn = Callable[[np.ndarray, np.random.Generator, "TaskGoals"], tuple[np.
 AimsFn = Callable[
     [np.ndarray, np.random.Generator, int, float, float], tuple[np.ndarray, np.ndarray]
 ]
-#: a named population in the file format (robopref.population), ``None`` where it does not
+#: a named population in the file format (robopref.users.population), ``None`` where it does not
 #: apply, or a function of the task's goals that builds it (BlockSort: one mode per zone)
 PopulationEntry = dict[str, Any] | Callable[["TaskGoals"], dict[str, Any]] | None
 
@@ -40,7 +40,8 @@ class TaskReward:
     """One task's user reward: the function, the goal size, and the normalisation.
 
     ``offset`` and ``scale`` are the mean and standard deviation of the raw per-step reward
-    over the default behaviour mix (robopref.users' module doc says how they are measured);
+    over the default behaviour mix (robopref.users.synthetic's module doc says how they are
+    measured);
     ``required`` names the features the function reads; ``value`` is the optimal value
     regret labels need.
     """
@@ -113,7 +114,7 @@ class TaskSpec:
     goal_error: Callable[[np.ndarray, np.ndarray], np.ndarray] = goal_distance
     #: the demo's recipe for this task: option name -> value where left at its default
     demo_defaults: Mapping[str, object] = field(default_factory=dict)
-    #: end states with one part changed, for one-part questions (robopref.proposals)
+    #: end states with one part changed, for one-part questions (robopref.data.proposals)
     one_part_proposals: ProposalsFn | None = None
     #: the loop's proposals around a policy's end states; ``None``: one object's table point
     #: (set down at it, set down offset from it, held low at it: robopref.loop.asking)

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from robopref.data.proposals import check_ends, moves_in_the_plane, signed_moves
 from robopref.envs.scripted import table_expert_action, table_place_action
 from robopref.envs.table_setting import (
     FEATURE_NAMES,
@@ -15,9 +16,8 @@ from robopref.envs.table_setting import (
     spots,
     validate_arrangement,
 )
-from robopref.optimal_value import closeness, table_value
-from robopref.proposals import check_ends, moves_in_the_plane, signed_moves
 from robopref.tasks.spec import TaskGoals, TaskReward, TaskSpec
+from robopref.users.optimal_value import closeness, table_value
 
 ENV_ID = "robopref/TableSetting-v0"
 

@@ -19,9 +19,9 @@ from robopref.envs.table_setting import (
     place_point,
     spots,
 )
-from robopref.population import named_population
 from robopref.tasks import scripted_policy
 from robopref.tasks.table_setting import ARRANGEMENT_TYPES
+from robopref.users.population import named_population
 
 ENV_ID = "robopref/TableSetting-v0"
 
@@ -161,7 +161,7 @@ def test_the_continuous_preset_draws_feasible_arrangements_on_both_sides() -> No
 
 
 def test_a_user_with_an_arrangement_prefers_its_own_table() -> None:
-    from robopref.users import SyntheticUser
+    from robopref.users.synthetic import SyntheticUser
 
     env = gym.make(ENV_ID, control="place")
     left = np.array(ARRANGEMENT_TYPES["cup left, utensil left, plate at the edge"])

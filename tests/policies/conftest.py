@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from robopref.collect import CollectOptions, collect
-from robopref.dataset import PreferenceDataset
+from robopref.data.collect import CollectOptions, collect
+from robopref.data.dataset import PreferenceDataset
 from robopref.reward import build_model
 from robopref.reward.inputs import reward_view
 from robopref.reward.training import TrainSettings

@@ -13,13 +13,13 @@ import pytest
 import torch
 from stable_baselines3.common.policies import ActorCriticPolicy
 
-from robopref.dataset import PreferenceDataset
-from robopref.evaluate import EvaluateOptions, evaluate
+from robopref.data.dataset import PreferenceDataset
 from robopref.policies.checkpoint import load_policy, read_meta
 from robopref.policies.cpl import CPLSettings
 from robopref.policies.cpl_train import CPLData, CPLTraining, train_cpl
+from robopref.policies.evaluate_command import EvaluateOptions, evaluate
 from robopref.policies.train import TrainPolicyOptions, train_policy
-from robopref.policy_video import VideoOptions, load_policies
+from robopref.video.policies import VideoOptions, load_policies
 
 STEPS, USERS, PAIRS = 4, 40, 30
 

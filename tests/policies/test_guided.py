@@ -15,8 +15,8 @@ from robopref.policies.checkpoint import load_policy
 from robopref.policies.evaluation import delivery_figures, evaluate_loaded, result_rows
 from robopref.policies.guided import GuidedPolicy, compose_guided
 from robopref.policies.rollout import make_eval_env, run_episode
-from robopref.population import GOAL_SPACE, population_from_dict, resolve_population
 from robopref.reward.peak import candidate_goals
+from robopref.users.population import GOAL_SPACE, population_from_dict, resolve_population
 
 SHIPPED = Path(robopref.policies.__file__).resolve().parent / "checkpoints"
 PLATE = "robopref/PlatePlacement-v0"

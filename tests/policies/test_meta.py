@@ -12,7 +12,7 @@ import pytest
 from robopref.envs.wrappers import SetDown
 from robopref.policies.meta import PolicyMeta
 
-SHIPPED = Path(__file__).resolve().parents[2] / "policies" / "checkpoints"
+SHIPPED = Path(__file__).resolve().parents[2] / "robopref" / "policies" / "checkpoints"
 
 
 def _meta(**changes: object) -> dict:

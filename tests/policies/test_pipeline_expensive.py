@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from robopref.demo import DemoOptions, demo_command
-from robopref.evaluate import EvaluateOptions, evaluate_command
+from robopref.policies.evaluate_command import EvaluateOptions, evaluate_command
 
 
 def _rows(path: Path) -> dict[tuple[str, str], dict]:

@@ -11,7 +11,7 @@ import pytest
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import robopref  # noqa: F401
-from robopref.dataset import PreferenceDataset
+from robopref.data.dataset import PreferenceDataset
 from robopref.envs.wrappers import SetDown
 from robopref.policies.checkpoint import load_policy, read_meta
 from robopref.policies.latent_env import (
@@ -22,10 +22,10 @@ from robopref.policies.latent_env import (
 )
 from robopref.policies.personalize import personalize
 from robopref.policies.train import TrainPolicyOptions, train_policy
-from robopref.population import resolve_population
 from robopref.reward import load_reward_model
 from robopref.reward.evaluation import posterior_means
 from robopref.reward.inputs import reward_input, reward_view
+from robopref.users.population import resolve_population
 
 ENV_ID = "robopref/PlatePlacement-v0"
 

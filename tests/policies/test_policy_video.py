@@ -13,8 +13,8 @@ from PIL import Image
 
 from robopref.cli import main
 from robopref.policies.train import TrainPolicyOptions, train_policy
-from robopref.policy_video import VideoOptions, render_policy_video, wrap_label
-from robopref.video import HOLD_SECONDS
+from robopref.video.policies import VideoOptions, render_policy_video, wrap_label
+from robopref.video.writers import HOLD_SECONDS
 
 EPISODE_STEPS = 60  # robopref/PlatePlacement-v0
 FPS = 25

@@ -18,7 +18,7 @@ import pytest
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-import robopref.evaluate
+import robopref.policies.evaluate_command
 from robopref.cli import main
 from robopref.demo import SHIPPED
 from robopref.policies import callbacks
@@ -131,14 +131,14 @@ def test_evaluate_loads_on_the_device_asked_for(monkeypatch: pytest.MonkeyPatch)
         seen.append(str(device))
         raise StopError
 
-    monkeypatch.setattr(robopref.evaluate, "load_reward_model", spy)
-    monkeypatch.setattr(robopref.evaluate, "load_policy", spy)
+    monkeypatch.setattr(robopref.policies.evaluate_command, "load_reward_model", spy)
+    monkeypatch.setattr(robopref.policies.evaluate_command, "load_policy", spy)
     for folder in ("policy_vpl", "policy_oracle"):
-        options = robopref.evaluate.EvaluateOptions(
+        options = robopref.policies.evaluate_command.EvaluateOptions(
             policy=[str(SHIPPED / folder)], reward=str(SHIPPED / "vpl.pt"), device="cuda"
         )
         with pytest.raises(StopError):
-            robopref.evaluate.evaluate(options)
+            robopref.policies.evaluate_command.evaluate(options)
     assert seen == ["cuda", "cuda"]  # the reward model, then the oracle policy
 
 
@@ -345,7 +345,7 @@ def test_latent_env_neither_moves_nor_copies_the_model(tiny_vpl: Path) -> None:
 def test_personalize_new_user_is_the_one_contract(tiny_vpl: Path, tmp_path: Path) -> None:
     from robopref.policies.checkpoint import LoadedPolicy
     from robopref.policies.personalize import new_user_pool, new_users, personalize_new_user
-    from robopref.population import resolve_population
+    from robopref.users.population import resolve_population
 
     reward = load_reward_model(tiny_vpl)
     vpl = LoadedPolicy(None, {"kind": "latent", "latent_dim": reward.latent_dim}, tmp_path)
@@ -371,8 +371,8 @@ def test_train_policy_held_out_check_is_what_evaluate_measures(
         eval_every=0, eval_episodes=3, progress=False, device="cpu", seed=4,
     )  # fmt: skip
     meta = train_policy(options)
-    result = robopref.evaluate.evaluate(
-        robopref.evaluate.EvaluateOptions(
+    result = robopref.policies.evaluate_command.evaluate(
+        robopref.policies.evaluate_command.EvaluateOptions(
             policy=[str(out)], reward=str(tiny_vpl), users=3, episodes=1, seed=4,
             json=str(tmp_path / "e.json"),
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from robopref.dataset import PreferenceDataset
+from robopref.data.dataset import PreferenceDataset
 from robopref.reward.base import RewardModel
 from robopref.reward.registry import build_model
 from robopref.reward.training import TrainSettings

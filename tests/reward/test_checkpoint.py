@@ -99,7 +99,7 @@ def test_a_version_1_checkpoint_is_refused_naming_the_fix(saved, tmp_path) -> No
 
 
 def test_the_shipped_checkpoints_are_of_todays_format() -> None:
-    shipped = Path(__file__).parents[2] / "policies"
+    shipped = Path(__file__).parents[2] / "robopref" / "policies"
     for path in (*shipped.glob("checkpoints/*.pt"), *shipped.glob("continuous/*.pt")):
         assert load_payload(path)["format_version"] == FORMAT_VERSION
         load_reward_model(path)  # weights under today's names: a strict load

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robopref.question_types import QuestionType
 from robopref.reward.typed_asking import (
     QuestionMenu,
     TypedCandidates,
     infer_user_typed,
     parse_menu,
 )
+from robopref.users.question_types import QuestionType
 from tests.reward.test_active import LineModel
 
 # items on a line: r(s, z) = z * s[0] + s[1], one-step segments

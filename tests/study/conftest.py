@@ -14,7 +14,7 @@ import pytest
 
 from robopref.study.create import StudyCreateOptions, create_study
 
-CHECKPOINTS = Path(__file__).resolve().parents[2] / "policies" / "checkpoints"
+CHECKPOINTS = Path(__file__).resolve().parents[2] / "robopref" / "policies" / "checkpoints"
 
 
 def _make(folder: Path, **kwargs) -> Path:

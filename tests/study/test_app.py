@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from robopref.dataset import PreferenceDataset
+from robopref.data.dataset import PreferenceDataset
 from robopref.reward.active import answers_posterior
 from robopref.reward.train_command import TrainRewardOptions, train_reward_command
 from robopref.study.app import Study, create_app
@@ -20,7 +20,7 @@ from robopref.study.report import study_report
 from robopref.study.spec import StudySpec, read_links
 from robopref.study.store import StudyStore
 
-CHECKPOINTS = Path(__file__).resolve().parents[2] / "policies" / "checkpoints"
+CHECKPOINTS = Path(__file__).resolve().parents[2] / "robopref" / "policies" / "checkpoints"
 
 
 def _tokens(folder):

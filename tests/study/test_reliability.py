@@ -27,7 +27,7 @@ from robopref.study.report import StudyReportOptions, study_report_command
 from robopref.study.spec import read_links, write_private
 from robopref.study.store import DB_NAME, StudyStore, hash_token
 
-CHECKPOINTS = Path(__file__).resolve().parents[2] / "policies" / "checkpoints"
+CHECKPOINTS = Path(__file__).resolve().parents[2] / "robopref" / "policies" / "checkpoints"
 CHUNK = 64 * 1024
 
 

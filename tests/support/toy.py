@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from robopref.dataset import PreferenceDataset
+from robopref.data.dataset import PreferenceDataset
 
 TWO_MODE_GOALS = np.array([[0.5, 0.5], [0.5, -0.5]])
 #: the width of the ``sharp`` reward's bump (the square is 2 wide)

@@ -7,12 +7,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from robopref.data.proposals import moved_along_axes
 from robopref.envs.plate_placement import SUCCESS_RADIUS, PlatePlacementEnv
 from robopref.envs.scripted import plate_expert_action
-from robopref.optimal_value import plate_value
-from robopref.proposals import moved_along_axes
 from robopref.tasks.plate_placement import plate_reward
 from robopref.tasks.spec import TaskGoals, TaskReward, TaskSpec
+from robopref.users.optimal_value import plate_value
 from toy_task.cup_placement_env import GOAL_HIGH, GOAL_LOW, validate_left_point
 
 ENV_ID = "robopref-test/CupPlacement-v0"
@@ -35,7 +35,7 @@ SPEC = TaskSpec(
     entry_point="toy_task.cup_placement_env:CupPlacementEnv",
     max_episode_steps=40,
     # The plate's reward and normalisation: a real task writes its own and measures its
-    # offset and scale with robopref.users.reward_moments.
+    # offset and scale with robopref.users.synthetic.reward_moments.
     reward=TaskReward(
         plate_reward,
         goal_dim=2,

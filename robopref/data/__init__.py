@@ -1,0 +1,1 @@
+"""Rollouts, the queries cut from them, preference datasets, and ``robopref collect``."""
