@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import multiprocessing
@@ -68,7 +69,13 @@ from robopref.loop.asking import (
     user_candidates,
 )
 from robopref.loop.report import format_round, heldout_check, plot_history
-from robopref.options import DEFAULT_ENV, DEFAULT_POPULATION, config_option, device_option
+from robopref.options import (
+    DEFAULT_ENV,
+    DEFAULT_POPULATION,
+    config_option,
+    config_values,
+    device_option,
+)
 from robopref.policies.checkpoint import ALGOS, LoadedPolicy, save_model
 from robopref.policies.meta import FORMAT, PolicyMeta, reward_path_for
 from robopref.policies.rollout import policy_rollouts
@@ -200,6 +207,22 @@ class LoopOptions:
     progress: bool = field(default=True, metadata={"help": "print each stage"})
     tb: bool = tb_option()
 
+    @functools.cached_property
+    def _parsed_env_kwargs(self) -> dict[str, Any]:
+        return parse_env_kwargs(self.env_kwargs)
+
+    @property
+    def task_kwargs(self) -> dict[str, Any]:
+        """``--env-kwargs`` parsed (once per options; a copy each time): what every env of the
+        loop is made with."""
+        return dict(self._parsed_env_kwargs)
+
+    @property
+    def vpl_config(self) -> dict[str, Any]:
+        """The VPL reward model's config: the options named as :class:`VPLConfig`'s fields."""
+        values = config_values(VPLConfig, self)
+        return {**values, "hidden": tuple(values["hidden"])}
+
     @property
     def scout_round_steps(self) -> int:
         """PPO env steps per round of the scout policy (continued from round to round)."""
@@ -272,12 +295,10 @@ def check_loop_values(options: LoopOptions) -> None:
         raise ValueError(f"--methods {options.methods}: give each of {METHODS} at most once")
     # a bad VPL option is refused even where no VPL runs (a typo all the same)
     try:
-        VPLConfig(latent_dim=options.latent_dim, decoder=options.decoder,
-                  hidden=tuple(options.hidden), fourier=options.fourier,
-                  fourier_scale=options.fourier_scale, kl_weight=options.kl_weight)  # fmt: skip
+        VPLConfig(**options.vpl_config)
     except (TypeError, ValueError) as error:
         raise ValueError(f"the VPL model's options: {error}") from None
-    env, steps = make_env(options.env, parse_env_kwargs(options.env_kwargs))
+    env, steps = make_env(options.env, options.task_kwargs)
     try:
         if not 1 <= options.segment <= steps + 1:
             raise ValueError(
@@ -353,7 +374,7 @@ def check_loop_options(options: LoopOptions, others: Collection[str] = ()) -> No
 def _goals(options: LoopOptions) -> TaskGoals:
     """The goals of the options' task with its ``--env-kwargs`` (what populations are
     resolved against: no MuJoCo model compiled)."""
-    return task_goals(options.env, **parse_env_kwargs(options.env_kwargs))
+    return task_goals(options.env, **options.task_kwargs)
 
 
 def _stream(options: LoopOptions, *key: int) -> np.random.Generator:
@@ -404,7 +425,7 @@ def shared_setup(options: LoopOptions) -> Shared:
     users = [SealedUser(u) for u in training_users(options)]
     rollouts = collect_rollouts(
         options.env, options.episodes, _stream(options, 1), GOAL_AGNOSTIC,
-        env_kwargs=parse_env_kwargs(options.env_kwargs),
+        env_kwargs=options.task_kwargs,
     )  # fmt: skip
     n_pairs = max(4096, 2 * options.users * options.first_answers)
     pool = build_query_pool(
@@ -448,7 +469,7 @@ def ask_round(
         options.rollouts_per_user,
         seed=options.seed * 7919 + round_index,
         set_down=SET_DOWN,
-        env_kwargs=parse_env_kwargs(options.env_kwargs),
+        env_kwargs=options.task_kwargs,
     )
     per, n_users = options.rollouts_per_user, len(shared.users)
     greedy_ends = end_points(rollouts)[::per]  # each user's first (greedy) episode
@@ -456,7 +477,7 @@ def ask_round(
     aims, hold_heights = proposal_aims(options.env, greedy_ends, rng)
     proposals = proposal_rollouts(
         options.env, aims, options.seed * 7919 + round_index,
-        parse_env_kwargs(options.env_kwargs), hold_heights,
+        options.task_kwargs, hold_heights,
     )  # fmt: skip
     joined = join_rollouts([shared.rollouts, rollouts, proposals])
     first = shared.rollouts.n_episodes
@@ -495,7 +516,7 @@ def _dataset_meta(options: LoopOptions, round_index: int) -> dict[str, Any]:
     return {
         "population": options.population,
         "seed": options.seed,
-        "env_kwargs": parse_env_kwargs(options.env_kwargs),
+        "env_kwargs": options.task_kwargs,
         "segment": options.segment,
         "asked_by": "robopref loop",
         "rounds_done": round_index + 1,
@@ -510,7 +531,7 @@ def _policy_meta(options: LoopOptions, method: str, model: RewardModel, steps: i
     return {
         "format": FORMAT, "algo": "ppo", "seed": options.seed, "set_down": SET_DOWN.stored,
         "options": dataclasses.asdict(options), "kind": "latent", "name": method,
-        "env_id": options.env, "env_kwargs": parse_env_kwargs(options.env_kwargs),
+        "env_id": options.env, "env_kwargs": options.task_kwargs,
         "latent_dim": model.latent_dim,
         "reward_path": reward_path_for(
             Path(options.out) / f"policy_{method}", Path(options.out) / f"{method}.pt"
@@ -561,10 +582,7 @@ def run_arm(
     lap("ask")
     data = answers.dataset(options.env, shared.pool.feature_names, len(shared.users),
                            _dataset_meta(options, round_index))  # fmt: skip
-    config = {"latent_dim": options.latent_dim, "decoder": options.decoder,
-              "hidden": tuple(options.hidden),
-              "fourier": options.fourier, "fourier_scale": options.fourier_scale,
-              "kl_weight": options.kl_weight} if method == "vpl" else {}  # fmt: skip
+    config = options.vpl_config if method == "vpl" else {}
     _log(options, f"round {round_index + 1}: {method} reward fit on {data.n_pairs} answers")
     epochs = options.refit_epochs if round_index else options.fit_epochs
     model, fit = fit_reward(
@@ -578,7 +596,7 @@ def run_arm(
     policy = train_policy_round(
         previous / f"{method}_policy.zip" if round_index else None, options.env, model,
         policy_latents(model, data, options.seed, options.posterior), steps, round_index, rounds,
-        options.seed, env_kwargs=parse_env_kwargs(options.env_kwargs), final=final,
+        options.seed, env_kwargs=options.task_kwargs, final=final,
     )  # fmt: skip
     data.save(here / f"{method}.npz")
     save_payload(model_payload(model, {"loop_fit": dataclasses.asdict(fit)}), here / f"{method}.pt")

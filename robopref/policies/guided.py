@@ -22,6 +22,7 @@ radius of their goal) times the skill's success: ``evaluate`` reports both.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,16 +190,15 @@ def _kwargs_items(kwargs: dict[str, Any]) -> list[str]:
     return [f"{key}={value}" for key, value in kwargs.items()]
 
 
-def train_guided_policy(options: Any) -> dict[str, Any]:
+def train_guided_policy(options: Any, train_skill: Callable[..., Any]) -> dict[str, Any]:
     """``robopref train-policy --method guided`` (``options``: its ``TrainPolicyOptions``):
-    the skill (``--skill``, or trained into ``OUT/skill`` by ``--oracle --population
-    goal-space`` with ``--steps``), composed with ``--reward``'s peak into ``OUT``, then the
-    held-out check of ``robopref evaluate`` on ``--eval-episodes`` new users of
-    ``--population``. Returns the policy's ``meta.json``."""
-    import dataclasses
+    the skill (``--skill``, or trained into ``OUT/skill`` by ``train_skill(options,
+    **changes)``, the command's oracle with ``--population goal-space`` and ``--steps``),
+    composed with ``--reward``'s peak into ``OUT``, then the held-out check of ``robopref
+    evaluate`` on ``--eval-episodes`` new users of ``--population``. Returns the policy's
+    ``meta.json``."""
     import time
 
-    from robopref.policies.train import DEFAULT_REWARD, train_policy
     from robopref.users.population import GOAL_SPACE
 
     out = Path(options.out)
@@ -216,13 +216,10 @@ def train_guided_policy(options: Any) -> dict[str, Any]:
         check_guided_inputs(read_meta(skill), reward_model, options.reward)
     began = time.perf_counter()
     if not options.skill and (options.overwrite or not (skill / "model.zip").exists()):
-        train_policy(
-            dataclasses.replace(
-                options, method="rl", oracle=True, reward=DEFAULT_REWARD, env=env_id,
-                env_kwargs=_kwargs_items(env_kwargs), population=GOAL_SPACE, out=str(skill),
-                name="skill", eval_episodes=0,
-                resume=(skill / "checkpoint.zip").exists() and not options.overwrite,
-            )
+        train_skill(
+            options, env=env_id, env_kwargs=_kwargs_items(env_kwargs), population=GOAL_SPACE,
+            out=str(skill), name="skill", eval_episodes=0,
+            resume=(skill / "checkpoint.zip").exists() and not options.overwrite,
         )  # fmt: skip
     meta = compose_guided(skill, options.reward, out, options.name or "vpl-guided")
     meta["history"] = [guided_check(out, reward_model, options)] if options.eval_episodes else []

@@ -22,6 +22,7 @@ default: it needs the optional ``tensorboard`` package) logs to ``OUT/tb``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -311,6 +312,15 @@ def rl_run(options: TrainPolicyOptions, env_id: str) -> RLRun:
     )
 
 
+def train_skill(options: TrainPolicyOptions, **changes: Any) -> None:
+    """Train the goal-conditioned skill ``--method guided`` commands: ``options`` as the oracle
+    (``--oracle``, the default ``--reward``, ``changes`` applied), through this command's
+    checks."""
+    train_policy(
+        dataclasses.replace(options, method="rl", oracle=True, reward=DEFAULT_REWARD, **changes)
+    )
+
+
 def train_policy(options: TrainPolicyOptions) -> dict[str, Any]:
     """Train (or resume) the policy described by ``options``; returns its metadata."""
     if options.method not in METHODS:
@@ -323,7 +333,7 @@ def train_policy(options: TrainPolicyOptions) -> dict[str, Any]:
     if options.method == "guided":
         from robopref.policies.guided import train_guided_policy
 
-        return train_guided_policy(options)
+        return train_guided_policy(options, train_skill)
     env_id = check_train_options(options)
     return train_rl(rl_run(options, env_id))
 
