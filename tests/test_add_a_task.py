@@ -1,6 +1,6 @@
 """A fourth task touches only its env file and its task module (docs/guide/add-a-task.md).
 
-The toy task (tests/toy_task: an env file and a task module, nothing else) is registered
+The toy task (tests/support/toy_task: an env file and a task module, nothing else) is registered
 the way robopref registers its own and then goes through the pipeline's front door:
 collect, train-reward, train-policy, evaluate.
 """
@@ -13,10 +13,9 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-import toy_task
-from toy_task.cup_placement import ENV_ID, SPEC
 
 import robopref
+import tests.support.toy_task as toy_task
 from robopref.cli import main
 from robopref.demo import DemoOptions, with_task_defaults
 from robopref.tasks import (
@@ -30,6 +29,7 @@ from robopref.tasks import (
 from robopref.tasks.spec import TaskSpec
 from robopref.users.ceiling import has_ceiling
 from robopref.users.population import named_population, population_names
+from tests.support.toy_task.cup_placement import ENV_ID, SPEC
 
 
 @pytest.fixture(scope="module", autouse=True)

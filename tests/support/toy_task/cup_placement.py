@@ -13,7 +13,7 @@ from robopref.envs.scripted import plate_expert_action
 from robopref.tasks.plate_placement import plate_reward
 from robopref.tasks.spec import TaskGoals, TaskReward, TaskSpec
 from robopref.users.optimal_value import plate_value
-from toy_task.cup_placement_env import GOAL_HIGH, GOAL_LOW, validate_left_point
+from tests.support.toy_task.cup_placement_env import GOAL_HIGH, GOAL_LOW, validate_left_point
 
 ENV_ID = "robopref-test/CupPlacement-v0"
 
@@ -32,7 +32,7 @@ def cup_expert(task: Any, point: np.ndarray, hold_height: float | None):
 
 SPEC = TaskSpec(
     env_id=ENV_ID,
-    entry_point="toy_task.cup_placement_env:CupPlacementEnv",
+    entry_point="tests.support.toy_task.cup_placement_env:CupPlacementEnv",
     max_episode_steps=40,
     # The plate's reward and normalisation: a real task writes its own and measures its
     # offset and scale with robopref.users.synthetic.reward_moments.
