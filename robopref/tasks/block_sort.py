@@ -15,7 +15,7 @@ from robopref.envs.block_sort import (
 )
 from robopref.envs.scripted import block_expert_action
 from robopref.envs.tabletop import RESTING_HEIGHT
-from robopref.tasks.spec import TaskGoals, TaskReward, TaskSpec
+from robopref.tasks.spec import TaskGoals, TaskReward, TaskSpec, distance_caption
 from robopref.users.optimal_value import REACH_SLOPE, block_value, closeness
 
 ENV_ID = "robopref/BlockSort-v0"
@@ -88,8 +88,7 @@ def block_expert(task: Any, point: np.ndarray, hold_height: float | None):
 
 def zone_caption(task: Any, goal: Any) -> str:
     """``"block 1.0 cm from zone 1's centre"``."""
-    distance = 100 * float(np.hypot(*(task.active_xy() - task.goal_xy(goal))))
-    return f"{task.OBJECT.name} {distance:.1f} cm from zone {goal}'s centre"
+    return distance_caption(task, goal, f"zone {goal}'s centre")
 
 
 def zone_proposals(

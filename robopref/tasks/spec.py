@@ -82,10 +82,10 @@ def goal_itself(task: Any, goal: Any) -> np.ndarray:
     return np.asarray(goal, dtype=np.float64)
 
 
-def distance_caption(task: Any, goal: Any) -> str:
+def distance_caption(task: Any, goal: Any, target: str = "goal") -> str:
     """``"plate 3.2 cm from goal"``: the object's distance from the goal's point."""
     distance = 100 * float(np.hypot(*(task.active_xy() - task.goal_xy(goal))))
-    return f"{task.OBJECT.name} {distance:.1f} cm from goal"
+    return f"{task.OBJECT.name} {distance:.1f} cm from {target}"
 
 
 @dataclass(frozen=True)

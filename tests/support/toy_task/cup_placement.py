@@ -9,8 +9,7 @@ import numpy as np
 
 from robopref.data.proposals import moved_along_axes
 from robopref.envs.plate_placement import SUCCESS_RADIUS, PlatePlacementEnv
-from robopref.envs.scripted import plate_expert_action
-from robopref.tasks.plate_placement import plate_reward
+from robopref.tasks.plate_placement import plate_expert, plate_reward
 from robopref.tasks.spec import TaskGoals, TaskReward, TaskSpec
 from robopref.users.optimal_value import plate_value
 from tests.support.toy_task.cup_placement_env import GOAL_HIGH, GOAL_LOW, validate_left_point
@@ -22,12 +21,6 @@ def cup_goals(**_env_kwargs: Any) -> TaskGoals:
     """Points of the left half's goal box, without compiling the scene."""
     space = gym.spaces.Box(GOAL_LOW, GOAL_HIGH, dtype=np.float64)
     return TaskGoals(ENV_ID, PlatePlacementEnv.feature_names, space, validate_left_point)
-
-
-def cup_expert(task: Any, point: np.ndarray, hold_height: float | None):
-    """The object carried to ``point`` and set down there."""
-    low_z = float(task.WORKSPACE_LOW[2])
-    return lambda obs: plate_expert_action(obs, point, low_z, hold_height)
 
 
 SPEC = TaskSpec(
@@ -49,7 +42,7 @@ SPEC = TaskSpec(
         "two-modes": {"modes": [{"goal": [0.15, 0.15]}, {"goal": [-0.1, 0.1]}]},
         "continuous": {"continuous": {"low": [-0.2, 0.0], "high": [0.2, 0.2]}},
     },
-    expert=cup_expert,
+    expert=plate_expert,  # the plate's scripted expert: the same object and scene
     success_radius=SUCCESS_RADIUS,
     demo_defaults={"segment": 6},
     one_part_proposals=lambda ends, rng, goals: moved_along_axes(ends, rng, ("x", "y")),
