@@ -15,7 +15,16 @@ paper's bias regularizer, which keeps the policy near the data's actions). An op
 behaviour-cloning term adds ``bc_weight`` times the mean negative log-likelihood of the
 preferred segment's actions (the paper pretrains with BC and keeps a BC weight).
 
-This module holds the loss only: it takes per-step log-probabilities ``(N, T)`` of the two
+**Rankings** (a ranking question's answer, best first) take the Plackett-Luce form of the
+same loss, each item a softmax choice among itself and the items ranked below it, whose
+scores carry the conservative weight:
+
+    loss = -sum_i log( exp(score_i) / (exp(score_i) + sum_{j > i} exp(lam score_j)) )
+
+For two items it is the pair loss above; the CPL authors' dense variant compares every pair
+of segments in a batch, which a ranking of k gives for its k items (every pair answered).
+
+This module holds the losses only: it takes per-step log-probabilities ``(N, T)`` of the two
 segments' recorded actions, from any policy (a latent-conditioned pi(a | s, z) gives one per
 user). Training it needs the segments' actions in the dataset (the CPL issue's schema step).
 """
@@ -84,3 +93,22 @@ def cpl_loss(
     if int(count) == 0:
         return (score_a * 0.0).sum()
     return torch.where(answered, per_pair, torch.zeros_like(per_pair)).sum() / count
+
+
+def cpl_ranking_loss(scores: torch.Tensor, settings: CPLSettings | None = None) -> torch.Tensor:
+    """The mean Plackett-Luce CPL loss (module docstring) of rankings ``(N, K)``: each row
+    the segment scores (:func:`segment_scores`) of one ranking's items, best first."""
+    settings = settings or CPLSettings()
+    if scores.ndim != 2 or scores.shape[1] < 2:
+        raise ValueError(f"ranked scores {tuple(scores.shape)} must be (N, K) with K >= 2")
+    count, items = scores.shape
+    own = torch.eye(items, dtype=torch.bool, device=scores.device)
+    below = torch.ones_like(own).triu(1)
+    # rows[n, i, j]: item i's own score (j = i), lam * score_j for the items below it (j > i)
+    rows = torch.where(
+        own, scores[:, :, None].expand(count, items, items),
+        settings.conservative * scores[:, None, :].expand(count, items, items),
+    )  # fmt: skip
+    rows = rows.masked_fill(~(own | below), -torch.inf)
+    choices = scores[:, :-1] - torch.logsumexp(rows[:, :-1], dim=-1)
+    return -choices.sum(-1).mean()

@@ -17,9 +17,9 @@ description last) and is simply run again.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -56,6 +56,8 @@ from robopref.reward.nets import resolve_device
 from robopref.tensorboard import summary_writer, tensorboard_dir
 from robopref.users.population import resolve_population
 
+Config = TypeVar("Config", CPLSettings, CPLTraining)
+
 
 class CPLOptions(Protocol):
     """What a CPL run reads of the ``train-policy`` command's options (its
@@ -89,24 +91,19 @@ class CPLOptions(Protocol):
     cpl_batch: int
     cpl_lr: float
     cpl_std: float
+    cpl_bc_data: str
+    cpl_loss: str
 
 
 def cpl_settings(options: CPLOptions) -> tuple[CPLSettings, CPLTraining]:
     """The objective's and the optimisation's settings of ``options`` (checked)."""
-    settings = CPLSettings(
-        alpha=options.cpl_alpha,
-        gamma=options.cpl_gamma,
-        conservative=options.cpl_conservative,
-        bc_weight=options.cpl_bc_weight,
-    )
-    training = CPLTraining(
-        steps=options.cpl_steps,
-        bc_steps=options.cpl_bc_steps,
-        batch=options.cpl_batch,
-        lr=options.cpl_lr,
-        std=options.cpl_std,
-    )
-    return settings, training
+    return _from_options(CPLSettings, options), _from_options(CPLTraining, options)
+
+
+def _from_options(config_type: type[Config], options: CPLOptions) -> Config:
+    """``config_type`` built from the options named ``cpl_<field>`` (its checks run)."""
+    return config_type(**{item.name: getattr(options, f"cpl_{item.name}")
+                          for item in fields(config_type)})  # type: ignore[arg-type]  # fmt: skip
 
 
 def check_cpl_options(options: CPLOptions) -> PreferenceDataset:
@@ -234,7 +231,7 @@ def train_cpl_policy(options: CPLOptions) -> dict[str, Any]:
     )  # fmt: skip
     algo = make_algo("ppo", DummyVecEnv([lambda: env]), options.seed, device, None, 1)
     settings, training = cpl_settings(options)
-    data = cpl_data(dataset, latents)
+    data = cpl_data(dataset, latents, training.loss == "rankings", options.data)
     log = train_cpl(algo.policy, data, settings, training, options.seed, options.progress)
     algo.num_timesteps = training.bc_steps + training.steps
     fit = preference_accuracy(algo.policy, data, settings)

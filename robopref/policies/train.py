@@ -185,6 +185,17 @@ class TrainPolicyOptions:
     cpl_std: float = config_option(
         CPLTraining, "std", "CPL: the policy's action std, fixed while training (0: learned)"
     )
+    cpl_bc_data: str = config_option(
+        CPLTraining,
+        "bc_data",
+        "CPL: BC pretraining on all recorded steps or the preferred segments only (all, preferred)",
+    )
+    cpl_loss: str = config_option(
+        CPLTraining,
+        "loss",
+        "CPL: contrastive loss over answered pairs, or Plackett-Luce over "
+        "each ranking question (pairs, rankings)",
+    )
 
 
 def resolve_env(options: TrainPolicyOptions, model_env: str | None) -> str:

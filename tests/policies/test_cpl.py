@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from robopref.policies.cpl import CPLSettings, cpl_loss, segment_scores
+from robopref.policies.cpl import CPLSettings, cpl_loss, cpl_ranking_loss, segment_scores
 
 
 def test_the_loss_matches_a_hand_computation():
@@ -66,3 +66,24 @@ def test_a_gradient_step_raises_the_preferred_segments_log_probability():
 def test_bad_settings_are_refused(kwargs):
     with pytest.raises(ValueError):
         CPLSettings(**kwargs)
+
+
+def test_the_ranking_loss_matches_a_hand_computation():
+    scores = torch.tensor([[2.0, 1.0, 0.0]])  # best first
+    lam = 0.5
+    first = math.exp(2.0) / (math.exp(2.0) + math.exp(lam * 1.0) + math.exp(lam * 0.0))
+    second = math.exp(1.0) / (math.exp(1.0) + math.exp(lam * 0.0))
+    loss = cpl_ranking_loss(scores, CPLSettings(conservative=lam))
+    assert math.isclose(float(loss), -(math.log(first) + math.log(second)), rel_tol=1e-6)
+    # the wrong order costs more
+    assert float(cpl_ranking_loss(scores.flip(-1), CPLSettings(conservative=lam))) > float(loss)
+
+
+def test_a_ranking_of_two_is_the_pair_loss():
+    settings = CPLSettings(conservative=0.5)
+    log_probs_a, log_probs_b = torch.randn(6, 3), torch.randn(6, 3)
+    pair = cpl_loss(log_probs_a, log_probs_b, torch.ones(6), settings)
+    scores = torch.stack(
+        [segment_scores(log_probs_a, settings), segment_scores(log_probs_b, settings)], 1
+    )
+    assert torch.allclose(cpl_ranking_loss(scores, settings), pair)

@@ -161,3 +161,101 @@ def test_cpl_refusals_come_before_any_work(
     with pytest.raises(ValueError, match="already holds a finished policy"):
         train_policy(_options(tmp_path, tiny_data, tiny_vpl_features))
     assert zipfile.is_zipfile(tmp_path / "cpl" / "model.zip")
+
+
+def _regret_toy(latent: bool, rankings: bool, seed: int = 0) -> CPLData:
+    """A 1-D point that each action moves by 0.1 a; group 0's users want it at +0.8, group
+    1's at -0.8 (reward -|x - goal| per step). Segments of random actions from random states,
+    judged by regret: the return plus V*(end) - V*(start), V* the value of going straight to
+    the goal at top speed. A pair question is answered by Bradley-Terry, a ranking of four by
+    Plackett-Luce on those scores; z is a noisy +-1 by group, as a VPL posterior mean."""
+    rng = np.random.default_rng(seed)
+    items = 4 if rankings else 2
+    n = USERS * PAIRS
+    user = np.repeat(np.arange(USERS), PAIRS)
+    goal = np.where(np.arange(USERS) % 2 == 0, 0.8, -0.8)[user][:, None]
+    act = rng.uniform(-1, 1, (n, items, STEPS))
+    states = rng.uniform(-1, 1, (n, items, 1)) + 0.1 * np.concatenate(
+        [np.zeros((n, items, 1)), np.cumsum(act, -1)], -1
+    )  # (n, items, STEPS + 1)
+    far = np.abs(states - goal[..., None])
+
+    def value(distance: np.ndarray) -> np.ndarray:
+        return -np.maximum(distance[..., None] - 0.1 * np.arange(1, STEPS + 1), 0).sum(-1)
+
+    score = -far[..., :-1].sum(-1) + value(far[..., -1]) - value(far[..., 0])
+    noisy = 3 * score + rng.gumbel(size=score.shape)  # Plackett-Luce / Bradley-Terry draws
+    order = np.argsort(-noisy, axis=1)
+    obs = np.stack([states[..., :-1], rng.uniform(-1, 1, (n, items, STEPS))], -1)
+    sign = np.where(np.arange(USERS) % 2 == 0, 1.0, -1.0)
+    rows = sign[:, None, None] + 0.2 * rng.standard_normal((USERS, 3, 1))
+    data = CPLData(
+        obs=torch.as_tensor(obs.reshape(n * items // 2, 2, STEPS, 2), dtype=torch.float32),
+        act=torch.as_tensor(act.reshape(n * items // 2, 2, STEPS, 1), dtype=torch.float32),
+        step_mask=torch.ones(n * items // 2, 2, STEPS),
+        label=torch.as_tensor((order[:, 0] == 0).astype(np.float32)).repeat_interleave(items // 2),
+        user=torch.as_tensor(user).repeat_interleave(items // 2),
+        latents=torch.as_tensor(rows if latent else np.zeros((USERS, 1, 0)), dtype=torch.float32),
+    )
+    if rankings:  # item i of question q is pair 2q + i // 2, side i % 2
+        data.label = torch.full_like(data.label, float("nan"))
+        item = order + np.arange(n)[:, None] * items
+        data.ranked = torch.as_tensor(np.stack([item // 2, item % 2], -1))
+        data.ranked_user = torch.as_tensor(user)
+    return data
+
+
+def _served_toward(policy: ActorCriticPolicy, z: list[float], goal: float) -> float:
+    """Share of 200 new states at least 0.2 from ``goal`` where the deterministic action
+    moves toward it by 0.1+."""
+    x = np.random.default_rng(9).uniform(-1, 1, 600)
+    x = x[np.abs(x - goal) > 0.2][:200]
+    states = np.stack([x, np.random.default_rng(8).uniform(-1, 1, len(x))], -1)
+    obs = torch.cat([torch.as_tensor(states, dtype=torch.float32),
+                     torch.tensor(z).expand(len(x), len(z))], dim=1)  # fmt: skip
+    with torch.no_grad():
+        action = policy.get_distribution(obs).mode().squeeze(-1).clamp(-1, 1).numpy()
+    return float((np.sign(goal - x) * action > 0.1).mean())
+
+
+@pytest.mark.parametrize("loss", ["pairs", "rankings"])
+def test_latent_cpl_on_regret_labels_serves_both_groups_and_plain_cpl_cannot(loss: str) -> None:
+    training = CPLTraining(steps=600, bc_steps=50, batch=64, lr=3e-3, loss=loss,
+                           bc_data="preferred")  # fmt: skip
+    settings = CPLSettings(conservative=0.5)
+    latent = _policy(1)
+    train_cpl(latent, _regret_toy(True, loss == "rankings"), settings, training, 0, False)
+    plain = _policy(0)
+    train_cpl(plain, _regret_toy(False, loss == "rankings"), settings, training, 0, False)
+    per_group = [_served_toward(latent, [1.0], 0.8), _served_toward(latent, [-1.0], -0.8)]
+    assert min(per_group) >= 0.75, per_group
+    plain_groups = [_served_toward(plain, [], 0.8), _served_toward(plain, [], -0.8)]
+    assert np.mean(plain_groups) <= 0.55, plain_groups
+
+
+def test_rankings_are_recovered_from_their_pairs_and_train_a_policy(
+    tmp_path: Path, tiny_vpl_features: Path
+) -> None:
+    from robopref.data.collect import CollectOptions, collect
+    from robopref.policies.cpl_train import ranked_questions
+
+    options = CollectOptions(users=12, queries_per_user=3, episodes=12, pool_pairs=128,
+                             progress=False, seed=3, question="ranking:4")  # fmt: skip
+    data_path = tmp_path / "ranked.npz"
+    collect(options).save(data_path)
+    data = PreferenceDataset.load(data_path)
+    ranked, users = ranked_questions(data, str(data_path))
+    assert ranked.shape == (36, 4, 2) and np.array_equal(users, np.repeat(np.arange(12), 3))
+    segment = {0: data.obs_a, 1: data.obs_b}
+    for question, order in enumerate(ranked):  # every stored pair agrees with the order
+        rank = {segment[side][pair].tobytes(): i for i, (pair, side) in enumerate(order)}
+        for p in np.flatnonzero(data.question == question):
+            a_first = rank[data.obs_a[p].tobytes()] < rank[data.obs_b[p].tobytes()]
+            assert a_first == (data.label[p] == 1.0)
+    meta = train_policy(_options(tmp_path, data_path, tiny_vpl_features, cpl_loss="rankings",
+                                 cpl_bc_data="preferred", eval_episodes=0))  # fmt: skip
+    assert meta["cpl"]["training"]["loss"] == "rankings" and meta["steps"] == 40
+    tie = PreferenceDataset.load(data_path)
+    tie.label[0] = 0.5
+    with pytest.raises(ValueError, match="strict answers"):
+        ranked_questions(tie, "tied.npz")
