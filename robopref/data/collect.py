@@ -30,13 +30,14 @@ import numpy as np
 from robopref.data.dataset import PreferenceDataset
 from robopref.data.queries import LOW_HEIGHT, NEAR_RADIUS, QueryPool, build_query_pool
 from robopref.data.rollouts import BehaviourMix, collect_rollouts, make_env
-from robopref.data.typed_collect import typed_dataset
+from robopref.data.typed_collect import rated_dataset, typed_dataset
 from robopref.env_kwargs import env_kwargs_option, parse_env_kwargs
 from robopref.files import check_output, write_json_atomic
 from robopref.options import DEFAULT_ENV, DEFAULT_POPULATION, config_option, config_values
 from robopref.reward.typed_asking import parse_menu
 from robopref.tasks import TASKS, env_id_of, task_spec
 from robopref.users.population import Population, resolve_population
+from robopref.users.question_types import QuestionType
 from robopref.users.synthetic import NOISE_KEYS, LabelModel, SyntheticUser, label_pairs
 
 #: an own-goal pair's first segment sets the object down this close to the user's goal (m).
@@ -61,7 +62,8 @@ class _CollectSettings:
         default="pair",
         metadata={
             "help": "question types, comma-separated TYPE or TYPE:ITEMS (pair, weak-pair, "
-            "best-of:4, ranking:4); answers are stored as the pairs they imply"
+            "best-of:4, ranking:4), or rating alone (1-7); answers are stored as the pairs "
+            "they imply (ratings: each user's items ranked by rating)"
         },
     )
     question_items: str = field(
@@ -383,6 +385,17 @@ def dataset_meta(
     }
 
 
+def rating_question(text: str) -> QuestionType | None:
+    """The rating type (1..7) of ``--question rating``, else None. A rating is collected
+    alone: it cannot share a menu with comparisons."""
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    if not any(p.partition(":")[0] == "rating" for p in parts):
+        return None
+    if parts != ["rating"]:
+        raise ValueError(f"--question {text!r}: a rating is collected alone: --question rating")
+    return QuestionType("rating", 1)
+
+
 def collect(options: CollectOptions) -> PreferenceDataset:
     """Build the dataset described by ``options`` (nothing is written).
 
@@ -390,8 +403,9 @@ def collect(options: CollectOptions) -> PreferenceDataset:
     users drawn; each user's pairs; their answers and the dataset.
     """
     check_collect_options(options)
-    menu = parse_menu(options.question, options.question_items)
-    if not menu.pairs_only and options.own_goal_share > 0:
+    rating = rating_question(options.question)
+    menu = None if rating else parse_menu(options.question, options.question_items)
+    if (rating or not menu.pairs_only) and options.own_goal_share > 0:
         raise ValueError(
             "--own-goal-share draws pairs, not questions of other types: leave it at 0 with "
             f"--question {options.question}"
@@ -403,6 +417,11 @@ def collect(options: CollectOptions) -> PreferenceDataset:
     mix = behaviour_mix(options)
     pool = collect_query_pool(options, population, env, mix, streams)
     users = population.sample_users(options.users, streams.users)
+    if rating:
+        return rated_dataset(
+            options.env, pool, population, users, rating, options.queries_per_user,
+            options.question_items, streams.ask, dataset_meta(options, population, mix),
+        )  # fmt: skip
     if not menu.pairs_only:
         meta = dataset_meta(options, population, mix)
         return typed_dataset(

@@ -169,11 +169,33 @@ def test_collect_stores_a_ranking_as_the_pairs_it_implies(tmp_path):
     assert 0.2 < data.label.mean() < 0.8  # the sides are shown in random order
 
 
-def test_collect_refuses_a_rating_and_own_goal_share_with_other_types(no_rollouts):
+def test_collect_refuses_a_rating_in_a_menu_and_own_goal_share_with_other_types(no_rollouts):
     for settings, words in (
-        ({"question": "rating"}, "absolute scale"),
+        ({"question": "rating,pair"}, "a rating is collected alone"),
+        ({"question": "rating", "own_goal_share": 0.5}, "--own-goal-share draws pairs"),
         ({"question": "ranking", "own_goal_share": 0.5}, "--own-goal-share draws pairs"),
     ):
         options = CollectOptions(users=2, episodes=2, progress=False, **settings)
         with pytest.raises(ValueError, match=words):
             robopref.data.collect.collect(options)
+
+
+def test_collect_stores_each_users_ratings_ranked_as_pairs(tmp_path):
+    from robopref.data.dataset import PreferenceDataset
+
+    out = tmp_path / "rated.npz"
+    argv = ["--users", "3", "--queries-per-user", "8", "--episodes", "4", "--segment", "3"]
+    argv += ["--pool-pairs", "16", "--progress", "false", "--question", "rating", "--out", str(out)]
+    assert main(["collect", *argv]) == 0
+    data = PreferenceDataset.load(out)
+    assert data.meta["question"] == "rating-7 of segments, ranked"
+    rated = data.meta["ratings"]
+    assert len(rated) == 3 and all(len(r["ratings"]) == 8 for r in rated)
+    assert all(1 <= rating <= 7 for r in rated for rating in r["ratings"])
+    for u, r in enumerate(rated):  # as many pairs as items of different ratings (<= 6 per item)
+        ratings = np.array(r["ratings"])
+        differ = int((ratings[:, None] != ratings[None, :]).sum() // 2)
+        assert (data.user == u).sum() == min(differ, 6 * 8)
+    assert (
+        set(np.unique(data.label)) <= {0.0, 1.0} and len(np.unique(data.question)) == data.n_pairs
+    )
