@@ -113,7 +113,11 @@ class EvalUsers(BaseCallback):
         self._last = self.model.num_timesteps
 
     def _on_step(self) -> bool:
-        if self.every > 0 and self.model.num_timesteps - self._last >= self.every:
+        if (
+            self.users > 0
+            and self.every > 0
+            and self.model.num_timesteps - self._last >= self.every
+        ):
             self._last = self.model.num_timesteps
             self.evaluate(self.model)
         return True

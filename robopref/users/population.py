@@ -160,7 +160,7 @@ class Population:
             counts[np.argsort(-remainder, kind="stable")[: n - counts.sum()]] += 1
             group = rng.permutation(np.repeat(np.arange(len(self.modes)), counts))
             goals = np.stack([g for g, _ in self.modes])[group]
-            return goals.reshape(n, -1), group
+            return goals.reshape(n, np.size(self.modes[0][0])), group  # n = 0 included
         assert self.low is not None and self.high is not None
         goals = rng.uniform(self.low, self.high, size=(n, len(self.low)))
         if self.feasible is not None:

@@ -211,3 +211,15 @@ def test_latents_known_by_answers_are_widened_and_others_are_not() -> None:
     assert all(z.tobytes() in own for z, _, _ in (unwidened.draw(rng) for _ in range(500)))
     with pytest.raises(ValueError, match="widen_share"):
         LatentSource(2, means, widen_share=1.5)
+
+
+def test_no_held_out_check_means_none_during_training(
+    tiny_btl: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """--eval-episodes 0 with a periodic check due: trains through (drew 0 users: crashed)."""
+    options = TrainPolicyOptions(
+        reward=str(tiny_btl), data=str(tiny_data), out=str(tmp_path / "p"), n_envs=2, steps=512,
+        eval_every=128, eval_episodes=0, progress=False, device="cpu",
+    )  # fmt: skip
+    meta = train_policy(options)
+    assert meta["steps"] >= 512 and meta["history"] == []
