@@ -135,8 +135,10 @@ def check_actions(dataset: PreferenceDataset, source: str) -> None:
 def ranked_questions(dataset: PreferenceDataset, source: str) -> tuple[np.ndarray, np.ndarray]:
     """Each question's items best first, ``(Q, K, 2)`` rows (pair, side), and its user
     ``(Q,)``, recovered from the pairs a ranking's answer was stored as (every earlier item
-    over every later one: an item's rank is how many of its pairs it wins). Refuses, naming
-    the fix, a dataset whose questions are not strict rankings of one size K >= 2."""
+    over every later one: an item's rank is how many of its pairs it wins; items are told
+    apart by their observations). A question that showed one segment twice (11 of 9,600 in
+    a 200-user collect: the pool repeats segments) is left out. Refuses, naming the fix, a
+    dataset whose questions are not strict rankings of one size K >= 2."""
     order = np.argsort(dataset.question, kind="stable")
     starts = np.flatnonzero(np.r_[True, np.diff(dataset.question[order]) != 0])
     questions, users, sizes = [], [], set()
@@ -156,6 +158,8 @@ def ranked_questions(dataset: PreferenceDataset, source: str) -> tuple[np.ndarra
                 items.setdefault(key, (pair, side))
                 wins[key] = wins.get(key, 0.0) + won
         size = len(items)
+        if size < 2 or len(pairs) > size * (size - 1) // 2:
+            continue  # one segment shown twice (a pool repeats segments): no single order
         if len(pairs) != size * (size - 1) // 2 or sorted(wins.values()) != list(range(size)):
             raise ValueError(
                 f"--cpl-loss rankings needs each question's answer as a full ranking; a "
