@@ -1,8 +1,10 @@
 """Wall time of a CPL policy against VPL + PPO's policy stage, side by side in one run.
 
-On one loop's answers and VPL model (``--loop``, a ``robopref loop`` folder), measures:
+On one loop's answers and VPL model (``--loop``, a ``robopref loop`` folder; or a collected
+dataset and its VPL model: ``--data D --reward R --population P``), measures:
 
-* ``cpl_s``: ``robopref train-policy --method cpl`` with its defaults (no held-out check);
+* ``cpl_s``: ``robopref train-policy --method cpl`` with its defaults, or the settings of
+  ``--cpl KEY=VALUE ...`` (``bc_data=preferred bc_steps=5000``; no held-out check);
 * ``ppo_s``: ``robopref train-policy --reward LOOP/vpl.pt`` (the RL recipe on the learned
   reward) for ``--ppo-steps`` env steps (default 100k, a tenth of the loop's final policy),
   and ``ppo_1m_s``, that time scaled to the loop's 1M steps (PPO's time per step is flat);
@@ -18,11 +20,13 @@ own ``wall_s`` per round in ``loop.json``), which is not counted here.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -38,20 +42,43 @@ def _timed(options: TrainPolicyOptions) -> float:
     return time.perf_counter() - began
 
 
+def _cpl_settings(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` CPL settings as train-policy's ``cpl_KEY`` options, typed as their defaults."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainPolicyOptions)}
+    settings: dict[str, Any] = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        name = f"cpl_{key}"
+        if name not in defaults:
+            raise SystemExit(f"--cpl {pair}: {key} is not a CPL setting (train-policy --cpl-*)")
+        settings[name] = type(defaults[name])(value)
+    return settings
+
+
 def main() -> int:
     """Run the measurement and print (and optionally write) the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--loop", required=True, help="a finished robopref loop folder")
+    parser.add_argument("--loop", default="", help="a finished robopref loop folder")
+    parser.add_argument("--data", default="", help="or: a dataset (with --reward, --population)")
+    parser.add_argument("--reward", default="", help="the VPL model of --data")
+    parser.add_argument("--population", default="two-modes", help="the users of --data")
+    parser.add_argument("--cpl", nargs="*", default=[], help="CPL settings KEY=VALUE")
     parser.add_argument("--ppo-steps", type=int, default=100_000)
     parser.add_argument("--json", default="", help="write the figures here")
     args = parser.parse_args()
-    loop = Path(args.loop)
-    reward, data = str(loop / "vpl.pt"), str(loop / "vpl.npz")
-    population = json.loads((loop / "loop.json").read_text())["options"]["population"]
+    if args.loop:
+        loop = Path(args.loop)
+        reward, data = str(loop / "vpl.pt"), str(loop / "vpl.npz")
+        population = json.loads((loop / "loop.json").read_text())["options"]["population"]
+    elif args.data and args.reward:
+        reward, data, population = args.reward, args.data, args.population
+    else:
+        parser.error("give --loop, or --data and --reward")
+    settings = _cpl_settings(args.cpl)
     with tempfile.TemporaryDirectory() as tmp:
         common = {"reward": reward, "data": data, "population": population,
                   "progress": False, "eval_episodes": 0}  # fmt: skip
-        cpl = TrainPolicyOptions(method="cpl", out=f"{tmp}/cpl", **common)
+        cpl = TrainPolicyOptions(method="cpl", out=f"{tmp}/cpl", **common, **settings)
         cpl_s = _timed(cpl)
         ppo_s = _timed(
             TrainPolicyOptions(steps=args.ppo_steps, out=f"{tmp}/ppo", eval_every=0,
@@ -61,7 +88,8 @@ def main() -> int:
             cpl_loaded_s = _timed(TrainPolicyOptions(**{**cpl.__dict__, "overwrite": True}))
     ppo_1m_s = ppo_s * 1_000_000 / args.ppo_steps
     figures = {
-        "loop": str(loop),
+        "data": data,
+        "cpl": settings,
         "cpl_s": round(cpl_s, 1),
         "ppo_steps": args.ppo_steps,
         "ppo_s": round(ppo_s, 1),
