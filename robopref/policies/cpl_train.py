@@ -23,9 +23,11 @@ latents), so the policy meets the latents of new users who answered only a few q
 as BTL is one reward for all); it needs no reward model.
 
 Training: ``bc_steps`` of behaviour cloning on every recorded step of both segments (the
-CPL paper pretrains so), then ``steps`` of the CPL loss with its conservative weight and
-optional BC term, Adam, minibatches of ``batch`` pairs. Nothing here reads a user's goal or
-group: the dataset's hidden fields are never touched.
+CPL paper pretrains so) or, with ``bc_data="preferred"``, on the preferred segment of each
+answer under its user's z; then ``steps`` of the CPL loss with its conservative weight and
+optional BC term, Adam, minibatches of ``batch`` pairs, or (``loss="rankings"``) of
+``batch`` ranking questions under the Plackett-Luce form of the loss. Nothing here reads a
+user's goal or group: the dataset's hidden fields are never touched.
 """
 
 from __future__ import annotations
