@@ -24,6 +24,7 @@ from robopref.loop.asking import (
     PROPOSALS,
     ending_pair,
 )
+from robopref.loop.report import format_round
 from robopref.policies.checkpoint import load_policy
 from robopref.policies.evaluate_command import EvaluateOptions, evaluate
 from robopref.policies.personalize import new_user_pool
@@ -190,6 +191,13 @@ def test_log_and_plot_are_written(finished) -> None:
             figures = row["methods"][method]
             for key in ("success", "true_return", "learned_return", "accuracy", "ceiling"):
                 assert np.isfinite(figures[key]), key
+        vpl = row["methods"]["vpl"]  # the latent diagnostics: VPL's only (BTL has no z)
+        assert (
+            0 <= vpl["active_dims"] <= vpl["latent_dims"]
+            and "active_dims" not in row["methods"]["btl"]
+        )
+        assert vpl["group_bits"] is None or 0.0 <= vpl["group_bits"] <= 1.0
+    assert " active" in format_round(saved["history"][-1])
     assert (out / "loop.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert state["history"] == saved["history"]
 

@@ -28,6 +28,7 @@ from robopref.policies.personalize import POOL_PAIRS, QUERIES, STRATEGY, new_use
 from robopref.reward.base import RewardModel
 from robopref.reward.evaluation import evaluate_few_shot
 from robopref.reward.inputs import reward_view
+from robopref.reward.latent_usage import latent_usage
 from robopref.users.hidden import hidden_knowledge
 from robopref.users.population import Population
 from robopref.users.synthetic import label_pairs
@@ -49,11 +50,16 @@ def heldout_accuracy(
         asked = pool.subset(index)
         labels = label_pairs(new, owner, asked.feat_a, asked.feat_b, rng)
         data = PreferenceDataset.from_answers(asked, labels, owner, env_id=pool.env_id, users=new)
-    rows = evaluate_few_shot(
-        model, reward_view(data, "features"), [QUERIES], [STRATEGY], seed=seed, progress=False
-    )
+    view = reward_view(data, "features")
+    rows = evaluate_few_shot(model, view, [QUERIES], [STRATEGY], seed=seed, progress=False)
     row = next(r for r in rows if r["subset"] == "all")
-    return {"accuracy": float(row["accuracy"]), "ceiling": float(row["ceiling"])}
+    figures = {"accuracy": float(row["accuracy"]), "ceiling": float(row["ceiling"])}
+    if model.latent_dim > 0:  # the latent diagnostics, each user given all its answers
+        with hidden_knowledge("evaluation"):
+            usage = latent_usage(model, view)
+        figures.update(active_dims=usage["active_dims"], latent_dims=model.latent_dim,
+                       group_bits=usage["group_bits"])  # fmt: skip
+    return figures
 
 
 def heldout_check(
@@ -65,7 +71,9 @@ def heldout_check(
     seed: int,
 ) -> dict[str, dict[str, Any]]:
     """Per method: success (``success``, ``success_group_<g>``), ``true_return``,
-    ``learned_return``, ``win_rate_vs_btl``, ``accuracy`` and ``ceiling`` on new users; where
+    ``learned_return``, ``win_rate_vs_btl``, ``accuracy`` and ``ceiling`` on new users (and for a
+    latent model ``active_dims`` of ``latent_dims`` and ``group_bits``, the lower bound on
+    I(z; group) of :mod:`robopref.reward.latent_usage`); where
     the reward's peak can be searched, ``delivery``, ``miss_inference`` and ``miss_policy``
     (and ``_group_<g>``: :func:`robopref.policies.evaluation.delivery_figures`)."""
     latent = [m for _, m in policies.values() if m.latent_dim > 0]
@@ -104,10 +112,19 @@ def format_round(row: dict[str, Any]) -> str:
             f"{name}: success {fig['success']:.2f}"
             + (f" ({groups})" if groups else "")
             + f" return {fig['true_return']:.1f} learned {fig['learned_return']:.1f}"
-            f" acc {fig['accuracy']:.3f}/{fig['ceiling']:.3f}"
+            f" acc {fig['accuracy']:.3f}/{fig['ceiling']:.3f}" + _latent_part(fig)
         )
     parts.append(f"{row['wall_s']:.0f} s")
     return "  ".join(parts)
+
+
+def _latent_part(figures: dict[str, Any]) -> str:
+    """`` z 3/4 active, I(z; group) 0.95 b`` for a latent model's figures, else ``""``."""
+    if "active_dims" not in figures:
+        return ""
+    bits = figures.get("group_bits")
+    information = "" if bits is None else f", I(z; group) {bits:.2f} b"
+    return f" z {figures['active_dims']}/{figures['latent_dims']} active{information}"
 
 
 def plot_history(history: list[dict[str, Any]], path: Path, offline: dict | None = None) -> None:

@@ -13,6 +13,13 @@ chooses data may do. Two questions, on held-out users given all of their answers
   the worst pair, the one a policy confuses first. ``principal_ratio`` is the variance of
   the posterior means along their second principal direction over the first (a latent
   that orders users along one line only has it near 0).
+* How much of a user's group does z carry? ``group_bits``: a lower bound on the mutual
+  information I(z; group) in bits, ``H(group)`` minus the leave-one-out cross-entropy of a
+  classifier that tells each held-out user's group from their posterior mean (Gaussian
+  classes with one shared diagonal variance: linear discriminant analysis); any classifier's
+  cross-entropy bounds the conditional entropy from above (Barber and Agakov, 2003).
+  ``group_entropy_bits`` is H(group), the most it can be (1 bit for two equal groups); a
+  collapsed latent gives about 0.
 """
 
 from __future__ import annotations
@@ -79,7 +86,36 @@ def usage_from_posteriors(
         result["separation"][f"{a}-{b}"] = round(gap / max(pooled, 1e-12), 3)
     if result["separation"]:
         result["min_separation"] = min(result["separation"].values())
+    result["group_bits"], result["group_entropy_bits"] = group_information(means, groups)
     return result
+
+
+def group_information(means: np.ndarray, groups: np.ndarray) -> tuple[float | None, float | None]:
+    """A lower bound on I(z; group) in bits and H(group) (module docstring) from posterior
+    ``means`` ``(U, Z)`` of users in ``groups`` ``(U,)`` (negative: none, left out); None
+    with fewer than two groups of two users each."""
+    keep = groups >= 0
+    x, g = means[keep].astype(np.float64), groups[keep]
+    classes, g = np.unique(g, return_inverse=True)
+    counts = np.bincount(g, minlength=len(classes)).astype(np.float64)
+    if len(classes) < 2 or counts.min() < 2 or x.shape[1] == 0:
+        return None, None
+    prior = counts / counts.sum()
+    entropy = float(-(prior * np.log2(prior)).sum())
+    sums = np.stack([x[g == c].sum(0) for c in range(len(classes))])  # (C, Z)
+    squares = (x**2).sum(0)
+    cross_entropy = 0.0
+    for i in range(len(x)):  # leave user i out of the class means and the variance
+        n = counts.copy()
+        n[g[i]] -= 1
+        centre = (sums - np.eye(len(classes))[g[i]][:, None] * x[i]) / n[:, None]
+        spread = (squares - x[i] ** 2) - (n[:, None] * centre**2).sum(0)
+        var = np.maximum(spread / max(n.sum() - len(classes), 1.0), 1e-12) + 1e-6
+        log_lik = -0.5 * (((x[i] - centre) ** 2) / var).sum(1) + np.log(n / n.sum())
+        log_post = log_lik - np.logaddexp.reduce(log_lik)
+        cross_entropy -= max(float(log_post[g[i]]), np.log(1e-6)) / np.log(2.0)
+    bits = max(0.0, entropy - cross_entropy / len(x))
+    return round(bits, 4), round(entropy, 4)
 
 
 def latent_usage(model: RewardModel, dataset: PreferenceDataset) -> dict[str, Any]:
@@ -92,9 +128,11 @@ def format_usage(name: str, usage: dict[str, Any]) -> str:
     """One line for the command's output."""
     kl = ", ".join(f"{v:.2f}" for v in usage["per_dim_kl"])
     sep = ", ".join(f"{pair} {v:.2f}" for pair, v in usage["separation"].items()) or "-"
-    ratio = usage["principal_ratio"]
+    ratio, bits = usage["principal_ratio"], usage.get("group_bits")
+    information = "-" if bits is None else f"{bits:.2f} of {usage['group_entropy_bits']:.2f}"
     return (
         f"latent {name}: {usage['active_dims']}/{len(usage['per_dim_kl'])} dims active "
-        f"(KL per dim {kl} nats); group separation d' {sep}; 2nd/1st principal variance "
-        f"{'-' if ratio is None else f'{ratio:.3f}'} ({usage['users']} users)"
+        f"(KL per dim {kl} nats); group separation d' {sep}; I(z; group) >= {information} "
+        f"bits; 2nd/1st principal variance {'-' if ratio is None else f'{ratio:.3f}'} "
+        f"({usage['users']} users)"
     )

@@ -34,3 +34,22 @@ def test_groups_apart_along_one_dimension_and_two_that_overlap() -> None:
 def test_shapes_are_checked() -> None:
     with pytest.raises(ValueError, match=r"must be \(U, Z\)"):
         usage_from_posteriors(np.zeros((3, 2)), np.ones((3, 3)), np.zeros(3))
+
+
+def test_group_information_is_near_zero_when_collapsed_and_near_a_bit_when_apart() -> None:
+    rng = np.random.default_rng(2)
+    groups = np.repeat([0, 1], 30)
+    collapsed = usage_from_posteriors(rng.normal(0.0, 1e-3, (60, 4)), np.ones((60, 4)), groups)
+    assert collapsed["group_entropy_bits"] == pytest.approx(1.0)
+    assert collapsed["group_bits"] < 0.1
+    apart = np.array([[1.5, 0.0], [-1.5, 0.0]])[groups] + rng.normal(0.0, 0.3, (60, 2))
+    separated = usage_from_posteriors(apart, np.full((60, 2), 0.3), groups)
+    assert separated["group_bits"] > 0.9
+    # a third group that overlaps the second: more entropy, not all of it carried
+    three = np.repeat([0, 1, 2], 20)
+    means = np.array([[2.0, 0.0], [-2.0, 0.0], [-2.0, 0.05]])[three] + rng.normal(0, 0.2, (60, 2))
+    usage = usage_from_posteriors(means, np.ones((60, 2)), three)
+    assert usage["group_entropy_bits"] == pytest.approx(np.log2(3), abs=1e-3)
+    assert 0.5 < usage["group_bits"] < usage["group_entropy_bits"] - 0.3
+    one_group = usage_from_posteriors(means, np.ones((60, 2)), np.zeros(60, int))
+    assert one_group["group_bits"] is None
