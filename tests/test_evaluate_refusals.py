@@ -69,3 +69,16 @@ def test_shipped_vpl_and_btl_evaluate_from_a_fresh_folder(
     argv = ["evaluate", "--policy", *policies, "--users", "1", "--episodes", "1"]
     assert main([*argv, "--json", "e.json"]) == 0
     assert json.loads(Path("e.json").read_text())["population"] == "two-modes"
+
+
+def test_query_sets_take_one_budget_of_pairs(tmp_path: Path, capsys) -> None:
+    argv = ["evaluate", "--policy", str(SHIPPED / "policy_vpl"), "--reward",
+            str(SHIPPED / "vpl.pt"), "--users", "1"]  # fmt: skip
+    argv += ["--json", str(tmp_path / "e.json")]
+    assert main([*argv, "--strategy", "sets", "--queries", "2,4"]) == 2
+    assert "give one --queries" in capsys.readouterr().err
+    assert main([*argv, "--strategy", "sets", "--question", "ranking:4"]) == 2
+    assert "pair questions" in capsys.readouterr().err
+    assert main([*argv, "--strategy", "greedy"]) == 2
+    assert "use one of active, random, sets" in capsys.readouterr().err
+    assert not (tmp_path / "e.json").exists()

@@ -52,7 +52,7 @@ from robopref.policies.evaluation import evaluate_loaded, parse_queries, result_
 from robopref.policies.personalize import new_user_pool, new_users, typed_candidates
 from robopref.policies.rollout import policy_env_kwargs
 from robopref.reward import load_reward_model
-from robopref.reward.active import POSTERIOR, POSTERIOR_HELP, POSTERIORS
+from robopref.reward.active import PAIR_STRATEGIES, POSTERIOR, POSTERIOR_HELP, POSTERIORS
 from robopref.reward.base import RewardModel
 from robopref.reward.nets import resolve_device
 from robopref.reward.typed_asking import QuestionMenu, parse_menu
@@ -97,7 +97,8 @@ class EvaluateOptions:
         metadata={"help": "queries asked of each new user: one k or several (4,8,16)"},
     )
     strategy: str = field(
-        default=personalize.STRATEGY, metadata={"help": "active or random queries"}
+        default=personalize.STRATEGY,
+        metadata={"help": "active, random, or sets (VPL's own selection; one --queries)"},
     )
     episodes: int = field(default=2, metadata={"help": "episodes per user and policy"})
     pool_pairs: int = field(
@@ -207,6 +208,18 @@ def default_population(
     return next(iter(known.values()))
 
 
+def check_strategy(strategy: str, ks: list[int], menu: QuestionMenu) -> None:
+    """Refuse, before any work, a query strategy this evaluation cannot ask by."""
+    if strategy not in PAIR_STRATEGIES:
+        raise ValueError(f"--strategy {strategy!r}: use one of {', '.join(PAIR_STRATEGIES)}")
+    if strategy == "sets" and (len(ks) != 1 or not menu.pairs_only):
+        raise ValueError(
+            "--strategy sets chooses one set of pair questions for one budget (the best set "
+            f"of k is not the first k of a larger one's): give one --queries (not {ks}) and "
+            "pair questions"
+        )
+
+
 def evaluate(options: EvaluateOptions) -> dict[str, Any]:
     """Run the evaluation described by ``options``; returns the JSON document."""
     torch.set_num_threads(1)
@@ -220,6 +233,7 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
         raise ValueError(f"--posterior {options.posterior!r}: use one of {POSTERIORS}")
     ks = parse_queries(options.queries)
     menu = parse_menu(options.question, options.question_items, options.per_second)
+    check_strategy(options.strategy, ks, menu)
     device = str(resolve_device(options.device))
     metas = {f: read_meta(f) for f in options.policy}
     reward_path = latent_reward_path(options, metas)

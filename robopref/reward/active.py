@@ -14,6 +14,15 @@ or a tuple ``(obs_a, obs_b)``) through ``ask(index) -> label`` and returns the p
   answers alike (low second term, low first) or that nobody can answer reliably (high
   both) scores low; a pair that splits the posterior's samples scores high.
 
+* ``"sets"``: VPL's own selection (the baseline of its authors' code): all k queries chosen
+  at once, before any answer. :data:`QUERY_SETS` random sets of k distinct candidates are
+  each scored by the mutual information between their k answers and z under the prior,
+  ``H[E_z p(y | z)] - E_z H[p(y | z)]`` over the answer vectors y (all 2^k of them up to
+  k = :data:`EXACT_ANSWERS`, a Monte Carlo estimate beyond), and the best set is asked in its
+  drawn order. Unlike ``"active"`` it does not adapt to the answers, and the best set of k is
+  not the first k of a larger set's best, so callers that read several budgets off one run
+  ask a set per budget (``eval-reward``) or take one budget (``evaluate``).
+
 The candidates' z-independent work is done once (``model.pair_scorer``); each step is then
 one small matrix product for the bilinear VPL decoder. A skipped answer (NaN) uses up a
 query and leaves the posterior as it was. Models without a latent (BTL, DPL) ask nothing.
@@ -37,6 +46,7 @@ encoder is trained and calibrated.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +59,12 @@ from robopref.reward.base import MIN_STD, RewardModel
 from robopref.reward.nets import as_tensor
 
 STRATEGIES = ("active", "random")
+#: the strategies for pair questions: robopref's two and VPL's own selection of a set
+PAIR_STRATEGIES = (*STRATEGIES, "sets")
+#: random query sets that the ``"sets"`` strategy scores
+QUERY_SETS = 64
+#: up to this many queries in a set, its answer entropy sums over all 2^k answer vectors
+EXACT_ANSWERS = 10
 #: posterior samples of z that BALD scores candidates with
 BALD_SAMPLES = 64
 #: how the posterior after the answers is computed (module docstring)
@@ -85,6 +101,46 @@ def bald_scores(logits: torch.Tensor) -> torch.Tensor:
     """BALD ``(C,)`` from logits ``(S, C)`` of S posterior samples: H[mean p] - mean H[p]."""
     p = torch.sigmoid(logits)
     return _binary_entropy(p.mean(0)) - _binary_entropy(p).mean(0)
+
+
+def set_information(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """``(N,)``: the mutual information (nats) between the k answers of each of N query sets
+    and z, from ``logits`` ``(S, N, k)`` under S samples of z (module docstring, ``"sets"``);
+    ``generator`` draws the answers of the Monte Carlo estimate beyond
+    :data:`EXACT_ANSWERS` queries."""
+    samples, _, k = logits.shape
+    log_yes, log_no = logsigmoid(logits), logsigmoid(-logits)
+    conditional = _binary_entropy(torch.sigmoid(logits)).sum(-1).mean(0)
+    if k <= EXACT_ANSWERS:
+        bits = torch.arange(k, device=logits.device)
+        answers = ((torch.arange(2**k, device=logits.device)[:, None] >> bits) & 1).float()
+        joint = log_yes @ answers.T + log_no @ (1.0 - answers).T  # (S, N, 2^k)
+        marginal = torch.logsumexp(joint, 0) - math.log(samples)  # (N, 2^k)
+        entropy = -(marginal.exp() * marginal).sum(-1)
+    else:  # one answer vector drawn per z sample, scored under every z sample
+        drawn = torch.rand(logits.shape, generator=generator) < torch.sigmoid(logits).cpu()
+        drawn = drawn.float().to(logits.device)  # (M = S, N, k)
+        joint = (log_yes[:, None] * drawn[None] + log_no[:, None] * (1.0 - drawn[None])).sum(-1)
+        entropy = -(torch.logsumexp(joint, 0) - math.log(samples)).mean(0)  # (S, M, N) -> (N,)
+    return entropy - conditional
+
+
+def best_query_set(
+    scorer: Any, n_candidates: int, k: int, z_dim: int, rng: np.random.Generator,
+    device: torch.device | str = "cpu", n_samples: int = BALD_SAMPLES, sets: int = QUERY_SETS,
+) -> list[int]:  # fmt: skip
+    """The ``"sets"`` strategy's k queries: the best of ``sets`` random sets of k distinct
+    candidates by :func:`set_information` under ``n_samples`` prior draws of z (``scorer``:
+    the model's ``pair_scorer`` of the candidates, on ``device``)."""
+    if k == 0:
+        return []
+    draws = np.stack([rng.choice(n_candidates, size=k, replace=False) for _ in range(sets)])
+    z = torch.as_tensor(rng.standard_normal((n_samples, z_dim)), dtype=torch.float32)
+    logits = scorer.logits(z.to(device))  # (S, C)
+    index = torch.as_tensor(draws, device=logits.device)
+    generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
+    information = set_information(logits[:, index], generator)
+    return draws[int(torch.argmax(information))].tolist()
 
 
 def _candidate_arrays(candidates: Any) -> tuple[Any, Any]:
@@ -127,8 +183,8 @@ def infer_user(
     posterior: str = POSTERIOR,
 ) -> InferenceResult:
     """Ask ``k`` candidate pairs (module docstring) and return the user's posterior."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy={strategy!r} must be one of {STRATEGIES}")
+    if strategy not in PAIR_STRATEGIES:
+        raise ValueError(f"strategy={strategy!r} must be one of {PAIR_STRATEGIES}")
     if posterior not in POSTERIORS:
         raise ValueError(f"posterior={posterior!r} must be one of {POSTERIORS}")
     if candidates is None:
@@ -149,13 +205,16 @@ def infer_user(
         update = _LikelihoodPosterior(model, POSTERIOR_SAMPLES)
     if strategy == "random":
         order = rng.permutation(n_candidates)[:k].tolist()
+    elif strategy == "sets":
+        order = best_query_set(model.pair_scorer(obs_a, obs_b), n_candidates, k, z_dim, rng,
+                               model.device, n_samples)  # fmt: skip
     else:
         scorer = model.pair_scorer(obs_a, obs_b)
         noise = torch.as_tensor(rng.standard_normal((n_samples, z_dim)), dtype=torch.float32)
         noise = noise.to(model.device)
         available = torch.ones(n_candidates, dtype=torch.bool, device=model.device)
     for step in range(k):
-        if strategy == "random":
+        if strategy in ("random", "sets"):
             index = int(order[step])
         else:
             z = (

@@ -31,6 +31,7 @@ from robopref.data.dataset import PreferenceDataset
 from robopref.files import atomic_path, check_output, write_json_atomic
 from robopref.reward.active import (
     BALD_SAMPLES,
+    PAIR_STRATEGIES,
     POSTERIOR,
     POSTERIOR_HELP,
     POSTERIORS,
@@ -57,7 +58,10 @@ class EvalRewardOptions:
     queries: str = field(
         default="0,1,2,4,8,16", metadata={"help": "comma-separated query budgets k"}
     )
-    strategy: str = field(default=",".join(STRATEGIES), metadata={"help": "active and/or random"})
+    strategy: str = field(
+        default=",".join(STRATEGIES),
+        metadata={"help": "active, random and/or sets (VPL's own selection of a query set)"},
+    )
     json: str = field(default="runs/reward/eval.json", metadata={"help": "where to write JSON"})
     users: str = field(
         default="heldout",
@@ -269,9 +273,9 @@ def check_options(options: EvalRewardOptions) -> tuple[list[int], list[str]]:
     if ks[0] < 0:
         raise ValueError(f"--queries {options.queries!r}: query budgets must be 0 or more")
     strategies = parse_list(options.strategy, "strategy")
-    unknown = set(strategies) - set(STRATEGIES)
+    unknown = set(strategies) - set(PAIR_STRATEGIES)
     if unknown:
-        raise ValueError(f"--strategy {sorted(unknown)} unknown: use {','.join(STRATEGIES)}")
+        raise ValueError(f"--strategy {sorted(unknown)} unknown: use {','.join(PAIR_STRATEGIES)}")
     if options.users not in ("heldout", "all"):
         raise ValueError(f"--users {options.users!r} must be heldout or all")
     if options.names and len(options.names) != len(options.model):

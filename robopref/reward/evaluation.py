@@ -67,7 +67,6 @@ def evaluate_few_shot(
     n_pairs, k_used, accuracy_true}`` over every user of ``dataset`` (module docstring)."""
     if not ks or min(ks) < 0:
         raise ValueError(f"query counts {ks} must be a non-empty list of numbers >= 0")
-    k_max = max(ks)
     # (strategy, k) -> per scored pair: correct, ceiling, contested, k used, correct vs truth
     records: dict[tuple[str, int], list[tuple[bool, float, bool, int, bool]]] = defaultdict(list)
     users = range(dataset.n_users)
@@ -81,11 +80,14 @@ def evaluate_few_shot(
             prob = float(dataset.answer_prob[pair])
             ceiling = max(prob, 1.0 - prob)
             truth = float(dataset.true_label[pair])
-            for strategy in strategies:
+            # a set is chosen for its budget (active/random: the first k of one run)
+            runs = [(s, [k]) for s in strategies if s == "sets" for k in ks]
+            runs += [(s, ks) for s in strategies if s != "sets"]
+            for strategy, budgets in runs:
                 result = infer_user(
                     model,
                     lambda i, pool=pool: float(dataset.label[pool[i]]),
-                    min(k_max, len(pool)) if model.latent_dim else 0,
+                    min(max(budgets), len(pool)) if model.latent_dim else 0,
                     strategy,
                     (dataset.obs_a[pool], dataset.obs_b[pool]),
                     np.random.default_rng([seed, user, int(pair)]),
@@ -93,9 +95,9 @@ def evaluate_few_shot(
                     posterior,
                 )
                 steps = len(result.means) - 1
-                used = [min(k, steps) if model.latent_dim else 0 for k in ks]
+                used = [min(k, steps) if model.latent_dim else 0 for k in budgets]
                 logits = _predict(model, dataset, int(pair), result.means[used])
-                for k, logit in zip(ks, logits, strict=True):
+                for k, logit in zip(budgets, logits, strict=True):
                     records[(strategy, k)].append(
                         (
                             (logit > 0) == (label > 0.5),

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from robopref.reward.active import answers_posterior, bald_scores, infer_user
+from robopref.reward.active import (
+    EXACT_ANSWERS,
+    answers_posterior,
+    bald_scores,
+    infer_user,
+    set_information,
+)
 from robopref.reward.base import RewardModel
 
 
@@ -141,3 +147,27 @@ def test_likelihood_posterior_is_the_models_bayes_posterior() -> None:
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
+
+
+def test_set_information_counts_a_repeated_question_once() -> None:
+    generator = torch.Generator().manual_seed(0)
+    split = torch.tensor([10.0, -10.0]).repeat_interleave(32)[:, None, None]  # (64, 1, 1)
+    settled = torch.full((64, 1, 1), 10.0)  # everyone answers A
+    one = set_information(split, generator)
+    assert one.item() == pytest.approx(np.log(2), abs=1e-3)  # one bit about z
+    assert set_information(settled, generator).item() == pytest.approx(0.0, abs=1e-3)
+    # the same splitting question asked twice tells no more than once (BALD's sum would say 2)
+    twice = set_information(split.expand(64, 1, 2), generator)
+    assert twice.item() == pytest.approx(np.log(2), abs=1e-3)
+    # beyond EXACT_ANSWERS questions the Monte Carlo estimate says the same
+    many = set_information(split.expand(64, 1, EXACT_ANSWERS + 2), generator)
+    assert many.item() == pytest.approx(np.log(2), abs=0.05)
+
+
+def test_sets_ask_the_informative_pair_once_chosen_up_front() -> None:
+    obs_a, obs_b = _candidates()
+    asked: list[int] = []
+    result = infer_user(LineModel(), lambda i: asked.append(i) or 1.0, 2, "sets", (obs_a, obs_b), 3)
+    assert 2 in result.asked and len(set(result.asked)) == 2 and result.asked == asked
+    again = infer_user(LineModel(), lambda i: 0.0, 2, "sets", (obs_a, obs_b), 3)
+    assert again.asked == result.asked  # chosen before any answer: the answers change nothing

@@ -80,3 +80,13 @@ def test_distance_ideal_point_decoder_learns_a_sharp_peak_the_bilinear_one_misse
         miss[decoder] = float(np.median(distances))
     assert miss["ideal-distance"] < 0.2, miss
     assert miss["bilinear"] > 0.24, miss
+
+
+def test_vpls_own_query_sets_serve_the_groups_per_budget(toy_split, toy_vpl) -> None:
+    test = toy_split["test"]
+    rows = evaluate_few_shot(toy_vpl, test, [2, 4], ["sets", "random"], progress=False)
+    assert {(r["strategy"], r["k"]) for r in rows} == {
+        ("sets", 2), ("sets", 4), ("random", 2), ("random", 4)
+    }  # fmt: skip
+    assert _row(rows, "sets", 4, "contested")["accuracy"] >= 0.8
+    assert _row(rows, "sets", 4, "all")["k_used"] == 4.0
