@@ -182,6 +182,7 @@ def test_collect_refuses_a_rating_in_a_menu_and_own_goal_share_with_other_types(
 
 def test_collect_stores_each_users_ratings_ranked_as_pairs(tmp_path):
     from robopref.data.dataset import PreferenceDataset
+    from robopref.data.typed_collect import RATED_PAIRS_PER_ITEM
 
     out = tmp_path / "rated.npz"
     argv = ["--users", "3", "--queries-per-user", "8", "--episodes", "4", "--segment", "3"]
@@ -192,10 +193,10 @@ def test_collect_stores_each_users_ratings_ranked_as_pairs(tmp_path):
     rated = data.meta["ratings"]
     assert len(rated) == 3 and all(len(r["ratings"]) == 8 for r in rated)
     assert all(1 <= rating <= 7 for r in rated for rating in r["ratings"])
-    for u, r in enumerate(rated):  # as many pairs as items of different ratings (<= 6 per item)
+    for u, r in enumerate(rated):  # as many pairs as items of different ratings, capped
         ratings = np.array(r["ratings"])
         differ = int((ratings[:, None] != ratings[None, :]).sum() // 2)
-        assert (data.user == u).sum() == min(differ, 6 * 8)
+        assert (data.user == u).sum() == min(differ, RATED_PAIRS_PER_ITEM * 8)
     assert (
         set(np.unique(data.label)) <= {0.0, 1.0} and len(np.unique(data.question)) == data.n_pairs
     )
