@@ -30,7 +30,7 @@ from robopref.policies.vec_env import build_vec_env
 from robopref.reward.base import RewardModel
 from robopref.reward.evaluation import few_shot_means
 from robopref.reward.inputs import reward_view
-from robopref.reward.registry import build_model
+from robopref.reward.registry import MODEL_KINDS, build_model
 from robopref.reward.training import TrainResult, TrainSettings, kl_schedule
 
 #: the set-down primitive the loop's policies train and act under (recorded in their meta)
@@ -119,7 +119,7 @@ def fit_reward(
     else:
         model = previous
         settings = TrainSettings(seed=seed, epochs=epochs, **REFIT)
-    settings = kl_schedule(settings, latent=kind == "vpl")
+    settings = kl_schedule(settings, has_kl=MODEL_KINDS[kind][0].has_kl)
     result = model.fit(
         train_set, val_dataset=val_set, settings=settings, device=device,
         log=lambda _line: None, warm_start=previous is not None,

@@ -91,7 +91,7 @@ from robopref.users.hidden import SealedUser, answer_pairs
 from robopref.users.population import resolve_population
 from robopref.users.synthetic import SyntheticUser
 
-METHODS = ("vpl", "btl", "dpl")
+METHODS = ("vpl", "btl", "dpl", "lowrank", "mixture")
 #: options that may differ between an interrupted loop and its resumption
 RESUMABLE_CHANGES = ("resume", "overwrite", "progress", "workers", "tb", "device")
 #: what a loop writes in ``--out`` before its first round is done (then ``loop.json``
@@ -160,7 +160,8 @@ class LoopOptions:
     )
     segment: int = field(default=10, metadata={"help": "steps per query segment"})
     methods: list[str] = field(
-        default_factory=lambda: ["vpl", "btl"], metadata={"help": "any of vpl, btl, dpl"}
+        default_factory=lambda: ["vpl", "btl"],
+        metadata={"help": "any of vpl, btl, dpl, lowrank, mixture"},
     )
     latent_dim: int = config_option(VPLConfig, "latent_dim", "VPL: size of the user latent z")
     decoder: str = config_option(
@@ -174,6 +175,9 @@ class LoopOptions:
         VPLConfig, "fourier_scale", "VPL: scale of the Fourier frequencies"
     )
     kl_weight: float = config_option(VPLConfig, "kl_weight", "VPL: weight of the KL term")
+    swap_guard: float = config_option(
+        VPLConfig, "swap_guard", "VPL: weight of the guard against posterior collapse (0: off)"
+    )
     posterior: str = field(
         default=LOOP_POSTERIOR,
         metadata={

@@ -56,6 +56,8 @@ class RewardModel(nn.Module):
     """Base class: normalisation, the public reward API, and the no-latent training loss."""
 
     kind: ClassVar[str] = ""
+    #: whether the training loss has a KL term (the training loop's KL delay and warm-up)
+    has_kl: ClassVar[bool] = False
 
     def __init__(self, obs_dim: int, config: Any) -> None:
         super().__init__()

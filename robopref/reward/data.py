@@ -20,6 +20,7 @@ import torch
 from torch.nn import functional
 
 from robopref.data.dataset import PreferenceDataset
+from robopref.reward.nets import as_tensor
 
 
 class PairContext(NamedTuple):
@@ -44,6 +45,25 @@ class PairContext(NamedTuple):
         """A context with no pairs (its posterior is the prior)."""
         obs = np.zeros((0, segment_length, obs_dim), dtype=np.float32)
         return cls(obs, obs.copy(), np.zeros(0, dtype=np.float32))
+
+
+def context_tensors(
+    context: PairContext | tuple[Any, Any, Any], obs_dim: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A context's ``(obs_a, obs_b, label)`` as tensors on ``device``, its shapes checked:
+    segments ``(..., N, T, obs_dim)`` alike, labels ``(..., N)``."""
+    obs_a, obs_b, label = (as_tensor(x, device) for x in context)
+    if obs_a.shape[-1] != obs_dim or obs_a.shape != obs_b.shape or obs_a.ndim < 3:
+        raise ValueError(
+            f"context segments {tuple(obs_a.shape)} / {tuple(obs_b.shape)} must be equal "
+            f"shapes (..., N, T, {obs_dim})"
+        )
+    if obs_a.shape[:-2] != label.shape:
+        raise ValueError(
+            f"context labels {tuple(label.shape)} must match the pairs' leading shape "
+            f"{tuple(obs_a.shape[:-2])}"
+        )
+    return obs_a, obs_b, label
 
 
 def check_dataset(dataset: PreferenceDataset) -> None:
@@ -158,3 +178,15 @@ def hard_correct(logits: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tenso
     scored = ~torch.isnan(label) & (label != 0.5)
     correct = scored & ((logits > 0) == (label > 0.5))
     return correct, scored
+
+
+def split_context(
+    answered: torch.Tensor, sizes: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Context and target masks ``(U, N)``: a random ``sizes[u]`` of user u's answered pairs
+    form the context, the rest of them the targets (the latent models' training split)."""
+    keys = torch.rand(answered.shape, generator=generator).to(answered.device)
+    keys = torch.where(answered, keys, torch.full_like(keys, 2.0))
+    rank = keys.argsort(-1).argsort(-1)
+    context = answered & (rank < sizes.unsqueeze(-1))
+    return context, answered & ~context

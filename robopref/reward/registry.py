@@ -1,7 +1,7 @@
 """The reward-model kinds: build a fresh model by name, or rebuild one from a checkpoint.
 
-``MODEL_KINDS`` maps each kind (``btl``, ``dpl``, ``vpl``) to its class and config
-dataclass. :func:`load_reward_model` reads a checkpoint (the file format is
+``MODEL_KINDS`` maps each kind (``btl``, ``dpl``, ``vpl``, ``lowrank``, ``mixture``) to
+its class and config dataclass. :func:`load_reward_model` reads a checkpoint (the file format is
 :mod:`robopref.reward.checkpoint`) and refuses a file of another model kind, env or
 observation size, and a corrupt or foreign file, with an error that says what was expected.
 """
@@ -15,9 +15,12 @@ from typing import Any
 import torch
 
 from robopref.reward.base import RewardModel
+from robopref.reward.basis import BasisConfig
 from robopref.reward.btl import BTLConfig, BTLRewardModel
 from robopref.reward.checkpoint import load_payload
 from robopref.reward.dpl import DPLConfig, DPLRewardModel
+from robopref.reward.lowrank import LowRankRewardModel
+from robopref.reward.mixture import MixtureRewardModel
 from robopref.reward.vpl import VPLConfig, VPLRewardModel
 
 #: model kind -> (model class, its config dataclass)
@@ -25,11 +28,13 @@ MODEL_KINDS: dict[str, tuple[type[RewardModel], type]] = {
     "btl": (BTLRewardModel, BTLConfig),
     "dpl": (DPLRewardModel, DPLConfig),
     "vpl": (VPLRewardModel, VPLConfig),
+    "lowrank": (LowRankRewardModel, BasisConfig),
+    "mixture": (MixtureRewardModel, BasisConfig),
 }
 
 
 def build_model(kind: str, obs_dim: int, config: dict[str, Any] | None = None) -> RewardModel:
-    """A fresh model of ``kind`` (``btl``, ``dpl``, ``vpl``) with config fields ``config``."""
+    """A fresh model of ``kind`` (a key of ``MODEL_KINDS``) with config fields ``config``."""
     if kind not in MODEL_KINDS:
         raise ValueError(f"model kind {kind!r} is unknown: choose one of {sorted(MODEL_KINDS)}")
     model_type, config_type = MODEL_KINDS[kind]

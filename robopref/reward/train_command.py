@@ -30,6 +30,7 @@ import torch
 from robopref.data.dataset import PreferenceDataset
 from robopref.files import check_writable
 from robopref.options import config_option, config_values
+from robopref.reward.basis import BasisConfig
 from robopref.reward.checkpoint import load_payload
 from robopref.reward.data import check_dataset, dataset_fingerprint
 from robopref.reward.inputs import reward_view
@@ -45,7 +46,13 @@ class TrainRewardOptions:
     """Train a reward model on a preference dataset, validate on held-out users, save it."""
 
     data: str = field(default="data/plate.npz", metadata={"help": "preference dataset (.npz)"})
-    model: str = field(default="vpl", metadata={"help": "model kind: vpl, btl or dpl"})
+    model: str = field(
+        default="vpl",
+        metadata={
+            "help": "model kind: vpl, btl, dpl, lowrank (LoRe/PAL basis rewards) or mixture "
+            "(K BTL rewards by EM)"
+        },
+    )
     input: str = field(
         default="features",
         metadata={"help": "what the reward reads: features (info['features']) or observations"},
@@ -73,6 +80,15 @@ class TrainRewardOptions:
     )
     free_nats: float = config_option(
         VPLConfig, "free_nats", "VPL: nats of KL per user left unpenalised (free bits)"
+    )
+    swap_guard: float = config_option(
+        VPLConfig,
+        "swap_guard",
+        "VPL: weight of the guard against posterior collapse (each user's mirror, every "
+        "answer reversed, must be explained through z; 0: off; robopref.reward.vpl)",
+    )
+    components: int = config_option(
+        BasisConfig, "components", "lowrank, mixture: basis rewards (mixture components) K"
     )
     kl_delay: int = config_option(
         TrainSettings, "kl_delay", "VPL: epochs without the KL term before its warm-up"
@@ -141,11 +157,11 @@ def model_config(options: TrainRewardOptions) -> dict[str, object]:
 
 def train_settings(options: TrainRewardOptions) -> TrainSettings:
     """The training settings the options set (no KL schedule for models without a latent)."""
-    latent = options.model == "vpl"
+    has_kl = MODEL_KINDS[options.model][0].has_kl
     values = config_values(TrainSettings, options)
-    if not latent:  # --kl-delay and --kl-warmup are VPL's: other models neither read nor check them
+    if not has_kl:  # --kl-delay and --kl-warmup are VPL's: other models neither read nor check them
         del values["kl_delay"], values["kl_warmup"]
-    return kl_schedule(TrainSettings(**values), latent)
+    return kl_schedule(TrainSettings(**values), has_kl)
 
 
 def _held_out(fraction: float, n_users: int) -> int:

@@ -94,11 +94,11 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def kl_schedule(settings: TrainSettings, latent: bool) -> TrainSettings:
-    """``settings`` as a model with a latent (``latent``) or without one trains with them:
-    without a latent there is no KL term, so no KL delay and no warm-up (early stopping
-    has nothing to wait for)."""
-    return settings if latent else dataclasses.replace(settings, kl_delay=0, kl_warmup=0)
+def kl_schedule(settings: TrainSettings, has_kl: bool) -> TrainSettings:
+    """``settings`` as a model with a KL term (``has_kl``: VPL) or without one trains with
+    them: without a KL term there is no KL delay and no warm-up (early stopping has nothing
+    to wait for)."""
+    return settings if has_kl else dataclasses.replace(settings, kl_delay=0, kl_warmup=0)
 
 
 def kl_anneal(epoch: int, delay: int, warmup: int) -> float:
@@ -275,7 +275,7 @@ def train(
             save_payload(payload, state_file)
 
     began = time.perf_counter()
-    schedule = kl_schedule(settings, latent=model.latent_dim > 0)
+    schedule = kl_schedule(settings, has_kl=model.has_kl)
     epoch = start_epoch
     if state is None:
         save_state(epoch)  # a run interrupted before its first periodic save can resume

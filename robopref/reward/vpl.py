@@ -34,6 +34,16 @@ the free-nats hinge leaving each user ``free_nats`` of KL unpenalised (free bits
 the posterior does not collapse to the prior); ``anneal`` is the training loop's KL ramp
 (:func:`robopref.reward.training.kl_anneal`). Soft labels and ties (0.5) enter the
 cross-entropy as they are.
+
+The swap guard (``swap_guard`` > 0, ``train-reward --swap-guard``), against posterior
+collapse (the latent unused, SPL, arXiv 2603.12595): each user's mirror, who gives the
+reverse of every answer, is encoded from its reversed context and its reversed target
+answers are scored under that z; ``swap_guard`` times this NLL joins the loss. A decoder
+that ignores z predicts a pair alike for a user and its mirror and pays at least log 2 per
+pair on the two together, whatever it learns; only through z can it explain both, so the
+guard makes the latent carry the answers' direction. It is SPL's idea (fictitious swapped
+annotators that the latent must tell apart) in the form of an extra likelihood term; SPL's
+flow posterior is not built.
 """
 
 from __future__ import annotations
@@ -47,9 +57,16 @@ from torch import nn
 from torch.nn import functional
 
 from robopref.reward.base import PairScorer, RewardModel
-from robopref.reward.data import PairContext, UserTensors, hard_correct, preference_nll
+from robopref.reward.data import (
+    PairContext,
+    UserTensors,
+    context_tensors,
+    hard_correct,
+    preference_nll,
+    split_context,
+)
 from robopref.reward.decoders import DECODERS
-from robopref.reward.nets import as_tensor, like_input, mlp
+from robopref.reward.nets import like_input, mlp
 
 #: context sizes used for the (deterministic) validation loss
 VALIDATION_CONTEXT_SIZES = (0, 1, 2, 4, 8)
@@ -70,6 +87,8 @@ class VPLConfig:
     kl_weight: float = 1.0
     free_nats: float = 2.0
     max_context: int = 0
+    #: weight of the guard against posterior collapse (0: off; module docstring)
+    swap_guard: float = 0.0
 
     def __post_init__(self) -> None:
         self.hidden = tuple(int(h) for h in self.hidden)
@@ -83,7 +102,7 @@ class VPLConfig:
                 f"fourier must be >= 0 (0: none) and fourier_scale a finite number > 0; got "
                 f"fourier={self.fourier}, fourier_scale={self.fourier_scale}"
             )
-        for name in ("kl_weight", "free_nats"):
+        for name in ("kl_weight", "free_nats", "swap_guard"):
             value = getattr(self, name)
             if not 0 <= value < math.inf:
                 raise ValueError(
@@ -128,6 +147,7 @@ class VPLRewardModel(RewardModel):
     """Latent-conditioned reward r(s, z) with a set encoder q(z | context) (module doc)."""
 
     kind = "vpl"
+    has_kl = True
 
     def __init__(self, obs_dim: int, config: VPLConfig | None = None) -> None:
         config = config or VPLConfig()
@@ -165,17 +185,7 @@ class VPLRewardModel(RewardModel):
 
     def posterior(self, context: PairContext | tuple[Any, Any, Any]) -> tuple[Any, Any]:
         """q(z | context) as ``(mean, std)`` ``(..., Z)``; an empty context gives N(0, I)."""
-        obs_a, obs_b, label = (as_tensor(x, self.device) for x in context)
-        if obs_a.shape[-1] != self.obs_dim or obs_a.shape != obs_b.shape or obs_a.ndim < 3:
-            raise ValueError(
-                f"context segments {tuple(obs_a.shape)} / {tuple(obs_b.shape)} must be equal "
-                f"shapes (..., N, T, {self.obs_dim})"
-            )
-        if obs_a.shape[:-2] != label.shape:
-            raise ValueError(
-                f"context labels {tuple(label.shape)} must match the pairs' leading shape "
-                f"{tuple(obs_a.shape[:-2])}"
-            )
+        obs_a, obs_b, label = context_tensors(context, self.obs_dim, self.device)
         with torch.no_grad():
             mean, std = self.encode(obs_a, obs_b, label)
         return like_input(mean, context[2]), like_input(std, context[2])
@@ -185,16 +195,6 @@ class VPLRewardModel(RewardModel):
         return self.decoder.scorer(self, self._obs(obs_a), self._obs(obs_b))
 
     # ----------------------------------------------------------------- training
-    def _split(
-        self, answered: torch.Tensor, sizes: torch.Tensor, generator: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Context and target masks: a random ``sizes[u]`` of user u's answered pairs."""
-        keys = torch.rand(answered.shape, generator=generator).to(answered.device)
-        keys = torch.where(answered, keys, torch.full_like(keys, 2.0))
-        rank = keys.argsort(-1).argsort(-1)
-        context = answered & (rank < sizes.unsqueeze(-1))
-        return context, answered & ~context
-
     def _segments(
         self, batch: UserTensors
     ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
@@ -216,7 +216,7 @@ class VPLRewardModel(RewardModel):
         cap = self._cap(answered)
         draw = torch.rand(cap.shape, generator=generator).to(cap.device)
         sizes = torch.floor(draw * (cap + 1).float()).long()
-        context, target = self._split(answered, sizes, generator)
+        context, target = split_context(answered, sizes, generator)
         nan = torch.full_like(batch.label, math.nan)
         obs_n, emb = self._segments(batch)
         mean, std = self.encoder(emb[0], emb[1], torch.where(context, batch.label, nan))
@@ -234,7 +234,31 @@ class VPLRewardModel(RewardModel):
             "nll": float((scale * nll).sum().detach() / total),
             "kl": float(kl.mean().detach()),
         }
+        if self.config.swap_guard > 0:
+            swapped = self._swapped_nll(batch, obs_n, emb, (context, target), noise)
+            loss = loss + self.config.swap_guard * (scale * swapped).sum() / total
+            stats["swap_nll"] = float((scale * swapped).sum().detach() / total)
         return loss, stats
+
+    def _swapped_nll(
+        self,
+        batch: UserTensors,
+        obs_n: tuple[torch.Tensor, ...],
+        emb: tuple[torch.Tensor, ...],
+        split: tuple[torch.Tensor, torch.Tensor],
+        noise: torch.Tensor,
+    ) -> torch.Tensor:
+        """The swap guard's NLL per user: the mirror user (every answer reversed) explained
+        under the z encoded from its reversed context; users with an empty context add
+        nothing (the prior cannot tell a user from its mirror)."""
+        context, target = split
+        nan = torch.full_like(batch.label, math.nan)
+        swapped = 1.0 - batch.label
+        mean, std = self.encoder(emb[0], emb[1], torch.where(context, swapped, nan))
+        z = (mean + std * noise).unsqueeze(-2)
+        logits = self.decoder.pair_logits(obs_n[0], obs_n[1], emb, z)
+        nll = preference_nll(logits, torch.where(target, swapped, nan)).sum(-1)
+        return nll * context.any(-1)
 
     def validation_sums(self, batch: UserTensors, generator: torch.Generator) -> dict[str, float]:
         """Target-pair sums with z = posterior mean, over contexts of sizes 0, 1, 2, 4, 8."""
@@ -245,7 +269,7 @@ class VPLRewardModel(RewardModel):
         totals = {"nll": 0.0, "n": 0.0, "correct": 0.0, "scored": 0.0}
         for size in VALIDATION_CONTEXT_SIZES:
             sizes = torch.minimum(cap, torch.full_like(cap, size))
-            context, target = self._split(answered, sizes, generator)
+            context, target = split_context(answered, sizes, generator)
             mean, _ = self.encoder(emb[0], emb[1], torch.where(context, batch.label, nan))
             logits = self.decoder.pair_logits(obs_n[0], obs_n[1], emb, mean.unsqueeze(-2))
             target_label = torch.where(target, batch.label, nan)

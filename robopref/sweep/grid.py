@@ -6,7 +6,7 @@ The file (YAML) has exactly this schema::
     tasks:                            # env ids, or {id: ..., env_kwargs: [KEY=VALUE, ...]}
       - robopref/PlatePlacement-v0
     populations: [two-modes, modes]   # names or population files
-    methods: [vpl, btl, oracle]       # any of vpl, btl, dpl (the loop), oracle, cpl, cpl-plain
+    methods: [vpl, btl, oracle]       # the loop's (loop.run.METHODS), oracle, cpl, cpl-plain
     seeds: [0, 1]
     options: {answers: 48}            # optional: robopref loop options for every cell
     grid: {decoder: [bilinear, mlp]}  # optional: loop options swept as more axes

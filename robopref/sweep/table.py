@@ -35,7 +35,7 @@ from robopref.sweep.run import RESULTS_JSON
 #: two-sided 95% Student-t quantiles by degrees of freedom (above 30: the normal's)
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
          9: 2.262, 10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}  # fmt: skip
-METHOD_ORDER = ("vpl", "dpl", "cpl", "btl", "cpl-plain", "oracle")
+METHOD_ORDER = ("vpl", "lowrank", "mixture", "dpl", "cpl", "btl", "cpl-plain", "oracle")
 
 
 def t_quantile(df: int) -> float:

@@ -107,3 +107,34 @@ def toy_dataset(
         contested=contested,
         meta={"population": population, "seed": seed, "beta": beta, "reward": reward},
     )
+
+
+def rank_two_dataset(
+    n_users: int = 60, pairs_per_user: int = 16, segment_length: int = 4, seed: int = 0,
+    beta: float = 10.0,
+) -> tuple[PreferenceDataset, np.ndarray]:
+    """A toy whose rewards have rank two: user u's per-step reward is ``a_u x + (1 - a_u) y``
+    of the point's position, ``a_u`` uniform in [0, 1] (a continuum of users between two
+    basis rewards). Returns the dataset and each user's ``a_u``."""
+    rng = np.random.default_rng(seed)
+    mix = rng.uniform(0.0, 1.0, n_users)
+    n_pairs = n_users * pairs_per_user
+    obs_a = _segments(rng, n_pairs, segment_length, 2)
+    obs_b = _segments(rng, n_pairs, segment_length, 2)
+    user = np.repeat(np.arange(n_users), pairs_per_user)
+    weights = np.stack([mix, 1.0 - mix], -1)[user]
+    gap = ((obs_a[..., :2] - obs_b[..., :2]).sum(1) * weights).sum(-1)
+    prob = 1.0 / (1.0 + np.exp(-beta * gap))
+    label = (rng.random(n_pairs) < prob).astype(np.float32)
+    data = PreferenceDataset(
+        env_id="toy/PointRankTwo-v0",
+        feature_names=tuple(f"s{i}" for i in range(obs_a.shape[-1])),
+        obs_a=obs_a, obs_b=obs_b, feat_a=obs_a.copy(), feat_b=obs_b.copy(),
+        act_a=np.full((*obs_a.shape[:2], 2), np.nan, np.float32),
+        act_b=np.full((*obs_b.shape[:2], 2), np.nan, np.float32),
+        label=label, user=user.astype(np.int64),
+        user_goal=np.stack([mix, 1.0 - mix], -1), user_group=np.full(n_users, -1),
+        true_label=(gap > 0).astype(np.float32), answer_prob=prob.astype(np.float32),
+        contested=np.ones(n_pairs, bool), meta={"population": "rank-two", "seed": seed},
+    )  # fmt: skip
+    return data, mix
