@@ -3,9 +3,12 @@
 The file (YAML) has exactly this schema::
 
     name: plate-small                 # optional: default the file's stem
-    tasks:                            # env ids, or {id: ..., env_kwargs: [KEY=VALUE, ...]}
+    tasks:                            # env ids, or mappings (TASK_KEYS):
       - robopref/PlatePlacement-v0
-    populations: [two-modes, modes]   # names or population files
+      - {id: robopref/BlockSort-v0, env_kwargs: [n_zones=3],   # KEY=VALUE for gym.make
+         populations: [FILE.yaml],    # optional: this task's own populations
+         options: {segment: 4}}       # optional: loop options of its cells (over options)
+    populations: [two-modes, modes]   # names or population files (every task without its own)
     methods: [vpl, btl, oracle]       # the loop's (loop.run.METHODS), oracle, cpl, cpl-plain
     seeds: [0, 1]
     options: {answers: 48}            # optional: robopref loop options for every cell
@@ -45,6 +48,8 @@ from robopref.loop.run import LoopOptions, check_loop_values
 #: VPL model, or none), no reward and no RL for the policy (robopref.sweep.cell)
 CPL_METHODS = ("cpl", "cpl-plain")
 METHODS = (*LOOP_METHODS, "oracle", *CPL_METHODS)
+#: what a task entry may hold (a mapping; a plain string is its id)
+TASK_KEYS = ("id", "env_kwargs", "populations", "options")
 TOP_KEYS = ("name", "tasks", "populations", "methods", "seeds", "options", "grid", "evaluate",
             "resources", "cpl")  # fmt: skip
 #: loop options a cell sets itself
@@ -228,21 +233,40 @@ def _check_options(path: Path, options: Any, where: str) -> dict[str, Any]:
     return dict(options)
 
 
-def _tasks(path: Path, data: dict) -> list[tuple[str, tuple[str, ...]]]:
+@dataclass(frozen=True)
+class TaskEntry:
+    """A task of the sweep file: its env, and its own populations and options if given."""
+
+    env_id: str
+    env_kwargs: tuple[str, ...]
+    #: the task's own populations (None: the file's ``populations``)
+    populations: tuple[str, ...] | None = None
+    #: loop options of this task's cells, over the file's ``options``
+    options: tuple[tuple[str, Any], ...] = ()
+
+
+def _tasks(path: Path, data: dict) -> list[TaskEntry]:
     import gymnasium as gym
 
     tasks = []
     for entry in _list(path, data, "tasks", (str, dict)):
-        env_id, kwargs = (entry, []) if isinstance(entry, str) else (
-            entry.get("id"), entry.get("env_kwargs", []))  # fmt: skip
-        if isinstance(entry, dict) and set(entry) - {"id", "env_kwargs"}:
-            raise _fail(path, f"a task entry takes id and env_kwargs only: {entry}")
+        entry = {"id": entry} if isinstance(entry, str) else entry
+        env_id, kwargs = entry.get("id"), entry.get("env_kwargs", [])
+        if set(entry) - set(TASK_KEYS):
+            raise _fail(path, f"a task entry takes {list(TASK_KEYS)} only: {entry}")
         if not isinstance(kwargs, list) or not all(isinstance(k, str) for k in kwargs):
             raise _fail(path, f"a task's env_kwargs is a list of KEY=VALUE strings: {entry}")
         if env_id not in gym.registry:
             known = sorted(k for k in gym.registry if k.startswith("robopref/"))
             raise _fail(path, f"unknown task {env_id!r}: use one of {known}")
-        tasks.append((str(env_id), tuple(str(k) for k in kwargs)))
+        populations = (
+            tuple(_list(path, entry, "populations", str)) if "populations" in entry else None
+        )
+        options = _check_options(path, entry.get("options"), f"{env_id}'s options")
+        tasks.append(TaskEntry(str(env_id), tuple(str(k) for k in kwargs), populations,
+                               tuple(sorted(options.items()))))  # fmt: skip
+    if "populations" not in data and any(task.populations is None for task in tasks):
+        raise _fail(path, "give 'populations', for every task or in each task entry")
     return tasks
 
 
@@ -371,7 +395,7 @@ def load_sweep(path: str | Path) -> Sweep:
     if unknown:
         raise _fail(path, f"unknown keys {sorted(unknown)}: use {list(TOP_KEYS)}")
     tasks = _tasks(path, data)
-    populations = _list(path, data, "populations", str)
+    populations = _list(path, data, "populations", str) if "populations" in data else []
     methods = _list(path, data, "methods", str)
     bad = [m for m in methods if m not in METHODS]
     if bad or len(set(methods)) != len(methods):
@@ -393,19 +417,20 @@ def load_sweep(path: str | Path) -> Sweep:
     combos = [tuple(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
     cells = [
         Cell(
-            task,
-            kwargs,
+            task.env_id,
+            task.env_kwargs,
             population,
             method,
             seed,
-            tuple(sorted(options.items())),
+            tuple(sorted({**options, **dict(task.options)}.items())),
             combo,
             evaluate,
             resources,
             cpl if method in CPL_METHODS else (),
         )  # fmt: skip
-        for (task, kwargs), population, combo, seed, method in itertools.product(
-            tasks, populations, combos, seeds, methods
+        for task in tasks
+        for population, combo, seed, method in itertools.product(
+            task.populations or populations, combos, seeds, methods
         )
     ]
     names = [c.name for c in cells]
