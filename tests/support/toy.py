@@ -110,7 +110,10 @@ def toy_dataset(
 
 
 def rank_two_dataset(
-    n_users: int = 60, pairs_per_user: int = 16, segment_length: int = 4, seed: int = 0,
+    n_users: int = 60,
+    pairs_per_user: int = 16,
+    segment_length: int = 4,
+    seed: int = 0,
     beta: float = 10.0,
 ) -> tuple[PreferenceDataset, np.ndarray]:
     """A toy whose rewards have rank two: user u's per-step reward is ``a_u x + (1 - a_u) y``
