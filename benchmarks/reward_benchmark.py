@@ -9,7 +9,7 @@ held-out users: pairwise accuracy from ``k`` active answers (``evaluate_few_shot
 reward model's likelihood posterior), overall, on contested pairs and per group, and for
 latent models the active latent units and the lower bound on I(z; group) in bits
 (evaluation-only readers of the users' groups). ``vpl-guard`` is VPL with ``--swap-guard
-1``. Each (population, model, seed) writes ``OUT/<population>/<model>_s<seed>.json``
+5``. Each (population, model, seed) writes ``OUT/<population>/<model>_s<seed>.json``
 atomically and is skipped when present (the run resumes); the table is printed at the end
 with mean +- the 95% Student-t half-width over seeds:
 
@@ -41,7 +41,7 @@ from robopref.sweep.table import mean_ci
 
 MODELS = ("vpl", "vpl-guard", "lowrank", "mixture", "dpl", "btl")
 #: train-reward options of each benchmark model beyond --model
-MODEL_OPTIONS = {"vpl-guard": ["--model", "vpl", "--swap-guard", "1"]}
+MODEL_OPTIONS = {"vpl-guard": ["--model", "vpl", "--swap-guard", "5"]}
 
 
 def populations(sweep_file: str) -> list[dict]:

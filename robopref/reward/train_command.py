@@ -84,8 +84,8 @@ class TrainRewardOptions:
     swap_guard: float = config_option(
         VPLConfig,
         "swap_guard",
-        "VPL: weight of the guard against posterior collapse (each user's mirror, every "
-        "answer reversed, must be explained through z; 0: off; robopref.reward.vpl)",
+        "VPL: weight of the guard against posterior collapse (each user's answers must be "
+        "explained better by their own z than by other users'; 0: off; robopref.reward.vpl)",
     )
     components: int = config_option(
         BasisConfig, "components", "lowrank, mixture: basis rewards (mixture components) K"

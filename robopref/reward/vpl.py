@@ -36,14 +36,15 @@ the posterior does not collapse to the prior); ``anneal`` is the training loop's
 cross-entropy as they are.
 
 The swap guard (``swap_guard`` > 0, ``train-reward --swap-guard``), against posterior
-collapse (the latent unused, SPL, arXiv 2603.12595): each user's mirror, who gives the
-reverse of every answer, is encoded from its reversed context and its reversed target
-answers are scored under that z; ``swap_guard`` times this NLL joins the loss. A decoder
-that ignores z predicts a pair alike for a user and its mirror and pays at least log 2 per
-pair on the two together, whatever it learns; only through z can it explain both, so the
-guard makes the latent carry the answers' direction. It is SPL's idea (fictitious swapped
-annotators that the latent must tell apart) in the form of an extra likelihood term; SPL's
-flow posterior is not built.
+collapse (the latent unused; SPL, arXiv 2603.12595, guides the latent with swapped
+annotations): the z of each user of the batch is swapped in for every other user's, and
+each user's held-back answers must be explained better under their own z than under the
+others' (InfoNCE over the batch's users: log sum_v exp(-NLL_u(z_v)) + NLL_u(z_u), a lower
+bound on the information z carries about the user's other answers). A latent that is
+unused scores every swap alike and pays log U per user; ``swap_guard`` times the mean over
+users joins the loss. The first form tried, making the decoder explain each user's
+mirror (every answer reversed), spent the latent on telling users from their mirrors where
+users agree on most of the reward (docs/notes/2026-12-07-benchmark.md).
 """
 
 from __future__ import annotations
@@ -234,31 +235,31 @@ class VPLRewardModel(RewardModel):
             "nll": float((scale * nll).sum().detach() / total),
             "kl": float(kl.mean().detach()),
         }
-        if self.config.swap_guard > 0:
-            swapped = self._swapped_nll(batch, obs_n, emb, (context, target), noise)
-            loss = loss + self.config.swap_guard * (scale * swapped).sum() / total
-            stats["swap_nll"] = float((scale * swapped).sum().detach() / total)
+        if self.config.swap_guard > 0 and answered.shape[0] > 1:
+            guard = self._guard_loss(batch, obs_n, emb, (context, target), z).mean()
+            loss = loss + self.config.swap_guard * guard
+            stats["guard"] = float(guard.detach())
         return loss, stats
 
-    def _swapped_nll(
+    def _guard_loss(
         self,
         batch: UserTensors,
         obs_n: tuple[torch.Tensor, ...],
         emb: tuple[torch.Tensor, ...],
         split: tuple[torch.Tensor, torch.Tensor],
-        noise: torch.Tensor,
+        z: torch.Tensor,
     ) -> torch.Tensor:
-        """The swap guard's NLL per user: the mirror user (every answer reversed) explained
-        under the z encoded from its reversed context; users with an empty context add
-        nothing (the prior cannot tell a user from its mirror)."""
+        """The guard's InfoNCE loss per user ``(U,)`` (module docstring): each user's target
+        answers scored under every batch user's z; users without context or targets add 0."""
         context, target = split
-        nan = torch.full_like(batch.label, math.nan)
-        swapped = 1.0 - batch.label
-        mean, std = self.encoder(emb[0], emb[1], torch.where(context, swapped, nan))
-        z = (mean + std * noise).unsqueeze(-2)
-        logits = self.decoder.pair_logits(obs_n[0], obs_n[1], emb, z)
-        nll = preference_nll(logits, torch.where(target, swapped, nan)).sum(-1)
-        return nll * context.any(-1)
+        expand = (obs_n[0].unsqueeze(1), obs_n[1].unsqueeze(1))
+        logits = self.decoder.pair_logits(
+            *expand, (emb[0].unsqueeze(1), emb[1].unsqueeze(1)), z.squeeze(-2)[None, :, None, :]
+        )  # (U, V, N): user u's pairs under user v's z
+        label = torch.where(target, batch.label, torch.full_like(batch.label, math.nan))
+        score = -preference_nll(logits, label.unsqueeze(1).expand_as(logits)).sum(-1)
+        nce = torch.logsumexp(score, -1) - score.diagonal()
+        return nce * (context.any(-1) & target.any(-1))
 
     def validation_sums(self, batch: UserTensors, generator: torch.Generator) -> dict[str, float]:
         """Target-pair sums with z = posterior mean, over contexts of sizes 0, 1, 2, 4, 8."""
