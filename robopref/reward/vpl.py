@@ -44,10 +44,8 @@ NLL_u(z) the mean cross-entropy of user u's held-back answers under z: the bound
 information z carries about the user's other answers, per answer, so that the guard cannot
 grow by making the decoder overconfident). A latent that is unused scores every swap alike
 and pays log U per user; ``swap_guard`` times the mean over users joins the loss (5 rescues
-a collapsed toy latent and costs nothing on a healthy one; the sum over answers instead of
-the mean cost 0.1-0.2 of contested accuracy on the healthy one). The first form tried, making the decoder explain each user's
-mirror (every answer reversed), spent the latent on telling users from their mirrors where
-users agree on most of the reward (docs/notes/2026-12-07-benchmark.md).
+a collapsed toy latent and costs nothing on a healthy one). Earlier forms and their
+figures: docs/notes/2026-12-07-benchmark.md.
 """
 
 from __future__ import annotations
