@@ -58,3 +58,10 @@ def test_a_tiny_cell_of_each_new_reward_model_runs_and_tabulates(tmp_path) -> No
         assert 0.0 < metrics["accuracy_of_ceiling"] <= 1.5
     rows, left_out = benchmark_rows(load_cells(tmp_path))
     assert left_out == 0 and {r["method"] for r in rows} == {"lowrank", "mixture"}
+
+
+def test_the_core_benchmark_is_the_full_ones_first_seed() -> None:
+    """benchmark_core.yaml's cells are benchmark.yaml's (same settings, so same folders)."""
+    full = {c.name: c.fingerprint() for c in load_sweep(BENCHMARKS / "benchmark.yaml").cells}
+    core = load_sweep(BENCHMARKS / "benchmark_core.yaml").cells
+    assert len(core) == 12 and all(full[c.name] == c.fingerprint() for c in core)
