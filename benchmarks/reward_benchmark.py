@@ -14,7 +14,8 @@ atomically and is skipped when present (the run resumes); the table is printed a
 with mean +- the 95% Student-t half-width over seeds:
 
     python benchmarks/reward_benchmark.py --out runs/reward_benchmark
-    python benchmarks/reward_benchmark.py --out runs/reward_benchmark --table-only
+    python benchmarks/reward_benchmark.py --out runs/reward_benchmark --table-only \
+        --plot benchmarks/figures/benchmark/reward_models.png
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import torch
 
 from robopref.cli import main as robopref
 from robopref.data.dataset import PreferenceDataset
-from robopref.files import write_json_atomic
+from robopref.files import save_figure_atomic, write_json_atomic
 from robopref.reward.checkpoint import load_payload
 from robopref.reward.evaluate_command import heldout_users
 from robopref.reward.evaluation import evaluate_few_shot
@@ -116,7 +117,8 @@ def _cell(values: list[float | None]) -> str:
 
 
 def table(out: Path, entries: list[dict], ks: list[int]) -> str:
-    """The markdown table of every finished result under ``out``."""
+    """The markdown table of every finished result under ``out`` (the best mean contested
+    accuracy of each population in bold)."""
     k = max(ks)
     lines = [
         f"| population | model | seeds | all, k = 0 | all, k = {k} | contested, k = {k} | "
@@ -124,17 +126,26 @@ def table(out: Path, entries: list[dict], ks: list[int]) -> str:
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for entry in entries:
-        for model in MODELS:
-            results = [json.loads(p.read_text())
-                       for p in sorted((out / entry["slug"]).glob(f"{model}_s*.json"))]  # fmt: skip
+        finished = {
+            model: [json.loads(p.read_text())
+                    for p in sorted((out / entry["slug"]).glob(f"{model}_s*.json"))]
+            for model in MODELS
+        }  # fmt: skip
+        contested = {
+            model: mean_ci([r["accuracy"].get(f"contested@{k}") for r in results])[0]
+            for model, results in finished.items() if results
+        }  # fmt: skip
+        best = max(contested.values(), default=None)
+        for model, results in finished.items():
             if not results:
                 continue
             groups = sorted({g for r in results for g in r["per_group"]}, key=int)
             per_group = " / ".join(_cell([r["per_group"].get(g) for r in results]).split(" ±")[0]
                                    for g in groups) or "-"  # fmt: skip
             latent = results[0].get("latent_dims")
-            active = (f"{_cell([r['active_dims'] for r in results]).split(' ±')[0]} of {latent}"
+            active = (f"{np.mean([r['active_dims'] for r in results]):.1f} of {latent}"
                       if latent else "-")  # fmt: skip
+            mark = "**" if contested[model] == best else ""
             bits = _cell([r.get("group_bits") for r in results]) if latent else "-"
             entropy = results[0].get("group_entropy_bits")
             if latent and entropy:
@@ -143,10 +154,40 @@ def table(out: Path, entries: list[dict], ks: list[int]) -> str:
                 f"| {entry['slug']} | {model} | {len(results)} | "
                 f"{_cell([r['accuracy'].get('all@0') for r in results])} | "
                 f"{_cell([r['accuracy'].get(f'all@{k}') for r in results])} | "
-                f"{_cell([r['accuracy'].get(f'contested@{k}') for r in results])} | "
+                f"{mark}{_cell([r['accuracy'].get(f'contested@{k}') for r in results])}{mark} | "
                 f"{per_group} | {active} | {bits} |"
             )
     return "\n".join(lines)
+
+
+def plot(out: Path, entries: list[dict], k: int, path: Path) -> None:
+    """Contested accuracy at ``k`` answers per population and model, mean and 95% interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(12, 4.5))
+    width = 0.8 / len(MODELS)
+    for index, model in enumerate(MODELS):
+        means, halves = [], []
+        for entry in entries:
+            values = [json.loads(p.read_text())["accuracy"].get(f"contested@{k}")
+                      for p in sorted((out / entry["slug"]).glob(f"{model}_s*.json"))]  # fmt: skip
+            mean, half, _ = mean_ci(values)
+            means.append(mean)
+            halves.append(0.0 if np.isnan(half) else half)
+        positions = np.arange(len(entries)) + (index - (len(MODELS) - 1) / 2) * width
+        axis.bar(positions, means, width, yerr=halves, capsize=2, label=model)
+    axis.set_xticks(np.arange(len(entries)))
+    axis.set_xticklabels([e["slug"].replace("-", "\n", 1) for e in entries], fontsize=8)
+    axis.set_ylim(0.4, 1.1)
+    axis.axhline(0.5, color="grey", linewidth=0.5)
+    axis.set_ylabel(f"contested accuracy, {k} active answers")
+    axis.set_title("Reward models on held-out users (mean and 95% interval over seeds)")
+    axis.legend(ncol=len(MODELS), fontsize=8, loc="upper center")
+    figure.tight_layout()
+    save_figure_atomic(figure, path)  # closes it
 
 
 def main() -> None:
@@ -159,6 +200,7 @@ def main() -> None:
     parser.add_argument("--ks", nargs="+", type=int, default=[0, 4])
     parser.add_argument("--only", nargs="*", default=[], help="population slugs to run")
     parser.add_argument("--table-only", action="store_true", help="print what is finished")
+    parser.add_argument("--plot", default="", help="also save the contested accuracies here")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -180,6 +222,8 @@ def main() -> None:
                     result = run_one(data[entry["slug"]], folder, model, seed, args.ks)
                     write_json_atomic(path, result)
     print(table(out, entries, args.ks))
+    if args.plot:
+        plot(out, entries, max(args.ks), Path(args.plot))
 
 
 if __name__ == "__main__":
