@@ -16,7 +16,6 @@ follows from a user's answers given the basis.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -27,14 +26,9 @@ from robopref.reward.data import (
     PairContext,
     UserTensors,
     context_tensors,
-    hard_correct,
-    preference_nll,
-    split_context,
+    context_validation_sums,
 )
 from robopref.reward.nets import like_input, mlp
-
-#: context sizes the validation loss of held-out users is computed at (as VPL's)
-VALIDATION_CONTEXT_SIZES = (0, 1, 2, 4, 8)
 
 
 @dataclass
@@ -133,25 +127,11 @@ class BasisRewardModel(RewardModel):
 
     def validation_sums(self, batch: UserTensors, generator: torch.Generator) -> dict[str, float]:
         """Target-pair sums with z from the other pairs, over contexts of 0, 1, 2, 4, 8 pairs."""
-        answered = batch.answered
-        cap = (answered.sum(-1) - 1).clamp(min=0)
-        nan = torch.full_like(batch.label, math.nan)
         differences = self.batch_differences(batch)
-        totals = {"nll": 0.0, "n": 0.0, "correct": 0.0, "scored": 0.0}
-        for size in VALIDATION_CONTEXT_SIZES:
-            sizes = torch.minimum(cap, torch.full_like(cap, size))
-            context, target = split_context(answered, sizes, generator)
-            mean, _ = self.user_latents(differences, torch.where(context, batch.label, nan))
-            logits = (self.weights(mean).unsqueeze(-2) * differences).sum(-1)
-            target_label = torch.where(target, batch.label, nan)
-            correct, scored = hard_correct(logits, target_label)
-            totals["nll"] += float(preference_nll(logits, target_label).sum())
-            totals["n"] += float(target.sum())
-            totals["correct"] += float(correct.sum())
-            totals["scored"] += float(scored.sum())
-        return totals
 
+        def logits_given(context_label: torch.Tensor) -> torch.Tensor:
+            mean, _ = self.user_latents(differences, context_label)
+            return (self.weights(mean).unsqueeze(-2) * differences).sum(-1)
 
-def answer_log_likelihood(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-    """Sum over the last dimension of log p(answer) under ``logits`` (NaN labels: nothing)."""
-    return -preference_nll(logits, label).sum(-1)
+        cap = (batch.answered.sum(-1) - 1).clamp(min=0)
+        return context_validation_sums(batch.label, cap, generator, logits_given)

@@ -12,6 +12,7 @@ batch of users, with leading dimensions).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -190,3 +191,33 @@ def split_context(
     rank = keys.argsort(-1).argsort(-1)
     context = answered & (rank < sizes.unsqueeze(-1))
     return context, answered & ~context
+
+
+#: context sizes at which the latent models' validation scores held-out users' other pairs
+VALIDATION_CONTEXT_SIZES = (0, 1, 2, 4, 8)
+
+
+def context_validation_sums(
+    label: torch.Tensor,
+    cap: torch.Tensor,
+    generator: torch.Generator,
+    logits_given: Callable[[torch.Tensor], torch.Tensor],
+) -> dict[str, float]:
+    """The validation sums (``nll``, ``n``, ``correct``, ``scored``) of a latent model over
+    users with labels ``(U, N)``: for each size in ``VALIDATION_CONTEXT_SIZES`` (at most
+    ``cap[u]``), a random context of that many answered pairs, the others scored with
+    ``logits_given(context labels)`` ``(U, N)`` (NaN outside the context)."""
+    answered = ~torch.isnan(label)
+    nan = torch.full_like(label, float("nan"))
+    totals = {"nll": 0.0, "n": 0.0, "correct": 0.0, "scored": 0.0}
+    for size in VALIDATION_CONTEXT_SIZES:
+        sizes = torch.minimum(cap, torch.full_like(cap, size))
+        context, target = split_context(answered, sizes, generator)
+        logits = logits_given(torch.where(context, label, nan))
+        target_label = torch.where(target, label, nan)
+        correct, scored = hard_correct(logits, target_label)
+        totals["nll"] += float(preference_nll(logits, target_label).sum())
+        totals["n"] += float(target.sum())
+        totals["correct"] += float(correct.sum())
+        totals["scored"] += float(scored.sum())
+    return totals

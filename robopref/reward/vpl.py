@@ -63,15 +63,12 @@ from robopref.reward.data import (
     PairContext,
     UserTensors,
     context_tensors,
-    hard_correct,
+    context_validation_sums,
     preference_nll,
     split_context,
 )
 from robopref.reward.decoders import DECODERS
 from robopref.reward.nets import like_input, mlp
-
-#: context sizes used for the (deterministic) validation loss
-VALIDATION_CONTEXT_SIZES = (0, 1, 2, 4, 8)
 
 
 @dataclass
@@ -265,20 +262,12 @@ class VPLRewardModel(RewardModel):
 
     def validation_sums(self, batch: UserTensors, generator: torch.Generator) -> dict[str, float]:
         """Target-pair sums with z = posterior mean, over contexts of sizes 0, 1, 2, 4, 8."""
-        answered = batch.answered
-        cap = self._cap(answered)
-        nan = torch.full_like(batch.label, math.nan)
         obs_n, emb = self._segments(batch)
-        totals = {"nll": 0.0, "n": 0.0, "correct": 0.0, "scored": 0.0}
-        for size in VALIDATION_CONTEXT_SIZES:
-            sizes = torch.minimum(cap, torch.full_like(cap, size))
-            context, target = split_context(answered, sizes, generator)
-            mean, _ = self.encoder(emb[0], emb[1], torch.where(context, batch.label, nan))
-            logits = self.decoder.pair_logits(obs_n[0], obs_n[1], emb, mean.unsqueeze(-2))
-            target_label = torch.where(target, batch.label, nan)
-            correct, scored = hard_correct(logits, target_label)
-            totals["nll"] += float(preference_nll(logits, target_label).sum())
-            totals["n"] += float(target.sum())
-            totals["correct"] += float(correct.sum())
-            totals["scored"] += float(scored.sum())
-        return totals
+
+        def logits_given(context_label: torch.Tensor) -> torch.Tensor:
+            mean, _ = self.encoder(emb[0], emb[1], context_label)
+            return self.decoder.pair_logits(obs_n[0], obs_n[1], emb, mean.unsqueeze(-2))
+
+        return context_validation_sums(
+            batch.label, self._cap(batch.answered), generator, logits_given
+        )
