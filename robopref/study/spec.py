@@ -300,6 +300,16 @@ def read_links(folder: str | Path) -> dict[str, str]:
     return links
 
 
+def write_links(folder: str | Path, base_url: str) -> Path:
+    """Rewrite the study's ``links.txt`` (privately, atomically) with every participant's
+    link under ``base_url``, the address the study is served at; the tokens stay."""
+    links = read_links(folder)
+    base = base_url.rstrip("/")
+    path = Path(folder) / LINKS_NAME
+    write_private(path, "".join(f"{name} {base}/s/{token}\n" for name, token in links.items()))
+    return path
+
+
 def clip_path(folder: Path, directory: str, name: str) -> Path:
     """The file of clip ``name`` in ``folder/directory``; anything else is refused (403)."""
     root = (folder / directory).resolve()

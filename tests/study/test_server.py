@@ -66,3 +66,28 @@ def test_twenty_participants_at_once_are_each_stored_once(random_study):
     with store.connect() as db:
         (queries,) = db.execute("SELECT COUNT(*) FROM queries").fetchone()
     assert queries == 80  # no query created twice under the concurrent reloads
+
+
+def test_the_links_name_the_port_and_address_served(random_study, monkeypatch, capsys):
+    """links.txt named port 8000 whatever --port said: serve rewrites it to what it serves
+    (or to --public-url behind a proxy), the tokens unchanged."""
+    import uvicorn
+
+    from robopref.cli import main
+
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: served.append(kwargs))
+    tokens = read_links(random_study)
+    assert main(["study", "serve", "--study", str(random_study), "--port", "8123"]) == 0
+    assert served[-1]["port"] == 8123
+    lines = (random_study / "links.txt").read_text().splitlines()
+    assert lines[0] == f"p01 http://127.0.0.1:8123/s/{tokens['p01']}"
+    assert read_links(random_study) == tokens and len(lines) == len(tokens)
+    assert (random_study / "links.txt").stat().st_mode & 0o077 == 0  # still private
+    proxy = ["--public-url", "https://lab.example.org/study/"]
+    assert main(["study", "serve", "--study", str(random_study), *proxy]) == 0
+    assert f"https://lab.example.org/study/s/{tokens['p02']}" in (
+        random_study / "links.txt"
+    ).read_text()
+    assert main(["study", "serve", "--study", str(random_study), "--public-url", "lab"]) == 2
+    assert "must be an address starting with http" in capsys.readouterr().err
