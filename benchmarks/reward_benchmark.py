@@ -85,11 +85,7 @@ def run_one(data: Path, folder: Path, model: str, seed: int, ks: list[int]) -> d
                 str(seed), "--device", "cpu", *kind]  # fmt: skip
         if robopref(args) != 0:
             raise SystemExit(f"train-reward failed: {args}")
-    reward = load_reward_model(checkpoint)
-    dataset = reward_view(PreferenceDataset.load(data), reward_input(reward))
-    test = dataset.subset_users(
-        np.asarray(heldout_users(load_payload(checkpoint), dataset, str(checkpoint)))
-    )
+    reward, test = heldout_view(data, checkpoint)
     result: dict = {"model": model, "seed": seed, "users": test.n_users, "accuracy": {}}
     rows = evaluate_few_shot(reward, test, ks, ["active"], progress=False)
     for row in rows:
@@ -102,11 +98,43 @@ def run_one(data: Path, folder: Path, model: str, seed: int, ks: list[int]) -> d
                                  progress=False)  # fmt: skip
         result["per_group"][str(group)] = next(r["accuracy"] for r in rows if r["subset"] == "all")
     if reward.latent_dim:
-        usage = latent_usage(reward, test)
-        result.update(active_dims=usage["active_dims"], latent_dims=reward.latent_dim,
-                      group_bits=usage.get("group_bits"),
-                      group_entropy_bits=usage.get("group_entropy_bits"))  # fmt: skip
+        result.update(latent_figures(reward, test))
     return result
+
+
+def heldout_view(data: Path, checkpoint: Path) -> tuple[object, PreferenceDataset]:
+    """The reward model of ``checkpoint`` and its held-out users of ``data``, as it reads them."""
+    reward = load_reward_model(checkpoint)
+    dataset = reward_view(PreferenceDataset.load(data), reward_input(reward))
+    test = dataset.subset_users(
+        np.asarray(heldout_users(load_payload(checkpoint), dataset, str(checkpoint)))
+    )
+    return reward, test
+
+
+def latent_figures(reward: object, test: PreferenceDataset) -> dict:
+    """Active latent units and the bound on I(z; group) of a latent model's held-out users."""
+    usage = latent_usage(reward, test)
+    return {
+        "active_dims": usage["active_dims"],
+        "latent_dims": reward.latent_dim,
+        "group_bits": usage.get("group_bits"),
+        "group_entropy_bits": usage.get("group_entropy_bits"),
+    }
+
+
+def rescore_latents(out: Path, entries: list[dict]) -> None:
+    """Recompute the latent diagnostics of every finished latent result (the accuracies
+    stay): what ``--diagnostics-only`` does after the diagnostics change."""
+    for entry in entries:
+        folder = out / entry["slug"]
+        for path in sorted(folder.glob("*_s*.json")):
+            result = json.loads(path.read_text())
+            if not result.get("latent_dims"):
+                continue
+            checkpoint = path.with_suffix(".pt")
+            result.update(latent_figures(*heldout_view(folder / "data.npz", checkpoint)))
+            write_json_atomic(path, result)
 
 
 def _cell(values: list[float | None]) -> str:
@@ -201,11 +229,17 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=[], help="population slugs to run")
     parser.add_argument("--table-only", action="store_true", help="print what is finished")
     parser.add_argument("--plot", default="", help="also save the contested accuracies here")
+    parser.add_argument(
+        "--diagnostics-only", action="store_true",
+        help="recompute the latent diagnostics of the finished results, then print",
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
     entries = populations(args.sweep)
-    if not args.table_only:
+    if args.diagnostics_only:
+        rescore_latents(out, entries)
+    elif not args.table_only:
         chosen = [e for e in entries if not args.only or e["slug"] in args.only]
         data = {}
         for entry in chosen:
