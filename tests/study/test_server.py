@@ -86,8 +86,9 @@ def test_the_links_name_the_port_and_address_served(random_study, monkeypatch, c
     assert (random_study / "links.txt").stat().st_mode & 0o077 == 0  # still private
     proxy = ["--public-url", "https://lab.example.org/study/"]
     assert main(["study", "serve", "--study", str(random_study), *proxy]) == 0
-    assert f"https://lab.example.org/study/s/{tokens['p02']}" in (
-        random_study / "links.txt"
-    ).read_text()
+    assert (
+        f"https://lab.example.org/study/s/{tokens['p02']}"
+        in (random_study / "links.txt").read_text()
+    )
     assert main(["study", "serve", "--study", str(random_study), "--public-url", "lab"]) == 2
     assert "must be an address starting with http" in capsys.readouterr().err
