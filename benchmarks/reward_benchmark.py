@@ -31,6 +31,7 @@ import torch
 from robopref.cli import main as robopref
 from robopref.data.dataset import PreferenceDataset
 from robopref.files import save_figure_atomic, write_json_atomic
+from robopref.reward.base import RewardModel
 from robopref.reward.checkpoint import load_payload
 from robopref.reward.evaluate_command import heldout_users
 from robopref.reward.evaluation import evaluate_few_shot
@@ -102,7 +103,7 @@ def run_one(data: Path, folder: Path, model: str, seed: int, ks: list[int]) -> d
     return result
 
 
-def heldout_view(data: Path, checkpoint: Path) -> tuple[object, PreferenceDataset]:
+def heldout_view(data: Path, checkpoint: Path) -> tuple[RewardModel, PreferenceDataset]:
     """The reward model of ``checkpoint`` and its held-out users of ``data``, as it reads them."""
     reward = load_reward_model(checkpoint)
     dataset = reward_view(PreferenceDataset.load(data), reward_input(reward))
@@ -112,7 +113,7 @@ def heldout_view(data: Path, checkpoint: Path) -> tuple[object, PreferenceDatase
     return reward, test
 
 
-def latent_figures(reward: object, test: PreferenceDataset) -> dict:
+def latent_figures(reward: RewardModel, test: PreferenceDataset) -> dict:
     """Active latent units and the bound on I(z; group) of a latent model's held-out users."""
     usage = latent_usage(reward, test)
     return {

@@ -98,8 +98,15 @@ class BasisRewardModel(RewardModel):
         """w(z) . (R(A) - R(B)) for raw segments ``(..., T, O)`` and ``z`` ``(..., K)``."""
         if z is None:
             raise ValueError(f"{self.kind} pair logits need a latent z")
-        differences = self.basis_returns(obs_a) - self.basis_returns(obs_b)
-        return (self.weights(z) * differences).sum(-1)
+        return self.difference_logits(self.basis_returns(obs_a) - self.basis_returns(obs_b), z)
+
+    def difference_logits(self, differences: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """w(z) . d: the logits of pairs with basis-return differences ``d`` ``(..., N, K)``
+        (or ``(..., K)``) for ``z`` ``(..., K)`` (one z per row of pairs)."""
+        weights = self.weights(z)
+        if differences.dim() > weights.dim():
+            weights = weights.unsqueeze(-2)
+        return (weights * differences).sum(-1)
 
     def pair_scorer(self, obs_a: Any, obs_b: Any) -> PairScorer:
         """Candidate scorer: one matrix product per batch of z."""
@@ -131,7 +138,7 @@ class BasisRewardModel(RewardModel):
 
         def logits_given(context_label: torch.Tensor) -> torch.Tensor:
             mean, _ = self.user_latents(differences, context_label)
-            return (self.weights(mean).unsqueeze(-2) * differences).sum(-1)
+            return self.difference_logits(differences, mean)
 
         cap = (batch.answered.sum(-1) - 1).clamp(min=0)
         return context_validation_sums(batch.label, cap, generator, logits_given)

@@ -76,7 +76,7 @@ class LowRankRewardModel(BasisRewardModel):
         """Cross-entropy of every answer under its user's MAP weights (basis gradient only)."""
         differences = self.batch_differences(batch)
         z, _ = self.user_latents(differences, batch.label)
-        logits = (self.weights(z).unsqueeze(-2) * differences).sum(-1)
+        logits = self.difference_logits(differences, z)
         count = batch.answered.sum().clamp(min=1)
         loss = preference_nll(logits, batch.label).sum() / count
         return loss, {"nll": float(loss.detach())}
