@@ -1,4 +1,4 @@
-"""The study's web app (FastAPI): query pages, answers, clips and "your robot".
+"""The study's web app (FastAPI): the pages of :mod:`robopref.study.flow`, answers, clips.
 
 Why FastAPI on uvicorn: a well-kept, typed framework with a test client, that serves plain
 HTML with a little JavaScript (no build step, no front-end toolchain), and whose sync
@@ -8,20 +8,29 @@ or written for an unknown one.
 
 Routes (``{token}``: a participant's link)::
 
-    GET  /s/{token}               the next query (two clips, A / B / equal / can't tell)
-                                  or, after the last answer, "your robot"
-    POST /s/{token}/answer        the form's answer -> 303 back to the page
-    GET  /s/{token}/next.json     the open query as JSON (created if none is open)
-    POST /s/{token}/answer.json   {"query", "choice", "client_ms"} -> the stored answer
-    GET  /s/{token}/clip/{name}   a candidate clip (plain names under clips/ only)
-    GET  /s/{token}/robot.json    the state of the participant's robot clips
-    GET  /s/{token}/robot/{kind}  the participant's own robot clip (vpl or btl)
+    GET  /s/{token}                  the participant's current page (welcome, consent, a
+                                     query of any type, the robots, thanks)
+    POST /s/{token}/step             the form's step (welcome, consent, declined) -> 303
+    POST /s/{token}/answer           the form's answer -> 303 back to the page
+    POST /s/{token}/final            the blind final choice (left, right, equal) -> 303
+    POST /s/{token}/final-rating     the robots' ratings (rating_left, rating_right) -> 303
+    GET  /s/{token}/next.json        the current page as JSON (a query: its id, type, items)
+    POST /s/{token}/step.json        {"step"} -> the next page
+    POST /s/{token}/answer.json      {"query", "choice", "order" | "rating", "client_ms"}
+                                     -> the stored answer and the next page
+    POST /s/{token}/final.json       {"choice"} or {"rating_left", "rating_right"}
+    GET  /s/{token}/clip/{name}      a candidate clip or end-state picture (plain names)
+    GET  /s/{token}/robot.json       the state of the participant's robot clips
+    GET  /s/{token}/robot/{kind}     the participant's robot clip, in a study without the
+                                     blind end (a BTL policy makes the end blind)
+    GET  /s/{token}/final/{side}     the robot shown on that side of the blind end
 
 Refusals (nothing written): unknown token 404, another participant's query 403, an
-answered query 409 (a replay), a query that does not exist 404, a bad choice or a query id
-that is not an integer of SQLite's range 422, a clip name that is not a plain name or
-resolves outside the study 403. The answer routes check the token before reading the body,
-and read at most :data:`MAX_BODY` bytes of it (413 beyond: nothing more is buffered).
+answered query or a step out of order 409 (a replay), a query that does not exist 404, a
+bad choice, order or rating, or a query id that is not an integer of SQLite's range 422, a
+clip name that is not a plain name or resolves outside the study 403. The answer routes
+check the token before reading the body, and read at most :data:`MAX_BODY` bytes of it
+(413 beyond: nothing more is buffered).
 
 A participant's queries are chosen and recorded one request at a time (a lock per
 participant, and a position check inside the database transaction), so parallel requests
@@ -32,230 +41,87 @@ from __future__ import annotations
 
 import html
 import json
-import logging
-import threading
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from string import Template
 from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 
-from robopref.reward import load_reward_model
-from robopref.reward.nets import resolve_device
-from robopref.study.choose import QueryChooser
-from robopref.study.robot import ROBOT_KINDS, RobotRenderer, robot_clip_name, robot_json
-from robopref.study.spec import CLIPS_DIR, ROBOT_DIR, check_study_folder, clip_path
-from robopref.study.store import (
-    CHOICES,
-    Participant,
-    ShownQuery,
-    StudyRefusedError,
-    StudyStore,
-    check_query_id,
-)
+from robopref.study import pages
+from robopref.study.flow import Study
+from robopref.study.robot import ROBOT_KINDS, robot_clip_name
+from robopref.study.spec import CLIPS_DIR, ROBOT_DIR, clip_path
+from robopref.study.store import CHOICES, StudyRefusedError, check_query_id
 
-LOG = logging.getLogger("robopref.study")
-TEMPLATES = Path(__file__).parent / "templates"
-CHOICE_LABELS = {
-    "left": "A (left)",
-    "right": "B (right)",
-    "equal": "Equally good",
-    "cant_tell": "Can't tell",
-}
+__all__ = ["Study", "create_app"]
 #: the largest answer body read (an answer is about 60 bytes)
 MAX_BODY = 64 * 1024
-#: how often a query is chosen again when another server changed the participant's queries
-CHOOSE_TRIES = 5
-
-
-def _template(name: str) -> Template:
-    return Template((TEMPLATES / name).read_text())
-
-
-class Study:
-    """A study folder loaded for serving: settings, pool, chooser, store and robot worker."""
-
-    def __init__(self, folder: str | Path, device: str = "cpu") -> None:
-        self.folder = Path(folder).resolve()
-        self.spec, self.pool = check_study_folder(self.folder)
-        self.store = StudyStore(self.folder)
-        self.store.make_private()  # a study created before the database was made private
-        self.store.hash_tokens()  # ... or before tokens were hashed
-        device = str(resolve_device(device))
-        model = load_reward_model(self.spec.reward, device=device) if self.spec.reward else None
-        self.chooser = QueryChooser(self.spec, self.pool, model)
-        self.robots = RobotRenderer(self.folder, self.spec, model, device)
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="robot")
-        self._rendering: set[int] = set()
-        self._lock = threading.Lock()
-        self._choosing: dict[int, threading.Lock] = {}
-
-    # ------------------------------------------------------------------ queries
-    def participant(self, token: str) -> Participant:
-        """The participant of ``token`` (404 if unknown)."""
-        return self.store.participant(token)
-
-    def next_query(self, participant: Participant) -> ShownQuery | None:
-        """The participant's open query (created if none is open); None when they are done.
-
-        One request per participant chooses at a time; the store records the choice only
-        if the participant's queries did not change meanwhile (another server process),
-        else it is made again."""
-        with self._lock:
-            choosing = self._choosing.setdefault(participant.id, threading.Lock())
-        with choosing:
-            for _ in range(CHOOSE_TRIES):
-                open_query = self.store.open_query(participant.id)
-                if open_query is not None:
-                    return open_query
-                shown = self.store.shown(participant.id)
-                if len(shown) >= self.spec.queries:
-                    return None
-                answered = self.store.answered(participant.id)
-                pair = self.chooser.next_pair(participant.id, [q.pair for q in shown], answered)
-                swapped = self.chooser.swapped(participant.id, len(shown))
-                query = self.store.show(participant.id, pair, swapped, position=len(shown))
-                if query is not None:
-                    return query
-        raise StudyRefusedError(503, "the server is busy with your other requests: reload")
-
-    def clips(self, query: ShownQuery) -> tuple[str, str]:
-        """The (left, right) clip names of a shown query."""
-        a, b = self.pool.clip_a[query.pair], self.pool.clip_b[query.pair]
-        return (b, a) if query.swapped else (a, b)
-
-    def answer(
-        self, participant: Participant, query: int, choice: str, client_ms: float | None
-    ) -> ShownQuery:
-        """Store one answer (refusals: see the module docstring); the last one starts the
-        participant's robot."""
-        shown = self.store.answer(participant.id, query, choice, client_ms)
-        if shown.position + 1 >= self.spec.queries:
-            self.start_robot(participant)
-        return shown
-
-    def query_json(self, token: str, query: ShownQuery | None) -> dict[str, Any]:
-        """The open query as the JSON routes give it."""
-        if query is None:
-            return {"done": True, "total": self.spec.queries}
-        left, right = self.clips(query)
-        return {
-            "done": False,
-            "query": query.id,
-            "position": query.position + 1,
-            "total": self.spec.queries,
-            "left": f"/s/{token}/clip/{left}",
-            "right": f"/s/{token}/clip/{right}",
-        }
-
-    # ------------------------------------------------------------------ robot
-    def start_robot(self, participant: Participant) -> None:
-        """Render the participant's robot clips on the worker unless ready or under way."""
-        if not self.robots.enabled:
-            return
-        state = self.store.robot(participant.id)
-        with self._lock:
-            if (state is not None and state[0] == "ready") or participant.id in self._rendering:
-                return
-            self._rendering.add(participant.id)
-        self.store.set_robot(participant.id, "rendering")
-        self._worker.submit(self._render_robot, participant)
-
-    def _render_robot(self, participant: Participant) -> None:
-        try:
-            z = self.robots.latent(self.pool, self.store.answered(participant.id))
-            result = self.robots.render(participant.name, participant.id, z)
-            self.store.set_robot(participant.id, "ready", z=robot_json(result))
-        except Exception as error:  # shown on the page and kept in the database
-            LOG.exception("robot clips of %s failed", participant.name)
-            self.store.set_robot(participant.id, "failed", error=repr(error))
-        finally:
-            with self._lock:
-                self._rendering.discard(participant.id)
-
-    def robot_state(self, token: str, participant: Participant) -> dict[str, Any]:
-        """``{"status", "clips"}`` of the participant's robot (``none`` without a policy)."""
-        if not self.robots.enabled:
-            return {"status": "none", "clips": {}}
-        state = self.store.robot(participant.id)
-        if state is None or (state[0] == "rendering" and participant.id not in self._rendering):
-            # Done, but never started or killed mid-render: (re)start it now.
-            if len(self.store.answered(participant.id)) >= self.spec.queries:
-                self.start_robot(participant)
-            state = self.store.robot(participant.id)
-        status = state[0] if state else "waiting"
-        clips = {}
-        if status == "ready":
-            clips = {kind: f"/s/{token}/robot/{kind}" for kind in self.robots.kinds()}
-        return {"status": status, "clips": clips, "error": state[2] if state else None}
-
-    def close(self) -> None:
-        """Let a running render finish and drop the queued ones (their participants' next
-        visit renders them: their state stays ``rendering``), then stop the worker."""
-        self._worker.shutdown(wait=True, cancel_futures=True)
 
 
 def _refusal_response(error: StudyRefusedError, json_route: bool) -> Any:
     if json_route:
         return JSONResponse({"detail": str(error)}, status_code=error.status)
-    body = _template("error.html").substitute(status=error.status, message=html.escape(str(error)))
+    body = pages.template("error.html").substitute(
+        status=error.status, message=html.escape(str(error))
+    )
     return HTMLResponse(body, status_code=error.status)
 
 
-def _query_page(study: Study, token: str, query: ShownQuery) -> str:
-    left, right = study.clips(query)
-    buttons = "\n".join(
-        f'<button type="submit" name="choice" value="{choice}" id="choice-{choice}">'
-        f"{html.escape(label)} <kbd>{key}</kbd></button>"
-        for (choice, label), key in zip(CHOICE_LABELS.items(), "ABEC", strict=True)
-    )
-    return _template("query.html").substitute(
-        token=html.escape(token),
-        query=query.id,
-        position=query.position + 1,
-        total=study.spec.queries,
-        left=html.escape(f"/s/{token}/clip/{left}"),
-        right=html.escape(f"/s/{token}/clip/{right}"),
-        buttons=buttons,
+def _page(study: Study, token: str) -> str:
+    """The HTML of the participant's current page."""
+    participant = study.participant(token)
+    page, query = study.page(participant)
+    if page == "welcome":
+        return pages.welcome_page(study, token)
+    if page == "consent":
+        return pages.consent_page(study, token)
+    if page == "declined":
+        return pages.message_page(
+            "declined", "Thank you", "You did not agree, so nothing of yours is recorded. "
+            "You may close the page."
+        )  # fmt: skip
+    if page == "query":
+        assert query is not None
+        return pages.query_page(study, token, query)
+    if page == "robot":
+        return pages.robot_wait_page(study, token, participant)
+    if page in ("final", "final-rating"):
+        study.show_final(participant)
+        return pages.final_page(study, token, rating=page == "final-rating")
+    if study.robots.enabled and not study.blind:
+        return pages.labelled_robot_page(study, token, participant)
+    return pages.message_page(
+        "thanks", "Thank you", "All your answers are recorded. You may close the page."
     )
 
 
-def _done_page(study: Study, token: str, participant: Participant) -> str:
-    robot = study.robot_state(token, participant)
-    if robot["status"] == "none":
-        section = "<p>This study shows no robot. You may close the page.</p>"
-    elif robot["status"] == "ready":
-        titles = {
-            "vpl": "Personalized to your answers (VPL)",
-            "btl": "Standard: one reward for everybody (BTL)",
-        }
-        section = (
-            '<div class="clips">'
-            + "".join(
-                f'<figure><video id="robot-{kind}" src="{html.escape(url)}" autoplay muted loop '
-                f"playsinline controls></video><figcaption>{titles[kind]}</figcaption></figure>"
-                for kind, url in robot["clips"].items()
-            )
-            + "</div>"
-        )
-    elif robot["status"] == "failed":
-        section = "<p>Your robot could not be rendered; the study's organiser has the log.</p>"
-    else:
-        section = (
-            '<p id="preparing">Preparing your robot&hellip;</p>'
-            '<noscript><meta http-equiv="refresh" content="3"></noscript>'
-        )
-    return _template("done.html").substitute(
-        token=html.escape(token),
-        total=study.spec.queries,
-        section=section,
-        status=robot["status"],
-    )
+def _given(body: dict[str, Any]) -> object:
+    """A ranking's order or a rating from an answer's fields (form or JSON)."""
+    if body.get("order") not in (None, ""):
+        order = body["order"]
+        if isinstance(order, str):
+            parts = [part.strip() for part in order.split(",")]
+            if not all(part.isascii() and part.isdigit() and len(part) < 4 for part in parts):
+                raise StudyRefusedError(422, f"order {order[:40]!r}: shown positions like 2,0,1")
+            return [int(part) for part in parts]
+        return order
+    ranks = {key: value for key, value in body.items() if key.startswith("rank_")}
+    if ranks:  # the form without JavaScript: a rank per shown position
+        try:
+            ranked = sorted((int(value), int(key[5:])) for key, value in ranks.items())
+        except ValueError as error:
+            raise StudyRefusedError(422, "give every clip a rank (1 = best)") from error
+        return [position for _, position in ranked]
+    rating = body.get("rating")
+    if isinstance(rating, str):
+        text = rating.strip()
+        if not (text.isascii() and text.isdigit() and len(text) < 3):
+            raise StudyRefusedError(422, f"rating {text[:20]!r} must be a whole number")
+        return int(text)
+    return rating
 
 
 def create_app(folder: str | Path, device: str = "cpu") -> FastAPI:
@@ -287,11 +153,21 @@ def create_app(folder: str | Path, device: str = "cpu") -> FastAPI:
 
     @app.get("/s/{token}", response_class=HTMLResponse)
     def page(token: str) -> HTMLResponse:
-        participant = study.participant(token)
-        query = study.next_query(participant)
-        if query is None:
-            return HTMLResponse(_done_page(study, token, participant))
-        return HTMLResponse(_query_page(study, token, query))
+        return HTMLResponse(_page(study, token))
+
+    @app.post("/s/{token}/step")
+    async def step_form(token: str, request: Request) -> RedirectResponse:
+        participant = await _in_thread(study.participant, token)
+        form = await _form(request)
+        await _in_thread(study.take_step, participant, str(form.get("step", "")))
+        return RedirectResponse(f"/s/{token}", status_code=303)
+
+    @app.post("/s/{token}/step.json")
+    async def step_json(token: str, request: Request) -> Any:
+        participant = await _in_thread(study.participant, token)
+        body = await _json_body(request, '{"step": "welcome" | "consent" | "declined"}')
+        await _in_thread(study.take_step, participant, str(body.get("step", "")))
+        return await _in_thread(study.page_json, token, participant)
 
     @app.post("/s/{token}/answer")
     async def answer_form(token: str, request: Request) -> RedirectResponse:
@@ -302,56 +178,109 @@ def create_app(folder: str | Path, device: str = "cpu") -> FastAPI:
         if choice is None:
             raise StudyRefusedError(422, f"the form has no choice: one of {list(CHOICES)}")
         client_ms = _milliseconds(form.get("client_ms", ""))
-        await _in_thread(study.answer, participant, query, choice, client_ms)
+        given = _given(form) if choice != "cant_tell" else None
+        await _in_thread(study.answer, participant, query, choice, client_ms, given)
         return RedirectResponse(f"/s/{token}", status_code=303)
 
     @app.get("/s/{token}/next.json")
     def next_json(token: str) -> dict[str, Any]:
         participant = study.participant(token)
-        return study.query_json(token, study.next_query(participant))
+        return study.page_json(token, participant)
 
     @app.post("/s/{token}/answer.json")
     async def answer_json(token: str, request: Request) -> Any:
         await _in_thread(study.participant, token)  # an unknown token: 404, body unread
-        raw = await _capped_body(request)
+        shape = (
+            f'{{"query": id, "choice": one of {list(CHOICES)} or ranked / rated, "order": '
+            '[shown positions, best first], "rating": 1-7, "client_ms": number}'
+        )
+        body = await _json_body(request, shape)
         try:
-            body = json.loads(raw)
             query, choice = body["query"], str(body["choice"])
             client_ms = body.get("client_ms")
             client_ms = None if client_ms is None else float(client_ms)
         except (ValueError, KeyError, TypeError, OverflowError) as error:
-            raise StudyRefusedError(
-                422,
-                f'the body must be JSON {{"query": id, "choice": one of {list(CHOICES)}, '
-                f'"client_ms": number}}: {error}',
-            ) from error
+            raise StudyRefusedError(422, f"the body must be JSON {shape}: {error}") from error
         query = _query_field(query)
-        return await _in_thread(_answer_and_next, study, token, query, choice, client_ms)
+        given = _given(body)
+        return await _in_thread(_answer_and_next, study, token, query, choice, client_ms, given)
+
+    @app.post("/s/{token}/final")
+    async def final_form(token: str, request: Request) -> RedirectResponse:
+        participant = await _in_thread(study.participant, token)
+        form = await _form(request)
+        await _in_thread(study.choose_final, participant, str(form.get("choice", "")))
+        return RedirectResponse(f"/s/{token}", status_code=303)
+
+    @app.post("/s/{token}/final-rating")
+    async def final_rating_form(token: str, request: Request) -> RedirectResponse:
+        participant = await _in_thread(study.participant, token)
+        form = await _form(request)
+        await _in_thread(
+            study.rate_final, participant, form.get("rating_left"), form.get("rating_right")
+        )
+        return RedirectResponse(f"/s/{token}", status_code=303)
+
+    @app.post("/s/{token}/final.json")
+    async def final_json(token: str, request: Request) -> Any:
+        participant = await _in_thread(study.participant, token)
+        body = await _json_body(request, '{"choice": left|right|equal} or {"rating_left", ...}')
+        if "choice" in body:
+            await _in_thread(study.choose_final, participant, str(body["choice"]))
+        else:
+            await _in_thread(
+                study.rate_final, participant, body.get("rating_left"), body.get("rating_right")
+            )
+        return await _in_thread(study.page_json, token, participant)
 
     @app.get("/s/{token}/clip/{name:path}")
     def clip(token: str, name: str) -> FileResponse:
         study.participant(token)
-        return FileResponse(clip_path(study.folder, CLIPS_DIR, name), media_type="video/webm")
+        media = "image/png" if name.endswith(".png") else "video/webm"
+        return FileResponse(clip_path(study.folder, CLIPS_DIR, name), media_type=media)
 
     @app.get("/s/{token}/robot.json")
     def robot_status(token: str) -> dict[str, Any]:
         participant = study.participant(token)
-        return study.robot_state(token, participant)
+        return study.robot_state(participant, token)
 
     @app.get("/s/{token}/robot/{kind}")
     def robot_clip(token: str, kind: str) -> FileResponse:
         participant = study.participant(token)
-        if kind not in ROBOT_KINDS or kind not in study.robots.kinds():
+        if study.blind or kind not in ROBOT_KINDS or kind not in study.robots.kinds():
             raise StudyRefusedError(
-                404, f"no robot clip {kind!r}: this study has {study.robots.kinds()}"
+                404, f"no robot clip {kind!r}: the robots are shown at the end of the study"
             )
-        state = study.store.robot(participant.id)
-        if state is None or state[0] != "ready":
-            raise StudyRefusedError(404, "your robot is not rendered yet: answer every query first")
-        name = robot_clip_name(participant.name, kind)
-        return FileResponse(clip_path(study.folder, ROBOT_DIR, name), media_type="video/webm")
+        return _robot_file(study, participant, kind)
+
+    @app.get("/s/{token}/final/{side}")
+    def final_clip(token: str, side: str) -> FileResponse:
+        participant = study.participant(token)
+        if not study.blind:
+            raise StudyRefusedError(404, "this study has no blind final choice")
+        return _robot_file(study, participant, study.final_kind(participant, side))
 
     return app
+
+
+def _robot_file(study: Study, participant: Any, kind: str) -> FileResponse:
+    state = study.store.robot(participant.id)
+    if state is None or state[0] != "ready":
+        raise StudyRefusedError(404, "your robot is not rendered yet: answer every query first")
+    name = robot_clip_name(participant.name, kind)
+    return FileResponse(clip_path(study.folder, ROBOT_DIR, name), media_type="video/webm")
+
+
+async def _json_body(request: Request, shape: str) -> dict[str, Any]:
+    """The request's JSON object body, read within :data:`MAX_BODY`; else 422."""
+    raw = await _capped_body(request)
+    try:
+        body = json.loads(raw)
+    except ValueError as error:
+        raise StudyRefusedError(422, f"the body must be JSON {shape}: {error}") from error
+    if not isinstance(body, dict):
+        raise StudyRefusedError(422, f"the body must be a JSON object {shape}")
+    return body
 
 
 async def _capped_body(request: Request, limit: int = MAX_BODY) -> bytes:
@@ -391,7 +320,8 @@ async def _form(request: Request) -> dict[str, str]:
         fields = parse_qs(raw.decode("utf-8"), keep_blank_values=True)
     except UnicodeDecodeError as error:
         raise StudyRefusedError(422, f"the form is not UTF-8 text: {error}") from error
-    return {key: values[0] for key, values in fields.items()}
+    # the last value: a ranking form's "can't tell" button follows its hidden "ranked"
+    return {key: values[-1] for key, values in fields.items()}
 
 
 def _query_field(value: Any) -> int:
@@ -421,11 +351,11 @@ def _milliseconds(text: str) -> float | None:
 
 
 def _answer_and_next(
-    study: Study, token: str, query: int, choice: str, client_ms: float | None
+    study: Study, token: str, query: int, choice: str, client_ms: float | None, given: object
 ) -> dict[str, Any]:
     participant = study.participant(token)
-    shown = study.answer(participant, query, choice, client_ms)
-    return {"stored": shown.id, "next": study.query_json(token, study.next_query(participant))}
+    shown = study.answer(participant, query, choice, client_ms, given)
+    return {"stored": shown.id, "next": study.page_json(token, participant)}
 
 
 async def _in_thread(function: Any, *args: Any) -> Any:

@@ -1,9 +1,11 @@
 """Which pair a participant is asked next, and in which order its clips are shown.
 
 * ``random``: the pool in a random order of the participant's own (seeded by the study's
-  seed and the participant's id), so a restarted server asks the same next pair.
+  seed and the participant's id), so a restarted server asks the same next pair. Practice
+  queries are always chosen so.
 * ``active``: BALD (:func:`robopref.reward.active.bald_scores`) on the participant's current
-  posterior under the study's VPL model, from their answers so far only (the likelihood
+  posterior under the study's VPL model, from their answers so far only (every type's, as
+  the pairs it implies: :func:`robopref.study.questions.implied_pairs`; the likelihood
   posterior of :func:`robopref.reward.active.answers_posterior`), over the pairs not yet
   shown to them. The posterior's Monte Carlo samples are seeded by those answers too (not
   by who gave them), so the next pair is a function of the answers alone: everybody's
@@ -11,7 +13,8 @@
   z-independent work (``pair_scorer``) is done once per server.
 
 The order (which segment is on the left) is a fair coin per query, seeded the same way, and
-recorded with the query.
+recorded with the query. A ranking's or a rating's items are drawn at random, seeded the
+same way, from the pool's segments not yet shown to the participant in those types.
 """
 
 from __future__ import annotations
@@ -48,32 +51,42 @@ class QueryChooser:
         return bool(self._rng(participant, position, 1).random() < 0.5)
 
     def next_pair(
-        self, participant: int, shown: list[int], answered: list[tuple[int, float | None]]
+        self,
+        participant: int,
+        shown: list[int],
+        context: tuple[Any, Any, Any] | None = None,
+        history: list[int] | None = None,
+        practice: bool = False,
     ) -> int:
-        """The pair to ask next, none of ``shown``; ``answered``: ``(pair, label)`` so far."""
+        """The pair to ask next, none of ``shown`` (the pairs shown so far); ``context``:
+        the pairs the participant's answers imply, as the model reads them (``(a, b,
+        labels)``), and ``history``: those answers as whole numbers (the seed of BALD's
+        samples). Practice queries are chosen at random."""
         if len(shown) >= self.n_pairs:
             raise ValueError("every pair of the pool has been shown to this participant")
-        if self.spec.strategy == "random":
+        if self.spec.strategy == "random" or practice:
             order = self._rng(participant, 0, 0).permutation(self.n_pairs)
             taken = set(shown)
             return int(next(p for p in order if int(p) not in taken))
-        return self._most_informative(participant, shown, answered)
+        assert context is not None and history is not None
+        return self._most_informative(shown, context, history)
+
+    def next_items(
+        self, participant: int, position: int, count: int, taken: set[int]
+    ) -> tuple[int, ...]:
+        """``count`` pool items (segments) for a ranking or a rating, none of ``taken``
+        when enough are left, drawn at random (seeded by the participant and position)."""
+        items = np.arange(2 * self.n_pairs)
+        left = np.setdiff1d(items, np.fromiter(taken, np.int64, len(taken)))
+        source = left if len(left) >= count else items
+        rng = self._rng(participant, position, 4)
+        return tuple(int(i) for i in rng.choice(source, size=count, replace=False))
 
     def _most_informative(
-        self, participant: int, shown: list[int], answered: list[tuple[int, float | None]]
+        self, shown: list[int], context: tuple[Any, Any, Any], history: list[int]
     ) -> int:
         assert self.model is not None
-        pairs = [pair for pair, _ in answered]
-        labels = np.asarray(
-            [np.nan if label is None else label for _, label in answered], np.float32
-        )
-        context: tuple[Any, Any, Any] = (
-            self.inputs[0][pairs],
-            self.inputs[1][pairs],
-            labels,
-        )
         mean, std = answers_posterior(self.model, context)
-        history = [code for pair, label in answered for code in (pair, _label_code(label))]
         noise = np.random.default_rng([self.spec.seed, len(shown), 2, *history]).standard_normal(
             (BALD_SAMPLES, self.model.latent_dim)
         )
@@ -84,6 +97,6 @@ class QueryChooser:
         return int(np.argmax(scores))
 
 
-def _label_code(label: float | None) -> int:
+def label_code(label: float | None) -> int:
     """An answer as a small whole number for seeding: 0..100 for P(A), 101 for no answer."""
     return 101 if label is None or not np.isfinite(label) else int(round(100 * float(label)))

@@ -45,6 +45,7 @@ from robopref.study.spec import (
     SPEC_NAME,
     StudyPool,
     StudySpec,
+    end_state_name,
     half_built,
     half_built_message,
     segment_clip_name,
@@ -93,6 +94,36 @@ class StudyCreateOptions:
         metadata={"help": "the address the links point at (where `study serve` listens)"},
     )
     seed: int = field(default=0, metadata={"help": "seed of the episodes, pairs and orders"})
+    questions: str = field(
+        default="about-equal",
+        metadata={
+            "help": "question types asked in turn, comma-separated: pair, about-equal, "
+            "end-state, ranking:3, ranking:4, rating"
+        },
+    )
+    practice: int = field(
+        default=0, metadata={"help": "practice queries first (never recorded as data)"}
+    )
+    file: str = field(
+        default="",
+        metadata={
+            "help": "a study file (YAML): title, task, consent, practice, questions, final "
+            "policies, and any of these settings (docs/guide/study.md)"
+        },
+    )
+
+
+def _question_names(options: StudyCreateOptions) -> list[str]:
+    """The ``--questions`` types, checked, as study.json lists them."""
+    from robopref.study.questions import parse_question
+
+    names = [name.strip() for name in options.questions.split(",") if name.strip()]
+    if not names:
+        raise ValueError("--questions names no type: give one or more, like pair,rating")
+    try:
+        return [parse_question(name).name for name in names]
+    except ValueError as error:
+        raise ValueError(f"--questions: {error}") from error
 
 
 def _check_options(options: StudyCreateOptions) -> None:
@@ -102,11 +133,14 @@ def _check_options(options: StudyCreateOptions) -> None:
         raise ValueError("--participants and --queries must be at least 1")
     if options.episodes < 2 or options.pairs < 1:
         raise ValueError("--episodes must be at least 2 and --pairs at least 1")
-    if options.queries > options.pairs:
+    if options.practice < 0:
+        raise ValueError(f"--practice {options.practice} must be 0 or more")
+    if options.queries + options.practice > options.pairs:
         raise ValueError(
-            f"--queries {options.queries} exceeds --pairs {options.pairs}: each participant is "
-            "asked distinct pairs; raise --pairs"
+            f"--queries {options.queries} (and --practice {options.practice}) exceeds --pairs "
+            f"{options.pairs}: each participant is asked distinct pairs; raise --pairs"
         )
+    _question_names(options)
     if options.strategy == "active" and not options.reward:
         raise ValueError("--strategy active chooses queries by BALD on a VPL model: pass --reward")
     if (options.policy or options.btl_policy) and not options.reward:
@@ -212,7 +246,13 @@ class _ClipFrames:
 
 
 def create_study(options: StudyCreateOptions, progress: bool = True) -> StudySpec:
-    """Write the study folder (module docstring) and return its settings."""
+    """Write the study folder (module docstring) and return its settings; ``options.file``:
+    a study file's settings and texts (:mod:`robopref.study.study_file`) first."""
+    from robopref.study.study_file import StudyTexts, merge_study_file
+
+    texts = StudyTexts()
+    if options.file:
+        options, texts = merge_study_file(options, options.file)
     _check_options(options)
     env_id, env_kwargs = _check_models(options)
     started = time.perf_counter()
@@ -232,8 +272,17 @@ def create_study(options: StudyCreateOptions, progress: bool = True) -> StudySpe
     pool = build_query_pool(rollouts, options.pairs, segment, rng)
     final = Path(options.out)
     with _building(final) as out:
-        spec = _write_study(options, out, pool, sink, env_id, env_kwargs, segment, fps, started)
+        spec = _write_study(options, out, pool, sink, (env_id, env_kwargs), segment, fps, started)
+        spec.title, spec.description = texts.title, texts.description
+        spec.instructions, spec.consent = texts.instructions, texts.consent
+        spec.example_clip = _example_clip(pool) if texts.title else None
+        spec.save(out)
     return spec
+
+
+def _example_clip(pool: Any) -> str:
+    """The welcome page's example: the clip of the pool's first segment."""
+    return segment_clip_name(int(pool.origin[0, 0, 0]), int(pool.origin[0, 0, 1]))
 
 
 #: the name a study is built under, beside its final name
@@ -271,20 +320,22 @@ def _write_study(
     out: Path,
     pool: Any,
     sink: _ClipFrames,
-    env_id: str,
-    env_kwargs: dict[str, Any],
+    env: tuple[str, dict[str, Any]],
     segment: int,
     fps: float,
     started: float,
 ) -> StudySpec:
-    """Write the clips, pool, settings, database and links into ``out``."""
+    """Write the clips (and each clip's end-state picture), pool, settings, database and
+    links into ``out``."""
+    env_id, env_kwargs = env
     (out / CLIPS_DIR).mkdir()
     names = np.vectorize(segment_clip_name)(pool.origin[..., 0], pool.origin[..., 1])
     hold = int(round(HOLD_SECONDS * fps))  # the last frame held, so the loop shows the end
     for episode, start in sorted({tuple(o) for o in pool.origin.reshape(-1, 2).tolist()}):
         frames = sink.segment(episode, start, segment)
-        write_webm(frames + [frames[-1]] * hold, out / CLIPS_DIR / segment_clip_name(
-            episode, start), fps)  # fmt: skip
+        name = segment_clip_name(episode, start)
+        write_webm(frames + [frames[-1]] * hold, out / CLIPS_DIR / name, fps)
+        write_png(frames[-1], out / CLIPS_DIR / end_state_name(name))
     StudyPool(pool, names[:, 0].tolist(), names[:, 1].tolist()).save(out)
     spec = StudySpec(
         env_id=env_id,
@@ -300,6 +351,8 @@ def _write_study(
         btl_policy=str(Path(options.btl_policy).resolve()) if options.btl_policy else None,
         btl_reward=str(Path(options.btl_reward).resolve()) if options.btl_policy else None,
         base_url=options.base_url.rstrip("/"),
+        practice=options.practice,
+        questions=_question_names(options),
         notes={"episodes": options.episodes, "pairs": len(pool)},
     )
     spec.save(out)
@@ -316,6 +369,14 @@ def _write_study(
     spec.notes["seconds"] = round(time.perf_counter() - started, 1)
     spec.save(out)
     return spec
+
+
+def write_png(frame: np.ndarray, path: Path) -> Path:
+    """Write one frame as a PNG picture (an end-state question shows it)."""
+    from PIL import Image
+
+    Image.fromarray(np.asarray(frame, np.uint8)).save(path, format="PNG", optimize=True)
+    return path
 
 
 def study_create_command(options: StudyCreateOptions) -> dict[str, Any]:

@@ -19,14 +19,14 @@ import numpy as np
 import torch
 
 from robopref.envs.wrappers import SetDown
+from robopref.files import atomic_path
 from robopref.policies.checkpoint import LoadedPolicy, load_policy, read_meta
 from robopref.policies.rollout import make_eval_env, policy_env_kwargs, run_episode
 from robopref.reward import load_reward_model
 from robopref.reward.active import answers_posterior
 from robopref.reward.base import RewardModel
-from robopref.reward.inputs import candidate_inputs
 from robopref.study.create import CLIP_HEIGHT, CLIP_WIDTH
-from robopref.study.spec import ROBOT_DIR, StudyPool, StudySpec
+from robopref.study.spec import ROBOT_DIR, StudySpec
 from robopref.video.writers import HOLD_SECONDS, write_webm
 
 #: the robot clips a participant may fetch, by kind
@@ -68,13 +68,11 @@ class RobotRenderer:
         """The clip kinds this study renders, VPL first."""
         return [kind for kind, _, _ in self.policies]
 
-    def latent(self, pool: StudyPool, answered: list[tuple[int, float | None]]) -> np.ndarray:
-        """The participant's posterior mean z from their answers ``(pair, label)``."""
+    def latent(self, context: tuple[Any, Any, Any]) -> np.ndarray:
+        """The participant's posterior mean z from the pairs their answers imply (``(a, b,
+        labels)`` as the model reads them: :meth:`robopref.study.flow.Study.context`)."""
         assert self.model is not None
-        inputs = candidate_inputs(self.model, pool.pool)
-        pairs = [pair for pair, _ in answered]
-        labels = np.asarray([np.nan if y is None else y for _, y in answered], np.float32)
-        mean, _ = answers_posterior(self.model, (inputs[0][pairs], inputs[1][pairs], labels))
+        mean, _ = answers_posterior(self.model, context)
         return mean
 
     def render(self, participant_name: str, participant_id: int, z: np.ndarray) -> dict[str, Any]:
@@ -97,8 +95,18 @@ class RobotRenderer:
             frames = episode.frames + [episode.frames[-1]] * int(HOLD_SECONDS * self.spec.fps)
             name = robot_clip_name(participant_name, kind)
             write_webm(frames, self.folder / ROBOT_DIR / name, self.spec.fps)
+            shown = self.folder / ROBOT_DIR / shown_name(name)
+            names = np.asarray(list(env.unwrapped.feature_names))
+            with atomic_path(shown) as temp, open(temp, "wb") as handle:
+                np.savez(handle, features=episode.features, feature_names=names)
             written[kind] = name
         return {"clips": written, "z": [round(float(v), 4) for v in z], "seed": seed}
+
+
+def shown_name(clip: str) -> str:
+    """The file beside a robot clip holding what it shows: the episode's features per state
+    (for a synthetic participant's eyes and for checks; never served)."""
+    return clip.removesuffix(".webm") + ".shown.npz"
 
 
 def robot_json(result: dict[str, Any]) -> str:

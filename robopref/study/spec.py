@@ -44,8 +44,8 @@ ROBOT_DIR = "robot"
 LINKS_NAME = "links.txt"
 FORMAT = "robopref.Study"
 FORMAT_VERSION = 1
-#: what a clip's file name may look like (no separators, no "..")
-CLIP_NAME = re.compile(r"^[A-Za-z0-9_-]+\.webm$")
+#: what a clip's (or an end-state picture's) file name may look like (no separators, no "..")
+CLIP_NAME = re.compile(r"^[A-Za-z0-9_-]+\.(webm|png)$")
 
 
 @dataclass
@@ -65,6 +65,18 @@ class StudySpec:
     btl_policy: str | None = None
     btl_reward: str | None = None
     base_url: str = "http://127.0.0.1:8000"
+    #: what a participant reads before the first query (empty: no welcome page)
+    title: str = ""
+    description: str = ""
+    instructions: str = ""
+    #: the clip the welcome page shows as an example (a name under clips/)
+    example_clip: str | None = None
+    #: the consent text (empty: no consent page)
+    consent: str = ""
+    #: practice queries before the recorded ones (never exported or reported)
+    practice: int = 0
+    #: the question types, asked in turn (robopref.study.questions)
+    questions: list[str] = field(default_factory=lambda: ["about-equal"])
     format: str = FORMAT
     version: int = FORMAT_VERSION
     notes: dict[str, Any] = field(default_factory=dict)
@@ -132,6 +144,19 @@ def _optional_str(value: Any) -> bool:
     return value is None or isinstance(value, str)
 
 
+def _question_names(value: Any) -> bool:
+    from robopref.study.questions import parse_question
+
+    if not isinstance(value, list) or not value:
+        return False
+    try:
+        for name in value:
+            parse_question(name)
+    except ValueError:
+        return False
+    return True
+
+
 def _strategy(value: Any) -> bool:
     from robopref.reward.active import STRATEGIES
 
@@ -158,6 +183,16 @@ _FIELD_CHECKS: dict[str, tuple[Any, str]] = {
     "btl_policy": (_optional_str, "a path or null"),
     "btl_reward": (_optional_str, "a path or null"),
     "base_url": (lambda v: isinstance(v, str), "an address (text)"),
+    "title": (lambda v: isinstance(v, str), "text"),
+    "description": (lambda v: isinstance(v, str), "text"),
+    "instructions": (lambda v: isinstance(v, str), "text"),
+    "example_clip": (
+        lambda v: v is None or (isinstance(v, str) and bool(CLIP_NAME.match(v))),
+        "a clip name or null",
+    ),
+    "consent": (lambda v: isinstance(v, str), "text"),
+    "practice": (lambda v: _is_int(v, 0), "a whole number of practice queries (0 or more)"),
+    "questions": (lambda v: _question_names(v), "a list of question types"),
     "notes": (lambda v: isinstance(v, dict), "an object"),
 }
 
@@ -264,11 +299,11 @@ def check_study_folder(folder: str | Path) -> tuple[StudySpec, StudyPool]:
     spec = StudySpec.load(folder)
     pool = StudyPool.load(folder)
     StudyStore(folder).check()
-    if spec.queries > len(pool):
+    if spec.queries + spec.practice > len(pool):
         raise ValueError(
-            f'{Path(folder) / SPEC_NAME}: "queries" is {spec.queries}, more than the '
-            f"{len(pool)} candidate pairs in {POOL_NAME} (each participant is asked distinct "
-            f"pairs): set it to {len(pool)} or fewer"
+            f'{Path(folder) / SPEC_NAME}: "queries" and "practice" are {spec.queries} + '
+            f"{spec.practice}, more than the {len(pool)} candidate pairs in {POOL_NAME} (each "
+            f"participant is asked distinct pairs): ask {len(pool)} or fewer in all"
         )
     return spec, pool
 
@@ -326,3 +361,8 @@ def clip_path(folder: Path, directory: str, name: str) -> Path:
 def segment_clip_name(episode: int, start: int) -> str:
     """The clip file name of the segment of ``episode`` starting at state ``start``."""
     return f"seg_e{episode:04d}_t{start:04d}.webm"
+
+
+def end_state_name(clip: str) -> str:
+    """The picture of a clip's last frame (an end-state question shows it)."""
+    return clip.removesuffix(".webm") + ".png"

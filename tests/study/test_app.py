@@ -14,6 +14,7 @@ from robopref.data.dataset import PreferenceDataset
 from robopref.reward.active import answers_posterior
 from robopref.reward.train_command import TrainRewardOptions, train_reward_command
 from robopref.study.app import Study, create_app
+from robopref.study.choose import label_code
 from robopref.study.create import StudyCreateOptions, create_study
 from robopref.study.export import StudyExportOptions, study_dataset, study_export_command
 from robopref.study.report import study_report
@@ -25,6 +26,15 @@ CHECKPOINTS = Path(__file__).resolve().parents[2] / "robopref" / "policies" / "c
 
 def _tokens(folder):
     return list(read_links(folder).values())
+
+
+def _pair_context(chooser, answered):
+    """What the study's chooser reads of answered pool pairs: their segments as the model
+    reads them, the labels, and the answers as whole numbers (items A = p, B = N + p)."""
+    pairs = [pair for pair, _ in answered]
+    labels = np.asarray([np.nan if y is None else y for _, y in answered], np.float32)
+    history = [c for p, y in answered for c in (p, chooser.n_pairs + p, label_code(y))]
+    return (chooser.inputs[0][pairs], chooser.inputs[1][pairs], labels), history
 
 
 def _wait_for_robot(client, token, seconds=120):
@@ -69,7 +79,7 @@ def test_links_are_private_and_tokens_unguessable(active_study):
         assert line.endswith(f"/s/{token}") and len(token) >= 20
 
 
-def test_a_participant_answers_by_form_and_sees_their_robot(active_study):
+def test_a_participant_answers_by_form_then_chooses_blind_between_robots(active_study):
     token, other = _tokens(active_study)[:2]
     with TestClient(create_app(active_study)) as client:
         shown_pairs = []
@@ -93,20 +103,35 @@ def test_a_participant_answers_by_form_and_sees_their_robot(active_study):
         assert len(set(shown_pairs)) == 4  # never the same pair twice
         state = _wait_for_robot(client, token)
         assert state["status"] == "ready", state
-        done = client.get(f"/s/{token}")
-        assert "Your robot" in done.text and 'id="robot-vpl"' in done.text
-        for kind in ("vpl", "btl"):
-            clip = client.get(f"/s/{token}/robot/{kind}")
-            assert clip.status_code == 200 and len(clip.content) > 1000
-        # Another participant cannot fetch this one's robot: theirs is not rendered.
-        assert client.get(f"/s/{other}/robot/vpl").status_code == 404
-        # Finished: no more queries, and an answer to the last one is a replay.
-        assert client.get(f"/s/{token}/next.json").json() == {"done": True, "total": 4}
+        final = client.get(f"/s/{token}")
+        # Blind: the robots by side, never by name; the names' routes are closed.
+        assert 'data-page="final"' in final.text and "Robot 1" in final.text
+        assert "vpl" not in final.text.lower() and "btl" not in final.text.lower()
+        assert client.get(f"/s/{token}/robot/vpl").status_code == 404
+        clips = {side: client.get(f"/s/{token}/final/{side}") for side in ("left", "right")}
+        assert all(c.status_code == 200 and len(c.content) > 1000 for c in clips.values())
+        assert clips["left"].content != clips["right"].content
+        # Another participant cannot fetch this one's robots: theirs are not rendered.
+        assert client.get(f"/s/{other}/final/left").status_code == 404
+        assert client.post(f"/s/{token}/final-rating", data={"rating_left": 3}).status_code == 409
+        chosen = client.post(f"/s/{token}/final", data={"choice": "right"}, follow_redirects=False)
+        assert chosen.status_code == 303
+        assert client.post(f"/s/{token}/final", data={"choice": "left"}).status_code == 409
+        rating = client.get(f"/s/{token}")
+        assert 'data-page="final-rating"' in rating.text and 'name="rating_left"' in rating.text
+        bad = client.post(f"/s/{token}/final-rating", data={"rating_left": 9, "rating_right": 2})
+        assert bad.status_code == 422
+        rated = client.post(f"/s/{token}/final-rating", data={"rating_left": 2, "rating_right": 6})
+        assert rated.status_code == 200 and 'data-page="thanks"' in rated.text
+        assert client.get(f"/s/{token}/next.json").json()["page"] == "thanks"
     rows = StudyStore(active_study).all_answers()
     assert [r["choice"] for r in rows] == ["left", "right", "equal", "cant_tell"]
     assert all(r["client_ms"] == 2100 and r["response_ms"] >= 0 for r in rows)
     robot = StudyStore(active_study).robot(1)
     assert robot[0] == "ready" and '"z"' in robot[1]
+    final = StudyStore(active_study).final(1)
+    assert final["choice"] == "right" and (final["rating_left"], final["rating_right"]) == (2, 6)
+    assert final["left"] in ("vpl", "btl")
 
 
 def test_refusals_have_clear_statuses_and_write_nothing(active_study):
@@ -198,7 +223,8 @@ def test_active_queries_follow_each_participants_answers(active_study):
         answered = StudyStore(active_study).answered(participant)
         shown = [q.pair for q in StudyStore(active_study).shown(participant)]
         for count in range(1, 4):  # each later pick follows from the answers before it
-            assert shown[count] == chooser.next_pair(participant, shown[:count], answered[:count])
+            context, history = _pair_context(chooser, answered[:count])
+            assert shown[count] == chooser.next_pair(participant, shown[:count], context, history)
         pairs = [pair for pair, _ in answered]
         context = (chooser.inputs[0][pairs], chooser.inputs[1][pairs], labels[participant])
         means.append(answers_posterior(chooser.model, (*context[:2], np.float32(context[2])))[0])
