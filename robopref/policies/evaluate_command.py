@@ -60,6 +60,7 @@ from robopref.users.ceiling import has_ceiling, user_ceilings
 from robopref.users.ceiling_typed import typed_user_ceilings
 from robopref.users.hidden import hidden_knowledge
 from robopref.users.population import GOAL_SPACE, Population, resolve_population
+from robopref.users.question_types import load_answer_costs
 
 DEMO_POLICIES = ["runs/demo/policy_vpl", "runs/demo/policy_btl", "runs/demo/policy_oracle"]
 
@@ -120,6 +121,13 @@ class EvaluateOptions:
     per_second: bool = field(
         default=False,
         metadata={"help": "choose questions by information per second of the person's time"},
+    )
+    costs: str = field(
+        default="",
+        metadata={
+            "help": "a study's report.json: its measured seconds per answer replace the "
+            "documented ones (--per-second, and the seconds reported)"
+        },
     )
     query_source: str = field(
         default=personalize.QUERY_SOURCE,
@@ -232,7 +240,8 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
     if options.posterior not in POSTERIORS:
         raise ValueError(f"--posterior {options.posterior!r}: use one of {POSTERIORS}")
     ks = parse_queries(options.queries)
-    menu = parse_menu(options.question, options.question_items, options.per_second)
+    costs = load_answer_costs(options.costs) if options.costs else None
+    menu = parse_menu(options.question, options.question_items, options.per_second, costs)
     check_strategy(options.strategy, ks, menu)
     device = str(resolve_device(options.device))
     metas = {f: read_meta(f) for f in options.policy}

@@ -99,9 +99,15 @@ class QuestionMenu:
         return f"{names} of {self.items}" + (" per second" if self.per_second else "")
 
 
-def parse_menu(text: str, items: str = "segments", per_second: bool = False) -> QuestionMenu:
+def parse_menu(
+    text: str,
+    items: str = "segments",
+    per_second: bool = False,
+    costs: dict[str, float] | None = None,
+) -> QuestionMenu:
     """A menu from ``--question`` text: types separated by commas, each optionally with its
-    number of items (``ranking``, ``ranking:3``, ``pair,best-of:4``)."""
+    number of items (``ranking``, ``ranking:3``, ``pair,best-of:4``); ``costs``: measured
+    seconds per answer unit by type (:func:`~robopref.users.question_types.load_answer_costs`)."""
     types = []
     for part in (p.strip() for p in str(text).split(",")):
         if not part:
@@ -113,7 +119,7 @@ def parse_menu(text: str, items: str = "segments", per_second: bool = False) -> 
             raise ValueError(
                 f"--question {part!r}: write TYPE or TYPE:ITEMS, like ranking:4"
             ) from error
-        types.append(question_type(kind, items_shown))
+        types.append(question_type(kind, items_shown, cost=(costs or {}).get(kind)))
     if not types:
         raise ValueError(f"--question {text!r}: name one or more of {QUESTION_TYPES}")
     return QuestionMenu(tuple(types), items, per_second)

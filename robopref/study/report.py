@@ -1,7 +1,17 @@
-"""``robopref study report``: who answered what, how much people agree, and position bias.
+"""``robopref study report``: what people judged of their robots, who answered what, how
+much people agree, position bias, and what each question type costs a person.
 
-* **Answers per person**, by choice (A, B, equal, can't tell), and their response times
-  (the server's, page served to answer stored; the median per person).
+* **The end**: the blind choice between the personalized robot and BTL's (shown in a
+  random order, unnamed): the win rate of the personalized robot (a win 1, "about equal"
+  0.5, a loss 0, averaged over the participants who chose) with a 95% bootstrap interval,
+  and each robot's mean 1-7 rating with its interval.
+* **Answers per person**, by choice (A, B, equal, can't tell; a ranking or rating given),
+  and their response times (the server's, page served to answer stored; the median per
+  person). Practice answers are left out of everything.
+* **Seconds per answer, per question type**: the median of the page's own clock (clips
+  playing to the click; the server's time where the page sent none). ``costs`` gives them
+  in the units of :data:`robopref.users.question_types.ANSWER_SECONDS` (a ranking's per
+  clip shown), for ``robopref evaluate --per-second --costs report.json``.
 * **Agreement on shared queries**: for every pool pair that two or more people answered
   with a preference, the share of pairs of people whose answers agree (both A, both B, or
   both equal). It is low when people disagree (what VPL is for) or answer noisily.
@@ -41,6 +51,76 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float
     return (centre - spread) / scale, (centre + spread) / scale
 
 
+#: bootstrap resamples of the report's intervals (seeded: a report is reproducible)
+BOOTSTRAP = 4000
+
+
+def bootstrap_interval(values: list[float], seed: int = 0) -> tuple[float, float]:
+    """The 95% percentile bootstrap interval of the mean of ``values`` (``(nan, nan)``
+    without any)."""
+    if not values:
+        return math.nan, math.nan
+    data = np.asarray(values, np.float64)
+    draws = np.random.default_rng(seed).integers(0, len(data), (BOOTSTRAP, len(data)))
+    means = data[draws].mean(1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def final_figures(finals: list[dict[str, Any]]) -> dict[str, Any]:
+    """The win rate of the personalized robot over BTL's in the blind final choice, and
+    each robot's ratings (module docstring)."""
+    scores, ratings = [], {"vpl": [], "btl": []}
+    for row in finals:
+        if row["choice"] is None:
+            continue
+        right = "btl" if row["left"] == "vpl" else "vpl"
+        chosen = {"left": row["left"], "right": right}.get(row["choice"])
+        scores.append(0.5 if chosen is None else float(chosen == "vpl"))
+        if row["rated_at"] is not None:
+            ratings[row["left"]].append(float(row["rating_left"]))
+            ratings[right].append(float(row["rating_right"]))
+    return {
+        "chose": len(scores),
+        "wins": sum(s == 1.0 for s in scores),
+        "ties": sum(s == 0.5 for s in scores),
+        "losses": sum(s == 0.0 for s in scores),
+        "win_rate": float(np.mean(scores)) if scores else None,
+        "win_rate_ci95": list(bootstrap_interval(scores)),
+        "ratings": {
+            kind: {
+                "mean": float(np.mean(values)) if values else None,
+                "ci95": list(bootstrap_interval(values, seed=1)),
+                "n": len(values),
+            }
+            for kind, values in ratings.items()
+        },
+    }
+
+
+def answer_seconds(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median seconds per answer by question type, and as answer costs (module docstring)."""
+    from robopref.study.questions import parse_question
+
+    by_type: dict[str, list[float]] = defaultdict(list)
+    items_of: dict[str, int] = {}
+    for row in rows:
+        ms = row["client_ms"] if row["client_ms"] is not None else row["response_ms"]
+        name = str(row["kind"]) + (f":{len(row['items'])}" if row["kind"] == "ranking" else "")
+        by_type[name].append(float(ms) / 1000)
+        items_of[name] = max(1, len(row["items"]))
+    medians = {name: float(np.median(values)) for name, values in by_type.items()}
+    costs: dict[str, list[float]] = defaultdict(list)
+    for name, median in medians.items():
+        model = parse_question(name).answer_model()
+        per_item = model.kind in ("ranking", "best-of", "rating")
+        costs[model.kind].append(median / items_of[name] if per_item else median)
+    return {
+        "median_s": {name: round(v, 2) for name, v in medians.items()},
+        "answers": {name: len(v) for name, v in by_type.items()},
+        "costs": {kind: round(float(np.mean(v)), 2) for kind, v in costs.items()},
+    }
+
+
 def study_report(folder: str | Path) -> dict[str, Any]:
     """The report's figures (module docstring) from the study's database."""
     spec, _ = check_study_folder(folder)
@@ -54,11 +134,12 @@ def study_report(folder: str | Path) -> dict[str, Any]:
             "answers": len(mine),
             "of": spec.queries,
             **{choice: sum(r["choice"] == choice for r in mine) for choice in CHOICES},
+            "ranked_or_rated": sum(r["choice"] in ("ranked", "rated") for r in mine),
             "median_response_s": round(float(np.median(times)) / 1000, 2) if times else None,
         }
     by_pair: dict[int, list[float]] = defaultdict(list)
     for r in rows:
-        if r["label"] is not None:
+        if r["label"] is not None and r["kind"] != "end-state":
             by_pair[int(r["pair"])].append(float(r["label"]))
     agree = total = 0
     for labels in by_pair.values():
@@ -68,6 +149,7 @@ def study_report(folder: str | Path) -> dict[str, Any]:
     sided = [r for r in rows if r["choice"] in ("left", "right")]
     left = sum(r["choice"] == "left" for r in sided)
     times_s = [float(r["response_ms"]) / 1000 for r in rows]
+    seconds = answer_seconds(rows)
     return {
         "study": str(folder),
         "participants": len(people),
@@ -88,6 +170,9 @@ def study_report(folder: str | Path) -> dict[str, Any]:
             "median": float(np.median(times_s)) if times_s else None,
             "p90": float(np.percentile(times_s, 90)) if times_s else None,
         },
+        "final": final_figures(store.all_finals()),
+        "answer_seconds": seconds,
+        "costs": seconds["costs"],
     }
 
 
@@ -96,6 +181,7 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [
         f"{report['participants']} participants, {report['answers']} answers, "
         f"{report['finished']} finished",
+        *_final_lines(report["final"]),
         f"{'person':>8} {'answers':>8} {'A':>3} {'B':>3} {'eq':>3} {'?':>3} {'median s':>9}",
     ]
     for name, p in report["people"].items():
@@ -110,6 +196,16 @@ def format_report(report: dict[str, Any]) -> str:
         f"agreement on shared queries: {rate} ({agreement['shared_pairs']} pairs answered by "
         f"two or more, {agreement['pairs_of_people']} pairs of people)"
     )
+    seconds = report["answer_seconds"]
+    if seconds["median_s"]:
+        lines.append(
+            "median seconds per answer: "
+            + ", ".join(
+                f"{name} {value:.1f} s ({seconds['answers'][name]})"
+                for name, value in seconds["median_s"].items()
+            )
+            + f"; as answer costs (--costs): {report['costs']}"
+        )
     bias = report["position_bias"]
     if bias["left_share"] is None:
         lines.append("position bias: no A-or-B answers yet")
@@ -120,6 +216,26 @@ def format_report(report: dict[str, Any]) -> str:
             f"{bias['answers']} A-or-B answers (95% CI {low:.2f}-{high:.2f}; 0.5 = none)"
         )
     return "\n".join(lines)
+
+
+def _final_lines(final: dict[str, Any]) -> list[str]:
+    if not final["chose"]:
+        return ["blind final choice: nobody has chosen yet"]
+    low, high = final["win_rate_ci95"]
+    lines = [
+        f"blind final choice: personalized robot's win rate over BTL's {final['win_rate']:.2f} "
+        f"(95% CI {low:.2f}-{high:.2f}; {final['wins']} wins, {final['ties']} about equal, "
+        f"{final['losses']} losses of {final['chose']})"
+    ]
+    for kind, name in (("vpl", "personalized"), ("btl", "BTL")):
+        rating = final["ratings"][kind]
+        if rating["n"]:
+            lo, hi = rating["ci95"]
+            lines.append(
+                f"  {name} rated {rating['mean']:.2f} of 7 (95% CI {lo:.2f}-{hi:.2f}, "
+                f"{rating['n']} ratings)"
+            )
+    return lines
 
 
 def plot_report(report: dict[str, Any], path: Path) -> Path:

@@ -25,7 +25,9 @@ replaced by the study's measured times.
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -51,6 +53,9 @@ class QuestionType:
     #: the rating's number of levels and the return range its thresholds span
     levels: int = 7
     rating_span: tuple[float, float] = (-1.0, 1.0)
+    #: measured seconds per answer unit, replacing :data:`ANSWER_SECONDS` (a study's
+    #: report: :func:`load_answer_costs`); None: the documented default
+    cost: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in QUESTION_TYPES:
@@ -65,8 +70,10 @@ class QuestionType:
             raise ValueError("a rating needs levels >= 2 and rating_span (low, high), low < high")
 
     def seconds(self) -> float:
-        """A person's seconds for one answer (:data:`ANSWER_SECONDS` per item shown)."""
-        return ANSWER_SECONDS[self.kind] * (1 if self.kind in ("pair", "weak-pair") else self.items)
+        """A person's seconds for one answer (:data:`ANSWER_SECONDS`, or the measured
+        ``cost``, per item shown; per answer for the pairs)."""
+        unit = ANSWER_SECONDS[self.kind] if self.cost is None else self.cost
+        return unit * (1 if self.kind in ("pair", "weak-pair") else self.items)
 
     def thresholds(self) -> np.ndarray:
         """The rating's ``levels - 1`` cut points, evenly spaced over ``rating_span``."""
@@ -221,6 +228,39 @@ def _categorical(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     cumulative = np.cumsum(probs, -1)
     draw = rng.random(probs.shape[:-1] + (1,)) * cumulative[..., -1:]
     return np.minimum((draw > cumulative).sum(-1), probs.shape[-1] - 1)
+
+
+def load_answer_costs(path: str | Path) -> dict[str, float]:
+    """Measured seconds per answer unit by question type, from a study's ``report.json``
+    (its ``costs``: ``robopref study report``) or a JSON object of the same shape; they
+    replace :data:`ANSWER_SECONDS` for the types they name."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"--costs {path}: no such file (a study's report.json: `robopref study report`)"
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"--costs {path} is not JSON: {error}") from error
+    costs = data.get("costs", data) if isinstance(data, dict) else None
+    if not isinstance(costs, dict) or not costs:
+        raise ValueError(
+            f'--costs {path} has no costs: give a study report (its "costs") or '
+            '{"pair": 5.1, "ranking": 3.2, ...}'
+        )
+    out = {}
+    for kind, seconds in costs.items():
+        if kind not in ANSWER_SECONDS:
+            raise ValueError(f"--costs {path}: {kind!r} is not a question type {QUESTION_TYPES}")
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not (0 < seconds < np.inf)
+        ):
+            raise ValueError(f"--costs {path}: {kind} costs {seconds!r}: give seconds > 0")
+        out[kind] = float(seconds)
+    return out
 
 
 def question_type(kind: str, items: int | None = None, **settings: object) -> QuestionType:

@@ -228,9 +228,9 @@ def test_parallel_clients_of_one_participant_get_no_server_error(random_study):
     chooser = app.state.study.chooser
     real_next_pair = chooser.next_pair
 
-    def slow_next_pair(*args):  # an active study's choice takes a while: widen the window
+    def slow_next_pair(*args, **kwargs):  # an active study's choice takes a while: widen the window
         time.sleep(0.05)
-        return real_next_pair(*args)
+        return real_next_pair(*args, **kwargs)
 
     chooser.next_pair = slow_next_pair
     with TestClient(app, raise_server_exceptions=False) as client:
@@ -271,8 +271,8 @@ def test_a_query_chosen_while_another_server_showed_one_is_chosen_again(random_s
     real_next_pair = study.chooser.next_pair
     calls = []
 
-    def next_pair(participant_id, shown, answered):
-        pair = real_next_pair(participant_id, shown, answered)
+    def next_pair(participant_id, shown, *args, **kwargs):
+        pair = real_next_pair(participant_id, shown, *args, **kwargs)
         if not calls:  # meanwhile, another process shows this very pair and it is answered
             other = study.store.show(participant_id, pair, False)
             study.store.answer(participant_id, other.id, "left", None)
