@@ -37,6 +37,11 @@ class QueryChooser:
         self.spec = spec
         self.model = model
         self.n_pairs = len(pool)
+        # one item per distinct clip: pool pairs share segments (whole episodes, often)
+        clips = list(pool.clip_a) + list(pool.clip_b)
+        first = {name: item for item, name in reversed(list(enumerate(clips)))}
+        self.clip_of = clips
+        self.distinct_items = np.asarray(sorted(first.values()), np.int64)
         if spec.strategy == "active":
             if model is None or model.latent_dim == 0:
                 raise ValueError("an active study needs its VPL reward model (study.json)")
@@ -74,10 +79,16 @@ class QueryChooser:
     def next_items(
         self, participant: int, position: int, count: int, taken: set[int]
     ) -> tuple[int, ...]:
-        """``count`` pool items (segments) for a ranking or a rating, none of ``taken``
-        when enough are left, drawn at random (seeded by the participant and position)."""
-        items = np.arange(2 * self.n_pairs)
-        left = np.setdiff1d(items, np.fromiter(taken, np.int64, len(taken)))
+        """``count`` pool items of distinct clips for a ranking or a rating, none showing a
+        clip of ``taken`` (items) when enough are left, drawn at random (seeded by the
+        participant and position)."""
+        items = self.distinct_items
+        if len(items) < count:
+            raise ValueError(
+                f"the pool has {len(items)} distinct clips, fewer than a question's {count}"
+            )
+        seen = {self.clip_of[i] for i in taken}
+        left = np.asarray([i for i in items if self.clip_of[i] not in seen], np.int64)
         source = left if len(left) >= count else items
         rng = self._rng(participant, position, 4)
         return tuple(int(i) for i in rng.choice(source, size=count, replace=False))

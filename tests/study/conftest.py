@@ -3,6 +3,9 @@
 * ``active_study``: PlatePlacement with the shipped two-modes checkpoints (VPL reward and
   policy, BTL policy): BALD queries and "your robot" clips.
 * ``random_study``: no reward model, 20 participants, random queries: the load test's.
+* ``typed_study``: made from a study file (:data:`TYPED_STUDY_FILE`): welcome, consent, one
+  practice query, then a pair, a ranking of three, an end-state picture and a rating, and
+  the blind final choice between the shipped VPL and BTL policies.
 """
 
 from __future__ import annotations
@@ -62,6 +65,49 @@ def random_study_template(tmp_path_factory) -> Path:
 def random_study(random_study_template, tmp_path) -> Path:
     """A fresh copy of the random study for one test."""
     return Path(shutil.copytree(random_study_template, tmp_path / "study"))
+
+
+#: the typed study's file (paths relative to the file, which is written beside the study)
+TYPED_STUDY_FILE = """
+title: Where should the robot put the plate?
+task:
+  description: >
+    A robot arm picks up a plate and sets it down on the table.
+    People differ in where they want their plate.
+  instructions: >
+    Watch the clips and answer for how you would want your own table laid.
+    There are no right answers.
+consent: >
+  Your answers are stored without your name, for research on robot learning.
+  You may stop at any time.
+practice: 1
+questions: [pair, "ranking:3", end-state, rating]
+queries: 4
+participants: 3
+strategy: active
+episodes: 6
+pairs: 12
+final:
+  reward: {checkpoints}/vpl.pt
+  policy: {checkpoints}/policy_vpl
+  btl_policy: {checkpoints}/policy_btl
+  btl_reward: {checkpoints}/btl.pt
+"""
+
+
+@pytest.fixture(scope="session")
+def typed_study_template(tmp_path_factory) -> Path:
+    """The study file's study, nobody has answered (copy it: ``typed_study``)."""
+    folder = tmp_path_factory.mktemp("studies")
+    study_file = folder / "study.yaml"
+    study_file.write_text(TYPED_STUDY_FILE.format(checkpoints=CHECKPOINTS))
+    return _make(folder / "typed", file=str(study_file))
+
+
+@pytest.fixture
+def typed_study(typed_study_template, tmp_path) -> Path:
+    """A fresh copy of the typed study for one test."""
+    return Path(shutil.copytree(typed_study_template, tmp_path / "study"))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
