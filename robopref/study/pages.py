@@ -164,7 +164,7 @@ def final_page(study: Study, token: str, rating: bool) -> str:
             '<button type="submit" name="choice" value="equal" id="final-equal">About equal '
             "<kbd>E</kbd></button></div></form>"
         )
-        heading = "Your robot"
+        heading = "Which robot would you rather have?"
     else:
         sliders = "".join(
             f'<div class="slider"><label for="rating_{side}">Robot {n}: 1</label>'
