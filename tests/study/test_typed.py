@@ -59,6 +59,15 @@ def test_a_bad_study_file_is_refused_before_any_work(tmp_path, changes, message)
     assert not (tmp_path / "s").exists()
 
 
+def test_the_guides_study_file_is_valid():
+    from robopref.study.study_file import read_study_file
+
+    guide = Path(__file__).resolve().parents[2] / "docs" / "guide" / "study.yaml"
+    settings, texts = read_study_file(guide)
+    assert texts.title and texts.consent and settings["practice"] == 2
+    assert Path(settings["policy"]).is_dir() and Path(settings["reward"]).is_file()
+
+
 def test_a_setting_in_the_file_and_on_the_command_line_is_refused(tmp_path):
     path = _file(tmp_path, _typed_file())
     options = StudyCreateOptions(out=str(tmp_path / "s"), file=str(path), queries=6)
