@@ -246,12 +246,15 @@ def plot_report(report: dict[str, Any], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     names = list(report["people"])
-    fig, (counts, bias) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
+    counts, bias, end, seconds = axes
     bottom = np.zeros(len(names))
     for choice, label in zip(CHOICES, ("A", "B", "equal", "can't tell"), strict=True):
         values = np.asarray([report["people"][n][choice] for n in names], float)
         counts.bar(names, values, bottom=bottom, label=label)
         bottom += values
+    ranked = np.asarray([report["people"][n]["ranked_or_rated"] for n in names], float)
+    counts.bar(names, ranked, bottom=bottom, label="ranked or rated")
     counts.set_title("answers per person")
     counts.legend(fontsize=8)
     counts.tick_params(axis="x", rotation=90)
@@ -264,8 +267,31 @@ def plot_report(report: dict[str, Any], path: Path) -> Path:
     bias.set_ylim(0, 1)
     bias.set_title("share of A-or-B answers picking the left clip")
     bias.tick_params(axis="x", rotation=90)
+    _plot_end(end, report["final"])
+    medians = report["answer_seconds"]["median_s"]
+    seconds.bar(list(medians), list(medians.values()), color="tab:green")
+    seconds.set_title("median seconds per answer")
+    seconds.tick_params(axis="x", rotation=30)
     fig.tight_layout()
     return save_figure_atomic(fig, path)
+
+
+def _plot_end(axis: Any, final: dict[str, Any]) -> None:
+    """The blind end: the win rate and each robot's mean rating (out of 7, scaled to 0-1),
+    with their 95% intervals."""
+    bars = [("win rate", final["win_rate"], final["win_rate_ci95"])]
+    for kind, name in (("vpl", "personalized\nrating / 7"), ("btl", "BTL\nrating / 7")):
+        rating = final["ratings"][kind]
+        if rating["mean"] is not None:
+            bars.append((name, rating["mean"] / 7, [v / 7 for v in rating["ci95"]]))
+    shown = [(n, v, ci) for n, v, ci in bars if v is not None]
+    for i, (_, value, (low, high)) in enumerate(shown):
+        axis.bar(i, value, color="tab:blue" if i == 0 else "tab:gray")
+        axis.errorbar(i, value, yerr=[[value - low], [high - value]], color="k", capsize=4)
+    axis.set_xticks(range(len(shown)), [n for n, _, _ in shown])
+    axis.axhline(0.5, color="k", linestyle="--", linewidth=1)
+    axis.set_ylim(0, 1.05)
+    axis.set_title(f"the blind end ({final['chose']} chose)")
 
 
 @dataclass
