@@ -292,3 +292,55 @@ def infer_user_typed(
         means.append(mean)
         stds.append(std)
     return InferenceResult(mean, std, asked, answers, np.stack(means), np.stack(stds))
+
+
+def typed_posterior(
+    model: RewardModel, answered: list[tuple[QuestionType, np.ndarray, Any]], scale: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """A user's posterior mean and std ``(Z,)`` from answers to questions of any type:
+    ``answered`` holds ``(type, items (k, T, O) as the model reads them, answer)`` (the
+    answer as the type's :meth:`~robopref.users.question_types.QuestionType.log_likelihood`
+    takes it; a NaN pair answer is skipped). Importance sampling of the same prior draws
+    as :func:`robopref.reward.active.answers_posterior`, each answer adding its type's
+    log-likelihood once (a ranking is one Plackett-Luce term, not its implied pairs,
+    which would count it as k (k - 1) / 2 independent answers). ``scale`` multiplies the
+    items' utilities (:func:`logit_scale`: items longer than the model's segments)."""
+    z_dim = model.latent_dim
+    if z_dim == 0 or not answered:
+        return np.zeros(z_dim, np.float32), np.ones(z_dim, np.float32)
+    device = model.device
+    draws = np.random.default_rng(POSTERIOR_DRAWS_SEED).standard_normal((POSTERIOR_SAMPLES, z_dim))
+    prior_z = torch.as_tensor(draws, dtype=torch.float32, device=device)
+    log_weight = torch.zeros(POSTERIOR_SAMPLES, device=device)
+    used = 0
+    for kind, items, answer in answered:
+        if kind.kind in ("pair", "weak-pair") and np.isnan(float(answer)):
+            continue
+        rows = np.arange(len(items))[None]
+        with torch.no_grad():
+            utility = _Utilities(model, as_tensor(np.asarray(items, np.float32), device), rows)
+            u = scale * utility(prior_z)[:, 0]  # (S, k)
+            given = _answer_tensor(kind, answer, device)
+            log_weight += kind.log_likelihood(u, given.expand(*u.shape[:-1], *given.shape))
+        used += 1
+    if not used:
+        return np.zeros(z_dim, np.float32), np.ones(z_dim, np.float32)
+    weight = torch.softmax(log_weight, 0)[:, None]
+    mean = (weight * prior_z).sum(0)
+    std = (weight * (prior_z - mean) ** 2).sum(0).sqrt().clamp_min(MIN_STD)
+    return mean.cpu().numpy().astype(np.float32), std.cpu().numpy().astype(np.float32)
+
+
+def logit_scale(model: RewardModel, steps: int) -> float:
+    """What a reward model's logits about ``steps``-state items are multiplied by to be on
+    the scale it was trained on: its segment length over ``steps`` (1 when unknown).
+
+    A model's pair logit sums its reward over the segment's states, and was fitted to
+    answers about segments of ``meta["segment_length"]`` states; a person judges a clip as
+    a whole, no surer of a 60-state clip than of a 10-state one. Unscaled, a study's whole
+    episodes make each answer count six times: the posterior collapses onto a few prior
+    draws far from the prior's centre, where the latent policy was never trained."""
+    trained = model.meta.get("segment_length") if hasattr(model, "meta") else None
+    if not trained or steps <= 0:
+        return 1.0
+    return float(trained) / float(steps)

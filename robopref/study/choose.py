@@ -4,10 +4,9 @@
   seed and the participant's id), so a restarted server asks the same next pair. Practice
   queries are always chosen so.
 * ``active``: BALD (:func:`robopref.reward.active.bald_scores`) on the participant's current
-  posterior under the study's VPL model, from their answers so far only (every type's, as
-  the pairs it implies: :func:`robopref.study.questions.implied_pairs`; the likelihood
-  posterior of :func:`robopref.reward.active.answers_posterior`), over the pairs not yet
-  shown to them. The posterior's Monte Carlo samples are seeded by those answers too (not
+  posterior under the study's VPL model, from their answers so far only (each by its own
+  type's likelihood: :func:`robopref.reward.typed_asking.typed_posterior`), over the pairs
+  not yet shown to them. The posterior's Monte Carlo samples are seeded by those answers too (not
   by who gave them), so the next pair is a function of the answers alone: everybody's
   first pair is the same, and two people who answered alike are asked alike. The pool's
   z-independent work (``pair_scorer``) is done once per server.
@@ -19,14 +18,13 @@ same way, from the pool's segments not yet shown to the participant in those typ
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
-from robopref.reward.active import BALD_SAMPLES, answers_posterior, bald_scores
+from robopref.reward.active import BALD_SAMPLES, bald_scores
 from robopref.reward.base import RewardModel
 from robopref.reward.inputs import candidate_inputs
+from robopref.reward.typed_asking import logit_scale
 from robopref.study.spec import StudyPool, StudySpec
 
 
@@ -47,6 +45,7 @@ class QueryChooser:
                 raise ValueError("an active study needs its VPL reward model (study.json)")
             self.inputs = candidate_inputs(model, pool.pool)
             self.scorer = model.pair_scorer(*self.inputs)
+            self.scale = logit_scale(model, pool.pool.segment_length)
 
     def _rng(self, participant: int, position: int, stream: int) -> np.random.Generator:
         return np.random.default_rng([self.spec.seed, participant, position, stream])
@@ -59,22 +58,22 @@ class QueryChooser:
         self,
         participant: int,
         shown: list[int],
-        context: tuple[Any, Any, Any] | None = None,
+        posterior: tuple[np.ndarray, np.ndarray] | None = None,
         history: list[int] | None = None,
         practice: bool = False,
     ) -> int:
-        """The pair to ask next, none of ``shown`` (the pairs shown so far); ``context``:
-        the pairs the participant's answers imply, as the model reads them (``(a, b,
-        labels)``), and ``history``: those answers as whole numbers (the seed of BALD's
-        samples). Practice queries are chosen at random."""
+        """The pair to ask next, none of ``shown`` (the pairs shown so far); ``posterior``:
+        the participant's posterior mean and std from their answers so far, and
+        ``history``: those answers as whole numbers (the seed of BALD's samples). Practice
+        queries are chosen at random."""
         if len(shown) >= self.n_pairs:
             raise ValueError("every pair of the pool has been shown to this participant")
         if self.spec.strategy == "random" or practice:
             order = self._rng(participant, 0, 0).permutation(self.n_pairs)
             taken = set(shown)
             return int(next(p for p in order if int(p) not in taken))
-        assert context is not None and history is not None
-        return self._most_informative(shown, context, history)
+        assert posterior is not None and history is not None
+        return self._most_informative(shown, posterior, history)
 
     def next_items(
         self, participant: int, position: int, count: int, taken: set[int]
@@ -94,16 +93,16 @@ class QueryChooser:
         return tuple(int(i) for i in rng.choice(source, size=count, replace=False))
 
     def _most_informative(
-        self, shown: list[int], context: tuple[Any, Any, Any], history: list[int]
+        self, shown: list[int], posterior: tuple[np.ndarray, np.ndarray], history: list[int]
     ) -> int:
         assert self.model is not None
-        mean, std = answers_posterior(self.model, context)
+        mean, std = posterior
         noise = np.random.default_rng([self.spec.seed, len(shown), 2, *history]).standard_normal(
             (BALD_SAMPLES, self.model.latent_dim)
         )
         z = torch.as_tensor(mean + std * noise, dtype=torch.float32, device=self.model.device)
         with torch.no_grad():
-            scores = bald_scores(self.scorer.logits(z)).cpu().numpy()
+            scores = bald_scores(self.scale * self.scorer.logits(z)).cpu().numpy()
         scores[np.asarray(shown, dtype=np.int64)] = -np.inf
         return int(np.argmax(scores))
 

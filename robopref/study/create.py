@@ -4,8 +4,9 @@ The candidate queries are pairs of segments of goal-agnostic episodes (the defau
 behaviour mix of :mod:`robopref.data.queries`, no goal marker drawn), rendered while they are
 collected and cut into one WebM clip per segment. By default a segment is the whole
 episode: what a person can judge at a glance ("did it put the plate where I want it?").
-A reward model's logits sum over steps, so a longer segment than it was trained on only
-sharpens its BALD scores.
+A reward model's logits sum over steps; the study puts them on the scale of the segments
+the model was trained on (:func:`robopref.reward.typed_asking.logit_scale`), since a person
+is no surer of a long clip than of a short one.
 
 Every check (the reward model, the policies and their task, the counts, the output folder)
 runs before any episode is collected; the folder is written once and a second ``create``

@@ -30,10 +30,11 @@ from typing import Any
 import numpy as np
 
 from robopref.reward import load_reward_model
-from robopref.reward.inputs import candidate_inputs
+from robopref.reward.inputs import reward_input
 from robopref.reward.nets import resolve_device
+from robopref.reward.typed_asking import logit_scale, typed_posterior
 from robopref.study.choose import QueryChooser, label_code
-from robopref.study.questions import StudyQuestion, implied_pairs, implied_segments, question_at
+from robopref.study.questions import STUDY_QUESTIONS, StudyQuestion, question_at, typed_answers
 from robopref.study.robot import RobotRenderer, robot_json
 from robopref.study.spec import check_study_folder, end_state_name
 from robopref.study.store import Participant, ShownQuery, StudyRefusedError, StudyStore
@@ -154,24 +155,17 @@ class Study:
         pairs = [q.pair for q in shown if q.pair is not None]
         if self.spec.strategy == "random" or practice:
             return self.chooser.next_pair(participant.id, pairs, practice=practice)
-        context, history = self.context(participant)
-        return self.chooser.next_pair(participant.id, pairs, context, history)
+        posterior, history = self.posterior(participant)
+        return self.chooser.next_pair(participant.id, pairs, posterior, history)
 
-    def context(self, participant: Participant) -> tuple[tuple[Any, Any, Any], list[int]]:
-        """The pairs the participant's recorded answers imply, as the study's model reads
-        them (``(a, b, labels)``), and the answers as whole numbers (a seed)."""
+    def posterior(
+        self, participant: Participant
+    ) -> tuple[tuple[np.ndarray, np.ndarray], list[int]]:
+        """The participant's posterior and answer history (:func:`posterior_of`) from their
+        recorded answers."""
         assert self.model is not None
         rows = self.store.all_answers(participant=participant.id)
-        pairs = implied_pairs(rows, len(self.pool))
-        history = [code for p in pairs for code in (p.a, p.b, label_code(p.label))]
-        if not pairs:
-            steps = self.pool.pool.segment_length
-            empty = np.zeros((0, steps, candidate_inputs(self.model, self.pool.pool)[0].shape[-1]))
-            return (empty, empty.copy(), np.zeros(0, np.float32)), history
-        segments = implied_segments(self.pool.pool, pairs)
-        a, b = candidate_inputs(self.model, segments)
-        labels = np.asarray([p.label for p in pairs], np.float32)
-        return (a, b, labels), history
+        return posterior_of(self.model, self.pool.pool, rows)
 
     def shown_items(self, token: str, query: ShownQuery) -> list[str]:
         """The URLs of what ``query`` shows, left to right: two clips (or end-state
@@ -284,7 +278,7 @@ class Study:
 
     def _render_robot(self, participant: Participant) -> None:
         try:
-            z = self.robots.latent(self.context(participant)[0])
+            z = self.posterior(participant)[0][0]
             result = self.robots.render(participant.name, participant.id, z)
             self.store.set_robot(participant.id, "ready", z=robot_json(result))
         except Exception as error:  # shown on the page and kept in the database
@@ -317,6 +311,36 @@ class Study:
         """Let a running render finish and drop the queued ones (their participants' next
         visit renders them: their state stays ``rendering``), then stop the worker."""
         self._worker.shutdown(wait=True, cancel_futures=True)
+
+
+def posterior_of(
+    model: Any, pool: Any, rows: list[dict[str, Any]]
+) -> tuple[tuple[np.ndarray, np.ndarray], list[int]]:
+    """A participant's posterior mean and std under ``model`` from their answers ``rows``
+    (:meth:`StudyStore.all_answers`), each by its own type's likelihood
+    (:func:`robopref.reward.typed_asking.typed_posterior`; the clips' logits on the scale of
+    the model's training segments: :func:`~robopref.reward.typed_asking.logit_scale`), and
+    the answers as whole
+    numbers (the seed of BALD's samples: the next pair is a function of the answers)."""
+    read = "feat" if reward_input(model) == "features" else "obs"
+    scale = logit_scale(model, pool.segment_length)
+    posterior = typed_posterior(model, typed_answers(rows, pool, read), scale)
+    history = [
+        code
+        for row in rows
+        for code in (
+            STUDY_QUESTIONS.index(row["kind"]), 0 if row["pair"] is None else 1 + row["pair"],
+            *row["items"], *_answer_codes(row),
+        )
+    ]  # fmt: skip
+    return posterior, history
+
+
+def _answer_codes(row: dict[str, Any]) -> list[int]:
+    """An answer as whole numbers (a seed): a pair's label code, a ranking's items, a rating."""
+    if row["answer"] is None:
+        return [label_code(row["label"])]
+    return [int(i) for i in np.ravel(row["answer"])]
 
 
 def _rating(value: Any) -> int:

@@ -198,3 +198,37 @@ def implied_segments(pool: QueryPool, pairs: list[ImpliedPair]) -> SegmentPairs:
         stack(a, "obs"), stack(b, "obs"), stack(a, "feat"), stack(b, "feat"),
         stack(a, "act"), stack(b, "act"),
     )  # fmt: skip
+
+
+def typed_answers(
+    rows: list[dict[str, Any]], pool: QueryPool, read: str = "feat"
+) -> list[tuple[QuestionType, np.ndarray, Any]]:
+    """One participant's answers as their answer models read them (for
+    :func:`robopref.reward.typed_asking.typed_posterior`): ``(type, items (k, T, ...),
+    answer)``, the items' ``read`` array (``feat`` or ``obs``). A pair type is a pair (or,
+    with "about equal", a weak pair) about the pool pair's segments A and B, answered P(A)
+    (NaN: skipped); a ranking, the shown items and the order of their positions; ratings,
+    which compare with nothing alone, the pairs between their rated items
+    (:func:`implied_pairs`), each a pair answer."""
+    out: list[tuple[QuestionType, np.ndarray, Any]] = []
+    rated = []
+    for row in rows:
+        kind = str(row.get("kind") or "about-equal")
+        if kind in PAIR_KINDS:
+            end = kind == "end-state"
+            pair = int(row["pair"])
+            items = [item_segment(pool, pair, end), item_segment(pool, len(pool) + pair, end)]
+            model = question_type("pair" if kind == "pair" else "weak-pair")
+            label = float("nan") if row["label"] is None else float(row["label"])
+            out.append((model, np.stack([s[read] for s in items]), label))
+        elif kind == "ranking" and row["answer"] is not None:
+            shown = [int(i) for i in row["items"]]
+            order = [shown.index(int(i)) for i in row["answer"]]
+            items = np.stack([item_segment(pool, i)[read] for i in shown])
+            out.append((question_type("ranking", len(shown)), items, order))
+        elif kind == "rating" and row["answer"] is not None:
+            rated.append(row)
+    for pair in implied_pairs(rated, len(pool)):
+        items = np.stack([item_segment(pool, pair.a)[read], item_segment(pool, pair.b)[read]])
+        out.append((question_type("pair"), items, pair.label))
+    return out

@@ -1,7 +1,8 @@
 """ "Your robot": the personalized policy's episode for a participant's z, beside BTL's.
 
 After a participant's last answer the server infers their z from their answers alone (the
-likelihood posterior, as evaluation does for new users), rolls out the study's VPL policy
+likelihood posterior, each answer by its type's likelihood, as evaluation does for new
+users: :meth:`robopref.study.flow.Study.posterior`), rolls out the study's VPL policy
 under it and, when the study has one, the BTL policy (the same episode seed: the same
 start), and writes both as WebM clips under ``robot/``. Rendering runs on one background
 worker, so answering stays fast; the page polls until the clips are ready. The clips are
@@ -23,7 +24,6 @@ from robopref.files import atomic_path
 from robopref.policies.checkpoint import LoadedPolicy, load_policy, read_meta
 from robopref.policies.rollout import make_eval_env, policy_env_kwargs, run_episode
 from robopref.reward import load_reward_model
-from robopref.reward.active import answers_posterior
 from robopref.reward.base import RewardModel
 from robopref.study.create import CLIP_HEIGHT, CLIP_WIDTH
 from robopref.study.spec import ROBOT_DIR, StudySpec
@@ -67,13 +67,6 @@ class RobotRenderer:
     def kinds(self) -> list[str]:
         """The clip kinds this study renders, VPL first."""
         return [kind for kind, _, _ in self.policies]
-
-    def latent(self, context: tuple[Any, Any, Any]) -> np.ndarray:
-        """The participant's posterior mean z from the pairs their answers imply (``(a, b,
-        labels)`` as the model reads them: :meth:`robopref.study.flow.Study.context`)."""
-        assert self.model is not None
-        mean, _ = answers_posterior(self.model, context)
-        return mean
 
     def render(self, participant_name: str, participant_id: int, z: np.ndarray) -> dict[str, Any]:
         """Render and write the participant's clips; their names and the episodes' outcome."""

@@ -14,9 +14,9 @@ from robopref.data.dataset import PreferenceDataset
 from robopref.reward.active import answers_posterior
 from robopref.reward.train_command import TrainRewardOptions, train_reward_command
 from robopref.study.app import Study, create_app
-from robopref.study.choose import label_code
 from robopref.study.create import StudyCreateOptions, create_study
 from robopref.study.export import StudyExportOptions, study_dataset, study_export_command
+from robopref.study.flow import posterior_of
 from robopref.study.report import study_report
 from robopref.study.spec import StudySpec, read_links
 from robopref.study.store import StudyStore
@@ -26,15 +26,6 @@ CHECKPOINTS = Path(__file__).resolve().parents[2] / "robopref" / "policies" / "c
 
 def _tokens(folder):
     return list(read_links(folder).values())
-
-
-def _pair_context(chooser, answered):
-    """What the study's chooser reads of answered pool pairs: their segments as the model
-    reads them, the labels, and the answers as whole numbers (items A = p, B = N + p)."""
-    pairs = [pair for pair, _ in answered]
-    labels = np.asarray([np.nan if y is None else y for _, y in answered], np.float32)
-    history = [c for p, y in answered for c in (p, chooser.n_pairs + p, label_code(y))]
-    return (chooser.inputs[0][pairs], chooser.inputs[1][pairs], labels), history
 
 
 def _wait_for_robot(client, token, seconds=120):
@@ -222,9 +213,10 @@ def test_active_queries_follow_each_participants_answers(active_study):
     for participant in (1, 2):
         answered = StudyStore(active_study).answered(participant)
         shown = [q.pair for q in StudyStore(active_study).shown(participant)]
+        rows = StudyStore(active_study).all_answers(participant=participant)
         for count in range(1, 4):  # each later pick follows from the answers before it
-            context, history = _pair_context(chooser, answered[:count])
-            assert shown[count] == chooser.next_pair(participant, shown[:count], context, history)
+            posterior, history = posterior_of(chooser.model, study.pool.pool, rows[:count])
+            assert shown[count] == chooser.next_pair(participant, shown[:count], posterior, history)
         pairs = [pair for pair, _ in answered]
         context = (chooser.inputs[0][pairs], chooser.inputs[1][pairs], labels[participant])
         means.append(answers_posterior(chooser.model, (*context[:2], np.float32(context[2])))[0])
