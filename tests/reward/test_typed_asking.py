@@ -137,3 +137,38 @@ def test_the_api_serves_a_user_who_ranks_and_refuses_a_function_that_cannot() ->
     assert all(len(answer) == 4 for answer in served.answers)
     with pytest.raises(ValueError, match="a function user answers pairs only"):
         robopref.personalize(policy, lambda query: 1.0, k=2, pool=pool, question="ranking:4")
+
+
+def test_typed_posterior_counts_a_ranking_once_and_scales_long_items() -> None:
+    """The study's posterior: one Plackett-Luce term per ranking (its Bayes posterior, as
+    infer_user_typed's), a pair as the pair posterior, and ``scale`` as utilities times it."""
+    from robopref.reward.active import answers_posterior
+    from robopref.reward.typed_asking import logit_scale, typed_posterior
+
+    model = LineModel()
+    items = np.stack([_POSITIONS[:3], np.zeros(3, np.float32)], -1)[:, None, :]  # (3, 1, 2)
+    order = [2, 1, 0]  # best first: the item at 0.5, then -0.5, then -1.5 (z > 0)
+    mean, std = typed_posterior(model, [(QuestionType("ranking", 3), items, order)])
+    grid = np.linspace(-6, 6, 20001)
+    utility = grid[:, None] * _POSITIONS[:3][order][None, :]
+    log_pl = (utility[:, 0] - np.logaddexp.reduce(utility, 1)) + (
+        utility[:, 1] - np.logaddexp(utility[:, 1], utility[:, 2])
+    )
+    weight = np.exp(-0.5 * grid**2 + log_pl - (-0.5 * grid**2 + log_pl).max())
+    assert abs(float(mean[0]) - float((weight * grid).sum() / weight.sum())) < 0.05
+    # its three implied pairs, as independent answers, claim more: a narrower posterior
+    pairs = [(items[a], items[b]) for a, b in ((2, 1), (2, 0), (1, 0))]
+    a, b = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+    _, pair_std = answers_posterior(model, (a, b, np.ones(3, np.float32)))
+    assert float(std[0]) > float(pair_std[0])
+    # a pair answer: the pair posterior; scale 2: the pair posterior of doubled items
+    pair = (QuestionType("pair"), items[[2, 0]], 1.0)
+    assert np.allclose(typed_posterior(model, [pair])[0], answers_posterior(
+        model, (items[[2]], items[[0]], np.ones(1, np.float32)))[0], atol=1e-5)  # fmt: skip
+    doubled = items * np.array([2.0, 1.0], np.float32)
+    assert np.allclose(typed_posterior(model, [pair], scale=2.0)[0], answers_posterior(
+        model, (doubled[[2]], doubled[[0]], np.ones(1, np.float32)))[0], atol=1e-5)  # fmt: skip
+    model.meta = {"segment_length": 10}
+    assert logit_scale(model, 61) == pytest.approx(10 / 61)
+    model.meta = {}
+    assert logit_scale(model, 61) == 1.0
