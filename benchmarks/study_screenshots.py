@@ -21,46 +21,19 @@ from __future__ import annotations
 
 import argparse
 import io
-import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from robopref.study.create import StudyCreateOptions, create_study
-from robopref.study.load import free_port, start_server
+from robopref.study.load import CHROMIUM, free_port, launch_chromium, start_server
 from robopref.study.spec import read_links
+from robopref.study.study_file import example_study_file
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "robopref" / "policies" / "checkpoints"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DESKTOP = {"width": 1000, "height": 900}
 PHONE = {"width": 390, "height": 844}
-#: the typed study's file (``tests/study/conftest.py``'s TYPED_STUDY_FILE)
-STUDY_FILE = """
-title: Where should the robot put the plate?
-task:
-  description: >
-    A robot arm picks up a plate and sets it down on the table.
-    People differ in where they want their plate.
-  instructions: >
-    Watch the clips and answer for how you would want your own table laid.
-    There are no right answers.
-consent: >
-  Your answers are stored without your name, for research on robot learning.
-  You may stop at any time.
-practice: 1
-questions: [pair, "ranking:3", end-state, rating]
-queries: 4
-participants: 3
-strategy: active
-episodes: 6
-pairs: 12
-final:
-  reward: {checkpoints}/vpl.pt
-  policy: {checkpoints}/policy_vpl
-  btl_policy: {checkpoints}/policy_btl
-  btl_reward: {checkpoints}/btl.pt
-"""
 
 
 def _wait_mid_clip(page, selector: str, seconds: float = 60.0) -> None:
@@ -104,10 +77,7 @@ def walk(link: str, out: Path) -> list[Path]:
 
     shots = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"],
-        )
+        browser = launch_chromium(playwright)
         page = browser.new_page(viewport=DESKTOP)
         page.goto(link)
         _on(page, "body[data-page=welcome]")
@@ -190,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="study_screenshots_") as tmp:
         study_file = Path(tmp) / "study.yaml"
-        study_file.write_text(STUDY_FILE.format(checkpoints=CHECKPOINTS))
+        study_file.write_text(example_study_file(CHECKPOINTS))
         folder = Path(tmp) / "study"
         create_study(StudyCreateOptions(out=str(folder), file=str(study_file)), progress=False)
         token = next(iter(read_links(folder).values()))

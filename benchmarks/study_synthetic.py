@@ -41,24 +41,6 @@ from robopref.files import write_json_atomic
 from robopref.study.report import bootstrap_interval, study_report, wilson_interval
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "robopref" / "policies" / "checkpoints"
-STUDY_FILE = """
-title: Where should the robot put the plate?
-task:
-  description: A robot arm picks up a plate and sets it down on the table.
-  instructions: Answer for how you would want your own table laid.
-consent: Your answers are stored without your name, for research.
-practice: {practice}
-questions: [{questions}]
-queries: {queries}
-participants: {participants}
-strategy: {strategy}
-seed: {seed}
-final:
-  reward: {checkpoints}/vpl.pt
-  policy: {checkpoints}/policy_vpl
-  btl_policy: {checkpoints}/policy_btl
-  btl_reward: {checkpoints}/btl.pt
-"""
 
 
 def _agree(a: list[float], b: list[float]) -> dict[str, Any]:
@@ -83,16 +65,17 @@ def run_study(args: argparse.Namespace, folder: Path) -> tuple[list[Any], dict[s
     from robopref.study.create import StudyCreateOptions, create_study
     from robopref.study.load import free_port, start_server
     from robopref.study.spec import read_links
+    from robopref.study.study_file import example_study_file
     from robopref.study.synthetic import StudyEyes, take_part
     from robopref.tasks import task_goals
     from robopref.users.population import resolve_population
 
     study_file = folder.parent / f"{folder.name}.yaml"
     study_file.write_text(
-        STUDY_FILE.format(
-            practice=args.practice, questions=args.questions, queries=args.queries,
-            participants=args.participants, strategy=args.strategy, seed=args.seed,
-            checkpoints=CHECKPOINTS,
+        example_study_file(
+            CHECKPOINTS, practice=args.practice, questions=args.questions, queries=args.queries,
+            participants=args.participants, strategy=args.strategy, episodes=24, pairs=64,
+            seed=args.seed,
         )
     )  # fmt: skip
     started = time.perf_counter()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from robopref.study.store import CHOICES
 
@@ -90,6 +92,21 @@ def answer_concurrently(
         result.failures.append(f"participants still answering after {deadline_s} s")
     result.wall_s = time.perf_counter() - start
     return result
+
+
+#: the system Chromium (Debian's ``chromium``): Playwright cannot download its own here
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """The system Chromium through Playwright (``executable_path``), headless, playing
+    muted clips without a click (the browser test's and the screenshots')."""
+    if CHROMIUM is None:
+        raise RuntimeError("no chromium on this machine: `apt-get install chromium`")
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"],
+    )
 
 
 def free_port() -> int:

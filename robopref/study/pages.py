@@ -30,11 +30,12 @@ def template(name: str) -> Template:
     return Template((TEMPLATES / name).read_text(encoding="utf-8"))
 
 
-def _common() -> dict[str, str]:
-    return {
-        "css": (TEMPLATES / "base.css").read_text(encoding="utf-8"),
-        "sync": (TEMPLATES / "sync.js").read_text(encoding="utf-8"),
-    }
+def _common(title: str) -> dict[str, str]:
+    """What every page shares: its head (the title, the style sheet) and the clips' sync."""
+    head = template("head.html").substitute(
+        title=html.escape(title), css=(TEMPLATES / "base.css").read_text(encoding="utf-8")
+    )
+    return {"head": head, "sync": (TEMPLATES / "sync.js").read_text(encoding="utf-8")}
 
 
 def _paragraphs(text: str) -> str:
@@ -53,7 +54,7 @@ def welcome_page(study: Study, token: str) -> str:
         )
     practice = f", after {spec.practice} practice questions that do not count" * bool(spec.practice)
     return template("welcome.html").substitute(
-        _common(),
+        _common(spec.title),
         title=html.escape(spec.title),
         description=_paragraphs(spec.description),
         instructions=_paragraphs(spec.instructions),
@@ -67,7 +68,7 @@ def welcome_page(study: Study, token: str) -> str:
 def consent_page(study: Study, token: str) -> str:
     """The consent text, "I agree" and "I do not agree"."""
     return template("consent.html").substitute(
-        _common(),
+        _common(f"Consent: {study.spec.title or 'robopref study'}"),
         title=html.escape(study.spec.title or "robopref study"),
         consent=f"<p>{_paragraphs(study.spec.consent)}</p>",
         token=html.escape(token),
@@ -77,7 +78,7 @@ def consent_page(study: Study, token: str) -> str:
 def message_page(page: str, heading: str, message: str) -> str:
     """A page that only says something (declined, thanks, preparing)."""
     return template("message.html").substitute(
-        _common(), page=page, heading=html.escape(heading), message=message
+        _common(heading), page=page, heading=html.escape(heading), message=message
     )
 
 
@@ -97,7 +98,7 @@ def query_page(study: Study, token: str, query: ShownQuery) -> str:
         heading = f"Query {position} of {total}"
         banner = ""
     fields = dict(
-        _common(),
+        _common(heading),
         token=html.escape(token),
         query=query.id,
         position=position,
@@ -183,7 +184,7 @@ def final_page(study: Study, token: str, rating: bool) -> str:
         )
         heading = "Rate the two robots"
     return template("final.html").substitute(
-        _common(),
+        _common(heading),
         token=html.escape(token),
         heading=heading,
         page="final-rating" if rating else "final",
@@ -218,5 +219,8 @@ def robot_wait_page(study: Study, token: str, participant: Participant) -> str:
             "organiser has the log.",
         )
     return template("done.html").substitute(
-        _common(), token=html.escape(token), total=study.spec.queries, status=state["status"]
+        _common("Thank you: preparing your robot"),
+        token=html.escape(token),
+        total=study.spec.queries,
+        status=state["status"],
     )

@@ -161,3 +161,53 @@ def merge_study_file(options: Any, path: str | Path) -> tuple[Any, StudyTexts]:
         if wanted == "str" and not isinstance(value, str):
             raise ValueError(f"{path}: {key} must be text, not {value!r}")
     return dataclasses.replace(options, **settings), texts
+
+
+#: a small study file (the tests', the screenshots' and the synthetic benchmark's): the
+#: shipped two-modes checkpoints under ``{checkpoints}``
+EXAMPLE_STUDY_FILE = """
+title: Where should the robot put the plate?
+task:
+  description: >
+    A robot arm picks up a plate and sets it down on the table.
+    People differ in where they want their plate.
+  instructions: >
+    Watch the clips and answer for how you would want your own table laid.
+    There are no right answers.
+consent: >
+  Your answers are stored without your name, for research on robot learning.
+  You may stop at any time.
+practice: {practice}
+questions: [{questions}]
+queries: {queries}
+participants: {participants}
+strategy: {strategy}
+episodes: {episodes}
+pairs: {pairs}
+seed: {seed}
+final:
+  reward: {checkpoints}/vpl.pt
+  policy: {checkpoints}/policy_vpl
+  btl_policy: {checkpoints}/policy_btl
+  btl_reward: {checkpoints}/btl.pt
+"""
+
+
+def example_study_file(
+    checkpoints: str | Path,
+    *,
+    practice: int = 1,
+    questions: str = 'pair, "ranking:3", end-state, rating',
+    queries: int = 4,
+    participants: int = 3,
+    strategy: str = "active",
+    episodes: int = 6,
+    pairs: int = 12,
+    seed: int = 0,
+) -> str:
+    """:data:`EXAMPLE_STUDY_FILE` with its settings (a small study of every type)."""
+    return EXAMPLE_STUDY_FILE.format(
+        checkpoints=Path(checkpoints).resolve(), practice=practice, questions=questions,
+        queries=queries, participants=participants, strategy=strategy, episodes=episodes,
+        pairs=pairs, seed=seed,
+    )  # fmt: skip

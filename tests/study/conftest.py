@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from robopref.study.create import StudyCreateOptions, create_study
+from robopref.study.study_file import example_study_file
 
 CHECKPOINTS = Path(__file__).resolve().parents[2] / "robopref" / "policies" / "checkpoints"
 
@@ -67,32 +68,8 @@ def random_study(random_study_template, tmp_path) -> Path:
     return Path(shutil.copytree(random_study_template, tmp_path / "study"))
 
 
-#: the typed study's file (paths relative to the file, which is written beside the study)
-TYPED_STUDY_FILE = """
-title: Where should the robot put the plate?
-task:
-  description: >
-    A robot arm picks up a plate and sets it down on the table.
-    People differ in where they want their plate.
-  instructions: >
-    Watch the clips and answer for how you would want your own table laid.
-    There are no right answers.
-consent: >
-  Your answers are stored without your name, for research on robot learning.
-  You may stop at any time.
-practice: 1
-questions: [pair, "ranking:3", end-state, rating]
-queries: 4
-participants: 3
-strategy: active
-episodes: 6
-pairs: 12
-final:
-  reward: {checkpoints}/vpl.pt
-  policy: {checkpoints}/policy_vpl
-  btl_policy: {checkpoints}/policy_btl
-  btl_reward: {checkpoints}/btl.pt
-"""
+#: the typed study's file (the library's small example study file)
+TYPED_STUDY_FILE = example_study_file(CHECKPOINTS)
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +77,7 @@ def typed_study_template(tmp_path_factory) -> Path:
     """The study file's study, nobody has answered (copy it: ``typed_study``)."""
     folder = tmp_path_factory.mktemp("studies")
     study_file = folder / "study.yaml"
-    study_file.write_text(TYPED_STUDY_FILE.format(checkpoints=CHECKPOINTS))
+    study_file.write_text(TYPED_STUDY_FILE)
     return _make(folder / "typed", file=str(study_file))
 
 

@@ -13,19 +13,17 @@ against what was pressed.
 
 from __future__ import annotations
 
-import shutil
 import time
 
 import numpy as np
 import pytest
 
 from robopref.study.export import study_dataset
-from robopref.study.load import free_port, start_server
+from robopref.study.load import CHROMIUM, free_port, launch_chromium, start_server
 from robopref.study.report import study_report
 from robopref.study.spec import read_links
 from robopref.study.store import StudyStore
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 NO_BROWSER = (
     "NO BROWSER: the study's browser test did not run. Install Debian's Chromium "
     "(`apt-get install chromium`, as .ci/run does) to run it."
@@ -77,10 +75,7 @@ def test_a_participant_goes_through_every_page_in_chromium(typed_study):
     server = start_server(typed_study, port)
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM,
-                args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"],
-            )
+            browser = launch_chromium(playwright)
             page = browser.new_page(viewport=DESKTOP)
             page.goto(link)
 

@@ -23,7 +23,7 @@ from robopref.study.spec import StudySpec, read_links
 from robopref.study.store import StudyStore
 from robopref.users.question_types import ANSWER_SECONDS, load_answer_costs
 
-from .conftest import CHECKPOINTS, TYPED_STUDY_FILE
+from .conftest import TYPED_STUDY_FILE
 
 
 def _file(tmp_path: Path, text: str) -> Path:
@@ -33,7 +33,7 @@ def _file(tmp_path: Path, text: str) -> Path:
 
 
 def _typed_file(**changes: str) -> str:
-    text = TYPED_STUDY_FILE.format(checkpoints=CHECKPOINTS)
+    text = TYPED_STUDY_FILE
     for old, new in changes.items():
         text = text.replace(old, new)
     return text
