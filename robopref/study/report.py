@@ -11,7 +11,8 @@ much people agree, position bias, and what each question type costs a person.
 * **Seconds per answer, per question type**: the median of the page's own clock (clips
   playing to the click; the server's time where the page sent none). ``costs`` gives them
   in the units of :data:`robopref.users.question_types.ANSWER_SECONDS` (a ranking's per
-  clip shown), for ``robopref evaluate --per-second --costs report.json``.
+  clip shown), for ``robopref evaluate --per-second --costs report.json``; ``about-equal``
+  and ``end-state`` are both weak pairs there, costed at the mean of their medians.
 * **Agreement on shared queries**: for every pool pair that two or more people answered
   with a preference, the share of pairs of people whose answers agree (both A, both B, or
   both equal). It is low when people disagree (what VPL is for) or answer noisily.
