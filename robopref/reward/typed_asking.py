@@ -175,8 +175,9 @@ class TypedCandidates:
         return self.question(index)[0].seconds()
 
 
-class _Utilities:
-    """Items' utilities under many z for fixed questions: pair logits against item 0."""
+class ItemUtilities:
+    """Items' utilities under many z for fixed questions (``rows (C, k)`` of ``items``):
+    each item's pair logit against its question's first item."""
 
     def __init__(self, model: RewardModel, items: torch.Tensor, rows: np.ndarray) -> None:
         count, width = rows.shape
@@ -229,7 +230,7 @@ def infer_user_typed(
         return InferenceResult(mean, std, asked, answers, np.stack(means), np.stack(stds))
     device = model.device
     items = as_tensor(candidates.model_items, device)
-    utilities = [_Utilities(model, items, rows) for rows in candidates.questions]
+    utilities = [ItemUtilities(model, items, rows) for rows in candidates.questions]
     cost = torch.as_tensor(
         np.concatenate(
             [
@@ -269,7 +270,7 @@ def infer_user_typed(
         answers.append(answer.tolist() if isinstance(answer, np.ndarray) else answer)
         if posterior == "likelihood":
             with torch.no_grad():
-                u = _Utilities(model, items, rows[None])(prior_z)[:, 0]  # (S, k)
+                u = ItemUtilities(model, items, rows[None])(prior_z)[:, 0]  # (S, k)
                 given = _answer_tensor(kind, answer, device)
                 given = given.expand(*u.shape[:-1], *given.shape)
                 log_weight += kind.log_likelihood(u, given)
@@ -318,7 +319,7 @@ def typed_posterior(
             continue
         rows = np.arange(len(items))[None]
         with torch.no_grad():
-            utility = _Utilities(model, as_tensor(np.asarray(items, np.float32), device), rows)
+            utility = ItemUtilities(model, as_tensor(np.asarray(items, np.float32), device), rows)
             u = scale * utility(prior_z)[:, 0]  # (S, k)
             given = _answer_tensor(kind, answer, device)
             log_weight += kind.log_likelihood(u, given.expand(*u.shape[:-1], *given.shape))

@@ -12,8 +12,14 @@
   z-independent work (``pair_scorer``) is done once per server.
 
 The order (which segment is on the left) is a fair coin per query, seeded the same way, and
-recorded with the query. A ranking's or a rating's items are drawn at random, seeded the
-same way, from the pool's segments not yet shown to the participant in those types.
+recorded with the query. An ``end-state`` pair is scored by BALD on the pairs' end states
+(each held for the segment's length), not on their clips. A ranking's clips are, with
+``active``, the most informative of :data:`RANKING_CANDIDATES` random sets of distinct clips
+not yet shown in a ranking or rating (BALD of the Plackett-Luce answer:
+:meth:`robopref.users.question_types.QuestionType.information`); a rating's (which a
+comparison model cannot score: it knows returns only up to a constant) and practice
+queries' are drawn at random. Every draw is seeded by the study, the participant and the
+position.
 """
 
 from __future__ import annotations
@@ -24,8 +30,13 @@ import torch
 from robopref.reward.active import BALD_SAMPLES, bald_scores
 from robopref.reward.base import RewardModel
 from robopref.reward.inputs import candidate_inputs
-from robopref.reward.typed_asking import logit_scale
+from robopref.reward.nets import as_tensor
+from robopref.reward.typed_asking import ItemUtilities, logit_scale
 from robopref.study.spec import StudyPool, StudySpec
+from robopref.users.question_types import QuestionType
+
+#: the random sets of clips a ranking is chosen from by BALD
+RANKING_CANDIDATES = 64
 
 
 class QueryChooser:
@@ -45,7 +56,13 @@ class QueryChooser:
                 raise ValueError("an active study needs its VPL reward model (study.json)")
             self.inputs = candidate_inputs(model, pool.pool)
             self.scorer = model.pair_scorer(*self.inputs)
-            self.scale = logit_scale(model, pool.pool.segment_length)
+            steps = pool.pool.segment_length
+            self.end_scorer = model.pair_scorer(
+                *(np.repeat(side[:, -1:], steps, 1) for side in self.inputs)
+            )
+            self.scale = logit_scale(model, steps)
+            # every item (A sides, then B sides) as the model reads it, on the device once
+            self.items = as_tensor(np.concatenate(self.inputs).astype(np.float32), model.device)
 
     def _rng(self, participant: int, position: int, stream: int) -> np.random.Generator:
         return np.random.default_rng([self.spec.seed, participant, position, stream])
@@ -61,11 +78,13 @@ class QueryChooser:
         posterior: tuple[np.ndarray, np.ndarray] | None = None,
         history: list[int] | None = None,
         practice: bool = False,
+        end_state: bool = False,
     ) -> int:
         """The pair to ask next, none of ``shown`` (the pairs shown so far); ``posterior``:
         the participant's posterior mean and std from their answers so far, and
-        ``history``: those answers as whole numbers (the seed of BALD's samples). Practice
-        queries are chosen at random."""
+        ``history``: those answers as whole numbers (the seed of BALD's samples);
+        ``end_state``: scored on the pairs' end states. Practice queries are chosen at
+        random."""
         if len(shown) >= self.n_pairs:
             raise ValueError("every pair of the pool has been shown to this participant")
         if self.spec.strategy == "random" or practice:
@@ -73,14 +92,27 @@ class QueryChooser:
             taken = set(shown)
             return int(next(p for p in order if int(p) not in taken))
         assert posterior is not None and history is not None
-        return self._most_informative(shown, posterior, history)
+        z = self._samples(len(shown), posterior, history)
+        scorer = self.end_scorer if end_state else self.scorer
+        with torch.no_grad():
+            scores = bald_scores(self.scale * scorer.logits(z)).cpu().numpy()
+        scores[np.asarray(shown, dtype=np.int64)] = -np.inf
+        return int(np.argmax(scores))
 
     def next_items(
-        self, participant: int, position: int, count: int, taken: set[int]
+        self,
+        participant: int,
+        position: int,
+        count: int,
+        taken: set[int],
+        ranking: QuestionType | None = None,
+        posterior: tuple[np.ndarray, np.ndarray] | None = None,
+        history: list[int] | None = None,
     ) -> tuple[int, ...]:
         """``count`` pool items of distinct clips for a ranking or a rating, none showing a
-        clip of ``taken`` (items) when enough are left, drawn at random (seeded by the
-        participant and position)."""
+        clip of ``taken`` (items) when enough are left: drawn at random, or with
+        ``ranking`` and the participant's ``posterior`` and ``history`` (as for
+        :meth:`next_pair`) the most informative of :data:`RANKING_CANDIDATES` such draws."""
         items = self.distinct_items
         if len(items) < count:
             raise ValueError(
@@ -90,21 +122,38 @@ class QueryChooser:
         left = np.asarray([i for i in items if self.clip_of[i] not in seen], np.int64)
         source = left if len(left) >= count else items
         rng = self._rng(participant, position, 4)
-        return tuple(int(i) for i in rng.choice(source, size=count, replace=False))
+        if ranking is None or posterior is None or history is None:
+            return tuple(int(i) for i in rng.choice(source, size=count, replace=False))
+        sets = np.stack(
+            [rng.choice(source, size=count, replace=False) for _ in range(RANKING_CANDIDATES)]
+        )
+        best = self.most_informative_set(sets, ranking, position, posterior, history)
+        return tuple(int(i) for i in sets[best])
 
-    def _most_informative(
-        self, shown: list[int], posterior: tuple[np.ndarray, np.ndarray], history: list[int]
+    def most_informative_set(
+        self,
+        sets: np.ndarray,
+        ranking: QuestionType,
+        position: int,
+        posterior: tuple[np.ndarray, np.ndarray],
+        history: list[int],
     ) -> int:
+        """The index of the set of items (``sets (C, k)``) whose ranking tells most about
+        the participant: BALD's expected information under their posterior."""
+        z = self._samples(position, posterior, history)
+        utilities = self.scale * ItemUtilities(self.model, self.items, sets)(z)  # (S, C, k)
+        return int(torch.argmax(ranking.information(utilities.permute(1, 0, 2))))
+
+    def _samples(
+        self, position: int, posterior: tuple[np.ndarray, np.ndarray], history: list[int]
+    ) -> torch.Tensor:
+        """BALD's samples of the participant's z, seeded by their answers (module docstring)."""
         assert self.model is not None
         mean, std = posterior
-        noise = np.random.default_rng([self.spec.seed, len(shown), 2, *history]).standard_normal(
+        noise = np.random.default_rng([self.spec.seed, position, 2, *history]).standard_normal(
             (BALD_SAMPLES, self.model.latent_dim)
         )
-        z = torch.as_tensor(mean + std * noise, dtype=torch.float32, device=self.model.device)
-        with torch.no_grad():
-            scores = bald_scores(self.scale * self.scorer.logits(z)).cpu().numpy()
-        scores[np.asarray(shown, dtype=np.int64)] = -np.inf
-        return int(np.argmax(scores))
+        return torch.as_tensor(mean + std * noise, dtype=torch.float32, device=self.model.device)
 
 
 def label_code(label: float | None) -> int:

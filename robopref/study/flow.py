@@ -136,14 +136,14 @@ class Study:
                     return None
                 kind, practice = question_at(self.spec.questions, position, self.spec.practice)
                 if kind.asks_pair:
-                    pair = self._next_pair(participant, shown, practice)
+                    pair = self._next_pair(participant, shown, practice, kind.kind == "end-state")
                     swapped = self.chooser.swapped(participant.id, position)
                     query = self.store.show(
                         participant.id, pair, swapped, position, kind.kind, practice=practice
                     )
                 else:
                     taken = {i for q in shown for i in q.items}
-                    items = self.chooser.next_items(participant.id, position, kind.items, taken)
+                    items = self._next_items(participant, position, kind, taken, practice)
                     query = self.store.show(
                         participant.id, None, False, position, kind.kind, items, practice
                     )
@@ -151,12 +151,31 @@ class Study:
                     return query
         raise StudyRefusedError(503, "the server is busy with your other requests: reload")
 
-    def _next_pair(self, participant: Participant, shown: list[ShownQuery], practice: bool) -> int:
+    def _next_pair(
+        self, participant: Participant, shown: list[ShownQuery], practice: bool, end_state: bool
+    ) -> int:
         pairs = [q.pair for q in shown if q.pair is not None]
         if self.spec.strategy == "random" or practice:
             return self.chooser.next_pair(participant.id, pairs, practice=practice)
         posterior, history = self.posterior(participant)
-        return self.chooser.next_pair(participant.id, pairs, posterior, history)
+        return self.chooser.next_pair(
+            participant.id, pairs, posterior, history, end_state=end_state
+        )
+
+    def _next_items(
+        self,
+        participant: Participant,
+        position: int,
+        kind: StudyQuestion,
+        taken: set[int],
+        practice: bool,
+    ) -> tuple[int, ...]:
+        if self.spec.strategy == "random" or practice or kind.kind != "ranking":
+            return self.chooser.next_items(participant.id, position, kind.items, taken)
+        posterior, history = self.posterior(participant)
+        return self.chooser.next_items(
+            participant.id, position, kind.items, taken, kind.answer_model(), posterior, history
+        )
 
     def posterior(
         self, participant: Participant

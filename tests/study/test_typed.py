@@ -340,3 +340,36 @@ def test_the_export_of_a_mixed_type_study_trains_a_reward_model(synthetic_run, t
         TrainRewardOptions(data=str(out), model=model, out=str(path), epochs=3, device="cpu")
     )
     assert path.exists()
+
+
+def test_an_active_study_asks_the_ranking_that_tells_most(typed_study):
+    """With ``active``, a ranking's clips are the most informative of the candidate sets:
+    their BALD information is above nine in ten random sets' under the same posterior."""
+    from robopref.study.choose import QueryChooser
+
+    token = next(iter(read_links(typed_study).values()))
+    with TestClient(create_app(typed_study)) as client:
+        client.post(f"/s/{token}/step.json", json={"step": "welcome"})
+        page = client.post(f"/s/{token}/step.json", json={"step": "consent"}).json()
+        while page["kind"] != "ranking" or page["practice"]:
+            choice = "cant_tell" if page["kind"] != "pair" else "left"
+            page = client.post(
+                f"/s/{token}/answer.json", json={"query": page["query"], "choice": choice}
+            ).json()["next"]
+        study = client.app.state.study
+        participant = study.participant(token)
+        query = study.store.open_query(participant.id)
+        posterior, history = study.posterior(participant)
+    chooser: QueryChooser = study.chooser
+    ranking = parse_question("ranking:3").answer_model()
+    rng = np.random.default_rng(11)
+    sets = np.stack(
+        [np.asarray(query.items)]
+        + [rng.choice(chooser.distinct_items, 3, replace=False) for _ in range(200)]
+    )
+    from robopref.reward.typed_asking import ItemUtilities
+
+    z = chooser._samples(query.position, posterior, history)
+    utilities = chooser.scale * ItemUtilities(chooser.model, chooser.items, sets)(z)
+    information = ranking.information(utilities.permute(1, 0, 2)).numpy()
+    assert information[0] >= np.quantile(information[1:], 0.9)
