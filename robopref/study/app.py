@@ -52,6 +52,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 
 from robopref.study import pages
 from robopref.study.flow import Study
+from robopref.study.questions import RATING_LEVELS
 from robopref.study.robot import ROBOT_KINDS, robot_clip_name
 from robopref.study.spec import CLIPS_DIR, ROBOT_DIR, clip_path
 from robopref.study.store import CHOICES, StudyRefusedError, check_query_id
@@ -115,13 +116,7 @@ def _given(body: dict[str, Any]) -> object:
         except ValueError as error:
             raise StudyRefusedError(422, "give every clip a rank (1 = best)") from error
         return [position for _, position in ranked]
-    rating = body.get("rating")
-    if isinstance(rating, str):
-        text = rating.strip()
-        if not (text.isascii() and text.isdigit() and len(text) < 3):
-            raise StudyRefusedError(422, f"rating {text[:20]!r} must be a whole number")
-        return int(text)
-    return rating
+    return body.get("rating")  # checked, as text or a number, by the store
 
 
 def create_app(folder: str | Path, device: str = "cpu") -> FastAPI:
@@ -192,7 +187,7 @@ def create_app(folder: str | Path, device: str = "cpu") -> FastAPI:
         await _in_thread(study.participant, token)  # an unknown token: 404, body unread
         shape = (
             f'{{"query": id, "choice": one of {list(CHOICES)} or ranked / rated, "order": '
-            '[shown positions, best first], "rating": 1-7, "client_ms": number}'
+            f'[shown positions, best first], "rating": 1-{RATING_LEVELS}, "client_ms": number}}'
         )
         body = await _json_body(request, shape)
         try:

@@ -280,7 +280,7 @@ class Study:
         page, _ = self.page(participant)
         if page != "final-rating":
             raise StudyRefusedError(409, f"there are no robots to rate now ({page})")
-        self.store.rate_final(participant.id, _rating(left), _rating(right))
+        self.store.rate_final(participant.id, left, right)
 
     # ------------------------------------------------------------------ robot
     def start_robot(self, participant: Participant) -> None:
@@ -360,11 +360,3 @@ def _answer_codes(row: dict[str, Any]) -> list[int]:
     if row["answer"] is None:
         return [label_code(row["label"])]
     return [int(i) for i in np.ravel(row["answer"])]
-
-
-def _rating(value: Any) -> int:
-    """A 1-7 rating from a form field or JSON value, else 422."""
-    text = str(value).strip()
-    if isinstance(value, bool) or not (text.isascii() and text.isdigit()) or len(text) > 2:
-        raise StudyRefusedError(422, f"rating {text[:20]!r} must be a whole number 1-7")
-    return int(text)

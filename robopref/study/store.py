@@ -52,6 +52,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from robopref.study.questions import PAIR_KINDS, RATING_LEVELS
+
 DB_NAME = "study.sqlite"
 #: the tables a study database holds (a file without them is not one)
 #: (steps and finals, added with typed questions, are created by the upgrade when missing)
@@ -73,7 +75,7 @@ FINAL_COLUMNS = (
 #: the participant's steps before the questions
 STEPS = ("welcome", "consent", "declined")
 
-SCHEMA = """
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS participants (
     id INTEGER PRIMARY KEY,
     token TEXT NOT NULL UNIQUE,
@@ -122,8 +124,8 @@ CREATE TABLE IF NOT EXISTS finals (
     shown_at REAL NOT NULL,
     choice TEXT CHECK (choice IN ('left', 'right', 'equal')),
     chosen_at REAL,
-    rating_left INTEGER CHECK (rating_left BETWEEN 1 AND 7),
-    rating_right INTEGER CHECK (rating_right BETWEEN 1 AND 7),
+    rating_left INTEGER CHECK (rating_left BETWEEN 1 AND {RATING_LEVELS}),
+    rating_right INTEGER CHECK (rating_right BETWEEN 1 AND {RATING_LEVELS}),
     rated_at REAL
 );
 """
@@ -207,8 +209,6 @@ def answer_of(shown: ShownQuery, choice: str, given: object = None) -> tuple[flo
     A pair type's label is P(pool segment A preferred) (:func:`label_of`; ``pair`` has no
     "equal"); a ranking's stored answer is its items best first (``given``: the shown
     positions, best first: a permutation); a rating's the rating (``given``: 1-7)."""
-    from robopref.study.questions import PAIR_KINDS, RATING_LEVELS
-
     if choice == "cant_tell":
         return None, None
     if shown.kind in PAIR_KINDS:
@@ -236,11 +236,22 @@ def answer_of(shown: ShownQuery, choice: str, given: object = None) -> tuple[flo
                 f"best first; got {str(given)[:60]}",
             )
         return None, [shown.items[i] for i in order]
-    if isinstance(given, bool) or not isinstance(given, int) or not 1 <= given <= RATING_LEVELS:
-        raise StudyRefusedError(
-            422, f"a rating must be a whole number 1-{RATING_LEVELS}; got {str(given)[:40]}"
-        )
-    return None, given
+    return None, check_rating(given)
+
+
+def check_rating(value: object) -> int:
+    """A rating (an integer, or its digits as a form sends them) on the study's 1 ..
+    :data:`~robopref.study.questions.RATING_LEVELS` scale, else 422."""
+    text = str(value).strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        rating = value
+    elif isinstance(value, str) and text.isascii() and text.isdigit() and len(text) <= 3:
+        rating = int(text)
+    else:
+        raise StudyRefusedError(422, f"a rating must be a whole number; got {text[:40]!r}")
+    if not 1 <= rating <= RATING_LEVELS:
+        raise StudyRefusedError(422, f"a rating must be 1-{RATING_LEVELS}; got {text[:40]!r}")
+    return rating
 
 
 def check_query_id(query: object) -> int:
@@ -565,11 +576,9 @@ class StudyStore:
                     409, "the final choice is made already, or the robots were not shown yet"
                 )
 
-    def rate_final(self, participant: int, left: int, right: int) -> None:
+    def rate_final(self, participant: int, left: object, right: object) -> None:
         """Store the 1-7 ratings of the left and right robot once, after the choice."""
-        for value in (left, right):
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 7:
-                raise StudyRefusedError(422, f"rating {value!r} must be a whole number 1-7")
+        left, right = check_rating(left), check_rating(right)
         with self.connect(write=True) as db:
             cursor = db.execute(
                 "UPDATE finals SET rating_left = ?, rating_right = ?, rated_at = ? "
